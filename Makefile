@@ -1,0 +1,51 @@
+# coldchain: the whole set-up on a fresh Debian machine is `make demo` or `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Debian packages the test suite talks to (real parts, not mocks).
+TEST_SERVICES := mosquitto
+
+.PHONY: demo test lint format typecheck lock services clean
+
+# A venv per purpose would double the disk; one venv, with a stamp per lock file installed.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.hub.stamp: requirements/hub.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/hub.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.dev.stamp: requirements/dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@ $(VENV)/.hub.stamp
+
+demo: $(VENV)/.hub.stamp
+	$(BIN)/coldchain demo
+
+services:
+	@scripts/install-services.sh $(TEST_SERVICES)
+
+test: $(VENV)/.dev.stamp services lint
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.dev.stamp
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.dev.stamp
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Re-pin every dependency (needs network); commit the changed lock files.
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra agent -o requirements/agent.lock --python $(BIN)/python
+	$(BIN)/uv pip compile pyproject.toml --extra hub --extra simulator -o requirements/hub.lock --python $(BIN)/python
+	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements/dev.lock --python $(BIN)/python
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-data

@@ -1,0 +1,142 @@
+"""The ``coldchain`` command line.
+
+This is the composition root: subcommands import the package that does the work lazily
+(``simulator``, ``edge_agent``, the hub) so ``coldchain config check`` on a Pi stays light and
+an agent-only install never needs the hub's dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from coldchain import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from coldchain.config.errors import InvalidConfigError
+    from coldchain.config.loader import check_site_file
+    from coldchain.profiles.registry import ProfileRegistry
+
+    try:
+        profiles = ProfileRegistry.load(*[Path(d) for d in args.profiles])
+    except InvalidConfigError as exc:
+        print(f"device profiles: {exc}", file=sys.stderr)
+        return 1
+    status = 0
+    for file in args.files:
+        result = check_site_file(file, profiles)
+        for e in result.errors:
+            print(f"error: {e.format()}", file=sys.stderr)
+        for w in result.warnings:
+            print(f"warning: {w.format()}", file=sys.stderr)
+        if result.errors:
+            status = 1
+            n = len(result.errors)
+            note = "" if result.cross_checked else "; references are checked once these are fixed"
+            print(f"{file}: {n} error{'s' if n != 1 else ''}{note}", file=sys.stderr)
+        else:
+            assert result.config is not None
+            cfg = result.config
+            devices = sum(len(g.devices) for g in cfg.gateways)
+            rooms = sum(len(s.rooms) for s in cfg.sites)
+            print(
+                f"{file}: ok: {len(cfg.sites)} sites, {rooms} rooms, {len(cfg.gateways)} "
+                f"gateways, {devices} devices, {len(result.warnings)} warnings"
+            )
+    return status
+
+
+def _config_schema(args: argparse.Namespace) -> int:
+    from pydantic import TypeAdapter
+
+    from coldchain.config.site import SiteConfig
+    from coldchain.profiles.schema import Profile
+
+    schema = TypeAdapter(Profile).json_schema() if args.profile else SiteConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    print(json.dumps(schema, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _profiles_list(args: argparse.Namespace) -> int:
+    from coldchain.config.errors import InvalidConfigError
+    from coldchain.profiles.registry import ProfileRegistry
+
+    try:
+        registry = ProfileRegistry.load(*[Path(d) for d in args.profiles])
+    except InvalidConfigError as exc:
+        print(f"device profiles: {exc}", file=sys.stderr)
+        return 1
+    for p in registry:
+        print(f"{p.id:24} {p.protocol:7} {p.vendor} {p.model} ({len(p.points)} points)")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from simulator.cli import run
+
+    return run(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from coldchain.demo import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="coldchain", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"coldchain {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cfg = sub.add_parser("config", help="check a site config, print its JSON Schema")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    chk = cfg_sub.add_parser("check", help="report every error of site config files; exit 1 on any")
+    chk.add_argument("files", nargs="+", metavar="FILE")
+    chk.add_argument(
+        "--profiles",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="profile directory (default: the shipped profiles); repeatable",
+    )
+    chk.set_defaults(handler=_config_check)
+    sch = cfg_sub.add_parser("schema", help="print the JSON Schema of the site config")
+    sch.add_argument("--profile", action="store_true", help="the device profile schema instead")
+    sch.set_defaults(handler=_config_schema)
+
+    prof = sub.add_parser("profiles", help="list the device profiles")
+    prof.add_argument("--profiles", action="append", default=[], metavar="DIR")
+    prof.set_defaults(handler=_profiles_list)
+
+    demo = sub.add_parser("demo", help="run the virtual county network and watch its rooms")
+    from coldchain.demo import add_arguments as demo_arguments
+
+    demo_arguments(demo)
+    demo.set_defaults(handler=_demo)
+
+    sim = sub.add_parser("simulate", help="run the virtual site from a site config")
+    from simulator.cli import add_arguments
+
+    add_arguments(sim)
+    sim.set_defaults(handler=_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The site config: sites and their rooms, gateways with their buses and devices.
+
+One YAML file describes a network (a city centre and township cold stores). Every model
+forbids unknown keys; every field says what it is; cross-references (profiles, buses, rooms,
+unit ids) are checked by :mod:`coldchain.config.checks` after the shapes are valid.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from coldchain.config.base import StrictModel
+from coldchain.durations import Duration
+
+ID = r"^[a-z0-9][a-z0-9_-]*$"
+"""Ids are lower-case, digits, '-' and '_': they become MQTT topic levels and series names."""
+
+
+class RoomClass(StrEnum):
+    """What a room keeps; sets its default limits (see docs/DOMAIN and GB/T 24616-2019)."""
+
+    CHILLED = "chilled"
+    FROZEN = "frozen"
+    AMBIENT = "ambient"
+    SORTING = "sorting"
+
+
+class Band(StrictModel):
+    """An allowed range; either end may be open."""
+
+    low: float | None = Field(None, description="lowest allowed value")
+    high: float | None = Field(None, description="highest allowed value")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Band:
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError(f"low {self.low:g} must be below high {self.high:g}")
+        return self
+
+
+class Limits(StrictModel):
+    """Temperature (°C) and relative humidity (%RH) limits of a room."""
+
+    temperature: Band = Field(description="temperature band, °C")
+    humidity: Band | None = Field(None, description="humidity band, %RH (optional)")
+
+
+DEFAULT_LIMITS: dict[RoomClass, Limits] = {
+    # Produce and poultry are usually kept at 0-4 °C; GB/T 24616 allows chilled up to 8 °C.
+    RoomClass.CHILLED: Limits(temperature=Band(low=0, high=4), humidity=Band(low=75, high=95)),
+    # Frozen: at or below -18 °C.
+    RoomClass.FROZEN: Limits(temperature=Band(low=None, high=-18)),
+    # Ambient ("normal temperature") storage, GSP: 10-30 °C, 35-75 %RH.
+    RoomClass.AMBIENT: Limits(temperature=Band(low=10, high=30), humidity=Band(low=35, high=75)),
+    # The sorting hall: parcels wait here minutes, not days; keep it out of frost and heat.
+    RoomClass.SORTING: Limits(temperature=Band(low=0, high=30)),
+}
+
+
+class Room(StrictModel):
+    """A cold room, a store or the sorting hall."""
+
+    id: str = Field(description="room id, unique in its site", pattern=ID)
+    name: str = Field(description="name shown to operators")
+    room_class: RoomClass = Field(
+        alias="class", description="chilled, frozen, ambient or sorting; sets default limits"
+    )
+    limits: Limits | None = Field(None, description="overrides the class's default limits")
+    area_m2: float | None = Field(
+        None, description="floor area (GB 31605: > 100 m² needs >= 2 probes)", gt=0
+    )
+
+    @property
+    def effective_limits(self) -> Limits:
+        return self.limits or DEFAULT_LIMITS[self.room_class]
+
+
+class Site(StrictModel):
+    """A place with rooms: the city logistics centre or a township cold store."""
+
+    id: str = Field(description="site id", pattern=ID)
+    name: str = Field(description="name shown to operators and in SMS")
+    timezone: str = Field("Asia/Shanghai", description="IANA time zone for display and reports")
+    rooms: list[Room] = Field(min_length=1, description="the rooms of the site")
+
+
+class RtuBus(StrictModel):
+    """An RS-485 line driven by a USB adapter or a HAT on the Pi."""
+
+    type: Literal["rtu"] = "rtu"
+    id: str = Field(description="bus id, unique on the gateway", pattern=ID)
+    port: str = Field(description="serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...")
+    baud: int = Field(9600, description="baud rate", ge=1200, le=921600)
+    parity: Literal["N", "E", "O"] = Field("N", description="N (none), E (even) or O (odd)")
+    stop_bits: Literal[1, 2] = Field(1, description="stop bits")
+    timeout: Duration = Field(0.5, description="how long to wait for a reply, e.g. 500ms")
+    inter_frame_gap: Duration | None = Field(
+        None,
+        description="silence between frames; absent: 3.5 characters at the baud rate "
+        "(at least 1.75 ms, per the Modbus serial line spec)",
+    )
+
+    @property
+    def frame_gap(self) -> float:
+        if self.inter_frame_gap is not None:
+            return self.inter_frame_gap
+        return max(3.5 * 11 / self.baud, 0.00175)
+
+
+class TcpBus(StrictModel):
+    """A Modbus TCP endpoint: a PLC, or a TCP-to-RTU gateway with unit ids behind it."""
+
+    type: Literal["tcp"] = "tcp"
+    id: str = Field(description="bus id, unique on the gateway", pattern=ID)
+    host: str = Field(description="host name or address")
+    port: int = Field(502, description="TCP port", ge=1, le=65535)
+    timeout: Duration = Field(1.0, description="how long to wait for a reply")
+    max_concurrent: int = Field(
+        1, description="requests in flight at once (most PLCs answer one at a time)", ge=1, le=16
+    )
+
+
+class MqttBus(StrictModel):
+    """A local MQTT broker the wireless sensors publish to (Zigbee2MQTT, Tasmota, Shelly)."""
+
+    type: Literal["mqtt"] = "mqtt"
+    id: str = Field(description="bus id, unique on the gateway", pattern=ID)
+    host: str = Field("localhost", description="broker host")
+    port: int = Field(1883, description="broker port", ge=1, le=65535)
+    username: str | None = Field(None, description="broker user")
+    password_file: str | None = Field(None, description="file holding the broker password")
+
+
+Bus = Annotated[RtuBus | TcpBus | MqttBus, Field(discriminator="type")]
+
+
+class PointOverride(StrictModel):
+    """Per-point settings of one installed device."""
+
+    calibration: float = Field(
+        0.0,
+        description="offset added after decoding (from the calibration certificate); "
+        "recorded with every reading",
+    )
+    enabled: bool = Field(default=True, description="false: do not read this point")
+
+
+class Device(StrictModel):
+    """An installed sensor or controller: which profile, on which bus, at which address."""
+
+    id: str = Field(description="device id, unique on the gateway", pattern=ID)
+    profile: str = Field(description="device profile id (firmware_configs/profiles/<id>.yaml)")
+    bus: str = Field(description="id of the gateway bus it is on")
+    room: str = Field(description="id of the room it is in (in the gateway's site)")
+    unit_id: int | None = Field(
+        None, description="Modbus unit id (1-247); required on RTU and TCP buses", ge=0, le=247
+    )
+    topic: str | None = Field(
+        None, description="MQTT base topic; absent: the profile's default with {name} = id"
+    )
+    poll_interval: Duration = Field(30.0, description="how often to read, e.g. 30s")
+    points: dict[str, PointOverride] = Field(
+        default_factory=dict, description="per-point overrides: calibration offset, enabled"
+    )
+    name: str | None = Field(None, description="label shown to technicians")
+    max_registers: int | None = Field(
+        None, description="most registers per request, if lower than the profile's", ge=1, le=125
+    )
+
+
+class Gateway(StrictModel):
+    """A Raspberry Pi gateway: its buses and the devices on them."""
+
+    id: str = Field(description="gateway id; also its MQTT client id", pattern=ID)
+    site: str = Field(description="id of the site it stands in")
+    buses: list[Bus] = Field(min_length=1, description="RS-485 lines, Modbus TCP endpoints, MQTT")
+    devices: list[Device] = Field(default_factory=list, description="devices on those buses")
+
+
+class Contact(StrictModel):
+    """A person alerts reach. Extended by the alerts issue (escalation, quiet hours)."""
+
+    id: str = Field(description="contact id", pattern=ID)
+    name: str = Field(description="full name")
+    phone: str = Field(
+        description="E.164 phone number, e.g. +8613800000000", pattern=r"^\+\d{6,15}$"
+    )
+    language: Literal["zh-CN", "en"] = Field("zh-CN", description="message language")
+    sites: list[str] = Field(
+        default_factory=list, description="sites this person covers; empty: all"
+    )
+
+
+class AlertRule(StrictModel):
+    """Placeholder for alert rules; the alerts issue makes this a union of rule kinds."""
+
+    id: str = Field(description="rule id", pattern=ID)
+    kind: str = Field(description="rule kind")
+
+
+class Deadbands(StrictModel):
+    """Report on change: a new value is sent when it moved at least this far (or when the
+    point has been silent for ``max_silence``). Door, alarm and status points: any change."""
+
+    temperature: float = Field(0.1, description="°C", ge=0)
+    humidity: float = Field(0.5, description="%RH", ge=0)
+    setpoint: float = Field(0.0, description="°C", ge=0)
+    counter: float = Field(0.0, description="counts", ge=0)
+
+
+class Uplink(StrictModel):
+    """How gateways reach the centre's broker."""
+
+    broker: str = Field(
+        "mqtt://localhost:1883",
+        description="central broker URL: mqtt://host:port, or mqtts://host:port for TLS",
+        pattern=r"^mqtts?://[^/:]+(:\d+)?/?$",
+    )
+    prefix: str = Field("coldchain", description="topic prefix", pattern=r"^[a-z0-9][a-z0-9_/-]*$")
+    ca_file: str | None = Field(None, description="CA bundle for mqtts (default: the system's)")
+    username: str | None = Field(None, description="broker user; absent: the gateway id")
+    password_file: str | None = Field(None, description="file holding the broker password")
+
+
+class AgentSettings(StrictModel):
+    """How every gateway's agent polls, buffers and sends (one set for the network)."""
+
+    data_dir: str = Field("/var/lib/coldchain", description="where the outbox lives")
+    buffer_max_mb: int = Field(256, description="outbox size bound, MiB", ge=1)
+    keep_recent: Duration = Field(
+        86400.0, description="when full, every reading this recent is kept"
+    )
+    thin_interval: Duration = Field(
+        1800.0, description="when full, older readings are thinned to one per this per series"
+    )
+    batch_size: int = Field(500, description="readings per telemetry batch", ge=1, le=10000)
+    batch_interval: Duration = Field(1.0, description="longest wait before a partial batch")
+    ack_timeout: Duration = Field(30.0, description="resend a batch not acknowledged by then")
+    max_in_flight: int = Field(8, description="unacknowledged batches at once", ge=1, le=100)
+    health_interval: Duration = Field(60.0, description="how often health is published")
+    fill_registers: int = Field(
+        8, description="registers read across a hole to save a request", ge=0, le=124
+    )
+    fill_bits: int = Field(64, description="coils/inputs read across a hole", ge=0, le=1999)
+    deadband: Deadbands = Field(default_factory=Deadbands, description="report-on-change")
+    max_silence: Duration = Field(60.0, description="send a point at least this often")
+    backoff_max: Duration = Field(300.0, description="longest wait before retrying a dead device")
+
+
+class SiteConfig(StrictModel):
+    """A whole network: sites, gateways, contacts and alert rules."""
+
+    version: Literal[1] = Field(1, description="config format version")
+    uplink: Uplink = Field(default_factory=Uplink, description="the central broker")
+    agent: AgentSettings = Field(default_factory=AgentSettings, description="agent settings")
+    sites: list[Site] = Field(min_length=1, description="sites and their rooms")
+    gateways: list[Gateway] = Field(default_factory=list, description="gateways and devices")
+    contacts: list[Contact] = Field(default_factory=list, description="people alerts reach")
+    alert_rules: list[AlertRule] = Field(default_factory=list, description="alert rules")
+
+    def site(self, site_id: str) -> Site:
+        for s in self.sites:
+            if s.id == site_id:
+                return s
+        raise KeyError(f"no site {site_id!r}")
+
+    def gateway(self, gateway_id: str) -> Gateway:
+        for g in self.gateways:
+            if g.id == gateway_id:
+                return g
+        known = ", ".join(g.id for g in self.gateways) or "none"
+        raise KeyError(f"no gateway {gateway_id!r} (known: {known})")

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests talk to, if their binaries are missing.
+# Usage: scripts/install-services.sh mosquitto [victoria-metrics chromium ...]
+set -euo pipefail
+declare -A binary=(
+  [mosquitto]=/usr/sbin/mosquitto
+  [victoria-metrics]=/usr/bin/victoria-metrics
+  [chromium]=/usr/bin/chromium
+)
+missing=()
+for pkg in "$@"; do
+  [ -x "${binary[$pkg]:-/nonexistent}" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing test services: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  sudo=sudo
+else
+  sudo=
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian starts the packaged daemons; the tests start their own on free ports instead.

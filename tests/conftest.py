@@ -1,0 +1,5 @@
+"""Shared fixtures: real services (see :mod:`tests.services`)."""
+
+from tests.services import mosquitto
+
+__all__ = ["mosquitto"]

@@ -1,0 +1,130 @@
+"""Real services for the tests, started on free ports and stopped afterwards.
+
+* ``mosquitto``: a Mosquitto broker on 127.0.0.1 with a generated config (anonymous access,
+  persistence in the test's tmp_path). Never the system broker on 1883. If the binary is
+  missing the test FAILS and says how to install it (``apt-get install mosquitto``).
+
+Also the waiting helpers every test uses instead of sleeps: wait on a condition, with a
+timeout that names what was awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+MOSQUITTO = Path("/usr/sbin/mosquitto")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.01)
+
+
+async def until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, within: float = 10.0
+) -> None:
+    """Async :func:`wait_for`: ``condition`` may be a coroutine function."""
+    deadline = time.monotonic() + within
+    while True:
+        result = condition()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {within:g}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where a test broker listens."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+def _start_mosquitto(tmp: Path) -> tuple[subprocess.Popen[bytes], Broker, Path]:
+    port = free_port()
+    data = tmp / "mosquitto"
+    data.mkdir(exist_ok=True)
+    log = data / "mosquitto.log"
+    conf = data / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "persistence true\n"
+        f"persistence_location {data}/\n"
+        f"log_dest file {log}\n"
+        "log_type error\nlog_type warning\nlog_type notice\n"
+    )
+    proc = subprocess.Popen(
+        [str(MOSQUITTO), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    return proc, Broker("127.0.0.1", port), log
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    """A private Mosquitto broker for one test."""
+    if not MOSQUITTO.exists():
+        pytest.fail(
+            f"{MOSQUITTO} not found: the MQTT tests need a real broker; install it with "
+            "`apt-get install mosquitto` (or `make services`)"
+        )
+    for _attempt in range(3):  # the free port may be taken between probing and binding
+        proc, broker, log = _start_mosquitto(tmp_path)
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and not port_open(broker.host, broker.port):
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"mosquitto did not listen on {broker.port} within 10s")
+            time.sleep(0.01)
+        if proc.poll() is None:
+            break
+    else:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        text = log.read_text() if log.exists() else ""
+        pytest.fail(f"mosquitto would not start: {err}{text}")
+    try:
+        yield broker
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
