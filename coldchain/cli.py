@@ -84,6 +84,12 @@ def _simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _agent(args: argparse.Namespace) -> int:
+    from edge_agent.cli import run
+
+    return run(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from coldchain.demo import run
 
@@ -114,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     prof = sub.add_parser("profiles", help="list the device profiles")
     prof.add_argument("--profiles", action="append", default=[], metavar="DIR")
     prof.set_defaults(handler=_profiles_list)
+
+    agent = sub.add_parser("agent", help="run a gateway's agent, or print its request plan")
+    from edge_agent.cli import add_arguments as agent_arguments
+
+    agent_arguments(agent)
+    agent.set_defaults(handler=_agent)
 
     demo = sub.add_parser("demo", help="run the virtual county network and watch its rooms")
     from coldchain.demo import add_arguments as demo_arguments

@@ -1,5 +1,5 @@
 """Shared fixtures: real services (see :mod:`tests.services`)."""
 
-from tests.services import mosquitto
+from tests.services import mosquitto, restartable_mosquitto
 
-__all__ = ["mosquitto"]
+__all__ = ["mosquitto", "restartable_mosquitto"]

@@ -128,3 +128,45 @@ def mosquitto(tmp_path: Path) -> Iterator[Broker]:
             proc.wait()
         if proc.stderr:
             proc.stderr.close()
+
+
+class MosquittoProcess:
+    """A broker a test can stop and start again on the same port, keeping its persistence
+    (queued QoS 1 messages of persistent sessions survive the restart, as in production)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.broker: Broker | None = None
+
+    def start(self) -> Broker:
+        if not MOSQUITTO.exists():
+            pytest.fail(f"{MOSQUITTO} not found: install it with `apt-get install mosquitto`")
+        port = self.broker.port if self.broker else free_port()
+        data = self.tmp / "mosquitto"
+        data.mkdir(exist_ok=True)
+        conf = data / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {data}/\nlog_dest file {data}/mosquitto.log\n"
+        )
+        self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(conf)], stderr=subprocess.DEVNULL)
+        self.broker = Broker("127.0.0.1", port)
+        wait_for(lambda: port_open("127.0.0.1", port), f"mosquitto on {port}")
+        return self.broker
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: mosquitto saves its persistence file
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture
+def restartable_mosquitto(tmp_path: Path) -> Iterator[MosquittoProcess]:
+    m = MosquittoProcess(tmp_path)
+    m.start()
+    try:
+        yield m
+    finally:
+        m.stop()

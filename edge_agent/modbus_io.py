@@ -1,0 +1,155 @@
+"""One Modbus connection (a TCP endpoint or an RS-485 line) behind a narrow interface.
+
+pymodbus does the framing; this module turns its many failure shapes into one
+:class:`ReadError` with a kind (``timeout``, ``exception``, ``garbage``, ``link``) and the
+context a technician needs (bus, unit id, table, address range). pymodbus's own reconnect
+and retries are off: the poller supervises connections and decides what to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from coldchain.config.site import RtuBus, TcpBus
+from coldchain.profiles.schema import Table
+
+log = logging.getLogger(__name__)
+
+ErrorKind = Literal["timeout", "exception", "garbage", "link"]
+EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "device failure",
+    5: "acknowledge",
+    6: "device busy",
+    10: "gateway path unavailable",
+    11: "gateway target did not respond",
+}
+
+
+class ReadError(Exception):
+    """A read that did not return data, with where and why."""
+
+    def __init__(self, kind: ErrorKind, where: str, detail: str, code: int | None = None) -> None:
+        super().__init__(f"{where}: {detail}")
+        self.kind, self.where, self.detail, self.code = kind, where, detail, code
+
+    @property
+    def reason(self) -> str:
+        """Short text for a bad reading's reason."""
+        if self.kind == "exception":
+            return f"exception {self.code}: {EXCEPTION_NAMES.get(self.code or 0, 'unknown')}"
+        return {"timeout": "no reply", "garbage": "garbled reply", "link": "link down"}[self.kind]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    table: Table
+    start: int
+    count: int
+    unit: int
+
+    def where(self, bus: str) -> str:
+        return (
+            f"bus {bus} unit {self.unit} {self.table} {self.start}..{self.start + self.count - 1}"
+        )
+
+
+class ModbusLink:
+    """A pymodbus client for one bus, connected on demand."""
+
+    def __init__(self, bus: RtuBus | TcpBus) -> None:
+        self.bus = bus
+        self._client: Any = None
+
+    def _make(self) -> Any:
+        b = self.bus
+        if isinstance(b, TcpBus):
+            return AsyncModbusTcpClient(
+                b.host, port=b.port, timeout=b.timeout, retries=0, reconnect_delay=0
+            )
+        return AsyncModbusSerialClient(
+            b.port,
+            baudrate=b.baud,
+            parity=b.parity,
+            stopbits=b.stop_bits,
+            bytesize=8,
+            timeout=b.timeout,
+            retries=0,
+            reconnect_delay=0,
+        )
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._client is not None and self._client.connected)
+
+    async def connect(self) -> None:
+        """Open the port or connection; raise :class:`ReadError` (kind ``link``) if not."""
+        self.close()
+        self._client = self._make()
+        try:
+            ok = await self._client.connect()
+        except (OSError, ModbusException) as exc:
+            ok, why = False, str(exc)
+        else:
+            why = "cannot connect"
+        if not ok:
+            self.close()
+            raise ReadError("link", f"bus {self.bus.id}", f"{self._endpoint()}: {why}")
+
+    def _endpoint(self) -> str:
+        b = self.bus
+        return f"{b.host}:{b.port}" if isinstance(b, TcpBus) else b.port
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # closing a broken transport must not raise
+                log.debug("closing %s failed", self._endpoint(), exc_info=True)
+            self._client = None
+
+    async def read(self, req: Request) -> list[int] | list[bool]:
+        """Registers (words) or bits of ``req``; raise :class:`ReadError` otherwise."""
+        if not self.connected:
+            await self.connect()
+        where = req.where(self.bus.id)
+        fn = {
+            Table.COIL: self._client.read_coils,
+            Table.DISCRETE: self._client.read_discrete_inputs,
+            Table.INPUT: self._client.read_input_registers,
+            Table.HOLDING: self._client.read_holding_registers,
+        }[req.table]
+        try:
+            rr = await fn(req.start, count=req.count, device_id=req.unit)
+        except ConnectionException as exc:
+            self.close()
+            raise ReadError("link", where, str(exc)) from exc
+        except ModbusIOException as exc:
+            text = str(exc)
+            kind: ErrorKind = "timeout" if "No response" in text else "garbage"
+            if isinstance(self.bus, TcpBus) and "CLOSING" in text:
+                self.close()
+            raise ReadError(kind, where, text) from exc
+        except (ModbusException, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
+            raise ReadError("garbage", where, str(exc)) from exc
+        if rr.isError():
+            code = getattr(rr, "exception_code", None)
+            name = EXCEPTION_NAMES.get(code or 0, "unknown")
+            raise ReadError("exception", where, f"exception {code} ({name})", code)
+        if req.table.is_bits:
+            bits = list(rr.bits)[: req.count]
+            if len(bits) < req.count:
+                raise ReadError("garbage", where, f"{len(bits)} bits for {req.count}")
+            return bits
+        regs = list(rr.registers)
+        if len(regs) != req.count:
+            raise ReadError("garbage", where, f"{len(regs)} registers for {req.count}")
+        return regs

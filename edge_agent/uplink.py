@@ -1,0 +1,237 @@
+"""The uplink: batches from the outbox to the centre's broker, acknowledged end to end.
+
+One supervised loop owns the MQTT connection (aiomqtt, MQTT 3.1.1, QoS 1, a persistent
+session so acks published while the link is down still arrive). Per connection it
+
+* announces ``online`` on the retained status topic (the last will says ``offline``),
+* resends every unacknowledged batch, then keeps up to ``max_in_flight`` batches out,
+  numbering new ones from the outbox when ``batch_size`` readings wait or ``batch_interval``
+  has passed,
+* resends a batch the hub has not acknowledged within ``ack_timeout``,
+* deletes a batch from the outbox only on the hub's ack, and
+* publishes health every ``health_interval``.
+
+A lost connection ends the inner task group; the loop waits a jittered, capped exponential
+backoff and connects again. It never dies: only cancellation stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from coldchain import __version__
+from coldchain.config.site import AgentSettings, Uplink
+from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
+from coldchain.protocol.topics import Topics
+from edge_agent.buffer import AsyncOutbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class UplinkStats:
+    """Counters for the health report."""
+
+    connected: bool = False
+    connects: int = 0
+    batches_sent: int = 0
+    batches_resent: int = 0
+    readings_acked: int = 0
+    bad_acks: int = 0
+    last_error: str | None = None
+    in_flight: dict[int, float] = field(default_factory=dict)  # seq -> monotonic send time
+
+
+def broker_address(url: str) -> tuple[str, int, bool]:
+    """(host, port, tls) of ``mqtt://host:port`` or ``mqtts://host:port``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
+    tls = parts.scheme == "mqtts"
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+def network_error(exc: BaseException) -> bool:
+    """True for the failures a network loop expects (broker gone, connection reset)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(network_error(e) for e in exc.exceptions)
+    return isinstance(exc, aiomqtt.MqttError | OSError)
+
+
+def describe(exc: BaseException) -> str:
+    """The innermost messages of an exception (group), for logs and health."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe(e) for e in exc.exceptions)
+    return str(exc) or type(exc).__name__
+
+
+class UplinkLoop:
+    """Sends the outbox to the hub. ``wake()`` after appending readings."""
+
+    def __init__(
+        self,
+        *,
+        outbox: AsyncOutbox,
+        gateway: str,
+        uplink: Uplink,
+        settings: AgentSettings,
+        password: str | None = None,
+        health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        backoff_initial: float = 0.5,
+    ) -> None:
+        self.outbox, self.gateway, self.uplink, self.settings = outbox, gateway, uplink, settings
+        self.topics = Topics(uplink.prefix)
+        self.password = password
+        self.health = health
+        self.stats = UplinkStats()
+        self._ready = asyncio.Event()
+        self._backoff_initial = backoff_initial
+
+    def wake(self) -> None:
+        """Readings were appended: a batch may be due."""
+        self._ready.set()
+
+    def _status(self, state: str) -> bytes:
+        msg = {"v": 1, "state": state, "ts": time.time_ns() // 1_000_000, "version": __version__}
+        return json.dumps(msg).encode()
+
+    def _client(self) -> aiomqtt.Client:
+        host, port, tls = broker_address(self.uplink.broker)
+        tls_context = None
+        if tls:
+            tls_context = ssl.create_default_context(cafile=self.uplink.ca_file)
+        return aiomqtt.Client(
+            host,
+            port,
+            identifier=f"coldchain-{self.gateway}",
+            username=self.uplink.username or self.gateway,
+            password=self.password,
+            clean_session=False,
+            keepalive=30,
+            timeout=10,
+            tls_context=tls_context,
+            will=aiomqtt.Will(
+                self.topics.topic(self.gateway, "status"),
+                self._status("offline"),
+                qos=1,
+                retain=True,
+            ),
+        )
+
+    async def run(self) -> None:
+        """Connect, send, reconnect; forever."""
+        backoff = self._backoff_initial
+        while True:
+            try:
+                async with self._client() as client:
+                    self.stats.connected, self.stats.connects = True, self.stats.connects + 1
+                    log.info("uplink connected to %s", self.uplink.broker)
+                    backoff = self._backoff_initial
+                    await self._session(client)
+            except Exception as exc:  # supervised: nothing but cancellation ends the loop
+                self.stats.last_error = describe(exc)
+                log.warning(
+                    "uplink to %s lost: %s; retrying in %.1fs",
+                    self.uplink.broker,
+                    self.stats.last_error,
+                    backoff,
+                    exc_info=not network_error(exc),
+                )
+            finally:
+                self.stats.connected = False
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+            backoff = min(backoff * 2, 60.0)
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        await client.subscribe(self.topics.topic(self.gateway, "ack"), qos=1)
+        await client.publish(
+            self.topics.topic(self.gateway, "status"), self._status("online"), qos=1, retain=True
+        )
+        self.stats.in_flight.clear()
+        for seq in await self.outbox.unacked():  # resend what the hub has not confirmed
+            await self._send(client, seq, resend=True)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receive_acks(client), name="uplink-acks")
+                tg.create_task(self._send_loop(client), name="uplink-send")
+                if self.health is not None:
+                    tg.create_task(self._health_loop(client), name="uplink-health")
+        except asyncio.CancelledError:
+            # A clean stop: the broker sends the last will only for a broken connection.
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                await client.publish(
+                    self.topics.topic(self.gateway, "status"),
+                    self._status("offline"),
+                    qos=1,
+                    retain=True,
+                    timeout=2,
+                )
+            raise
+
+    async def _send(self, client: aiomqtt.Client, seq: int, *, resend: bool) -> None:
+        batch = await self.outbox.load_batch(seq)
+        self.stats.in_flight[seq] = time.monotonic()
+        await client.publish(
+            self.topics.topic(self.gateway, "telemetry"), encode_batch(batch), qos=1
+        )
+        if resend:
+            self.stats.batches_resent += 1
+        else:
+            self.stats.batches_sent += 1
+
+    async def _send_loop(self, client: aiomqtt.Client) -> None:
+        s = self.settings
+        while True:
+            now = time.monotonic()
+            for seq, sent in list(self.stats.in_flight.items()):
+                if now - sent > s.ack_timeout:
+                    log.info("batch %d not acknowledged in %.0fs; resending", seq, s.ack_timeout)
+                    await self._send(client, seq, resend=True)
+            while len(self.stats.in_flight) < s.max_in_flight:
+                if not await self.outbox.batch_due(s.batch_size, s.batch_interval):
+                    break
+                batch = await self.outbox.next_batch(s.batch_size)
+                if batch is None:
+                    break
+                await self._send(client, batch.seq, resend=False)
+            self._ready.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout=min(s.batch_interval, 1.0))
+
+    async def _receive_acks(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                self.stats.bad_acks += 1
+                continue
+            try:
+                epoch, seqs = decode_ack(bytes(payload))
+            except ProtocolError as exc:
+                self.stats.bad_acks += 1
+                log.warning("ignoring a malformed ack: %s", exc)
+                continue
+            self.stats.readings_acked += await self.outbox.ack(epoch, seqs)
+            for seq in seqs:
+                self.stats.in_flight.pop(seq, None)
+            self._ready.set()
+
+    async def _health_loop(self, client: aiomqtt.Client) -> None:
+        assert self.health is not None
+        while True:
+            report = await self.health()
+            await client.publish(
+                self.topics.topic(self.gateway, "health"), json.dumps(report).encode(), qos=0
+            )
+            await asyncio.sleep(self.settings.health_interval)

@@ -1,0 +1,184 @@
+"""The poller against simulated slaves: a silent device costs its bus neighbours at most one
+timeout per cycle and is backed off; illegal-address splits are learned and remembered; a TCP
+endpoint that goes away and comes back is reconnected."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coldchain.config.site import RtuBus, SiteConfig, TcpBus
+from coldchain.profiles.registry import ProfileRegistry
+from coldchain.profiles.schema import ModbusProfile, PointKind, Table
+from coldchain.reading import Quality, Reading
+from edge_agent.poller import BusPoller, DeviceState, device_state
+from simulator.endpoints import simulated_config
+from simulator.runtime import Simulation
+from tests.services import until
+from tests.simkit import load_site
+
+INTERVAL = 0.4
+TIMEOUT = 0.15
+
+
+def site(bus: dict[str, Any], devices: list[tuple[str, str, int]]) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "sites": [
+            {
+                "id": "depot",
+                "name": "Depot",
+                "rooms": [{"id": "chill", "name": "Chilled", "class": "chilled"}],
+            }
+        ],
+        "gateways": [
+            {
+                "id": "gw1",
+                "site": "depot",
+                "buses": [bus],
+                "devices": [
+                    {
+                        "id": d,
+                        "profile": p,
+                        "bus": bus["id"],
+                        "unit_id": u,
+                        "room": "chill",
+                        "poll_interval": f"{int(INTERVAL * 1000)}ms",
+                    }
+                    for d, p, u in devices
+                ],
+            }
+        ],
+    }
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.got: list[tuple[float, Reading]] = []
+
+    def __call__(self, readings: list[tuple[Reading, PointKind]]) -> None:
+        now = time.monotonic()
+        self.got += [(now, r) for r, _ in readings]
+
+    def of(self, device: str) -> list[tuple[float, Reading]]:
+        return [(t, r) for t, r in self.got if r.series.device == device]
+
+
+@contextlib.asynccontextmanager
+async def poller(
+    tmp_path: Path, doc: dict[str, Any]
+) -> AsyncIterator[tuple[Simulation, BusPoller, Recorder]]:
+    profiles = ProfileRegistry.load()
+    cfg = load_site(tmp_path / "site.yaml", doc, profiles)
+    async with Simulation(cfg, profiles, seed=1) as sim:
+        live = SiteConfig.model_validate(simulated_config(cfg, sim.endpoints()))
+        gw = live.gateways[0]
+        bus = gw.buses[0]
+        assert isinstance(bus, RtuBus | TcpBus)
+        states = []
+        for d in gw.devices:
+            profile = profiles.get(d.profile)
+            assert isinstance(profile, ModbusProfile)
+            states.append(
+                device_state(
+                    d, profile, site="depot", gateway="gw1", fill_registers=8, fill_bits=64
+                )
+            )
+        rec = Recorder()
+        p = BusPoller(bus, states, rec, backoff_max=5.0)
+        task = asyncio.create_task(p.run())
+        try:
+            yield sim, p, rec
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            p.link.close()
+
+
+def state(p: BusPoller, device: str) -> DeviceState:
+    return next(d for d in p.devices if d.device.id == device)
+
+
+RTU = {
+    "type": "rtu",
+    "id": "rs485",
+    "port": "/dev/ttyUSB0",
+    "baud": 19200,
+    "timeout": f"{int(TIMEOUT * 1000)}ms",
+}
+
+
+async def test_a_silent_device_costs_one_timeout_per_cycle_then_is_backed_off(
+    tmp_path: Path,
+) -> None:
+    devices = [("p1", "xy-md02", 1), ("ctl", "dixell-xr60cx", 2), ("p3", "xy-md02", 3)]
+    async with poller(tmp_path, site(RTU, devices)) as (sim, p, rec):
+        sim.inject("silent", "gw1/ctl")
+        silent = state(p, "ctl")
+        await until(
+            lambda: silent.failures >= 4, "four failed polls of the silent device", within=15
+        )
+        # one request per failed turn although the controller has 3 blocks: a timeout ends
+        # the device's turn, so its neighbours wait at most one timeout per cycle
+        assert len(silent.blocks) >= 3
+        assert silent.requests == silent.polls
+        # its readings are bad, saying why
+        bad = [r for _, r in rec.of("ctl")]
+        assert bad
+        assert all(r.quality is Quality.BAD and r.reason == "no reply" for r in bad)
+        # backed off: the gaps between its attempts grow
+        started = [t for t, r in rec.of("ctl") if r.series.point == "probe_1"]
+        gaps = [b - a for a, b in itertools.pairwise(started)]
+        assert gaps == sorted(gaps)
+        assert gaps[-1] > 3 * INTERVAL
+        # the neighbours keep their pace: never more than interval + one timeout apart
+        for dev in ("p1", "p3"):
+            times = [t for t, r in rec.of(dev) if r.series.point == "temperature"]
+            assert len(times) >= 5
+            assert all(r.quality is Quality.GOOD for _, r in rec.of(dev))
+            worst = max(b - a for a, b in itertools.pairwise(times))
+            assert worst < INTERVAL + TIMEOUT + 0.1, f"{dev} waited {worst:.3f}s"
+        # once it answers again it is polled at its interval again
+        sim.clear("silent", "gw1/ctl")
+        await until(lambda: silent.failures == 0, "the controller back", within=10)
+
+
+async def test_an_illegal_address_split_is_learned_and_remembered(tmp_path: Path) -> None:
+    async with poller(tmp_path, site(RTU, [("ctl", "dixell-xr60cx", 1)])) as (_sim, p, rec):
+        ctl = state(p, "ctl")
+        planned = len(ctl.blocks)
+        await until(lambda: ctl.polls >= 3, "three polls", within=10)
+        assert ctl.limits.barriers == {(Table.COIL, 528)}
+        assert len(ctl.blocks) == planned + 1
+        requests_before = ctl.requests
+        polls_before = ctl.polls
+        await until(lambda: ctl.polls >= polls_before + 2, "two more polls", within=10)
+        # remembered: no more refused requests, exactly one request per block per poll
+        assert ctl.requests - requests_before == (ctl.polls - polls_before) * len(ctl.blocks)
+        assert all(r.quality is Quality.GOOD for _, r in rec.of("ctl"))
+        assert {r.series.point for _, r in rec.of("ctl")} == {pt.name for pt in ctl.points}
+
+
+@pytest.mark.parametrize("outage", [1.0])
+async def test_a_tcp_endpoint_that_goes_away_is_reconnected(tmp_path: Path, outage: float) -> None:
+    tcp = {"type": "tcp", "id": "plc", "host": "10.0.0.9", "timeout": "200ms"}
+    async with poller(tmp_path, site(tcp, [("plc", "sorting-line-plc", 1)])) as (sim, p, rec):
+        plc = state(p, "plc")
+        await until(lambda: plc.polls_ok >= 2, "the PLC read", within=10)
+        sim.inject("link_down", "gw1")
+        await until(lambda: plc.failures >= 2, "the link noticed down", within=10)
+        assert any(r.quality is Quality.BAD for _, r in rec.of("plc"))
+        await asyncio.sleep(outage)
+        sim.clear("link_down")
+        ok_before = plc.polls_ok
+        await until(lambda: plc.polls_ok > ok_before + 1, "the PLC read again", within=15)
+        last = rec.of("plc")[-1][1]
+        assert last.quality is Quality.GOOD
