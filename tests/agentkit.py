@@ -87,10 +87,16 @@ class Recording:
 
 @contextlib.asynccontextmanager
 async def agents(
-    c: County, tmp_path: Path, only: Sequence[str] | None = None
+    c: County, tmp_path: Path, only: Sequence[str] | None = None, password: str | None = None
 ) -> AsyncIterator[list[Agent]]:
     running = [
-        Agent(c.cfg, gw.id, c.profiles, data_dir=tmp_path / "agents" / gw.id)
+        Agent(
+            c.cfg,
+            gw.id,
+            c.profiles,
+            data_dir=tmp_path / "agents" / gw.id,
+            uplink_password=password,
+        )
         for gw in c.cfg.gateways
         if only is None or gw.id in only
     ]

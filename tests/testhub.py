@@ -35,6 +35,8 @@ class AckingHub:
     status: dict[str, str] = field(default_factory=dict)
     health: dict[str, dict[str, Any]] = field(default_factory=dict)
     acking: bool = True  # False: receive and store nothing, ack nothing (a hub that is "down")
+    drop_first: bool = False  # ignore the first copy of every batch (a hub that crashed)
+    seen: set[tuple[str, str, int]] = field(default_factory=set)
     connected: bool = False
 
     def series(self) -> set[SeriesId]:
@@ -78,12 +80,16 @@ class AckingHub:
         except ProtocolError as exc:
             self.rejected.append(str(exc))
             return
-        self.batches[(gateway, batch.epoch, batch.seq)] += 1
+        key = (gateway, batch.epoch, batch.seq)
+        if self.drop_first and key not in self.seen:
+            self.seen.add(key)
+            return
+        self.batches[key] += 1
         for r in batch.readings:
-            key = (r.series, r.ts_ms)
-            if key in self.store:
+            rkey = (r.series, r.ts_ms)
+            if rkey in self.store:
                 self.duplicates += 1
-            self.store[key] = r
+            self.store[rkey] = r
         await client.publish(
             self.topics.topic(gateway, "ack"), encode_ack(batch.epoch, [batch.seq]), qos=1
         )
