@@ -59,14 +59,31 @@ def site(devices: int, interval: str) -> dict[str, object]:
         "version": 1,
         "uplink": {"broker": "mqtt://127.0.0.1:1"},
         "agent": {"max_silence": "0s", "batch_size": 1000},
-        "sites": [{"id": "bench", "name": "Bench", "rooms": [
-            {"id": "room", "name": "Room", "class": "chilled"}]}],
-        "gateways": [{"id": "gw-bench", "site": "bench",
-                      "buses": [{"type": "tcp", "id": "tcp", "host": "127.0.0.1",
-                                 "max_concurrent": 4}],
-                      "devices": [{"id": f"dev{i:03d}", "profile": "bench-100", "bus": "tcp",
-                                   "unit_id": i, "room": "room", "poll_interval": interval}
-                                  for i in range(1, devices + 1)]}],
+        "sites": [
+            {
+                "id": "bench",
+                "name": "Bench",
+                "rooms": [{"id": "room", "name": "Room", "class": "chilled"}],
+            }
+        ],
+        "gateways": [
+            {
+                "id": "gw-bench",
+                "site": "bench",
+                "buses": [{"type": "tcp", "id": "tcp", "host": "127.0.0.1", "max_concurrent": 4}],
+                "devices": [
+                    {
+                        "id": f"dev{i:03d}",
+                        "profile": "bench-100",
+                        "bus": "tcp",
+                        "unit_id": i,
+                        "room": "room",
+                        "poll_interval": interval,
+                    }
+                    for i in range(1, devices + 1)
+                ],
+            }
+        ],
     }
 
 
@@ -81,16 +98,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         (t / "site.yaml").write_text(yaml.safe_dump(site(args.devices, args.interval)))
-        sim = subprocess.Popen([*cli, "simulate", str(t / "site.yaml"), *profiles,
-                                "--write-config", str(t / "sim.yaml")],
-                               stdout=subprocess.PIPE, text=True)
+        sim = subprocess.Popen(
+            [
+                *cli,
+                "simulate",
+                str(t / "site.yaml"),
+                *profiles,
+                "--write-config",
+                str(t / "sim.yaml"),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert sim.stdout is not None
         for line in sim.stdout:
             if line.startswith("ready"):
                 break
-        agent = subprocess.Popen([*cli, "agent", str(t / "sim.yaml"), "--gateway", "gw-bench",
-                                  "--data-dir", str(t / "data"), *profiles],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        agent = subprocess.Popen(
+            [
+                *cli,
+                "agent",
+                str(t / "sim.yaml"),
+                "--gateway",
+                "gw-bench",
+                "--data-dir",
+                str(t / "data"),
+                *profiles,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         db = t / "data" / "gw-bench.outbox.db"
         try:
             time.sleep(3)  # warm up: start-up, first polls, page cache
@@ -105,12 +142,16 @@ def main() -> None:
             sim.wait()
     points, cpu, wall = n1 - n0, cpu1 - cpu0, w1 - w0
     offered = args.devices * 100 / (float(args.interval.removesuffix("ms")) / 1000)
-    print(f"# agent benchmark: {platform.machine()}, Python {platform.python_version()}, "
-          f"{args.devices} TCP devices x 100 points every {args.interval} "
-          f"(offered {offered:,.0f} points/s), {args.seconds:g}s measured")
+    print(
+        f"# agent benchmark: {platform.machine()}, Python {platform.python_version()}, "
+        f"{args.devices} TCP devices x 100 points every {args.interval} "
+        f"(offered {offered:,.0f} points/s), {args.seconds:g}s measured"
+    )
     print(f"polled and buffered: {points / wall:,.0f} points/s")
-    print(f"agent CPU: {cpu:.2f}s for {points:,} points = {cpu / points * 10_000:.3f} CPU-s per "
-          f"10,000 points = {points / cpu:,.0f} points per CPU-second (target >= 10,000)")
+    print(
+        f"agent CPU: {cpu:.2f}s for {points:,} points = {cpu / points * 10_000:.3f} CPU-s per "
+        f"10,000 points = {points / cpu:,.0f} points per CPU-second (target >= 10,000)"
+    )
     print(f"agent peak RSS: {rss:.1f} MB (target < 60 MB)")
 
 

@@ -15,14 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import aiomqtt
-
 from coldchain.config.site import Device, MqttBus
 from coldchain.profiles.payload import PayloadError, base_topic, decode_payload, topics
 from coldchain.profiles.schema import MqttProfile, PointKind
 from coldchain.reading import Reading, SeriesId
+from coldchain.supervise import Client, describe, network_error
 from edge_agent.calibration import to_reading
-from edge_agent.uplink import describe, network_error
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +90,7 @@ class MqttInput:
         backoff = 0.5
         while True:
             try:
-                async with aiomqtt.Client(
+                async with Client(
                     self.bus.host,
                     self.bus.port,
                     username=self.bus.username,

@@ -35,6 +35,7 @@ from coldchain import __version__
 from coldchain.config.site import AgentSettings, Uplink
 from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
 from coldchain.protocol.topics import Topics
+from coldchain.supervise import Client, describe, network_error
 from edge_agent.buffer import AsyncOutbox
 
 log = logging.getLogger(__name__)
@@ -61,20 +62,6 @@ def broker_address(url: str) -> tuple[str, int, bool]:
         raise ValueError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
     tls = parts.scheme == "mqtts"
     return parts.hostname, parts.port or (8883 if tls else 1883), tls
-
-
-def network_error(exc: BaseException) -> bool:
-    """True for the failures a network loop expects (broker gone, connection reset)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return all(network_error(e) for e in exc.exceptions)
-    return isinstance(exc, aiomqtt.MqttError | OSError)
-
-
-def describe(exc: BaseException) -> str:
-    """The innermost messages of an exception (group), for logs and health."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(describe(e) for e in exc.exceptions)
-    return str(exc) or type(exc).__name__
 
 
 class UplinkLoop:
@@ -107,12 +94,12 @@ class UplinkLoop:
         msg = {"v": 1, "state": state, "ts": time.time_ns() // 1_000_000, "version": __version__}
         return json.dumps(msg).encode()
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self) -> Client:
         host, port, tls = broker_address(self.uplink.broker)
         tls_context = None
         if tls:
             tls_context = ssl.create_default_context(cafile=self.uplink.ca_file)
-        return aiomqtt.Client(
+        return Client(
             host,
             port,
             identifier=f"coldchain-{self.gateway}",

@@ -23,6 +23,7 @@ import aiomqtt
 
 from coldchain.profiles.payload import PayloadError, base_topic, encode_payloads, topics
 from coldchain.profiles.schema import MqttProfile
+from coldchain.supervise import Client
 from simulator.device import SimDevice
 from simulator.faults import FaultKind, FaultSet
 from simulator.journal import Journal
@@ -90,7 +91,7 @@ class MqttSensors:
         backoff = 0.2
         while True:
             try:
-                async with aiomqtt.Client(
+                async with Client(
                     self.host,
                     self.port,
                     identifier=f"coldchain-sim-{random.getrandbits(32):08x}",

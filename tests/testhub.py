@@ -21,6 +21,7 @@ import aiomqtt
 from coldchain.protocol.messages import ProtocolError, decode_batch, encode_ack
 from coldchain.protocol.topics import TopicError, Topics
 from coldchain.reading import Reading, SeriesId
+from coldchain.supervise import Client
 
 
 @dataclass
@@ -48,7 +49,7 @@ class AckingHub:
     async def run(self) -> None:
         while True:
             try:
-                async with aiomqtt.Client(
+                async with Client(
                     self.host, self.port, identifier="test-hub", clean_session=False
                 ) as client:
                     for kind in ("telemetry", "status", "health"):
