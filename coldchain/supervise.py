@@ -23,17 +23,24 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def honour_cancellation() -> None:
-    """Re-raise a cancellation that was swallowed.
+def cancels() -> int:
+    """How many cancellations the current task has been asked for so far."""
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
+def honour_cancellation(before: int) -> None:
+    """Re-raise a cancellation that arrived during an await and was swallowed.
 
     Python 3.11's ``asyncio.wait_for`` returns the result instead of raising when the awaited
     future completes in the same loop turn as the cancellation (fixed in 3.12, gh-86296).
     aiomqtt awaits every connect, subscribe and publish through it, so a task cancelled at
     that moment would carry on as if nothing happened, and the task group waiting for it
-    would hang. Call this after such awaits in loops that must stop when cancelled.
+    would hang. ``before`` is :func:`cancels` taken just before the await: only a request
+    that arrived during it counts (3.11's TaskGroup can leave an old, handled request on
+    the count, which must not stop a reconnecting loop).
     """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
+    if cancels() > before:
         raise asyncio.CancelledError
 
 
@@ -42,18 +49,20 @@ class Client(aiomqtt.Client):
     :func:`honour_cancellation`): connect, subscribe and publish re-raise it."""
 
     async def __aenter__(self) -> Client:
+        before = cancels()
         await super().__aenter__()
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
+        if cancels() > before:
             await super().__aexit__(None, None, None)
             raise asyncio.CancelledError
         return self
 
     async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        before = cancels()
         result = await super().subscribe(*args, **kwargs)
-        honour_cancellation()
+        honour_cancellation(before)
         return result
 
     async def publish(self, *args: Any, **kwargs: Any) -> None:
+        before = cancels()
         await super().publish(*args, **kwargs)
-        honour_cancellation()
+        honour_cancellation(before)

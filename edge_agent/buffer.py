@@ -47,7 +47,10 @@ CREATE TABLE IF NOT EXISTS readings (
     q INTEGER NOT NULL, reason TEXT, batch INTEGER);
 CREATE INDEX IF NOT EXISTS readings_batch ON readings (batch) WHERE batch IS NOT NULL;
 CREATE INDEX IF NOT EXISTS readings_unbatched ON readings (id) WHERE batch IS NULL;
-CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY, created INTEGER NOT NULL);
+-- AUTOINCREMENT: a sequence number is never reused, so a late duplicate ack of an old batch
+-- can never delete a newer one that took its number.
+CREATE TABLE IF NOT EXISTS batches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT NULL);
 """
 
 

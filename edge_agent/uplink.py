@@ -40,6 +40,8 @@ from edge_agent.buffer import AsyncOutbox
 
 log = logging.getLogger(__name__)
 
+RECONNECT_MAX_S = 30.0  # longest wait between connection attempts (jittered down to half)
+
 
 @dataclass
 class UplinkStats:
@@ -139,7 +141,7 @@ class UplinkLoop:
             finally:
                 self.stats.connected = False
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
-            backoff = min(backoff * 2, 60.0)
+            backoff = min(backoff * 2, RECONNECT_MAX_S)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         await client.subscribe(self.topics.topic(self.gateway, "ack"), qos=1)

@@ -83,6 +83,7 @@ def _start_mosquitto(tmp: Path) -> tuple[subprocess.Popen[bytes], Broker, Path]:
     conf = data / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\n"
+        "user root\n"  # as root, stay root: the private tmp dir holds its log and persistence
         "allow_anonymous true\n"
         "persistence true\n"
         f"persistence_location {data}/\n"
@@ -147,7 +148,7 @@ class MosquittoProcess:
         data.mkdir(exist_ok=True)
         conf = data / "mosquitto.conf"
         conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"listener {port} 127.0.0.1\nuser root\nallow_anonymous true\npersistence true\n"
             f"persistence_location {data}/\nlog_dest file {data}/mosquitto.log\n"
         )
         self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(conf)], stderr=subprocess.DEVNULL)

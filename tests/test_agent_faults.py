@@ -29,7 +29,7 @@ def hub_keys(hub: AckingHub, gateway: str) -> set[tuple[SeriesId, int]]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(OUTAGE_S + 120)
+@pytest.mark.timeout(OUTAGE_S + 240)
 async def test_broker_down_two_minutes_loses_nothing(
     tmp_path: Path, restartable_mosquitto: MosquittoProcess
 ) -> None:
@@ -46,25 +46,24 @@ async def test_broker_down_two_minutes_loses_nothing(
         await until(lambda: expected <= hub.series(), "every series before the outage", 30)
         restartable_mosquitto.stop()
         down_at = time.monotonic()
+        before = {g: len(r.readings) for g, r in recs.items()}
         await until(lambda: not any(a.uplink.stats.connected for a in running), "uplinks down")
         await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
-        during = {g: len(r.readings) for g, r in recs.items()}
+        during = {g: len(r.readings) - before[g] for g, r in recs.items()}
         restartable_mosquitto.start()
-
-        async def drained() -> bool:
-            return all([(await a.outbox.stats()).pending == 0 for a in running])
-
-        await until(drained, "every outbox empty after the outage", within=60)
+        # everything buffered until the broker came back must reach the hub: the uplinks
+        # retry at most every 30 s (jittered), then drain the backlog
+        want = {g: set(r.readings) for g, r in recs.items()}
+        await until(
+            lambda: all(want[g] <= hub_keys(hub, g) for g in gateways),
+            "every reading buffered during the outage at the hub",
+            within=120,
+        )
         for g, rec in recs.items():
-            got = hub_keys(hub, g)
-            missing = set(rec.readings) - got
-            assert not missing, f"{g}: {len(missing)} readings lost, e.g. {sorted(missing)[:3]}"
-            for key, r in rec.readings.items():
-                assert hub.store[key] == r
-            assert during[g] > 0
-        # the outage produced a backlog that was resent, and nothing was stored twice
-        assert sum(a.uplink.stats.connects for a in running) >= 2 * len(running)
-        assert len(hub.store) == len(set(hub.store))
+            assert during[g] > 0, "readings were taken and buffered during the outage"
+            for key in want[g]:
+                assert hub.store[key] == rec.readings[key]
+        assert all(a.uplink.stats.connects >= 2 for a in running)
 
 
 def outbox_snapshot(path: Path) -> set[tuple[str, int]]:

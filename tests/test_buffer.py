@@ -134,3 +134,24 @@ def test_kill_9_mid_burst_loses_nothing_committed(tmp_path: Path, after_lines: i
     assert values[: last + 1] == [float(i) for i in range(last + 1)]
     counts = box._db.execute("SELECT count(*) FROM readings GROUP BY value").fetchall()
     assert {c for (c,) in counts} == {10}  # whole transactions only
+
+
+def test_a_late_duplicate_ack_never_deletes_a_newer_batch(tmp_path: Path) -> None:
+    box = open_box(tmp_path / "o.db")
+    box.append([reading("p1", "temperature", T0, 1.0)])
+    first = box.next_batch(10)
+    assert first is not None
+    assert box.ack(box.epoch, [first.seq]) == 1
+    box.append([reading("p1", "temperature", T0 + 1000, 2.0)])
+    second = box.next_batch(10)
+    assert second is not None
+    assert second.seq > first.seq  # numbers are never reused, even once the table is empty
+    assert box.ack(box.epoch, [first.seq]) == 0  # the hub acked the first batch twice
+    assert box.unacked() == [second.seq]
+    box.close()
+    reopened = open_box(tmp_path / "o.db")
+    reopened.append([reading("p1", "temperature", T0 + 2000, 3.0)])
+    assert reopened.ack(reopened.epoch, [second.seq]) == 1
+    third = reopened.next_batch(10)
+    assert third is not None
+    assert third.seq > second.seq  # not reused across a restart either

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ import aiomqtt
 from coldchain.protocol.messages import ProtocolError, decode_batch, encode_ack
 from coldchain.protocol.topics import TopicError, Topics
 from coldchain.reading import Reading, SeriesId
-from coldchain.supervise import Client
+from coldchain.supervise import Client, network_error
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +42,7 @@ class AckingHub:
     drop_first: bool = False  # ignore the first copy of every batch (a hub that crashed)
     seen: set[tuple[str, str, int]] = field(default_factory=set)
     connected: bool = False
+    errors: list[str] = field(default_factory=list)
 
     def series(self) -> set[SeriesId]:
         return {s for s, _ in self.store}
@@ -57,8 +61,10 @@ class AckingHub:
                     self.connected = True
                     async for message in client.messages:
                         await self._handle(client, str(message.topic), message.payload)
-            except aiomqtt.MqttError:
+            except Exception as exc:  # like the real hub: log, reconnect, never die
                 self.connected = False
+                self.errors.append(repr(exc))
+                log.warning("test hub: %r; reconnecting", exc, exc_info=not network_error(exc))
                 await asyncio.sleep(0.2)
 
     async def _handle(self, client: aiomqtt.Client, topic: str, payload: Any) -> None:
