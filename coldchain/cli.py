@@ -90,6 +90,12 @@ def _agent(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _hub(args: argparse.Namespace) -> int:
+    from coldchain.hub.cli import run
+
+    return run(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from coldchain.demo import run
 
@@ -126,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent_arguments(agent)
     agent.set_defaults(handler=_agent)
+
+    hub = sub.add_parser("hub", help="run the centre: ingest, store, REST API")
+    from coldchain.hub.cli import add_arguments as hub_arguments
+
+    hub_arguments(hub)
+    hub.set_defaults(handler=_hub)
 
     demo = sub.add_parser("demo", help="run the virtual county network and watch its rooms")
     from coldchain.demo import add_arguments as demo_arguments

@@ -1,9 +1,10 @@
-"""``coldchain demo``: the virtual county network, running, with a live view of its rooms.
+"""``coldchain demo``: the whole system on one machine, with no external service.
 
-Part of the command line's composition root: it imports the simulator lazily. Until the hub
-lands (issue 4), the demo runs the simulator on the example site at 60x speed and prints the
-state of every room every few seconds; the Modbus endpoints it prints can be read with any
-Modbus tool, and faults injected through the control URL show up in the table.
+The simulator serves the example county (every device a real Modbus slave; MQTT sensors
+publish to the broker); an embedded MQTT broker (amqtt, on a free port) stands in for the
+centre's Mosquitto unless ``--broker`` is given; one agent per gateway polls and streams; the
+hub stores into SQLite under ``./demo-data`` and serves the API. Every few seconds it prints
+what flows. Part of the command line's composition root: it imports the other packages lazily.
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 EXAMPLE_SITE = Path(__file__).resolve().parent.parent / "firmware_configs" / "sites" / "county.yaml"
 
@@ -27,6 +32,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="site config (default: the example county network)",
     )
     parser.add_argument(
+        "--broker", metavar="URL", help="use this MQTT broker instead of the embedded one"
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("demo-data"),
+        metavar="DIR",
+        help="hub database, SQLite store and agents' outboxes (default demo-data)",
+    )
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="the hub's API and web address (port 0: a free one)",
+    )
+    parser.add_argument(
         "--speed",
         type=float,
         default=60.0,
@@ -37,9 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--every",
         type=float,
-        default=5.0,
+        default=10.0,
         metavar="SECONDS",
-        help="how often to print the rooms (default 5)",
+        help="how often to print what flows (default 10)",
     )
     parser.add_argument(
         "--duration",
@@ -50,11 +71,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def embedded_broker() -> AsyncIterator[str]:
+    """amqtt on a free port of 127.0.0.1 (the demo only; production runs Mosquitto/EMQX)."""
+    from amqtt.broker import Broker
+
+    port = free_port()
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+    )
+    await broker.start()
+    try:
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        await broker.shutdown()
+
+
 def room_lines(state: dict[str, Any]) -> list[str]:
-    """One line per room: temperature, humidity, compressor, defrost, door, faults."""
+    """One line per simulated room: temperature, humidity, compressor, defrost, door."""
     clock = state["clock"]
-    hours = (clock["sim_time"] - clock["start"]) / 3600
-    lines = [f"simulated time +{hours:.2f} h"]
+    lines = [f"simulated time +{(clock['sim_time'] - clock['start']) / 3600:.2f} h"]
     for name, room in state["rooms"].items():
         flags = [
             "compressor on" if room["compressor_running"] else "",
@@ -76,37 +123,77 @@ def room_lines(state: dict[str, Any]) -> list[str]:
 
 async def _run(args: argparse.Namespace) -> int:
     from coldchain.config.loader import load_site_config
+    from coldchain.hub.service import Hub
     from coldchain.profiles.registry import ProfileRegistry
-    from simulator.endpoints import describe
+    from edge_agent.agent import Agent
+    from simulator.endpoints import describe, simulated_config
     from simulator.runtime import Simulation
 
+    site_path = args.site or EXAMPLE_SITE
     profiles = ProfileRegistry.load()
-    config = load_site_config(args.site or EXAMPLE_SITE, profiles)
+    config = load_site_config(site_path, profiles)
+    data: Path = args.data_dir
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     if args.duration:
         loop.call_later(args.duration, stop.set)
-    async with Simulation(
-        config, profiles, speed=args.speed, seed=args.seed, control_port=0
-    ) as sim:
-        print(f"coldchain demo: {args.site or EXAMPLE_SITE.name}, {args.speed:g}x speed")
-        print("Every device below is a real Modbus slave: read it with any Modbus tool.")
+    async with contextlib.AsyncExitStack() as stack:
+        broker = args.broker or await stack.enter_async_context(embedded_broker())
+        print(
+            f"coldchain demo: {site_path.name} at {args.speed:g}x, broker {broker}"
+            f"{'' if args.broker else ' (embedded amqtt)'}, data in {data}/",
+            flush=True,
+        )
+        sim = await stack.enter_async_context(
+            Simulation(
+                config,
+                profiles,
+                speed=args.speed,
+                seed=args.seed,
+                broker=broker,
+                control_port=0,
+            )
+        )
+        doc = simulated_config(config, sim.endpoints())
+        doc["uplink"] = {"broker": broker}
+        doc["hub"] = {"data_dir": str(data / "hub"), "listen": args.listen}
+        live_path = data / "demo-site.yaml"
+        text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+        await asyncio.to_thread(live_path.write_text, text, "utf-8")
+        live = load_site_config(live_path, profiles)
+        hub = Hub(live, profiles, data_dir=data / "hub", config_path=live_path)
+        agents = [Agent(live, gw.id, profiles, data_dir=data / "agents") for gw in live.gateways]
         for line in describe(sim.endpoints()):
             print(line)
+        print(f"hub: {hub.url}/docs (API), {hub.url}/api/latest, {hub.url}/metrics")
+        print(f"agents: {', '.join(a.gw.id for a in agents)}")
         print(
-            "Inject a fault, e.g.: python -m simulator.ctl --url URL inject compressor_failure "
-            "chengqu-centre/cold-room-1   (URL: the control line above)"
+            "Inject a fault: python -m simulator.ctl --url <control URL above> inject "
+            "compressor_failure chengqu-centre/cold-room-1.  Ctrl-C stops.",
+            flush=True,
         )
-        print("The hub, agents and web UI join the demo as they land. Ctrl-C stops.", flush=True)
-        while not stop.is_set():
-            print("\n".join(room_lines(sim.state())), flush=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=args.every)
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(hub.run(), name="hub")]
+            tasks += [tg.create_task(a.run(), name=f"agent-{a.gw.id}") for a in agents]
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=args.every)
+                print("\n".join(room_lines(sim.state())))
+                s = hub.ingest.stats
+                states = [f"{g.id} {g.state}" for g in hub.registry.all()]
+                print(
+                    f"hub: {s.readings} readings stored, {s.batches} batches, "
+                    f"{sum(s.rejected.values())} rejected; gateways: {', '.join(states)}",
+                    flush=True,
+                )
+            for t in tasks:
+                t.cancel()
     print("stopped", flush=True)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    args.data_dir.mkdir(parents=True, exist_ok=True)
     return asyncio.run(_run(args))

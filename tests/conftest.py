@@ -1,5 +1,6 @@
 """Shared fixtures: real services (see :mod:`tests.services`)."""
 
 from tests.services import mosquitto, restartable_mosquitto
+from tests.victoria import victoria_metrics
 
-__all__ = ["mosquitto", "restartable_mosquitto"]
+__all__ = ["mosquitto", "restartable_mosquitto", "victoria_metrics"]

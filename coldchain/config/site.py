@@ -250,12 +250,59 @@ class AgentSettings(StrictModel):
     backoff_max: Duration = Field(300.0, description="longest wait before retrying a dead device")
 
 
+class SqliteStoreSettings(StrictModel):
+    """The embedded default: one SQLite file in the hub's data directory."""
+
+    type: Literal["sqlite"] = "sqlite"
+    path: str = Field("store.db", description="file, relative to the hub's data_dir")
+    retention: Duration = Field(
+        1827 * 86400.0, description="how long raw readings are kept (GSP: 5 years, 1827 days)"
+    )
+
+
+class InfluxStoreSettings(StrictModel):
+    """InfluxDB line protocol into InfluxDB 2/3 or VictoriaMetrics."""
+
+    type: Literal["influx"] = "influx"
+    url: str = Field(description="base URL, e.g. http://localhost:8428 (VictoriaMetrics)")
+    flavour: Literal["victoriametrics", "influxdb2"] = Field(
+        "victoriametrics", description="how to read back: Prometheus API or Flux"
+    )
+    org: str = Field("coldchain", description="InfluxDB 2 organisation")
+    bucket: str = Field("coldchain", description="InfluxDB 2 bucket")
+    token_file: str | None = Field(None, description="file holding the InfluxDB API token")
+
+
+StoreSettings = Annotated[SqliteStoreSettings | InfluxStoreSettings, Field(discriminator="type")]
+
+
+class HubSettings(StrictModel):
+    """The centre: where the hub keeps its data, where it listens, which store it uses."""
+
+    data_dir: str = Field("/var/lib/coldchain-hub", description="hub database and SQLite store")
+    listen: str = Field(
+        "127.0.0.1:8080", description="host:port of the API and web UI", pattern=r"^[^:]+:\d+$"
+    )
+    store: StoreSettings = Field(
+        default_factory=SqliteStoreSettings, description="the time-series store"
+    )
+    health_timeout: Duration = Field(
+        180.0, description="a gateway silent this long (no health, no telemetry) is offline"
+    )
+    share_group: str | None = Field(
+        None, description="MQTT shared-subscription group, for several ingest workers"
+    )
+    username: str | None = Field(None, description="the hub's broker user")
+    password_file: str | None = Field(None, description="file holding the hub's broker password")
+
+
 class SiteConfig(StrictModel):
     """A whole network: sites, gateways, contacts and alert rules."""
 
     version: Literal[1] = Field(1, description="config format version")
     uplink: Uplink = Field(default_factory=Uplink, description="the central broker")
     agent: AgentSettings = Field(default_factory=AgentSettings, description="agent settings")
+    hub: HubSettings = Field(default_factory=HubSettings, description="hub settings")
     sites: list[Site] = Field(min_length=1, description="sites and their rooms")
     gateways: list[Gateway] = Field(default_factory=list, description="gateways and devices")
     contacts: list[Contact] = Field(default_factory=list, description="people alerts reach")

@@ -1,0 +1,373 @@
+"""The REST API (FastAPI): sites, rooms, devices, points, latest values, history, door
+events, gateways and their health, the audit trail, and Prometheus /metrics for the hub.
+
+Every input is validated and every refusal says what was wrong: an unknown id is a 404 that
+names it (and the closest known one), a malformed time or step is a 422 that shows the form
+expected. Lists are paginated (``limit``, ``offset``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse
+
+from coldchain import __version__
+from coldchain.durations import DurationError, parse_duration
+from coldchain.hub.context import HubContext
+from coldchain.hub.metrics import render_metrics
+from coldchain.hub.model import (
+    AuditOut,
+    BucketOut,
+    DeviceOut,
+    DoorIntervalOut,
+    GatewayOut,
+    HistoryOut,
+    LimitsOut,
+    Page,
+    PointOut,
+    ReadingOut,
+    RoomOut,
+    SiteOut,
+)
+from coldchain.profiles.schema import PointKind
+from coldchain.reading import Reading, SeriesId
+from coldchain.store.base import Agg
+
+MAX_BUCKETS = 10_000
+DAY_MS = 86_400_000
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="items per page")]
+Offset = Annotated[int, Query(ge=0, description="items to skip")]
+
+
+def _ctx(request: Request) -> HubContext:
+    ctx: HubContext = request.app.state.hub
+    return ctx
+
+
+def _not_found(what: str, name: str, known: Iterable[str]) -> HTTPException:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return HTTPException(404, f"no {what} {name!r}{hint}")
+
+
+def parse_time(text: str | None, default: int, name: str) -> int:
+    """UTC ms from epoch milliseconds or an ISO 8601 time with an offset."""
+    if text is None:
+        return default
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(
+            422,
+            f"{name}={text!r}: give epoch milliseconds or ISO 8601 with an offset, "
+            "e.g. 2026-11-28T08:00:00+08:00",
+        ) from None
+    if dt.tzinfo is None:
+        raise HTTPException(422, f"{name}={text!r}: say the time zone, e.g. +08:00 or Z")
+    return int(dt.timestamp() * 1000)
+
+
+def page_of(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
+    return {
+        "items": items[offset : offset + limit],
+        "total": len(items),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+def reading_out(r: Reading) -> ReadingOut:
+    return ReadingOut(
+        series=str(r.series),
+        ts_ms=r.ts_ms,
+        value=r.value,
+        quality=str(r.quality),
+        reason=r.reason,
+        calibration=r.meta.get("calibration", 0.0),
+    )
+
+
+router = APIRouter(prefix="/api")
+
+
+@router.get("/sites", response_model=list[SiteOut], summary="Sites and their rooms")
+def sites(request: Request) -> list[SiteOut]:
+    return [site_out(_ctx(request), s.id) for s in _ctx(request).cfg.sites]
+
+
+def site_out(ctx: HubContext, site_id: str) -> SiteOut:
+    site = next((s for s in ctx.cfg.sites if s.id == site_id), None)
+    if site is None:
+        raise _not_found("site", site_id, (s.id for s in ctx.cfg.sites))
+    rooms = []
+    for r in site.rooms:
+        lim = r.effective_limits
+        rooms.append(
+            RoomOut(
+                site=site.id,
+                id=r.id,
+                name=r.name,
+                room_class=str(r.room_class),
+                area_m2=r.area_m2,
+                limits=LimitsOut(
+                    temperature_low=lim.temperature.low,
+                    temperature_high=lim.temperature.high,
+                    humidity_low=lim.humidity.low if lim.humidity else None,
+                    humidity_high=lim.humidity.high if lim.humidity else None,
+                ),
+            )
+        )
+    return SiteOut(id=site.id, name=site.name, timezone=site.timezone, rooms=rooms)
+
+
+@router.get("/sites/{site_id}", response_model=SiteOut, summary="One site")
+def site(request: Request, site_id: str) -> SiteOut:
+    return site_out(_ctx(request), site_id)
+
+
+@router.get("/sites/{site_id}/rooms/{room_id}", response_model=RoomOut, summary="One room")
+def room(request: Request, site_id: str, room_id: str) -> RoomOut:
+    s = site_out(_ctx(request), site_id)
+    found = next((r for r in s.rooms if r.id == room_id), None)
+    if found is None:
+        raise _not_found(f"room in {site_id}", room_id, (r.id for r in s.rooms))
+    return found
+
+
+@router.get("/devices", response_model=Page[DeviceOut], summary="Devices, filtered")
+def devices(
+    request: Request,
+    *,
+    site: str | None = None,
+    room: str | None = None,
+    gateway: str | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    ctx = _ctx(request)
+    ctx.check_filters(site=site, room=room, gateway=gateway)
+    out = [
+        DeviceOut(
+            site=gw.site,
+            room=d.room,
+            gateway=gw.id,
+            id=d.id,
+            name=d.name,
+            profile=d.profile,
+            model=ctx.profiles.get(d.profile).model,
+            bus=d.bus,
+            unit_id=d.unit_id,
+            poll_interval_s=d.poll_interval,
+            points=[p.name for p in ctx.profiles.get(d.profile).points],
+        )
+        for gw in ctx.cfg.gateways
+        for d in gw.devices
+        if (site in (None, gw.site) and room in (None, d.room) and gateway in (None, gw.id))
+    ]
+    return page_of(out, limit, offset)
+
+
+@router.get("/points", response_model=Page[PointOut], summary="Points (series), filtered")
+def points(
+    request: Request,
+    *,
+    site: str | None = None,
+    room: str | None = None,
+    gateway: str | None = None,
+    kind: PointKind | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    ctx = _ctx(request)
+    ctx.check_filters(site=site, room=room, gateway=gateway)
+    out = [
+        p
+        for p in ctx.points()
+        if site in (None, p.site)
+        and room in (None, p.room)
+        and gateway in (None, p.gateway)
+        and kind in (None, p.kind)
+    ]
+    return page_of(out, limit, offset)
+
+
+@router.get("/latest", response_model=list[ReadingOut], summary="Latest value of each series")
+async def latest(
+    request: Request,
+    *,
+    site: str | None = None,
+    room: str | None = None,
+    series: Annotated[list[str] | None, Query(description="site/gateway/device/point")] = None,
+) -> list[ReadingOut]:
+    ctx = _ctx(request)
+    ctx.check_filters(site=site, room=room)
+    wanted = (
+        [ctx.series_id(s) for s in series]
+        if series
+        else [
+            SeriesId.parse(p.series)
+            for p in ctx.points()
+            if site in (None, p.site) and room in (None, p.room)
+        ]
+    )
+    found = await ctx.store.latest(wanted)
+    return [reading_out(found[s]) for s in wanted if s in found]
+
+
+@router.get("/history", response_model=HistoryOut, summary="History of one series")
+async def history(
+    request: Request,
+    *,
+    series: Annotated[str, Query(description="site/gateway/device/point")],
+    start: Annotated[
+        str | None, Query(description="epoch ms or ISO 8601; default end - 24h")
+    ] = None,
+    end: Annotated[str | None, Query(description="epoch ms or ISO 8601; default now")] = None,
+    step: Annotated[str | None, Query(description="e.g. 1min, 1h; absent: raw readings")] = None,
+    agg: Agg = Agg.MEAN,
+) -> HistoryOut:
+    ctx = _ctx(request)
+    sid = ctx.series_id(series)
+    end_ms = parse_time(end, time.time_ns() // 1_000_000, "end")
+    start_ms = parse_time(start, end_ms - DAY_MS, "start")
+    if start_ms >= end_ms:
+        raise HTTPException(422, f"start ({start_ms}) must be before end ({end_ms})")
+    if step is None:
+        if end_ms - start_ms > 31 * DAY_MS:
+            raise HTTPException(422, "raw readings over more than 31 days: give a step, e.g. 1h")
+        raw = await ctx.store.raw(sid, start_ms, end_ms)
+        return HistoryOut(
+            series=series,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            step_ms=None,
+            agg=None,
+            readings=[reading_out(r) for r in raw],
+        )
+    try:
+        step_ms = int(parse_duration(step) * 1000)
+    except DurationError as exc:
+        raise HTTPException(422, f"step: {exc}") from None
+    if step_ms < 1000:
+        raise HTTPException(422, f"step {step!r} is under a second; use 1s or more")
+    if (end_ms - start_ms) // step_ms > MAX_BUCKETS:
+        least = -(-(end_ms - start_ms) // MAX_BUCKETS) // 1000
+        raise HTTPException(
+            422,
+            f"step {step!r} gives more than {MAX_BUCKETS} buckets over this "
+            f"range; use a step of at least {least}s",
+        )
+    buckets = await ctx.store.range(sid, start_ms, end_ms, step_ms, agg)
+    return HistoryOut(
+        series=series,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        step_ms=step_ms,
+        agg=str(agg),
+        buckets=[BucketOut(ts_ms=b.ts_ms, value=b.value, count=b.count) for b in buckets],
+    )
+
+
+@router.get("/doors", response_model=list[DoorIntervalOut], summary="Door open intervals")
+async def doors(
+    request: Request,
+    *,
+    series: Annotated[str, Query(description="a door point's series")],
+    start: str | None = None,
+    end: str | None = None,
+) -> list[DoorIntervalOut]:
+    ctx = _ctx(request)
+    sid = ctx.series_id(series)
+    if ctx.kind_of(sid) is not PointKind.DOOR:
+        raise HTTPException(422, f"{series} is a {ctx.kind_of(sid)} point, not a door")
+    end_ms = parse_time(end, time.time_ns() // 1_000_000, "end")
+    start_ms = parse_time(start, end_ms - DAY_MS, "start")
+    if start_ms >= end_ms:
+        raise HTTPException(422, f"start ({start_ms}) must be before end ({end_ms})")
+    intervals = await ctx.store.door_intervals(sid, start_ms, end_ms)
+    return [
+        DoorIntervalOut(
+            series=series,
+            opened_ms=i.opened_ms,
+            closed_ms=i.closed_ms,
+            duration_s=i.duration_ms(end_ms) / 1000,
+        )
+        for i in intervals
+    ]
+
+
+@router.get("/gateways", response_model=list[GatewayOut], summary="Gateways and their health")
+def gateways(request: Request) -> list[GatewayOut]:
+    return [gateway_out(_ctx(request), g.id) for g in _ctx(request).cfg.gateways]
+
+
+def gateway_out(ctx: HubContext, gateway_id: str) -> GatewayOut:
+    state = ctx.registry.get(gateway_id)
+    gw = next((g for g in ctx.cfg.gateways if g.id == gateway_id), None)
+    if state is None or gw is None:
+        raise _not_found("gateway", gateway_id, (g.id for g in ctx.cfg.gateways))
+    return GatewayOut(
+        id=state.id,
+        site=gw.site,
+        state=state.state,
+        state_since_ms=state.state_since_ms,
+        last_seen_ms=state.last_seen_ms,
+        version=state.version,
+        backlog=state.backlog,
+        poll_success=state.poll_success(),
+        health=state.health,
+    )
+
+
+@router.get("/gateways/{gateway_id}", response_model=GatewayOut, summary="One gateway")
+def gateway(request: Request, gateway_id: str) -> GatewayOut:
+    return gateway_out(_ctx(request), gateway_id)
+
+
+@router.get("/audit", response_model=Page[AuditOut], summary="The audit trail, newest first")
+def audit(request: Request, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
+    records, total = _ctx(request).audit.page(limit, offset)
+    items = [
+        AuditOut(
+            id=r.id,
+            ts_ms=r.ts_ms,
+            actor=r.actor,
+            action=r.action,
+            object=r.object,
+            before=r.before,
+            after=r.after,
+            comment=r.comment,
+        )
+        for r in records
+    ]
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def create_app(ctx: HubContext) -> FastAPI:
+    app = FastAPI(
+        title="coldchain hub",
+        version=__version__,
+        description="Cold-chain monitoring: sites, rooms, readings, gateways. Times are UTC "
+        "epoch milliseconds unless given as ISO 8601.",
+    )
+    app.state.hub = ctx
+    app.include_router(router)
+
+    @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+    def metrics() -> str:
+        return render_metrics(ctx)
+
+    @app.get("/healthz", summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,119 @@
+"""The audit trail: every config change, acknowledgement and comment, with who and when.
+
+Append-only by construction: SQLite triggers refuse UPDATE and DELETE, so not even a bug in
+the hub can rewrite history (21 CFR 11.10(e): old values stay visible; GSP: records cannot be
+edited or deleted).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,          -- UTC ms
+    actor TEXT NOT NULL,          -- a user, or 'hub' for what the hub does itself
+    action TEXT NOT NULL,         -- e.g. config.load, alert.ack, comment
+    object TEXT NOT NULL,         -- what it is about, e.g. a file, an alert id, a series
+    before TEXT,                  -- JSON: the old value, where one was replaced
+    after TEXT,                   -- JSON: the new value
+    comment TEXT
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records cannot be edited'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit records cannot be deleted'); END;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    ts_ms: int
+    actor: str
+    action: str
+    object: str
+    before: Any
+    after: Any
+    comment: str | None
+
+
+class AuditLog:
+    """The hub's audit table (in the hub database)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        obj: str,
+        before: Any = None,
+        after: Any = None,
+        comment: str | None = None,
+    ) -> int:
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO audit (ts, actor, action, object, before, after, comment) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    time.time_ns() // 1_000_000,
+                    actor,
+                    action,
+                    obj,
+                    None if before is None else json.dumps(before, ensure_ascii=False),
+                    None if after is None else json.dumps(after, ensure_ascii=False),
+                    comment,
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    def last(self, action: str, obj: str) -> AuditRecord | None:
+        rows = self._select(
+            "WHERE action = ? AND object = ? ORDER BY id DESC LIMIT 1", (action, obj)
+        )
+        return rows[0] if rows else None
+
+    def page(self, limit: int, offset: int) -> tuple[list[AuditRecord], int]:
+        """Newest first."""
+        with self._lock:
+            (total,) = self._db.execute("SELECT count(*) FROM audit").fetchone()
+        return self._select("ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)), int(total)
+
+    def _select(self, tail: str, args: tuple[Any, ...]) -> list[AuditRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, ts, actor, action, object, before, after, comment FROM audit "  # noqa: S608 - tails are ours
+                + tail,
+                args,
+            ).fetchall()
+        return [
+            AuditRecord(
+                i,
+                ts,
+                actor,
+                action,
+                obj,
+                None if b is None else json.loads(b),
+                None if a is None else json.loads(a),
+                c,
+            )
+            for i, ts, actor, action, obj, b, a, c in rows
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,90 @@
+"""``coldchain hub CONFIG``: run the centre (ingest, store, API) until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG", help="the site config")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="hub database and SQLite store (default: hub.data_dir)",
+    )
+    parser.add_argument("--broker", metavar="URL", help="central broker (default: uplink.broker)")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="API address (default: hub.listen)")
+    parser.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help="the hub's broker password (default: hub.password_file)",
+    )
+    parser.add_argument(
+        "--profiles",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="profile directory (default: the shipped profiles); repeatable",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def run(args: argparse.Namespace) -> int:
+    from coldchain.config.errors import InvalidConfigError
+    from coldchain.config.loader import load_site_config
+    from coldchain.profiles.registry import ProfileRegistry
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        profiles = ProfileRegistry.load(*[Path(d) for d in args.profiles])
+        cfg = load_site_config(args.config, profiles)
+    except InvalidConfigError as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return 1
+    return asyncio.run(_main(args, cfg, profiles))
+
+
+async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
+    from coldchain.config.site import SiteConfig
+    from coldchain.hub.service import Hub
+    from coldchain.profiles.registry import ProfileRegistry
+
+    assert isinstance(cfg, SiteConfig)
+    assert isinstance(profiles, ProfileRegistry)
+    pw_file = args.password_file or (Path(cfg.hub.password_file) if cfg.hub.password_file else None)
+    try:
+        hub = Hub(
+            cfg,
+            profiles,
+            data_dir=args.data_dir or Path(cfg.hub.data_dir),
+            broker=args.broker,
+            config_path=Path(args.config),
+            listen=args.listen,
+            password=pw_file.read_text().strip() if pw_file else None,
+        )
+    except OSError as exc:
+        print(f"coldchain hub: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"coldchain hub: API {hub.url}/docs, broker {hub.broker}, data {hub.data_dir}", flush=True
+    )
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        await hub.run()
+    except asyncio.CancelledError:
+        print("stopped", flush=True)
+    return 0

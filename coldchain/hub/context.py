@@ -1,0 +1,90 @@
+"""What the API and the hub's loops share: the config, profiles, store, registry, audit log
+and ingest counters, plus the config-derived lookups the API needs."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from fastapi import HTTPException
+
+from coldchain.config.site import SiteConfig
+from coldchain.hub.audit import AuditLog
+from coldchain.hub.model import PointOut
+from coldchain.profiles.registry import ProfileRegistry
+from coldchain.profiles.schema import PointKind
+from coldchain.reading import SeriesId
+from coldchain.store.base import Store
+from gateway.ingest import IngestStats
+from gateway.registry import Registry
+
+
+def _missing(what: str, name: str, known: list[str]) -> HTTPException:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return HTTPException(404, f"no {what} {name!r}{hint}")
+
+
+@dataclass
+class HubContext:
+    cfg: SiteConfig
+    profiles: ProfileRegistry
+    store: Store
+    registry: Registry
+    audit: AuditLog
+    ingest: IngestStats = field(default_factory=IngestStats)
+
+    @cached_property
+    def _points(self) -> dict[SeriesId, PointOut]:
+        out: dict[SeriesId, PointOut] = {}
+        for gw in self.cfg.gateways:
+            for d in gw.devices:
+                for p in self.profiles.get(d.profile).points:
+                    o = d.points.get(p.name)
+                    if o is not None and not o.enabled:
+                        continue
+                    sid = SeriesId(gw.site, gw.id, d.id, p.name)
+                    out[sid] = PointOut(
+                        series=str(sid),
+                        site=gw.site,
+                        room=d.room,
+                        gateway=gw.id,
+                        device=d.id,
+                        point=p.name,
+                        kind=str(p.kind),
+                        unit=p.unit,
+                        calibration=o.calibration if o else 0.0,
+                    )
+        return out
+
+    def points(self) -> list[PointOut]:
+        return list(self._points.values())
+
+    def series_id(self, text: str) -> SeriesId:
+        """A known series, or a 404/422 that says what is wrong."""
+        try:
+            sid = SeriesId.parse(text)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if sid not in self._points:
+            raise _missing("series", text, [str(s) for s in self._points])
+        return sid
+
+    def kind_of(self, sid: SeriesId) -> PointKind:
+        return PointKind(self._points[sid].kind)
+
+    def check_filters(
+        self, *, site: str | None = None, room: str | None = None, gateway: str | None = None
+    ) -> None:
+        sites = [s.id for s in self.cfg.sites]
+        if site is not None and site not in sites:
+            raise _missing("site", site, sites)
+        if room is not None:
+            rooms = [r.id for s in self.cfg.sites if site in (None, s.id) for r in s.rooms]
+            if room not in rooms:
+                raise _missing("room", room, rooms)
+        if gateway is not None:
+            gws = [g.id for g in self.cfg.gateways]
+            if gateway not in gws:
+                raise _missing("gateway", gateway, gws)

@@ -1,0 +1,197 @@
+"""The hub process: ingest (with the gateway registry), the store, the REST API, the audit
+trail; one task group, stopped by cancellation (SIGTERM / Ctrl-C in the CLI).
+
+    hub = Hub(cfg, profiles, data_dir=Path("demo-data"), config_path=path)
+    await hub.run()            # until cancelled
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import socket
+import time
+from collections.abc import Generator
+from pathlib import Path
+
+import uvicorn
+
+from coldchain.config.site import InfluxStoreSettings, SiteConfig, SqliteStoreSettings
+from coldchain.hub.api import create_app
+from coldchain.hub.audit import AuditLog
+from coldchain.hub.context import HubContext
+from coldchain.profiles.registry import ProfileRegistry
+from coldchain.protocol.topics import TopicError, Topics
+from coldchain.reading import Reading
+from coldchain.store.base import Store, StoreError
+from gateway.ingest import Ingest, run_ingest
+from gateway.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+def open_store(settings: SqliteStoreSettings | InfluxStoreSettings, data_dir: Path) -> Store:
+    """The configured time-series store."""
+    if isinstance(settings, SqliteStoreSettings):
+        from coldchain.store.sqlite import SqliteStore
+
+        days = max(1, round(settings.retention / 86400))
+        return SqliteStore(
+            data_dir / settings.path, raw_retention_days=days, rollup_1m_retention_days=days
+        )
+    from coldchain.store.influx import InfluxStore
+
+    return InfluxStore.from_settings(settings, base_dir=data_dir)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the hub's owner stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def listen_socket(listen: str) -> socket.socket:
+    host, _, port = listen.rpartition(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, int(port)))
+    sock.listen(128)
+    sock.setblocking(False)  # noqa: FBT003 - the socket API
+    return sock
+
+
+class Hub:
+    """Everything the centre runs."""
+
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        profiles: ProfileRegistry,
+        *,
+        data_dir: Path,
+        broker: str | None = None,
+        config_path: Path | None = None,
+        store: Store | None = None,
+        password: str | None = None,
+        listen: str | None = None,
+    ) -> None:
+        self.cfg, self.profiles = cfg, profiles
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.broker = broker or cfg.uplink.broker
+        self.password = password
+        self.store = store or open_store(cfg.hub.store, data_dir)
+        self.registry = Registry(
+            data_dir / "hub.db",
+            [g.id for g in cfg.gateways],
+            health_timeout_s=cfg.hub.health_timeout,
+        )
+        self.audit = AuditLog(data_dir / "hub.db")
+        self.topics = Topics(cfg.uplink.prefix)
+        self.ingest = Ingest(
+            cfg, profiles, self.store, topics=self.topics, on_readings=self._on_readings
+        )
+        self.ctx = HubContext(
+            cfg, profiles, self.store, self.registry, self.audit, self.ingest.stats
+        )
+        self.app = create_app(self.ctx)
+        self.socket = listen_socket(listen or cfg.hub.listen)
+        host, port = self.socket.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        if config_path is not None:
+            self._audit_config(config_path)
+
+    def _audit_config(self, path: Path) -> None:
+        """Record the config the hub runs with, when it differs from the last one recorded."""
+        text = path.read_text(encoding="utf-8")
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        last = self.audit.last("config.load", "site-config")
+        if last is not None and isinstance(last.after, dict) and last.after.get("sha256") == digest:
+            return
+        before = None
+        if last is not None and isinstance(last.after, dict):
+            before = {"sha256": last.after.get("sha256"), "text": last.after.get("text")}
+        self.audit.record(
+            actor="hub",
+            action="config.load",
+            obj="site-config",
+            before=before,
+            after={"sha256": digest, "path": str(path), "text": text},
+        )
+
+    def _on_readings(self, readings: list[Reading]) -> None:
+        for gw in {r.series.gateway for r in readings}:
+            self.registry.on_telemetry(gw)
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            gateway, kind = self.topics.parse(topic)
+        except TopicError:
+            return
+        if kind == "status":
+            self.registry.on_status(gateway, payload)
+        elif kind == "health":
+            self.registry.on_health(gateway, payload)
+
+    async def _expire(self) -> None:
+        while True:
+            for gw in self.registry.expire():
+                log.warning("gateway %s silent for %.0fs: offline", gw, self.cfg.hub.health_timeout)
+            await asyncio.sleep(min(5.0, self.cfg.hub.health_timeout / 4))
+
+    async def _prune(self) -> None:
+        """Daily: delete readings past their retention (in small transactions)."""
+        while True:
+            try:
+                deleted = await self.store.prune(time.time_ns() // 1_000_000)
+            except StoreError as exc:
+                log.warning("pruning the store failed: %s", exc)
+            else:
+                if deleted:
+                    log.info("pruned %d rows past their retention", deleted)
+            await asyncio.sleep(86400)
+
+    async def _serve_api(self) -> None:
+        server = _Server(uvicorn.Config(self.app, log_level="warning", lifespan="off"))
+        task = asyncio.create_task(server.serve(sockets=[self.socket]), name="api")
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            server.should_exit = True
+            await task
+            raise
+
+    async def run(self) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.broker)
+        host, port = parts.hostname or "localhost", parts.port or 1883
+        log.info(
+            "hub: API on %s, broker %s, store %s", self.url, self.broker, type(self.store).__name__
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(
+                    run_ingest(
+                        self.ingest,
+                        host=host,
+                        port=port,
+                        username=self.cfg.hub.username,
+                        password=self.password,
+                        share_group=self.cfg.hub.share_group,
+                        on_message=self._on_message,
+                    ),
+                    name="ingest",
+                )
+                tg.create_task(self._expire(), name="registry-expiry")
+                tg.create_task(self._prune(), name="store-prune")
+                tg.create_task(self._serve_api(), name="api")
+        finally:
+            await asyncio.shield(self.store.close())
+            self.registry.close()
+            self.audit.close()
+            self.socket.close()

@@ -1,0 +1,104 @@
+"""The store interface every backend implements.
+
+A reading's identity is (series, timestamp): ``write`` is idempotent, and the first copy
+stored wins — a resent batch can never alter a stored record (GSP: records cannot be edited).
+Times are UTC epoch milliseconds. Aggregates use good readings only; bad and uncertain ones
+are kept with their reason and returned by ``latest`` and ``raw``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from coldchain.reading import Reading, SeriesId
+
+
+class Agg(StrEnum):
+    """How readings inside one step become one value."""
+
+    MIN = "min"
+    MAX = "max"
+    MEAN = "mean"
+    LAST = "last"
+
+
+@dataclass(slots=True)
+class Bucket:
+    """One step of a ranged query: its start and the aggregate (None: no good reading)."""
+
+    ts_ms: int
+    value: float | None
+    count: int  # good readings in the step
+
+
+@dataclass(frozen=True, slots=True)
+class DoorInterval:
+    """A door open from ``opened_ms`` until ``closed_ms`` (None: still open at ``end``)."""
+
+    series: SeriesId
+    opened_ms: int
+    closed_ms: int | None
+
+    def duration_ms(self, until_ms: int) -> int:
+        return (self.closed_ms if self.closed_ms is not None else until_ms) - self.opened_ms
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write did: readings newly stored, and copies of stored ones ignored."""
+
+    stored: int
+    duplicates: int
+
+
+class StoreError(RuntimeError):
+    """The store could not do what was asked (backend down, bad query); says which."""
+
+
+class Store(abc.ABC):
+    """A time-series store of readings."""
+
+    @abc.abstractmethod
+    async def write(self, readings: Sequence[Reading]) -> WriteResult:
+        """Store readings durably (committed when this returns); idempotent by
+        (series, ts_ms), first copy wins."""
+
+    @abc.abstractmethod
+    async def latest(self, series: Sequence[SeriesId] | None = None) -> dict[SeriesId, Reading]:
+        """The newest reading of each series (all series when ``series`` is None)."""
+
+    @abc.abstractmethod
+    async def raw(self, series: SeriesId, start_ms: int, end_ms: int) -> list[Reading]:
+        """Every reading of ``series`` with start_ms <= ts < end_ms, oldest first."""
+
+    @abc.abstractmethod
+    async def range(
+        self, series: SeriesId, start_ms: int, end_ms: int, step_ms: int, agg: Agg
+    ) -> list[Bucket]:
+        """Good readings in [start_ms, end_ms) aggregated per ``step_ms`` (aligned to
+        multiples of step_ms since the epoch); steps without readings are omitted. Backends
+        answer long ranges from rollups (1 min, 1 h) when the step allows."""
+
+    @abc.abstractmethod
+    async def door_intervals(
+        self, series: SeriesId, start_ms: int, end_ms: int
+    ) -> list[DoorInterval]:
+        """Open/close intervals of a door series (value 1 open, 0 closed) overlapping
+        [start_ms, end_ms); an interval open before ``start_ms`` starts at its real opening."""
+
+    @abc.abstractmethod
+    async def series(self) -> list[SeriesId]:
+        """Every series the store holds."""
+
+    async def prune(self, now_ms: int) -> int:
+        """Delete what is past its retention; returns rows deleted. Backends whose server
+        enforces retention itself (VictoriaMetrics, InfluxDB) keep this no-op."""
+        del now_ms
+        return 0
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Flush and release resources."""

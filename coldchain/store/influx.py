@@ -1,0 +1,265 @@
+"""The line-protocol store: writes InfluxDB line protocol through influxdb-client into
+VictoriaMetrics or InfluxDB 2; reads through VictoriaMetrics' Prometheus-compatible API
+(:mod:`coldchain.store.victoria`) or Flux (:mod:`coldchain.store.influx2`).
+
+Writes are *synchronous* HTTP requests (influxdb-client's ``SYNCHRONOUS`` write API) of at
+most ``batch_size`` lines, gzip-compressed, retried with jittered exponential back-off on
+connection errors, 429 and 5xx (safe: a resent line is the same point). ``write`` returns
+only when the server has accepted every line, so the hub acknowledges a gateway's batch only
+for readings the store holds. influxdb-client's background batching API is not used: it
+returns before anything is sent and reports failures to a callback, which would let the hub
+acknowledge readings that were never stored.
+
+First copy wins: before writing, the store looks up which (series, ts) it already holds
+(:mod:`coldchain.store.dedupe`) and writes only new readings, so ``WriteResult`` counts
+duplicates. VictoriaMetrics makes new samples searchable about 1 s after a write (a new
+series up to ~8 s): a copy arriving sooner than that is written again, and
+``-dedup.minScrapeInterval=1ms`` (required, checked at start) keeps one of the two.
+
+All blocking work (encoding, HTTP) runs in the store's own worker threads; the event loop
+only awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
+
+from influxdb_client.client.exceptions import InfluxDBError
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from influxdb_client.client.write.retry import WritesRetry
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+from urllib3.exceptions import HTTPError
+
+from coldchain.reading import Reading, SeriesId
+from coldchain.store import dedupe, doors, lineproto
+from coldchain.store.base import Agg, Bucket, DoorInterval, Store, StoreError, WriteResult
+from coldchain.store.influx2 import FluxReads
+from coldchain.store.victoria import VictoriaReads
+
+if TYPE_CHECKING:
+    from coldchain.config.site import InfluxStoreSettings
+
+# WritesRetry fixes its overall deadline when it is built, and the client keeps one for its
+# lifetime: a finite deadline would silently end all retries once the hub has run that long.
+# Retries are bounded by ``retries`` and the per-request timeout instead.
+_NO_DEADLINE_S = 10 * 365 * 86_400
+_MS = cast("WritePrecision", WritePrecision.MS)  # a str constant on the class
+
+
+class Reads(Protocol):
+    """What each flavour's read side provides."""
+
+    url: str
+
+    async def check(self) -> None: ...
+    async def flush(self) -> None: ...
+    def close(self) -> None: ...
+    async def raw(self, series: SeriesId, start_ms: int, end_ms: int) -> list[Reading]: ...
+    async def stored_keys(self, lookup: dedupe.Lookup) -> set[dedupe.Key]: ...
+    async def range(
+        self, series: SeriesId, start_ms: int, end_ms: int, step_ms: int, agg: Agg
+    ) -> list[Bucket]: ...
+    async def latest(self, series: Sequence[SeriesId] | None) -> dict[SeriesId, Reading]: ...
+    async def series(self) -> list[SeriesId]: ...
+
+
+class InfluxStore(Store):
+    """Readings in VictoriaMetrics or InfluxDB 2, written as line protocol."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        flavour: lineproto.Flavour = "victoriametrics",
+        org: str = "coldchain",
+        bucket: str = "coldchain",
+        token: str | None = None,
+        batch_size: int = 5000,
+        gzip: bool = True,
+        timeout_s: float = 10.0,
+        retries: int = 3,
+        retry_interval_s: float = 0.25,
+        max_retry_delay_s: float = 4.0,
+        first_copy_wins: bool = True,
+        verify_flags: bool = True,
+        min_retention_days: int = 5 * 365,
+        workers: int = 4,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if flavour not in ("victoriametrics", "influxdb2"):
+            raise ValueError(f"flavour {flavour!r}: use 'victoriametrics' or 'influxdb2'")
+        if batch_size < 1 or workers < 1 or retries < 0 or timeout_s <= 0:
+            raise ValueError(
+                f"batch_size ({batch_size}) and workers ({workers}) must be >= 1, retries "
+                f"({retries}) >= 0 and timeout_s ({timeout_s}) > 0"
+            )
+        self.url = url.rstrip("/")
+        self.flavour: lineproto.Flavour = flavour
+        self.org, self.bucket = org, bucket
+        self.batch_size = batch_size
+        self.gzip = gzip
+        self.first_copy_wins = first_copy_wins
+        self.retry = WritesRetry(
+            total=retries,
+            retry_interval=retry_interval_s,
+            max_retry_delay=max_retry_delay_s,
+            exponential_base=2,
+            max_retry_time=_NO_DEADLINE_S,
+            allowed_methods=["POST"],
+        )
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="influx-store")
+        self._client = InfluxDBClient(
+            url=self.url,
+            token=token or "",  # empty: no Authorization header
+            org=org,
+            enable_gzip=gzip,
+            timeout=round(timeout_s * 1000),
+            retries=self.retry,
+        )
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        self._reads: Reads
+        if flavour == "victoriametrics":
+            self._reads = VictoriaReads(
+                self.url,
+                executor=self._executor,
+                timeout_s=timeout_s,
+                retries=retries,
+                headers={"Authorization": f"Token {token}"} if token else {},
+                verify_flags=verify_flags,
+                min_retention_days=min_retention_days,
+                clock=clock,
+            )
+        else:
+            self._reads = FluxReads(
+                self._client,
+                url=self.url,
+                org=org,
+                bucket=bucket,
+                executor=self._executor,
+                clock=clock,
+            )
+        self._checked = False
+        self._closed = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: InfluxStoreSettings, *, base_dir: Path | None = None
+    ) -> InfluxStore:
+        """A store from the hub's ``store:`` settings (the token file read now)."""
+        token = None
+        if settings.token_file:
+            path = Path(settings.token_file)
+            path = path if path.is_absolute() or base_dir is None else base_dir / path
+            try:
+                token = path.read_text().strip()
+            except OSError as exc:
+                raise StoreError(f"store token file {path}: {exc.strerror}") from exc
+        return cls(
+            url=settings.url,
+            flavour=settings.flavour,
+            org=settings.org,
+            bucket=settings.bucket,
+            token=token,
+        )
+
+    @property
+    def target(self) -> str:
+        name = "VictoriaMetrics" if self.flavour == "victoriametrics" else "InfluxDB"
+        return f"{name} at {self.url}"
+
+    async def check(self) -> None:
+        """Reachable and set up as this store needs (VictoriaMetrics: its flags). Done once
+        before the first operation; call it at start-up to fail early."""
+        if self._closed:
+            raise StoreError(f"store for {self.target} is closed")
+        await self._reads.check()
+        self._checked = True
+
+    async def _ready(self) -> None:
+        if not self._checked or self._closed:
+            await self.check()
+
+    async def settle(self) -> None:
+        """Make every accepted write visible to reads now (VictoriaMetrics otherwise takes
+        about a second, a new series up to ~8 s). For tests and benchmarks."""
+        await self._ready()
+        await self._reads.flush()
+
+    # -- writing --------------------------------------------------------------------------
+
+    async def write(self, readings: Sequence[Reading]) -> WriteResult:
+        await self._ready()
+        unique, copies = dedupe.first_copies(readings)
+        if self.first_copy_wins and unique:
+            lookups = dedupe.plan_lookups(unique)
+            found = await asyncio.gather(*(self._reads.stored_keys(lk) for lk in lookups))
+            unique, stored = dedupe.split_new(unique, set().union(*found))
+            copies += stored
+        if unique:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._send, unique)
+        return WriteResult(stored=len(unique), duplicates=copies)
+
+    def _send(self, readings: list[Reading]) -> None:
+        lines = lineproto.encode(readings, self.flavour)
+        for chunk in lineproto.chunks(lines, self.batch_size):
+            try:
+                self._write_api.write(self.bucket, self.org, record=chunk, write_precision=_MS)
+            except ApiException as exc:
+                body = (
+                    (exc.body or b"").decode(errors="replace")
+                    if isinstance(exc.body, bytes)
+                    else str(exc.body or exc.reason)
+                )
+                raise StoreError(
+                    f"{self.target} refused a write of {len(chunk)} lines: "
+                    f"HTTP {exc.status}: {body[:500]}"
+                ) from exc
+            except (HTTPError, InfluxDBError, OSError) as exc:
+                reason = getattr(exc, "reason", None) or exc
+                raise StoreError(
+                    f"{self.target} is not reachable: a write of {len(chunk)} lines failed "
+                    f"after {self.retry.total} retries: {reason}"
+                ) from exc
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def latest(self, series: Sequence[SeriesId] | None = None) -> dict[SeriesId, Reading]:
+        await self._ready()
+        return await self._reads.latest(series)
+
+    async def raw(self, series: SeriesId, start_ms: int, end_ms: int) -> list[Reading]:
+        await self._ready()
+        return await self._reads.raw(series, start_ms, end_ms)
+
+    async def range(
+        self, series: SeriesId, start_ms: int, end_ms: int, step_ms: int, agg: Agg
+    ) -> list[Bucket]:
+        await self._ready()
+        return await self._reads.range(series, start_ms, end_ms, step_ms, Agg(agg))
+
+    async def door_intervals(
+        self, series: SeriesId, start_ms: int, end_ms: int
+    ) -> list[DoorInterval]:
+        await self._ready()
+        return await doors.door_intervals(series, start_ms, end_ms, self._reads.raw)
+
+    async def series(self) -> list[SeriesId]:
+        await self._ready()
+        return await self._reads.series()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._reads.close()
+        self._write_api.close()  # type: ignore[no-untyped-call]  # untyped in influxdb-client
+        self._client.close()  # type: ignore[no-untyped-call]
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)

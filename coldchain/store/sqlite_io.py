@@ -1,0 +1,273 @@
+"""Blocking halves of the SQLite store: the writer (one connection, one thread) and the reader
+(a read-only connection on another thread). :class:`coldchain.store.sqlite.SqliteStore`
+runs each on its own worker thread; nothing here touches the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from coldchain.reading import Reading, SeriesId
+from coldchain.store.base import Agg, Bucket, DoorInterval, StoreError
+from coldchain.store.sqlite_rollup import range_query
+from coldchain.store.sqlite_schema import Q_BACK, Q_CODE, connect_reader, connect_writer
+
+log = logging.getLogger(__name__)
+
+_INSERT = "INSERT OR IGNORE INTO reading VALUES (?, ?, ?, ?, ?, ?, ?)"
+# Doors: good readings only. The state just before the window; if open, its real opening
+# (the first open reading after the last closed one); then every reading in the window.
+_DOOR_BEFORE = """SELECT value FROM reading WHERE series = :sid AND q = 0 AND ts < :a
+                  ORDER BY ts DESC LIMIT 1"""
+_DOOR_OPENED = """SELECT ts FROM reading WHERE series = :sid AND q = 0 AND ts < :a
+                  AND ts > coalesce((SELECT ts FROM reading WHERE series = :sid AND q = 0
+                                     AND ts < :a AND value = 0 ORDER BY ts DESC LIMIT 1),
+                                    -9223372036854775808)
+                  ORDER BY ts LIMIT 1"""
+_DOOR_WINDOW = """SELECT ts, value FROM reading WHERE series = :sid AND q = 0
+                  AND ts >= :a AND ts < :z ORDER BY ts"""
+_Row = tuple[int, float | None, int, str | None, float | None, str | None]
+
+
+def _split_meta(meta: dict[str, float]) -> tuple[float | None, str | None]:
+    """(calibration offset, other meta as JSON): the offset has its own column."""
+    cal = meta.get("calibration")
+    if len(meta) == (cal is not None):
+        return cal, None
+    return cal, json.dumps({k: v for k, v in meta.items() if k != "calibration"}, sort_keys=True)
+
+
+class Writer:
+    """The store's only read-write connection. Not thread-safe: one thread calls it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = connect_writer(path)
+        rows = self.db.execute("SELECT id, site, gateway, device, point FROM series")
+        self._ids = {SeriesId(*names): sid for sid, *names in rows}
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'floor_ms'").fetchone()
+        self.floor_ms: int | None = None if row is None else int(row[0])
+
+    def write(self, readings: Sequence[Reading]) -> tuple[int, int]:
+        """Store new readings in one transaction; (stored, ignored). Ignored: copies of
+        stored readings, and readings older than the prune floor (expired on arrival)."""
+        if not readings:
+            return 0, 0
+        db, ids, floor = self.db, self._ids, self.floor_ms
+        new: dict[SeriesId, int] = {}
+        rows = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for r in readings:
+                if floor is not None and r.ts_ms < floor:
+                    continue
+                sid = ids.get(r.series) or new.get(r.series) or self._intern(r.series, new)
+                value = r.value
+                if value is not None and not math.isfinite(value):
+                    raise StoreError(f"{r.series} at {r.ts_ms}: value {value} is not finite")
+                cal, extra = _split_meta(r.meta) if r.meta else (None, None)
+                rows.append((sid, r.ts_ms, value, Q_CODE[r.quality], r.reason, cal, extra))
+            stored = db.executemany(_INSERT, rows).rowcount  # trigger rows are not counted
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:  # some errors (disk full, I/O) have rolled back already
+                db.execute("ROLLBACK")
+            raise
+        ids.update(new)
+        if len(rows) < len(readings):
+            log.warning(
+                "sqlite store %s: ignored %d readings older than the prune floor %d",
+                self.path,
+                len(readings) - len(rows),
+                floor,
+            )
+        return stored, len(readings) - stored
+
+    def _intern(self, series: SeriesId, new: dict[SeriesId, int]) -> int:
+        cur = self.db.execute(
+            "INSERT INTO series (site, gateway, device, point) VALUES (?, ?, ?, ?)", series
+        )
+        sid = new[series] = int(cur.lastrowid or 0)
+        return sid
+
+    def raise_floor(self, floor_ms: int) -> int:
+        """From now on, refuse readings older than ``floor_ms`` (never lowered): their raw
+        rows are being pruned, so a resend could not be told from a new reading and would
+        count twice in the rollups."""
+        if self.floor_ms is None or floor_ms > self.floor_ms:
+            self.db.execute(
+                "INSERT INTO meta VALUES ('floor_ms', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (floor_ms,),
+            )
+            self.floor_ms = floor_ms
+        return self.floor_ms
+
+    def series_ids(self) -> list[int]:
+        return sorted(self._ids.values())
+
+    def prune_step(
+        self, table: str, key: str, *, cutoff: int, sids: list[int], pos: int, budget: int
+    ) -> tuple[int, int]:
+        """Delete up to ``budget`` rows of ``table`` older than ``cutoff`` in one transaction,
+        series by series from ``sids[pos]``; returns (deleted, position to resume at)."""
+        sql = f"""DELETE FROM {table} WHERE series = :sid AND {key} < :cut AND {key} < coalesce(
+                      (SELECT {key} FROM {table} WHERE series = :sid AND {key} < :cut
+                       ORDER BY {key} LIMIT 1 OFFSET :n), :cut)"""  # noqa: S608 - our names
+        deleted = 0
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            while pos < len(sids) and deleted < budget:
+                args = {"sid": sids[pos], "cut": cutoff, "n": budget - deleted}
+                deleted += self.db.execute(sql, args).rowcount
+                if deleted < budget:
+                    pos += 1  # nothing older left in this series
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        return deleted, pos
+
+    def close(self) -> None:
+        self.db.execute("PRAGMA optimize")
+        self.db.close()  # the last connection to close checkpoints and removes the WAL
+
+
+class Reader:
+    """A read-only connection; each call reads one consistent snapshot."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = connect_reader(path)
+        self._ids: dict[SeriesId, int] = {}
+        self._names: dict[int, SeriesId] = {}
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN")
+        try:
+            yield self.db
+        finally:
+            self.db.execute("COMMIT")
+
+    def _id(self, series: SeriesId) -> int | None:
+        sid = self._ids.get(series)
+        if sid is None:
+            row = self.db.execute(
+                "SELECT id FROM series WHERE site = ? AND gateway = ? AND device = ? AND point = ?",
+                series,
+            ).fetchone()
+            if row is None:
+                return None
+            sid = self._ids[series] = row[0]
+            self._names[sid] = series
+        return sid
+
+    def _name(self, sid: int) -> SeriesId:
+        name = self._names.get(sid)
+        if name is None:
+            row = self.db.execute(
+                "SELECT site, gateway, device, point FROM series WHERE id = ?", (sid,)
+            ).fetchone()
+            name = self._names[sid] = SeriesId(*row)
+            self._ids[name] = sid
+        return name
+
+    @staticmethod
+    def _reading(series: SeriesId, row: _Row) -> Reading:
+        ts, value, q, reason, cal, extra = row
+        meta = {} if cal is None else {"calibration": cal}
+        if extra is not None:
+            meta.update(json.loads(extra))
+        return Reading(series, ts, value, Q_BACK[q], reason, meta)
+
+    def series(self) -> list[SeriesId]:
+        rows = self.db.execute("SELECT site, gateway, device, point FROM series ORDER BY id")
+        return [SeriesId(*r) for r in rows]
+
+    def latest(self, series: Sequence[SeriesId] | None) -> dict[SeriesId, Reading]:
+        # The newest row of a series is one seek down the (series, ts) primary key, so no
+        # "latest" table is kept: it would cost an extra B-tree write per reading.
+        sql = """SELECT s.id, r.ts, r.value, r.q, r.reason, r.cal, r.extra
+                 FROM series AS s CROSS JOIN reading AS r ON r.series = s.id
+                 AND r.ts = (SELECT max(ts) FROM reading WHERE series = s.id)"""
+        with self._snapshot() as db:
+            if series is None:
+                rows = db.execute(sql).fetchall()
+            else:
+                ids = [i for i in map(self._id, series) if i is not None]
+                if not ids:
+                    return {}
+                where = f" WHERE s.id IN ({', '.join('?' * len(ids))})"
+                rows = db.execute(sql + where, ids).fetchall()
+            return {(n := self._name(sid)): self._reading(n, row) for sid, *row in rows}
+
+    def raw(self, series: SeriesId, start_ms: int, end_ms: int) -> list[Reading]:
+        sid = self._id(series)
+        if sid is None:
+            return []
+        rows = self.db.execute(
+            "SELECT ts, value, q, reason, cal, extra FROM reading "
+            "WHERE series = ? AND ts >= ? AND ts < ? ORDER BY ts",
+            (sid, start_ms, end_ms),
+        ).fetchall()
+        return [self._reading(series, row) for row in rows]
+
+    def range(
+        self,
+        series: SeriesId,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        agg: Agg,
+        *,
+        use_rollups: bool = True,
+    ) -> list[Bucket]:
+        if step_ms <= 0:
+            raise StoreError(f"range of {series}: step must be > 0 ms, not {step_ms}")
+        sid = self._id(series)
+        if sid is None or start_ms >= end_ms:
+            return []
+        with self._snapshot() as db:
+            return range_query(
+                db,
+                sid,
+                start=start_ms,
+                end=end_ms,
+                step=step_ms,
+                agg=Agg(agg),
+                use_rollups=use_rollups,
+            )
+
+    def door_intervals(self, series: SeriesId, start_ms: int, end_ms: int) -> list[DoorInterval]:
+        """Good readings only; a value other than 0 is open. A door open at ``start_ms``
+        opened at the first open reading after the last closed one before it."""
+        sid = self._id(series)
+        if sid is None or start_ms >= end_ms:
+            return []
+        args = {"sid": sid, "a": start_ms, "z": end_ms}
+        with self._snapshot() as db:
+            opened: int | None = None
+            before = db.execute(_DOOR_BEFORE, args).fetchone()
+            if before is not None and before[0] != 0:
+                (opened,) = db.execute(_DOOR_OPENED, args).fetchone()
+            out = []
+            for ts, value in db.execute(_DOOR_WINDOW, args):
+                if value != 0 and opened is None:
+                    opened = ts
+                elif value == 0 and opened is not None:
+                    if ts > start_ms:  # closed exactly at the start: no overlap
+                        out.append(DoorInterval(series, opened, ts))
+                    opened = None
+            if opened is not None:
+                out.append(DoorInterval(series, opened, None))
+            return out
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,214 @@
+"""Telemetry ingest: every gateway's batches, validated strictly, stored once, acknowledged.
+
+The hub subscribes to every gateway's telemetry topic (a shared subscription when
+``hub.share_group`` is set, so several workers split the load). A batch is rejected whole —
+counted by reason, logged, never stored — when its topic is not a protocol topic, its gateway
+is unknown, it was published on another gateway's topic, its payload breaks the protocol, or
+it names a series the site config does not have. Accepted batches queue for one writer task
+that stores everything waiting in one write (one transaction) and only then publishes each
+batch's ack: a reading leaves a gateway's outbox only once the store has committed it.
+Out-of-order and backfilled batches are normal; the store's writes are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiomqtt
+
+from coldchain.config.site import SiteConfig
+from coldchain.profiles.registry import ProfileRegistry
+from coldchain.protocol.messages import Batch, ProtocolError, decode_batch, encode_ack
+from coldchain.protocol.topics import TopicError, Topics
+from coldchain.reading import Reading, SeriesId
+from coldchain.store.base import Store
+from coldchain.supervise import Client, describe, network_error
+
+log = logging.getLogger(__name__)
+
+MAX_WRITE = 20_000  # readings per store transaction
+
+
+@dataclass
+class IngestStats:
+    """Counters for /metrics and the gateways page."""
+
+    batches: int = 0
+    readings: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    store_seconds: float = 0.0
+    store_writes: int = 0
+    lag_ms: float = 0.0  # newest reading's age when it was stored
+    last_batch_ms: dict[str, int] = field(default_factory=dict)  # per gateway
+    connected: bool = False  # subscribed to the broker
+
+
+def known_series(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, set[SeriesId]]:
+    """The series each gateway may send, from the site config."""
+    out: dict[str, set[SeriesId]] = {}
+    for gw in cfg.gateways:
+        names = out.setdefault(gw.id, set())
+        for d in gw.devices:
+            for p in profiles.get(d.profile).points:
+                override = d.points.get(p.name)
+                if override is None or override.enabled:
+                    names.add(SeriesId(gw.site, gw.id, d.id, p.name))
+    return out
+
+
+class RejectedError(Exception):
+    """A batch the hub will not store; ``reason`` is the counter's label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class Ingest:
+    """Validates, stores and acknowledges telemetry."""
+
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        profiles: ProfileRegistry,
+        store: Store,
+        *,
+        topics: Topics | None = None,
+        on_readings: Callable[[list[Reading]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.topics = topics or Topics(cfg.uplink.prefix)
+        self.allowed = known_series(cfg, profiles)
+        self.sites = {gw.id: gw.site for gw in cfg.gateways}
+        self.stats = IngestStats()
+        self.on_readings = on_readings
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=1000)
+
+    def check(self, topic: str, payload: bytes, now_ms: int) -> Batch:
+        """The batch in a telemetry message, or :class:`RejectedError` saying why."""
+        try:
+            gateway, kind = self.topics.parse(topic)
+        except TopicError as exc:
+            raise RejectedError("topic", str(exc)) from exc
+        if kind != "telemetry":
+            raise RejectedError("topic", f"{topic} is not a telemetry topic")
+        if gateway not in self.allowed:
+            raise RejectedError("unknown_gateway", f"gateway {gateway!r} is not in the site config")
+        try:
+            batch = decode_batch(payload, gateway=gateway, now_ms=now_ms)
+        except ProtocolError as exc:
+            reason = "foreign_topic" if "published on" in str(exc) else "schema"
+            raise RejectedError(reason, f"{gateway}: {exc}") from exc
+        if batch.site != self.sites[gateway]:
+            raise RejectedError(
+                "schema", f"{gateway}: site {batch.site!r}, config says {self.sites[gateway]!r}"
+            )
+        allowed = self.allowed[gateway]
+        for r in batch.readings:
+            if r.series not in allowed:
+                raise RejectedError(
+                    "unknown_series", f"{gateway}: series {r.series} is not in the site config"
+                )
+        return batch
+
+    def receive(self, topic: str, payload: bytes) -> bool:
+        """Take one message (from the MQTT loop); False if it was rejected."""
+        try:
+            batch = self.check(topic, payload, time.time_ns() // 1_000_000)
+        except RejectedError as exc:
+            self.stats.rejected[exc.reason] += 1
+            log.warning("rejected a batch (%s): %s", exc.reason, exc)
+            return False
+        self._queue.put_nowait(batch)
+        return True
+
+    async def writer(self, publish: Callable[[str, bytes], Awaitable[None]]) -> None:
+        """Store queued batches (everything waiting, in one write), then ack each."""
+        while True:
+            batches = [await self._queue.get()]
+            n = len(batches[0].readings)
+            while not self._queue.empty() and n < MAX_WRITE:
+                batches.append(self._queue.get_nowait())
+                n += len(batches[-1].readings)
+            readings = [r for b in batches for r in b.readings]
+            started = time.perf_counter()
+            result = await self.store.write(readings)
+            self.stats.store_seconds += time.perf_counter() - started
+            self.stats.store_writes += 1
+            self.stats.batches += len(batches)
+            self.stats.readings += result.stored
+            self.stats.duplicates += result.duplicates
+            now = time.time_ns() // 1_000_000
+            if readings:
+                self.stats.lag_ms = now - max(r.ts_ms for r in readings)
+            for b in batches:
+                self.stats.last_batch_ms[b.gateway] = now
+                await publish(self.topics.topic(b.gateway, "ack"), encode_ack(b.epoch, [b.seq]))
+            if self.on_readings is not None and readings:
+                self.on_readings(readings)
+
+    def subscription(self, share_group: str | None) -> str:
+        return self.topics.all("telemetry", share=share_group)
+
+
+async def run_ingest(
+    ingest: Ingest,
+    *,
+    host: str,
+    port: int,
+    identifier: str = "coldchain-hub",
+    username: str | None = None,
+    password: str | None = None,
+    share_group: str | None = None,
+    on_message: Callable[[str, bytes], None] | None = None,
+) -> None:
+    """The ingest's MQTT loop: subscribe, receive, write, ack; reconnect forever."""
+    backoff = 0.5
+    while True:
+        try:
+            async with Client(
+                host,
+                port,
+                identifier=identifier,
+                username=username,
+                password=password,
+                clean_session=False,
+                keepalive=30,
+            ) as client:
+                await client.subscribe(ingest.subscription(share_group), qos=1)
+                for kind in ("status", "health"):
+                    await client.subscribe(ingest.topics.all(kind), qos=1)
+                ingest.stats.connected, backoff = True, 0.5
+
+                async def publish(topic: str, payload: bytes) -> None:
+                    await client.publish(topic, payload, qos=1)
+
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(ingest.writer(publish), name="ingest-writer")
+                    async for message in client.messages:
+                        topic = str(message.topic)
+                        raw = message.payload
+                        data = bytes(raw) if isinstance(raw, bytes | bytearray) else b""
+                        if topic.endswith("/telemetry"):
+                            ingest.receive(topic, data)
+                        elif on_message is not None:
+                            on_message(topic, data)
+                    raise aiomqtt.MqttError("message stream ended")
+        except Exception as exc:  # supervised: nothing but cancellation ends the loop
+            ingest.stats.connected = False
+            log.warning(
+                "hub broker %s:%d: %s; retrying in %.1fs",
+                host,
+                port,
+                describe(exc),
+                backoff,
+                exc_info=not network_error(exc),
+            )
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 30.0)

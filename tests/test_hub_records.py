@@ -1,0 +1,98 @@
+"""The hub's own records: the gateway registry (status, last will, health timeout) and the
+audit trail that cannot be edited or deleted."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from coldchain.hub.audit import AuditLog
+from gateway.registry import Registry
+
+
+def test_registry_follows_status_health_and_the_timeout(tmp_path: Path) -> None:
+    reg = Registry(tmp_path / "hub.db", ["gw1", "gw2"], health_timeout_s=60)
+    assert {g.id: g.state for g in reg.all()} == {"gw1": "unknown", "gw2": "unknown"}
+    reg.on_status("gw1", json.dumps({"v": 1, "state": "online", "version": "0.1.0"}).encode())
+    reg.on_health(
+        "gw2",
+        json.dumps(
+            {
+                "v": 1,
+                "version": "0.1.0",
+                "buffer": {"pending": 42},
+                "devices": {"p1": {"success": 0.5}},
+            }
+        ).encode(),
+    )
+    gw1, gw2 = reg.all()
+    assert (gw1.state, gw1.version) == ("online", "0.1.0")
+    assert (gw2.state, gw2.backlog, gw2.poll_success()) == ("online", 42, {"p1": 0.5})
+    reg.on_status("gw1", json.dumps({"v": 1, "state": "offline"}).encode())  # the last will
+    assert reg.get("gw1").state == "offline"  # type: ignore[union-attr]
+    # garbage and strangers change nothing
+    reg.on_status("gw2", b"{not json")
+    reg.on_status("gw-stranger", json.dumps({"state": "online"}).encode())
+    assert reg.get("gw2").state == "online"  # type: ignore[union-attr]
+    assert reg.get("gw-stranger") is None
+    # silent longer than the timeout: offline although no last will came
+    seen = reg.get("gw2").last_seen_ms  # type: ignore[union-attr]
+    assert seen is not None
+    assert reg.expire(seen + 59_000) == []
+    assert reg.expire(seen + 61_000) == ["gw2"]
+    assert reg.get("gw2").state == "offline"  # type: ignore[union-attr]
+    reg.close()
+    again = Registry(tmp_path / "hub.db", ["gw1", "gw2"], health_timeout_s=60)
+    assert again.get("gw2").backlog == 42  # type: ignore[union-attr]  # kept over a restart
+    again.close()
+
+
+def test_audit_records_cannot_be_edited_or_deleted(tmp_path: Path) -> None:
+    audit = AuditLog(tmp_path / "hub.db")
+    first = audit.record(
+        actor="hub", action="config.load", obj="site-config", after={"sha256": "a"}
+    )
+    audit.record(actor="li.wei", action="comment", obj="alert-7", comment="door closed again")
+    records, total = audit.page(10, 0)
+    assert total == 2
+    assert [r.action for r in records] == ["comment", "config.load"]
+    db = sqlite3.connect(tmp_path / "hub.db")
+    with pytest.raises(sqlite3.IntegrityError, match="audit records cannot be edited"):
+        db.execute("UPDATE audit SET actor = 'someone' WHERE id = ?", (first,))
+    with pytest.raises(sqlite3.IntegrityError, match="audit records cannot be deleted"):
+        db.execute("DELETE FROM audit")
+    db.close()
+    assert audit.last("config.load", "site-config").after == {"sha256": "a"}  # type: ignore[union-attr]
+    audit.close()
+
+
+async def test_the_hub_audits_each_new_config_once(tmp_path: Path) -> None:
+    from coldchain.config.loader import load_site_config
+    from coldchain.hub.service import Hub
+    from coldchain.profiles.registry import ProfileRegistry
+    from firmware_configs import SITES_DIR
+
+    profiles = ProfileRegistry.load()
+    path = tmp_path / "site.yaml"
+    path.write_text((SITES_DIR / "county.yaml").read_text())
+
+    async def start() -> list[str]:
+        cfg = load_site_config(path, profiles)
+        hub = Hub(cfg, profiles, data_dir=tmp_path / "hub", config_path=path, listen="127.0.0.1:0")
+        records, _ = hub.audit.page(100, 0)
+        hub.audit.close()
+        hub.registry.close()
+        hub.socket.close()
+        await hub.store.close()
+        return [r.after["sha256"] for r in records]
+
+    first = await start()
+    assert len(first) == 1
+    assert await start() == first  # the same config again: nothing new
+    path.write_text(path.read_text() + "\n# a technician's edit\n")
+    changed = await start()
+    assert len(changed) == 2
+    assert changed[1] == first[0]
