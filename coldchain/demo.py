@@ -163,7 +163,14 @@ async def _run(args: argparse.Namespace) -> int:
         text = yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
         await asyncio.to_thread(live_path.write_text, text, "utf-8")
         live = load_site_config(live_path, profiles)
-        hub = Hub(live, profiles, data_dir=data / "hub", config_path=live_path)
+        try:
+            hub = Hub(live, profiles, data_dir=data / "hub", config_path=live_path)
+        except OSError as exc:
+            print(
+                f"coldchain demo: cannot listen on {args.listen}: {exc.strerror}; "
+                "give another address, e.g. --listen 127.0.0.1:0 for a free port"
+            )
+            return 1
         agents = [Agent(live, gw.id, profiles, data_dir=data / "agents") for gw in live.gateways]
         for line in describe(sim.endpoints()):
             print(line)
