@@ -163,6 +163,7 @@ def main() -> None:
     ap.add_argument("--readings", type=int, default=400_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--window", type=int, default=8)
+    ap.add_argument("--timeout", type=float, default=300, help="give up after this many seconds")
     args = ap.parse_args()
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -218,8 +219,13 @@ def main() -> None:
             hub.stdout.readline()  # "coldchain hub: API ..."
             time.sleep(1.0)  # the hub subscribes
             cpu, wall, acked = asyncio.run(
-                asyncio.wait_for(drive(args, mport, hub.pid), timeout=300)
+                asyncio.wait_for(drive(args, mport, hub.pid), timeout=args.timeout)
             )
+        except BaseException:
+            log = t / "hub.log"
+            if log.exists():
+                print(log.read_text()[-3000:], file=sys.stderr)
+            raise
         finally:
             for p in reversed(procs):
                 p.terminate()
