@@ -26,7 +26,7 @@ from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.messages import Batch, ProtocolError, decode_batch, encode_ack
 from coldchain.protocol.topics import TopicError, Topics
 from coldchain.reading import Reading, SeriesId
-from coldchain.store.base import Store
+from coldchain.store.base import Store, StoreError, WriteResult
 from coldchain.supervise import Client, describe, network_error
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class IngestStats:
     lag_ms: float = 0.0  # newest reading's age when it was stored
     last_batch_ms: dict[str, int] = field(default_factory=dict)  # per gateway
     connected: bool = False  # subscribed to the broker
+    store_errors: int = 0  # failed store writes (each retried)
 
 
 def known_series(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, set[SeriesId]]:
@@ -125,7 +126,13 @@ class Ingest:
             self.stats.rejected[exc.reason] += 1
             log.warning("rejected a batch (%s): %s", exc.reason, exc)
             return False
-        self._queue.put_nowait(batch)
+        try:
+            self._queue.put_nowait(batch)
+        except asyncio.QueueFull:
+            # The store is behind: leave the batch unacknowledged; the gateway resends it
+            # after its ack timeout, by when the writer has caught up.
+            self.stats.rejected["backpressure"] += 1
+            return False
         return True
 
     async def writer(self, publish: Callable[[str, bytes], Awaitable[None]]) -> None:
@@ -138,7 +145,7 @@ class Ingest:
                 n += len(batches[-1].readings)
             readings = [r for b in batches for r in b.readings]
             started = time.perf_counter()
-            result = await self.store.write(readings)
+            result = await self._write(readings)
             self.stats.store_seconds += time.perf_counter() - started
             self.stats.store_writes += 1
             self.stats.batches += len(batches)
@@ -152,6 +159,24 @@ class Ingest:
                 await publish(self.topics.topic(b.gateway, "ack"), encode_ack(b.epoch, [b.seq]))
             if self.on_readings is not None and readings:
                 self.on_readings(readings)
+
+    async def _write(self, readings: list[Reading]) -> WriteResult:
+        """Write, retrying a failing store with backoff: nothing is acked meanwhile, and the
+        MQTT session stays up (gateways resend what waits too long; writes are idempotent)."""
+        backoff = 0.5
+        while True:
+            try:
+                return await self.store.write(readings)
+            except StoreError as exc:
+                self.stats.store_errors += 1
+                log.warning(
+                    "store write of %d readings failed: %s; retrying in %.1fs",
+                    len(readings),
+                    exc,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
 
     def subscription(self, share_group: str | None) -> str:
         return self.topics.all("telemetry", share=share_group)

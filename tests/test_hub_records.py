@@ -3,14 +3,17 @@ audit trail that cannot be edited or deleted."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from coldchain.hub.audit import AuditLog
 from gateway.registry import Registry
+from tests.services import until
 
 
 def test_registry_follows_status_health_and_the_timeout(tmp_path: Path) -> None:
@@ -96,3 +99,48 @@ async def test_the_hub_audits_each_new_config_once(tmp_path: Path) -> None:
     changed = await start()
     assert len(changed) == 2
     assert changed[1] == first[0]
+
+
+async def test_ingest_retries_a_failing_store_and_acks_only_after(tmp_path: Path) -> None:
+    import time
+
+    from coldchain.config.loader import load_site_config
+    from coldchain.profiles.registry import ProfileRegistry
+    from coldchain.protocol.messages import Batch, decode_ack, encode_batch
+    from coldchain.reading import Reading, SeriesId
+    from coldchain.store.base import StoreError, WriteResult
+    from coldchain.store.sqlite import SqliteStore
+    from firmware_configs import SITES_DIR
+    from gateway.ingest import Ingest
+
+    class FlakyStore(SqliteStore):  # the real store, failing its first two writes
+        failures = 2
+
+        async def write(self, readings: Any) -> WriteResult:
+            if self.failures:
+                self.failures -= 1
+                raise StoreError("disk full (test)")
+            return await super().write(readings)
+
+    profiles = ProfileRegistry.load()
+    cfg = load_site_config(SITES_DIR / "county.yaml", profiles)
+    store = FlakyStore(tmp_path / "s.db")
+    ingest = Ingest(cfg, profiles, store)
+    sid = SeriesId("chengqu-centre", "gw-centre-cold", "cr1-probe-door", "temperature")
+    now = time.time_ns() // 1_000_000
+    batch = Batch("gw-centre-cold", "chengqu-centre", "e1", 7, [Reading(sid, now, 3.0)])
+    assert ingest.receive("coldchain/v1/gw/gw-centre-cold/telemetry", encode_batch(batch))
+    acks: list[tuple[str, bytes]] = []
+
+    async def publish(topic: str, payload: bytes) -> None:
+        acks.append((topic, payload))
+
+    writer = asyncio.create_task(ingest.writer(publish))
+    await until(lambda: bool(acks), "the ack after the store recovered", within=10)
+    writer.cancel()
+    assert ingest.stats.store_errors == 2
+    assert [(t, decode_ack(p)) for t, p in acks] == [
+        ("coldchain/v1/gw/gw-centre-cold/ack", ("e1", [7]))
+    ]
+    assert len(await store.raw(sid, now, now + 1)) == 1
+    await store.close()

@@ -35,6 +35,9 @@ class _HubCollector(Collector):
             "coldchain_store_write_seconds", "time spent in store writes", s.store_seconds
         )
         yield CounterMetricFamily("coldchain_store_writes", "store write calls", s.store_writes)
+        yield CounterMetricFamily(
+            "coldchain_store_write_errors", "failed store writes (each retried)", s.store_errors
+        )
         yield GaugeMetricFamily(
             "coldchain_ingest_lag_seconds", "age of the newest reading when stored", s.lag_ms / 1000
         )
