@@ -11,9 +11,9 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from coldchain import __version__
+from coldchain.profiles.options import add_profiles_argument, load_profiles
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -21,10 +21,9 @@ Handler = Callable[[argparse.Namespace], int]
 def _config_check(args: argparse.Namespace) -> int:
     from coldchain.config.errors import InvalidConfigError
     from coldchain.config.loader import check_site_file
-    from coldchain.profiles.registry import ProfileRegistry
 
     try:
-        profiles = ProfileRegistry.load(*[Path(d) for d in args.profiles])
+        profiles = load_profiles(args)
     except InvalidConfigError as exc:
         print(f"device profiles: {exc}", file=sys.stderr)
         return 1
@@ -66,10 +65,9 @@ def _config_schema(args: argparse.Namespace) -> int:
 
 def _profiles_list(args: argparse.Namespace) -> int:
     from coldchain.config.errors import InvalidConfigError
-    from coldchain.profiles.registry import ProfileRegistry
 
     try:
-        registry = ProfileRegistry.load(*[Path(d) for d in args.profiles])
+        registry = load_profiles(args)
     except InvalidConfigError as exc:
         print(f"device profiles: {exc}", file=sys.stderr)
         return 1
@@ -111,20 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     chk = cfg_sub.add_parser("check", help="report every error of site config files; exit 1 on any")
     chk.add_argument("files", nargs="+", metavar="FILE")
-    chk.add_argument(
-        "--profiles",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="profile directory (default: the shipped profiles); repeatable",
-    )
+    add_profiles_argument(chk)
     chk.set_defaults(handler=_config_check)
     sch = cfg_sub.add_parser("schema", help="print the JSON Schema of the site config")
     sch.add_argument("--profile", action="store_true", help="the device profile schema instead")
     sch.set_defaults(handler=_config_schema)
 
     prof = sub.add_parser("profiles", help="list the device profiles")
-    prof.add_argument("--profiles", action="append", default=[], metavar="DIR")
+    add_profiles_argument(prof)
     prof.set_defaults(handler=_profiles_list)
 
     agent = sub.add_parser("agent", help="run a gateway's agent, or print its request plan")

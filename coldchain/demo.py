@@ -20,7 +20,9 @@ from typing import Any
 
 import yaml
 
-EXAMPLE_SITE = Path(__file__).resolve().parent.parent / "firmware_configs" / "sites" / "county.yaml"
+from firmware_configs import SITES_DIR
+
+EXAMPLE_SITE = SITES_DIR / "county.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
+from coldchain.profiles.options import add_profiles_argument, load_profiles
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -34,23 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="broker password (default: uplink.password_file)",
     )
-    parser.add_argument(
-        "--profiles",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="profile directory (default: the shipped profiles); repeatable",
-    )
+    add_profiles_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def _load(args: argparse.Namespace, config: str) -> tuple[object, object] | None:
     from coldchain.config.errors import InvalidConfigError
     from coldchain.config.loader import load_site_config
-    from coldchain.profiles.registry import ProfileRegistry
 
     try:
-        profiles = ProfileRegistry.load(*[Path(d) for d in args.profiles])
+        profiles = load_profiles(args)
         cfg = load_site_config(config, profiles)
         cfg.gateway(args.gateway)
     except InvalidConfigError as exc:

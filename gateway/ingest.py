@@ -45,7 +45,6 @@ class IngestStats:
     store_seconds: float = 0.0
     store_writes: int = 0
     lag_ms: float = 0.0  # newest reading's age when it was stored
-    last_batch_ms: dict[str, int] = field(default_factory=dict)  # per gateway
     connected: bool = False  # subscribed to the broker
     store_errors: int = 0  # failed store writes (each retried)
 
@@ -155,7 +154,6 @@ class Ingest:
             if readings:
                 self.stats.lag_ms = now - max(r.ts_ms for r in readings)
             for b in batches:
-                self.stats.last_batch_ms[b.gateway] = now
                 await publish(self.topics.topic(b.gateway, "ack"), encode_ack(b.epoch, [b.seq]))
             if self.on_readings is not None and readings:
                 self.on_readings(readings)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from coldchain.profiles.options import add_profiles_argument, load_profiles
 
 if TYPE_CHECKING:
     from coldchain.config.site import SiteConfig
@@ -60,13 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OUT.yaml",
         help="write the site config with buses pointing at the simulation",
     )
-    parser.add_argument(
-        "--profiles",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="profile directory (default: the shipped profiles); repeatable",
-    )
+    add_profiles_argument(parser)
     parser.add_argument(
         "--mqtt-interval",
         type=_positive,
@@ -88,11 +83,10 @@ def run(args: argparse.Namespace) -> int:
 
     from coldchain.config.errors import InvalidConfigError
     from coldchain.config.loader import check_site_file
-    from coldchain.profiles.registry import ProfileRegistry
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        profiles = ProfileRegistry.load(*[Path(d) for d in args.profiles])
+        profiles = load_profiles(args)
     except InvalidConfigError as exc:
         print(f"device profiles: {exc}", file=sys.stderr)
         return 1

@@ -144,7 +144,6 @@ async def test_agent_killed_during_a_burst_loses_nothing(tmp_path: Path, mosquit
             await until(
                 lambda: wanted <= hub_keys(hub, gw), "everything left in the outbox", within=60
             )
-            await until(lambda: not outbox_snapshot(outbox) - left or True, "settled")
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 0, proc.stderr.read() if proc.stderr else ""

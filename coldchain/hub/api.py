@@ -8,9 +8,7 @@ expected. Lists are paginated (``limit``, ``offset``).
 
 from __future__ import annotations
 
-import difflib
 import time
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -19,7 +17,7 @@ from fastapi.responses import PlainTextResponse
 
 from coldchain import __version__
 from coldchain.durations import DurationError, parse_duration
-from coldchain.hub.context import HubContext
+from coldchain.hub.context import HubContext, not_found
 from coldchain.hub.metrics import render_metrics
 from coldchain.hub.model import (
     AuditOut,
@@ -49,12 +47,6 @@ Offset = Annotated[int, Query(ge=0, description="items to skip")]
 def _ctx(request: Request) -> HubContext:
     ctx: HubContext = request.app.state.hub
     return ctx
-
-
-def _not_found(what: str, name: str, known: Iterable[str]) -> HTTPException:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return HTTPException(404, f"no {what} {name!r}{hint}")
 
 
 def parse_time(text: str | None, default: int, name: str) -> int:
@@ -107,7 +99,7 @@ def sites(request: Request) -> list[SiteOut]:
 def site_out(ctx: HubContext, site_id: str) -> SiteOut:
     site = next((s for s in ctx.cfg.sites if s.id == site_id), None)
     if site is None:
-        raise _not_found("site", site_id, (s.id for s in ctx.cfg.sites))
+        raise not_found("site", site_id, (s.id for s in ctx.cfg.sites))
     rooms = []
     for r in site.rooms:
         lim = r.effective_limits
@@ -139,7 +131,7 @@ def room(request: Request, site_id: str, room_id: str) -> RoomOut:
     s = site_out(_ctx(request), site_id)
     found = next((r for r in s.rooms if r.id == room_id), None)
     if found is None:
-        raise _not_found(f"room in {site_id}", room_id, (r.id for r in s.rooms))
+        raise not_found(f"room in {site_id}", room_id, (r.id for r in s.rooms))
     return found
 
 
@@ -314,7 +306,7 @@ def gateway_out(ctx: HubContext, gateway_id: str) -> GatewayOut:
     state = ctx.registry.get(gateway_id)
     gw = next((g for g in ctx.cfg.gateways if g.id == gateway_id), None)
     if state is None or gw is None:
-        raise _not_found("gateway", gateway_id, (g.id for g in ctx.cfg.gateways))
+        raise not_found("gateway", gateway_id, (g.id for g in ctx.cfg.gateways))
     return GatewayOut(
         id=state.id,
         site=gw.site,

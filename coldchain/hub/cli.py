@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+from coldchain.profiles.options import add_profiles_argument, load_profiles
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG", help="the site config")
@@ -26,27 +28,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="the hub's broker password (default: hub.password_file)",
     )
-    parser.add_argument(
-        "--profiles",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="profile directory (default: the shipped profiles); repeatable",
-    )
+    add_profiles_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def run(args: argparse.Namespace) -> int:
     from coldchain.config.errors import InvalidConfigError
     from coldchain.config.loader import load_site_config
-    from coldchain.profiles.registry import ProfileRegistry
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        profiles = ProfileRegistry.load(*[Path(d) for d in args.profiles])
+        profiles = load_profiles(args)
         cfg = load_site_config(args.config, profiles)
     except InvalidConfigError as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)

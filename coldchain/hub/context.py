@@ -4,6 +4,7 @@ and ingest counters, plus the config-derived lookups the API needs."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -20,8 +21,9 @@ from gateway.ingest import IngestStats
 from gateway.registry import Registry
 
 
-def _missing(what: str, name: str, known: list[str]) -> HTTPException:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+def not_found(what: str, name: str, known: Iterable[str]) -> HTTPException:
+    """A 404 naming what was not found, and the closest known name."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return HTTPException(404, f"no {what} {name!r}{hint}")
 
@@ -68,7 +70,7 @@ class HubContext:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         if sid not in self._points:
-            raise _missing("series", text, [str(s) for s in self._points])
+            raise not_found("series", text, [str(s) for s in self._points])
         return sid
 
     def kind_of(self, sid: SeriesId) -> PointKind:
@@ -79,12 +81,12 @@ class HubContext:
     ) -> None:
         sites = [s.id for s in self.cfg.sites]
         if site is not None and site not in sites:
-            raise _missing("site", site, sites)
+            raise not_found("site", site, sites)
         if room is not None:
             rooms = [r.id for s in self.cfg.sites if site in (None, s.id) for r in s.rooms]
             if room not in rooms:
-                raise _missing("room", room, rooms)
+                raise not_found("room", room, rooms)
         if gateway is not None:
             gws = [g.id for g in self.cfg.gateways]
             if gateway not in gws:
-                raise _missing("gateway", gateway, gws)
+                raise not_found("gateway", gateway, gws)
