@@ -94,6 +94,12 @@ def _hub(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _alerts(args: argparse.Namespace) -> int:
+    from alerts.cli import run
+
+    return run(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from coldchain.demo import run
 
@@ -130,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     hub_arguments(hub)
     hub.set_defaults(handler=_hub)
+
+    alerts = sub.add_parser("alerts", help="alert tools: send a test SMS")
+    from alerts.cli import add_arguments as alerts_arguments
+
+    alerts_arguments(alerts)
+    alerts.set_defaults(handler=_alerts)
 
     demo = sub.add_parser("demo", help="run the virtual county network and watch its rooms")
     from coldchain.demo import add_arguments as demo_arguments

@@ -8,6 +8,7 @@ to the outbox in one transaction per loop turn, so a burst costs one fsync, not 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from coldchain.profiles.schema import ModbusProfile, MqttProfile, PointKind
 from coldchain.reading import Reading
 from edge_agent import health
 from edge_agent.buffer import AsyncOutbox, Outbox, Policy
+from edge_agent.fallback import EdgeFallback
 from edge_agent.mqtt_input import MqttInput, mqtt_device
 from edge_agent.poller import BusPoller, device_state
 from edge_agent.report import ReportFilter
@@ -69,6 +71,11 @@ class Agent:
         self.pollers, self.inputs = self._build(profiles)
         self._sensor_password = sensor_password
         self.started = time.monotonic()
+        self.fallback = (  # texts alarms through a GSM modem when the uplink is down too long
+            EdgeFallback(cfg, self.gw.id, profiles, data_dir=self.data_dir)
+            if self.gw.fallback is not None
+            else None
+        )
         self.uplink = UplinkLoop(
             outbox=self.outbox,
             gateway=self.gw.id,
@@ -76,6 +83,7 @@ class Agent:
             settings=s,
             password=uplink_password,
             health=self.health,
+            fallback=self.fallback,
         )
 
     def _build(self, profiles: ProfileRegistry) -> tuple[list[BusPoller], list[MqttInput]]:
@@ -116,6 +124,8 @@ class Agent:
         if admitted:
             self._pending.extend(admitted)
             self._flush.set()
+            if self.fallback is not None:
+                self.fallback.feed(admitted)
 
     async def _flusher(self) -> None:
         while True:
@@ -131,7 +141,7 @@ class Agent:
             self.uplink.wake()
 
     async def health(self) -> dict[str, Any]:
-        return health.report(
+        report = health.report(
             started=self.started,
             buffer=await self.outbox.stats(),
             uplink=self.uplink.stats,
@@ -139,6 +149,9 @@ class Agent:
             inputs=self.inputs,
             suppressed=self.filter.suppressed,
         )
+        if self.fallback is not None:
+            report["fallback"] = dataclasses.asdict(self.fallback.stats)
+        return report
 
     async def run(self) -> None:
         """Run until cancelled; on the way out, write what is pending and close the outbox."""
@@ -153,6 +166,8 @@ class Agent:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._flusher(), name="flusher")
                 tg.create_task(self.uplink.run(), name="uplink")
+                if self.fallback is not None:
+                    tg.create_task(self.fallback.run(), name="fallback")
                 for p in self.pollers:
                     tg.create_task(p.run(), name=f"bus-{p.bus.id}")
                 for i in self.inputs:

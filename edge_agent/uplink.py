@@ -4,6 +4,9 @@ One supervised loop owns the MQTT connection (aiomqtt, MQTT 3.1.1, QoS 1, a pers
 session so acks published while the link is down still arrive). Per connection it
 
 * announces ``online`` on the retained status topic (the last will says ``offline``),
+* with an edge fallback (:mod:`edge_agent.fallback`): tells it the link is up (and, when
+  lost, down), publishes its notices the hub has not acknowledged before anything else, then
+  each as it changes, and hands it the hub's ``alerts/ack``,
 * resends every unacknowledged batch, then keeps up to ``max_in_flight`` batches out,
   numbering new ones from the outbox when ``batch_size`` readings wait or ``batch_interval``
   has passed,
@@ -37,6 +40,7 @@ from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
 from coldchain.protocol.topics import Topics
 from coldchain.supervise import Client, describe, network_error
 from edge_agent.buffer import AsyncOutbox
+from edge_agent.fallback import EdgeFallback
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,7 @@ class UplinkLoop:
         password: str | None = None,
         health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         backoff_initial: float = 0.5,
+        fallback: EdgeFallback | None = None,
     ) -> None:
         self.outbox, self.gateway, self.uplink, self.settings = outbox, gateway, uplink, settings
         self.topics = Topics(uplink.prefix)
@@ -87,6 +92,7 @@ class UplinkLoop:
         self.stats = UplinkStats()
         self._ready = asyncio.Event()
         self._backoff_initial = backoff_initial
+        self.fallback = fallback  # told of the link; its notices go out first on connect
 
     def wake(self) -> None:
         """Readings were appended: a batch may be due."""
@@ -126,6 +132,8 @@ class UplinkLoop:
             try:
                 async with self._client() as client:
                     self.stats.connected, self.stats.connects = True, self.stats.connects + 1
+                    if self.fallback is not None:
+                        self.fallback.link(up=True)
                     log.info("uplink connected to %s", self.uplink.broker)
                     backoff = self._backoff_initial
                     await self._session(client)
@@ -140,14 +148,21 @@ class UplinkLoop:
                 )
             finally:
                 self.stats.connected = False
+                if self.fallback is not None:
+                    self.fallback.link(up=False)
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
             backoff = min(backoff * 2, RECONNECT_MAX_S)
 
     async def _session(self, client: aiomqtt.Client) -> None:
         await client.subscribe(self.topics.topic(self.gateway, "ack"), qos=1)
+        if self.fallback is not None:
+            await client.subscribe(self.topics.topic(self.gateway, "alerts/ack"), qos=1)
         await client.publish(
             self.topics.topic(self.gateway, "status"), self._status("online"), qos=1, retain=True
         )
+        notices = self._notice_publisher(client)
+        if self.fallback is not None:  # before the backlog: the hub learns what was texted
+            await self.fallback.publish_notices(notices, everything=True)
         self.stats.in_flight.clear()
         for seq in await self.outbox.unacked():  # resend what the hub has not confirmed
             await self._send(client, seq, resend=True)
@@ -157,6 +172,8 @@ class UplinkLoop:
                 tg.create_task(self._send_loop(client), name="uplink-send")
                 if self.health is not None:
                     tg.create_task(self._health_loop(client), name="uplink-health")
+                if self.fallback is not None:
+                    tg.create_task(self.fallback.notice_loop(notices), name="uplink-notices")
         except asyncio.CancelledError:
             # A clean stop: the broker sends the last will only for a broken connection.
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
@@ -168,6 +185,14 @@ class UplinkLoop:
                     timeout=2,
                 )
             raise
+
+    def _notice_publisher(self, client: aiomqtt.Client) -> Callable[[bytes], Awaitable[None]]:
+        topic = self.topics.topic(self.gateway, "alerts")
+
+        async def publish(payload: bytes) -> None:
+            await client.publish(topic, payload, qos=1)
+
+        return publish
 
     async def _send(self, client: aiomqtt.Client, seq: int, *, resend: bool) -> None:
         batch = await self.outbox.load_batch(seq)
@@ -200,10 +225,14 @@ class UplinkLoop:
                 await asyncio.wait_for(self._ready.wait(), timeout=min(s.batch_interval, 1.0))
 
     async def _receive_acks(self, client: aiomqtt.Client) -> None:
+        notice_acks = self.topics.topic(self.gateway, "alerts/ack")
         async for message in client.messages:
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 self.stats.bad_acks += 1
+                continue
+            if self.fallback is not None and message.topic.matches(notice_acks):
+                self.fallback.receive_ack(bytes(payload))
                 continue
             try:
                 epoch, seqs = decode_ack(bytes(payload))

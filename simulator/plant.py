@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from coldchain.config.site import Room, RoomClass, Site, SiteConfig
+from coldchain.config.limits import RoomClass
+from coldchain.config.site import Room, Site, SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusProfile
 from simulator.device import SimDevice

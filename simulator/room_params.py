@@ -14,7 +14,8 @@ import random
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from coldchain.config.site import Room, RoomClass
+from coldchain.config.limits import RoomClass
+from coldchain.config.site import Room
 
 HOUR = 3600.0
 

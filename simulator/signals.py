@@ -18,6 +18,7 @@ the high-temperature alarm) the words of the point's name decide, e.g. ``evap_te
 * status: compressor (relay), fan, heater/defrost, conveyor/run/motor, jam, speed (belt
   m/s), code (fault code, 0), power, battery, link/rssi, temperature (device's own, room
   air), pressure, lux (light when the door opens); else 1 while powered.
+* power: 1 while the room's supply is on, 0 during a power cut.
 * setpoint: low/lo/min, high/hi/max -> alarm limits; diff/hyst -> differential; else the
   setpoint. Writes to setpoint and differential move the room's thermostat.
 
@@ -140,17 +141,22 @@ def _counter(v: RoomView) -> float:
     return float(v.line.parcels) if v.line is not None else float(v.room.compressor_starts)
 
 
+_PLAIN: dict[PointKind, tuple[str, Signal]] = {
+    PointKind.HUMIDITY: ("humidity", lambda v: v.room.rh),
+    PointKind.DOOR: ("door", lambda v: _b(v.room.door_open)),
+    PointKind.DEFROST: ("defrost", lambda v: _b(v.room.defrost is not DefrostPhase.OFF)),
+    PointKind.POWER: ("powered", lambda v: _b(not v.room.power_cut)),
+}
+"""Kinds whose signal does not depend on the point's name."""
+
+
 def signal_for(kind: PointKind, name: str) -> tuple[str, Signal]:
     """A label and the function giving the value of a point ``name`` of ``kind``."""
     w = _words(name)
     if kind is PointKind.TEMPERATURE:
         return _pick(_TEMPERATURE, w, ("air", lambda v: v.room.air))
-    if kind is PointKind.HUMIDITY:
-        return "humidity", lambda v: v.room.rh
-    if kind is PointKind.DOOR:
-        return "door", lambda v: _b(v.room.door_open)
-    if kind is PointKind.DEFROST:
-        return "defrost", lambda v: _b(v.room.defrost is not DefrostPhase.OFF)
+    if kind in _PLAIN:
+        return _PLAIN[kind]
     if kind is PointKind.ALARM:
         return _pick(_ALARM, w, ("any_alarm", _any_alarm))
     if kind is PointKind.COUNTER:
@@ -164,7 +170,9 @@ def signal_for(kind: PointKind, name: str) -> tuple[str, Signal]:
     return _pick(_SETPOINT, w, ("setpoint", lambda v: v.room.setpoint))
 
 
-DISCRETE_KINDS = frozenset({PointKind.DOOR, PointKind.DEFROST, PointKind.ALARM, PointKind.STATUS})
+DISCRETE_KINDS = frozenset(
+    {PointKind.DOOR, PointKind.DEFROST, PointKind.ALARM, PointKind.STATUS, PointKind.POWER}
+)
 """Kinds whose points change in steps; sensors publish them on change."""
 
 ANALOG_KINDS = frozenset({PointKind.TEMPERATURE, PointKind.HUMIDITY})

@@ -80,6 +80,9 @@ def check(cfg: SiteConfig, profiles: ProfileRegistry) -> list[Finding]:
     for i, g in enumerate(cfg.gateways):
         out += _check_gateway(cfg, ("gateways", i), g, profiles)
     out += _probe_coverage(cfg, profiles)
+    from coldchain.alerting.checks import alert_issues
+
+    out += [Finding(path, msg, fix, value) for path, msg, fix, value in alert_issues(cfg)]
     return out
 
 

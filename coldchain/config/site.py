@@ -7,57 +7,38 @@ unit ids) are checked by :mod:`coldchain.config.checks` after the shapes are val
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
+from coldchain.alerting.rules import Rule
+from coldchain.alerting.settings import AlertSettings, EdgeFallback
 from coldchain.config.base import StrictModel
+from coldchain.config.limits import DEFAULT_LIMITS, Limits, RoomClass
 from coldchain.durations import Duration
 
 ID = r"^[a-z0-9][a-z0-9_-]*$"
 """Ids are lower-case, digits, '-' and '_': they become MQTT topic levels and series names."""
 
 
-class RoomClass(StrEnum):
-    """What a room keeps; sets its default limits (see docs/DOMAIN and GB/T 24616-2019)."""
+class DefrostSchedule(StrictModel):
+    """Defrosts at fixed local times (for rooms whose controller is not read)."""
 
-    CHILLED = "chilled"
-    FROZEN = "frozen"
-    AMBIENT = "ambient"
-    SORTING = "sorting"
+    at: list[str] = Field(
+        min_length=1,
+        description="local start times, HH:MM",
+        examples=[["02:00", "10:00", "18:00"]],
+    )
+    duration: Duration = Field(1800.0, description="how long each defrost lasts")
 
-
-class Band(StrictModel):
-    """An allowed range; either end may be open."""
-
-    low: float | None = Field(None, description="lowest allowed value")
-    high: float | None = Field(None, description="highest allowed value")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Band:
-        if self.low is not None and self.high is not None and self.low >= self.high:
-            raise ValueError(f"low {self.low:g} must be below high {self.high:g}")
-        return self
-
-
-class Limits(StrictModel):
-    """Temperature (°C) and relative humidity (%RH) limits of a room."""
-
-    temperature: Band = Field(description="temperature band, °C")
-    humidity: Band | None = Field(None, description="humidity band, %RH (optional)")
-
-
-DEFAULT_LIMITS: dict[RoomClass, Limits] = {
-    # Produce and poultry are usually kept at 0-4 °C; GB/T 24616 allows chilled up to 8 °C.
-    RoomClass.CHILLED: Limits(temperature=Band(low=0, high=4), humidity=Band(low=75, high=95)),
-    # Frozen: at or below -18 °C.
-    RoomClass.FROZEN: Limits(temperature=Band(low=None, high=-18)),
-    # Ambient ("normal temperature") storage, GSP: 10-30 °C, 35-75 %RH.
-    RoomClass.AMBIENT: Limits(temperature=Band(low=10, high=30), humidity=Band(low=35, high=75)),
-    # The sorting hall: parcels wait here minutes, not days; keep it out of frost and heat.
-    RoomClass.SORTING: Limits(temperature=Band(low=0, high=30)),
-}
+    @field_validator("at")
+    @classmethod
+    def _times(cls, value: list[str]) -> list[str]:
+        for t in value:
+            hh, _, mm = t.partition(":")
+            if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+                raise ValueError(f"{t!r} is not a time of day; write HH:MM, e.g. '02:00'")
+        return value
 
 
 class Room(StrictModel):
@@ -71,6 +52,9 @@ class Room(StrictModel):
     limits: Limits | None = Field(None, description="overrides the class's default limits")
     area_m2: float | None = Field(
         None, description="floor area (GB 31605: > 100 m² needs >= 2 probes)", gt=0
+    )
+    defrost: DefrostSchedule | None = Field(
+        None, description="scheduled defrosts, where no controller reports its defrost flag"
     )
 
     @property
@@ -178,10 +162,13 @@ class Gateway(StrictModel):
     site: str = Field(description="id of the site it stands in")
     buses: list[Bus] = Field(min_length=1, description="RS-485 lines, Modbus TCP endpoints, MQTT")
     devices: list[Device] = Field(default_factory=list, description="devices on those buses")
+    fallback: EdgeFallback | None = Field(
+        None, description="text alarms through a local GSM modem when the uplink is down"
+    )
 
 
 class Contact(StrictModel):
-    """A person alerts reach. Extended by the alerts issue (escalation, quiet hours)."""
+    """A person alerts reach (named in escalation policies)."""
 
     id: str = Field(description="contact id", pattern=ID)
     name: str = Field(description="full name")
@@ -192,13 +179,6 @@ class Contact(StrictModel):
     sites: list[str] = Field(
         default_factory=list, description="sites this person covers; empty: all"
     )
-
-
-class AlertRule(StrictModel):
-    """Placeholder for alert rules; the alerts issue makes this a union of rule kinds."""
-
-    id: str = Field(description="rule id", pattern=ID)
-    kind: str = Field(description="rule kind")
 
 
 class Deadbands(StrictModel):
@@ -306,7 +286,10 @@ class SiteConfig(StrictModel):
     sites: list[Site] = Field(min_length=1, description="sites and their rooms")
     gateways: list[Gateway] = Field(default_factory=list, description="gateways and devices")
     contacts: list[Contact] = Field(default_factory=list, description="people alerts reach")
-    alert_rules: list[AlertRule] = Field(default_factory=list, description="alert rules")
+    alerts: AlertSettings = Field(
+        default_factory=AlertSettings, description="escalation, notifiers, suppression"
+    )
+    alert_rules: list[Rule] = Field(default_factory=list, description="alert rules")
 
     def site(self, site_id: str) -> Site:
         for s in self.sites:

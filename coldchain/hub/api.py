@@ -326,8 +326,13 @@ def gateway(request: Request, gateway_id: str) -> GatewayOut:
 
 
 @router.get("/audit", response_model=Page[AuditOut], summary="The audit trail, newest first")
-def audit(request: Request, limit: Limit = 100, offset: Offset = 0) -> dict[str, Any]:
-    records, total = _ctx(request).audit.page(limit, offset)
+def audit(
+    request: Request,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    action: Annotated[str | None, Query(description="action prefix, e.g. alert.")] = None,
+) -> dict[str, Any]:
+    records, total = _ctx(request).audit.page(limit, offset, action=action)
     items = [
         AuditOut(
             id=r.id,

@@ -87,11 +87,19 @@ class AuditLog:
         )
         return rows[0] if rows else None
 
-    def page(self, limit: int, offset: int) -> tuple[list[AuditRecord], int]:
-        """Newest first."""
+    def page(
+        self, limit: int, offset: int, *, action: str | None = None
+    ) -> tuple[list[AuditRecord], int]:
+        """Newest first; ``action`` keeps records whose action starts with it (``alert.``)."""
+        like = (action or "") + "%"
         with self._lock:
-            (total,) = self._db.execute("SELECT count(*) FROM audit").fetchone()
-        return self._select("ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset)), int(total)
+            (total,) = self._db.execute(
+                "SELECT count(*) FROM audit WHERE action LIKE ?", (like,)
+            ).fetchone()
+        rows = self._select(
+            "WHERE action LIKE ? ORDER BY id DESC LIMIT ? OFFSET ?", (like, limit, offset)
+        )
+        return rows, int(total)
 
     def _select(self, tail: str, args: tuple[Any, ...]) -> list[AuditRecord]:
         with self._lock:

@@ -1,5 +1,5 @@
-"""The hub process: ingest (with the gateway registry), the store, the REST API, the audit
-trail; one task group, stopped by cancellation (SIGTERM / Ctrl-C in the CLI).
+"""The hub process: ingest (with the gateway registry), the store, alerts, the REST API, the
+audit trail; one task group, stopped by cancellation (SIGTERM / Ctrl-C in the CLI).
 
     hub = Hub(cfg, profiles, data_dir=Path("demo-data"), config_path=path)
     await hub.run()            # until cancelled
@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Generator
@@ -18,6 +19,11 @@ from pathlib import Path
 
 import uvicorn
 
+from alerts.api import router as alerts_router
+from alerts.notifiers.base import Notifier
+from alerts.notifiers.factory import build_all
+from alerts.service import AlertService
+from coldchain.config.notify import TwilioSms
 from coldchain.config.site import InfluxStoreSettings, SiteConfig, SqliteStoreSettings
 from coldchain.hub.api import create_app
 from coldchain.hub.audit import AuditLog
@@ -25,6 +31,7 @@ from coldchain.hub.context import HubContext
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.topics import TopicError, Topics
 from coldchain.reading import Reading
+from coldchain.secrets import resolve
 from coldchain.store.base import Store, StoreError
 from gateway.ingest import Ingest, run_ingest
 from gateway.registry import Registry
@@ -98,12 +105,59 @@ class Hub:
         self.ctx = HubContext(
             cfg, profiles, self.store, self.registry, self.audit, self.ingest.stats
         )
+        self.alerts = AlertService(
+            cfg,
+            profiles,
+            db_path=data_dir / "hub.db",
+            audit=self.audit.record,
+            notifiers=self._notifiers(),
+            link_key=self._link_key(),
+            twilio_token=self._twilio_token(),
+        )
         self.app = create_app(self.ctx)
+        self.app.state.alerts = self.alerts
+        self.app.include_router(alerts_router)
         self.socket = listen_socket(listen or cfg.hub.listen)
         host, port = self.socket.getsockname()[:2]
         self.url = f"http://{host}:{port}"
         if config_path is not None:
             self._audit_config(config_path)
+
+    def _notifiers(self) -> list[Notifier]:
+        base = self.cfg.alerts.public_url
+        callback = f"{base.rstrip('/')}/api/alerts/twilio/status" if base else None
+        return build_all(
+            self.cfg.alerts.notifiers,
+            base_dir=self.data_dir,
+            status_callback=callback,
+            # self.alerts is built after its notifiers: look it up when a report arrives
+            on_delivery=lambda ref, status: self.alerts.delivery(ref, status),  # noqa: PLW0108
+            on_incoming=self._sms_reply,
+        )
+
+    def _sms_reply(self, sender: str, text: str) -> None:
+        self.alerts.reply(sender, text, via="sms-reply")
+
+    def _link_key(self) -> bytes:
+        """The key of signed acknowledge links: configured, or made once and kept."""
+        if self.cfg.alerts.link_secret is not None:
+            return resolve(self.cfg.alerts.link_secret).get_secret_value().encode()
+        path = self.data_dir / "link.key"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_bytes(secrets.token_bytes(32))
+        return path.read_bytes()
+
+    def _twilio_token(self) -> str | None:
+        for n in self.cfg.alerts.notifiers:
+            if isinstance(n, TwilioSms):
+                return resolve(n.auth_token, base_dir=self.data_dir).get_secret_value()
+        return None
+
+    def _gateway_changed(self, gateway: str) -> None:
+        state = self.registry.get(gateway)
+        if state is not None:
+            self.alerts.on_gateway(gateway, online=state.state == "online")
 
     def _audit_config(self, path: Path) -> None:
         """Record the config the hub runs with, when it differs from the last one recorded."""
@@ -126,6 +180,8 @@ class Hub:
     def _on_readings(self, readings: list[Reading]) -> None:
         for gw in {r.series.gateway for r in readings}:
             self.registry.on_telemetry(gw)
+            self._gateway_changed(gw)
+        self.alerts.on_readings(readings)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         try:
@@ -136,11 +192,13 @@ class Hub:
             self.registry.on_status(gateway, payload)
         elif kind == "health":
             self.registry.on_health(gateway, payload)
+        self._gateway_changed(gateway)
 
     async def _expire(self) -> None:
         while True:
             for gw in self.registry.expire():
                 log.warning("gateway %s silent for %.0fs: offline", gw, self.cfg.hub.health_timeout)
+                self._gateway_changed(gw)
             await asyncio.sleep(min(5.0, self.cfg.hub.health_timeout / 4))
 
     async def _prune(self) -> None:
@@ -173,8 +231,13 @@ class Hub:
         log.info(
             "hub: API on %s, broker %s, store %s", self.url, self.broker, type(self.store).__name__
         )
+        latest = await self.store.latest()
+        self.alerts.start(latest.values())
+        for g in self.cfg.gateways:
+            self._gateway_changed(g.id)
         try:
             async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.alerts.run(), name="alerts")
                 tg.create_task(
                     run_ingest(
                         self.ingest,
@@ -191,6 +254,7 @@ class Hub:
                 tg.create_task(self._prune(), name="store-prune")
                 tg.create_task(self._serve_api(), name="api")
         finally:
+            await asyncio.shield(self.alerts.aclose())
             await asyncio.shield(self.store.close())
             self.registry.close()
             self.audit.close()

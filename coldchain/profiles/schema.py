@@ -33,6 +33,17 @@ class PointKind(StrEnum):
     COUNTER = "counter"
     STATUS = "status"
     SETPOINT = "setpoint"
+    POWER = "power"  # mains present: 1 on, 0 cut (a relay contact into a digital input)
+
+
+class PointRole(StrEnum):
+    """Where a temperature or humidity point measures. Room-limit alert rules watch only
+    ``room`` points: an evaporator probe sits far below the room's band by design."""
+
+    ROOM = "room"
+    EVAPORATOR = "evaporator"
+    PRODUCT = "product"
+    OTHER = "other"
 
 
 class Table(StrEnum):
@@ -132,6 +143,9 @@ class ModbusPoint(StrictModel):
         None, description="[min, max] the sensor can measure; outside is a bad reading"
     )
     description: str = Field("", description="what the manual calls it")
+    role: PointRole = Field(
+        PointRole.ROOM, description="room (air, default), evaporator, product or other"
+    )
 
     @property
     def count(self) -> int:
@@ -260,6 +274,9 @@ class MqttPoint(StrictModel):
         None, description="[min, max] the sensor can measure; outside is a bad reading"
     )
     description: str = Field("", description="what the vendor calls it")
+    role: PointRole = Field(
+        PointRole.ROOM, description="room (air, default), evaporator, product or other"
+    )
 
 
 class MqttProfile(ProfileBase):

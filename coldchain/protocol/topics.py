@@ -11,6 +11,8 @@ status     gw -> hub 1        yes    online / offline (offline is the last will)
 health     gw -> hub 0        no     buffer depth, poll success, CPU temperature ...
 config     hub -> gw 1        yes    the gateway's config bundle, with a revision
 config/ack gw -> hub 1        no     revision applied, or the error
+alerts     gw -> hub 1        no     alarms the gateway texted itself (edge fallback)
+alerts/ack hub -> gw 1        no     the (id, revision) of the notices the hub stored
 ========== ========= ======== ====== ==============================================
 """
 
@@ -23,8 +25,19 @@ from typing import Literal
 from coldchain.protocol import VERSION
 
 DEFAULT_PREFIX = "coldchain"
-Kind = Literal["telemetry", "ack", "status", "health", "config", "config/ack"]
-KINDS: tuple[Kind, ...] = ("telemetry", "ack", "status", "health", "config", "config/ack")
+Kind = Literal[
+    "telemetry", "ack", "status", "health", "config", "config/ack", "alerts", "alerts/ack"
+]
+KINDS: tuple[Kind, ...] = (
+    "telemetry",
+    "ack",
+    "status",
+    "health",
+    "config",
+    "config/ack",
+    "alerts",
+    "alerts/ack",
+)
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 

@@ -1,0 +1,280 @@
+"""The alerts API (mounted by the hub): alerts and their notifications, acknowledge and
+snooze, maintenance per room, rules edited at run time (audited), the one-tap acknowledge
+page behind the link in each SMS, and Twilio's delivery and inbound-SMS callbacks (signed).
+
+Who does something is the ``by`` field until the web UI's login lands; every change is
+written to the audit trail with it.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from alerts.notifiers.twilio import (
+    TwilioCallbackError,
+    parse_inbound,
+    parse_status_callback,
+    verify_twilio_signature,
+)
+from alerts.service import AlertError, AlertService
+from coldchain.alerting.links import LinkError, verify
+from coldchain.alerting.messages import Language, display_name
+from coldchain.durations import DurationError, parse_duration
+
+router = APIRouter()
+
+
+def _svc(request: Request) -> AlertService:
+    svc: AlertService | None = getattr(request.app.state, "alerts", None)
+    if svc is None:
+        raise HTTPException(503, "alerts are not running on this hub")
+    return svc
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except AlertError as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+
+
+def _until(now_ms: int, until_ms: int | None, duration: str | None) -> int:
+    if (until_ms is None) == (duration is None):
+        raise HTTPException(422, "give either until_ms or for (a duration such as '2h')")
+    if duration is not None:
+        try:
+            return now_ms + round(parse_duration(duration) * 1000)
+        except DurationError as exc:
+            raise HTTPException(422, str(exc)) from None
+    assert until_ms is not None
+    return until_ms
+
+
+class AckIn(BaseModel):
+    by: str = Field(min_length=1, description="who acknowledges (user or contact id)")
+    comment: str | None = Field(None, description="what was done about it")
+
+
+class SnoozeIn(BaseModel):
+    by: str = Field(min_length=1)
+    until_ms: int | None = Field(None, description="UTC ms")
+    duration: str | None = Field(None, alias="for", description="e.g. 30min")
+
+
+class MaintenanceIn(BaseModel):
+    by: str = Field(min_length=1)
+    reason: str = Field(min_length=3, description="why the room's alerts are held")
+    until_ms: int | None = Field(None, description="UTC ms")
+    duration: str | None = Field(None, alias="for", description="e.g. 4h")
+
+
+@router.get("/api/alerts", summary="Alerts, newest first")
+def list_alerts(  # noqa: PLR0917 - FastAPI query parameters
+    request: Request,
+    state: Annotated[str, Query(description="open, all, or a state")] = "open",
+    site: str | None = None,
+    room: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    svc = _svc(request)
+    states = {
+        "open": ["pending", "firing", "acknowledged"],
+        "all": None,
+    }.get(state, [state])
+    valid = {"pending", "firing", "acknowledged", "resolved", "cancelled"}
+    if states is not None and not set(states) <= valid:
+        raise HTTPException(422, f"state {state!r}: use open, all or one of {sorted(valid)}")
+    rows = svc.store.query(states=states, site=site, room=room, limit=limit, offset=offset)
+    return [r.public() for r in rows]
+
+
+@router.get("/api/alerts/rules", summary="The rules in force (config, defaults, edits)")
+def list_rules(request: Request) -> list[dict[str, Any]]:
+    svc = _svc(request)
+    edits = svc.store.rule_edits()
+    return [
+        {**r.model_dump(mode="json"), "edited": edits.get(r.id) is not None} for r in svc.rules()
+    ]
+
+
+@router.put("/api/alerts/rules/{rule_id}", summary="Add or replace a rule (audited)")
+def put_rule(
+    request: Request, rule_id: str, body: Annotated[dict[str, Any], Body()], by: str = Query()
+) -> dict[str, Any]:
+    svc = _svc(request)
+    if body.get("id", rule_id) != rule_id:
+        raise HTTPException(422, f"the body's id {body.get('id')!r} differs from {rule_id!r}")
+    try:
+        rule = _call(svc.put_rule, {**body, "id": rule_id}, by=by)
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise HTTPException(422, f"rule {rule_id}: {errors}") from None
+    out: dict[str, Any] = rule.model_dump(mode="json")
+    return out
+
+
+@router.delete("/api/alerts/rules/{rule_id}", summary="Undo the edits of a rule (audited)")
+def revert_rule(request: Request, rule_id: str, by: str = Query()) -> dict[str, str]:
+    _call(_svc(request).revert_rule, rule_id, by=by)
+    return {"rule": rule_id, "status": "reverted"}
+
+
+@router.get("/api/alerts/{alert_id}", summary="One alert, with who was told when")
+def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
+    svc = _svc(request)
+    row = _call(svc.get, alert_id)
+    out: dict[str, Any] = row.public()
+    out["notifications"] = [n.public() for n in svc.store.notifications(alert_id=alert_id)]
+    return out
+
+
+@router.post("/api/alerts/{alert_id}/ack", summary="Acknowledge (stops escalation)")
+def ack(request: Request, alert_id: int, body: AckIn) -> dict[str, Any]:
+    row = _call(_svc(request).ack, alert_id, by=body.by, comment=body.comment, via="api")
+    out: dict[str, Any] = row.public()
+    return out
+
+
+@router.post("/api/alerts/{alert_id}/snooze", summary="Hold escalation until a time")
+def snooze(request: Request, alert_id: int, body: SnoozeIn) -> dict[str, Any]:
+    svc = _svc(request)
+    until = _until(svc.clock(), body.until_ms, body.duration)
+    out: dict[str, Any] = _call(svc.snooze, alert_id, until_ms=until, by=body.by).public()
+    return out
+
+
+@router.get("/api/maintenance", summary="Rooms in maintenance now")
+def maintenance_list(request: Request) -> list[dict[str, Any]]:
+    svc = _svc(request)
+    return svc.store.maintenance(svc.clock())
+
+
+@router.post("/api/rooms/{site}/{room}/maintenance", summary="Hold a room's alerts (audited)")
+def maintenance_start(
+    request: Request, site: str, room: str, body: MaintenanceIn
+) -> dict[str, Any]:
+    svc = _svc(request)
+    until = _until(svc.clock(), body.until_ms, body.duration)
+    _call(svc.maintenance, site, room, until_ms=until, reason=body.reason, by=body.by)
+    return {"site": site, "room": room, "until_ms": until, "reason": body.reason}
+
+
+@router.delete("/api/rooms/{site}/{room}/maintenance", summary="End a room's maintenance")
+def maintenance_end(request: Request, site: str, room: str, by: str = Query()) -> dict[str, str]:
+    _call(_svc(request).maintenance, site, room, until_ms=None, reason="", by=by)
+    return {"site": site, "room": room, "status": "ended"}
+
+
+# --- the one-tap page ------------------------------------------------------------------
+
+_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><style>body{{font:18px system-ui,sans-serif;margin:1.5em;max-width:32em}}
+button{{font-size:1.2em;padding:.7em 1.4em}}textarea{{width:100%;font-size:1em}}</style></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+
+
+def _page(title: str, body: str, lang: Language = "zh-CN", status: int = 200) -> HTMLResponse:
+    text = _PAGE.format(lang=lang, title=html.escape(title), body=body)
+    return HTMLResponse(text, status_code=status)
+
+
+def _claim(svc: AlertService, token: str) -> tuple[Any, Language]:
+    try:
+        claim = verify(token, svc.link_key, svc.clock())
+    except LinkError as exc:
+        raise HTTPException(403, f"this link cannot be used: {exc}") from None
+    contact = svc.contacts.get(claim.contact_id)
+    lang: Language = contact.language if contact else "zh-CN"
+    return claim, lang
+
+
+@router.get("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
+def one_tap(request: Request, token: str) -> HTMLResponse:
+    svc = _svc(request)
+    try:
+        claim, lang = _claim(svc, token)
+    except HTTPException as exc:
+        return _page(
+            "链接无效 / Link not valid", f"<p>{html.escape(str(exc.detail))}</p>", status=403
+        )
+    row = _call(svc.get, claim.alert_id)
+    zh = lang == "zh-CN"
+    site = svc.sites.get(row.site)
+    room = svc.rooms.get((row.site, row.room or ""))
+    where = " ".join(
+        display_name(n, lang)
+        for n in (site.name if site else row.site, room.name if room else "")
+        if n
+    )
+    value = "" if row.value is None else f"{row.value:g} {row.unit}"
+    what = " · ".join(x for x in (row.rule, value, row.state) if x)
+    facts = f"<p><b>{html.escape(where)}</b></p><p>{html.escape(what)}</p>"
+    if row.acked_ms is not None:
+        done = ("已由 %s 确认" if zh else "Acknowledged by %s") % html.escape(row.acked_by or "")
+        return _page("告警" if zh else "Alert", facts + f"<p>{done}</p>", lang)
+    form = (
+        f'<form method="post"><textarea name="comment" rows="3" placeholder="'
+        f'{"处理情况(可选)" if zh else "What was done (optional)"}"></textarea><p>'
+        f'<button type="submit">{"确认告警" if zh else "Acknowledge"}</button></p></form>'
+    )
+    return _page("告警确认" if zh else "Acknowledge alert", facts + form, lang)
+
+
+@router.post("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
+def one_tap_ack(
+    request: Request, token: str, comment: Annotated[str | None, Form()] = None
+) -> HTMLResponse:
+    svc = _svc(request)
+    claim, lang = _claim(svc, token)
+    zh = lang == "zh-CN"
+    try:
+        svc.ack(claim.alert_id, by=claim.contact_id, comment=comment or None, via="link")
+    except AlertError as exc:
+        return _page("告警" if zh else "Alert", f"<p>{html.escape(str(exc))}</p>", lang, 409)
+    return _page("已确认" if zh else "Acknowledged", "<p>✔</p>", lang)
+
+
+# --- Twilio callbacks ------------------------------------------------------------------
+
+
+async def _twilio_form(request: Request, svc: AlertService) -> dict[str, str]:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    token = svc.twilio_token
+    signature = request.headers.get("X-Twilio-Signature", "")
+    url = str(request.url)
+    if token is None or not verify_twilio_signature(url, form, signature, token):
+        raise HTTPException(403, "X-Twilio-Signature does not match")
+    return form
+
+
+@router.post("/api/alerts/twilio/status", include_in_schema=False)
+async def twilio_status(request: Request) -> PlainTextResponse:
+    svc = _svc(request)
+    form = await _twilio_form(request, svc)
+    try:
+        status = parse_status_callback(form)
+    except TwilioCallbackError as exc:
+        raise HTTPException(422, str(exc)) from None
+    svc.delivery(status.message_sid, status.status)
+    return PlainTextResponse("", status_code=204)
+
+
+@router.post("/api/alerts/twilio/inbound", include_in_schema=False)
+async def twilio_inbound(request: Request) -> PlainTextResponse:
+    svc = _svc(request)
+    form = await _twilio_form(request, svc)
+    try:
+        sms = parse_inbound(form)
+    except TwilioCallbackError as exc:
+        raise HTTPException(422, str(exc)) from None
+    svc.reply(sms.sender, sms.text, via="sms-reply")
+    return PlainTextResponse(
+        '<?xml version="1.0" encoding="UTF-8"?><Response/>', media_type="text/xml"
+    )

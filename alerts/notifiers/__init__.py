@@ -1,0 +1,1 @@
+"""Notifiers: cloud SMS providers, a GSM modem, webhooks and group robots."""

@@ -1,0 +1,363 @@
+"""Alert state on disk (in the hub database): alerts, the notifications sent for them,
+room maintenance and rules edited through the API. A restart reads it back, so open alerts
+are neither forgotten nor re-paged and escalation timers continue where they were.
+
+One SQLite connection in WAL mode with synchronous=FULL, used from the event loop only;
+every change is one short transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,             -- the watch: rule/tier/subject
+    rule TEXT NOT NULL, kind TEXT NOT NULL, tier TEXT NOT NULL, severity TEXT NOT NULL,
+    policy TEXT, site TEXT NOT NULL, room TEXT, gateway TEXT, series TEXT,
+    quantity TEXT NOT NULL, unit TEXT NOT NULL, direction TEXT,
+    state TEXT NOT NULL,           -- pending, firing, acknowledged, resolved, cancelled
+    since_ms INTEGER NOT NULL,     -- when the condition began
+    pending_ms INTEGER NOT NULL,
+    fired_ms INTEGER, acked_ms INTEGER, acked_by TEXT, ack_comment TEXT, ack_via TEXT,
+    resolved_ms INTEGER,
+    value REAL, limit_value REAL, peak REAL,
+    level INTEGER NOT NULL DEFAULT -1,   -- highest escalation level notified
+    notified_ms INTEGER,                 -- last notification (for repeats)
+    snoozed_until INTEGER,
+    edge_notified TEXT                   -- JSON: contacts an agent already texted
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_open_key ON alerts(key)
+    WHERE state IN ('pending', 'firing', 'acknowledged');
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state);
+CREATE INDEX IF NOT EXISTS alerts_site_room ON alerts(site, room, pending_ms);
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_ids TEXT NOT NULL,       -- JSON list
+    recipient TEXT NOT NULL,       -- contact id or channel (group notifier) id
+    address TEXT NOT NULL,         -- phone number, or '' for a channel
+    kind TEXT NOT NULL,            -- alarm, warning, resolved, grouped, reminder, test
+    level INTEGER,
+    text TEXT,
+    queued_ms INTEGER NOT NULL,
+    sent_ms INTEGER,
+    notifier TEXT,
+    status TEXT NOT NULL,          -- queued, accepted, delivered, failed, edge
+    provider_ref TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    parts INTEGER
+);
+CREATE INDEX IF NOT EXISTS notifications_status ON notifications(status);
+CREATE INDEX IF NOT EXISTS notifications_ref ON notifications(provider_ref);
+CREATE TABLE IF NOT EXISTS maintenance (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    site TEXT NOT NULL, room TEXT NOT NULL,
+    started_ms INTEGER NOT NULL, until_ms INTEGER NOT NULL, ended_ms INTEGER,
+    reason TEXT NOT NULL, by TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rule_edits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule TEXT NOT NULL, body TEXT,  -- JSON of the rule; NULL: back to the config's
+    ts INTEGER NOT NULL, by TEXT NOT NULL
+);
+"""
+
+OPEN = ("pending", "firing", "acknowledged")
+
+
+@dataclass(slots=True)
+class AlertRow:
+    """One alert as stored."""
+
+    id: int
+    key: str
+    rule: str
+    kind: str
+    tier: str
+    severity: str
+    policy: str | None
+    site: str
+    room: str | None
+    gateway: str | None
+    series: str | None
+    quantity: str
+    unit: str
+    direction: str | None
+    state: str
+    since_ms: int
+    pending_ms: int
+    fired_ms: int | None = None
+    acked_ms: int | None = None
+    acked_by: str | None = None
+    ack_comment: str | None = None
+    ack_via: str | None = None
+    resolved_ms: int | None = None
+    value: float | None = None
+    limit_value: float | None = None
+    peak: float | None = None
+    level: int = -1
+    notified_ms: int | None = None
+    snoozed_until: int | None = None
+    edge_notified: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN
+
+    def edge_contacts(self) -> set[str]:
+        return set(json.loads(self.edge_notified)) if self.edge_notified else set()
+
+    def public(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["limit"] = out.pop("limit_value")
+        out["edge_notified"] = sorted(self.edge_contacts())
+        return out
+
+
+@dataclass(slots=True)
+class NotificationRow:
+    id: int
+    alert_ids: str
+    recipient: str
+    address: str
+    kind: str
+    level: int | None
+    text: str | None
+    queued_ms: int
+    sent_ms: int | None
+    notifier: str | None
+    status: str
+    provider_ref: str | None
+    attempts: int
+    error: str | None
+    parts: int | None
+
+    @property
+    def alerts(self) -> list[int]:
+        return [int(x) for x in json.loads(self.alert_ids)]
+
+    def public(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["alert_ids"] = self.alerts
+        return out
+
+
+_ALERT_COLS = [f.name for f in fields(AlertRow)]
+_NOTE_COLS = [f.name for f in fields(NotificationRow)]
+
+
+class AlertStore:
+    """The alert tables."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- alerts ---------------------------------------------------------------------------
+
+    def insert(self, **values: Any) -> AlertRow:
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        cur = self._db.execute(
+            f"INSERT INTO alerts ({cols}) VALUES ({marks})",  # noqa: S608 - our column names
+            list(values.values()),
+        )
+        row = self.get(int(cur.lastrowid or 0))
+        assert row is not None
+        return row
+
+    def update(self, alert_id: int, **values: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self._db.execute(
+            f"UPDATE alerts SET {sets} WHERE id = ?",  # noqa: S608 - our column names
+            [*values.values(), alert_id],
+        )
+
+    def get(self, alert_id: int) -> AlertRow | None:
+        cur = self._db.execute(
+            f"SELECT {', '.join(_ALERT_COLS)} FROM alerts WHERE id = ?",  # noqa: S608
+            (alert_id,),
+        )
+        row = cur.fetchone()
+        return AlertRow(*row) if row else None
+
+    def open_alerts(self) -> list[AlertRow]:
+        cur = self._db.execute(
+            f"SELECT {', '.join(_ALERT_COLS)} FROM alerts "  # noqa: S608
+            "WHERE state IN ('pending', 'firing', 'acknowledged') ORDER BY id"
+        )
+        return [AlertRow(*r) for r in cur.fetchall()]
+
+    def open_by_key(self, key: str) -> AlertRow | None:
+        cur = self._db.execute(
+            f"SELECT {', '.join(_ALERT_COLS)} FROM alerts "  # noqa: S608
+            "WHERE key = ? AND state IN ('pending', 'firing', 'acknowledged')",
+            (key,),
+        )
+        row = cur.fetchone()
+        return AlertRow(*row) if row else None
+
+    def query(
+        self,
+        *,
+        states: list[str] | None = None,
+        site: str | None = None,
+        room: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[AlertRow]:
+        where, args = ["state != 'cancelled'"], list[Any]()
+        if states:
+            where.append(f"state IN ({', '.join('?' for _ in states)})")
+            args += states
+        for col, val in (("site", site), ("room", room)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        if since_ms is not None:
+            where.append("COALESCE(resolved_ms, 9e18) >= ?")
+            args.append(since_ms)
+        if until_ms is not None:
+            where.append("pending_ms < ?")
+            args.append(until_ms)
+        cur = self._db.execute(
+            f"SELECT {', '.join(_ALERT_COLS)} FROM alerts WHERE {' AND '.join(where)} "  # noqa: S608
+            "ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        return [AlertRow(*r) for r in cur.fetchall()]
+
+    # --- notifications -------------------------------------------------------------------
+
+    def add_notification(
+        self,
+        *,
+        alert_ids: list[int],
+        recipient: str,
+        address: str,
+        kind: str,
+        level: int | None,
+        queued_ms: int,
+        status: str = "queued",
+        text: str | None = None,
+        sent_ms: int | None = None,
+        notifier: str | None = None,
+    ) -> int:
+        cur = self._db.execute(
+            "INSERT INTO notifications (alert_ids, recipient, address, kind, level, text, "
+            "queued_ms, sent_ms, notifier, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                json.dumps(alert_ids),
+                recipient,
+                address,
+                kind,
+                level,
+                text,
+                queued_ms,
+                sent_ms,
+                notifier,
+                status,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def update_notification(self, note_id: int, **values: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self._db.execute(
+            f"UPDATE notifications SET {sets} WHERE id = ?",  # noqa: S608 - our column names
+            [*values.values(), note_id],
+        )
+
+    def notifications(
+        self, *, alert_id: int | None = None, status: str | None = None
+    ) -> list[NotificationRow]:
+        where, args = ["1"], list[Any]()
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if alert_id is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(alert_ids) WHERE value = ?)")
+            args.append(alert_id)
+        cur = self._db.execute(
+            f"SELECT {', '.join(_NOTE_COLS)} FROM notifications "  # noqa: S608
+            f"WHERE {' AND '.join(where)} ORDER BY id",
+            args,
+        )
+        return [NotificationRow(*r) for r in cur.fetchall()]
+
+    def by_provider_ref(self, ref: str) -> NotificationRow | None:
+        cur = self._db.execute(
+            f"SELECT {', '.join(_NOTE_COLS)} FROM notifications "  # noqa: S608
+            "WHERE provider_ref = ? OR provider_ref LIKE ? OR provider_ref LIKE ? "
+            "ORDER BY id DESC LIMIT 1",
+            (ref, f"{ref},%", f"%,{ref}"),
+        )
+        row = cur.fetchone()
+        return NotificationRow(*row) if row else None
+
+    def sent_since(self, recipient: str, since_ms: int) -> int:
+        cur = self._db.execute(
+            # one message may carry several alerts (one row each): count messages
+            "SELECT COUNT(DISTINCT COALESCE(notifier, '') || ':' || COALESCE(provider_ref, id)) "
+            "FROM notifications WHERE recipient = ? AND sent_ms >= ? "
+            "AND status IN ('accepted', 'delivered')",
+            (recipient, since_ms),
+        )
+        return int(cur.fetchone()[0])
+
+    # --- maintenance and rule edits -----------------------------------------------------
+
+    def start_maintenance(
+        self, site: str, room: str, *, now_ms: int, until_ms: int, reason: str, by: str
+    ) -> None:
+        self.end_maintenance(site, room, now_ms=now_ms)
+        self._db.execute(
+            "INSERT INTO maintenance (site, room, started_ms, until_ms, reason, by) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (site, room, now_ms, until_ms, reason, by),
+        )
+
+    def end_maintenance(self, site: str, room: str, *, now_ms: int) -> bool:
+        cur = self._db.execute(
+            "UPDATE maintenance SET ended_ms = ? WHERE site = ? AND room = ? "
+            "AND ended_ms IS NULL AND until_ms > ?",
+            (now_ms, site, room, now_ms),
+        )
+        return cur.rowcount > 0
+
+    def maintenance(self, now_ms: int) -> list[dict[str, Any]]:
+        cur = self._db.execute(
+            "SELECT site, room, started_ms, until_ms, reason, by FROM maintenance "
+            "WHERE ended_ms IS NULL AND until_ms > ? ORDER BY id",
+            (now_ms,),
+        )
+        names = ("site", "room", "started_ms", "until_ms", "reason", "by")
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def save_rule(self, rule: str, body: dict[str, Any] | None, *, now_ms: int, by: str) -> None:
+        self._db.execute(
+            "INSERT INTO rule_edits (rule, body, ts, by) VALUES (?, ?, ?, ?)",
+            (rule, None if body is None else json.dumps(body), now_ms, by),
+        )
+
+    def rule_edits(self) -> dict[str, dict[str, Any] | None]:
+        """The latest edit of each rule (None: reverted to the config's)."""
+        cur = self._db.execute("SELECT rule, body FROM rule_edits ORDER BY id")
+        out: dict[str, dict[str, Any] | None] = {}
+        for rule, body in cur.fetchall():
+            out[rule] = None if body is None else json.loads(body)
+        return out

@@ -1,0 +1,45 @@
+"""Rule kinds: a discriminated union on ``kind``, one module per kind."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from coldchain.alerting.rules.door_open import DoorOpenRule
+from coldchain.alerting.rules.door_warm import DoorOpenWarmRule
+from coldchain.alerting.rules.fault import SensorFaultRule
+from coldchain.alerting.rules.gateway import GatewayOfflineRule
+from coldchain.alerting.rules.power import PowerRule
+from coldchain.alerting.rules.rate import RateOfRiseRule
+from coldchain.alerting.rules.stale import StaleRule
+from coldchain.alerting.rules.threshold import ThresholdRule
+
+AnyRule = (
+    ThresholdRule
+    | RateOfRiseRule
+    | DoorOpenRule
+    | DoorOpenWarmRule
+    | StaleRule
+    | SensorFaultRule
+    | GatewayOfflineRule
+    | PowerRule
+)
+Rule = Annotated[AnyRule, Field(discriminator="kind")]
+
+EDGE_KINDS = frozenset({"threshold", "rate_of_rise", "door_open", "door_open_warm", "power"})
+"""Kinds an agent evaluates itself when its uplink is down (temperature, doors, power)."""
+
+__all__ = [
+    "EDGE_KINDS",
+    "AnyRule",
+    "DoorOpenRule",
+    "DoorOpenWarmRule",
+    "GatewayOfflineRule",
+    "PowerRule",
+    "RateOfRiseRule",
+    "Rule",
+    "SensorFaultRule",
+    "StaleRule",
+    "ThresholdRule",
+]

@@ -1,0 +1,91 @@
+"""What the evaluator knows of the live state: each series' latest reading and how long
+its value has held, each room's defrost, door, power and maintenance state, each gateway's
+link. Updated from readings and gateway events; read by the rule kinds' ``check``."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from coldchain.reading import Quality, Reading
+
+RATE_WINDOW_MAX = 512  # readings kept per series for rate-of-rise
+
+
+@dataclass(slots=True)
+class SeriesView:
+    """The latest of one series."""
+
+    room: str
+    kind: str
+    ts_ms: int | None = None  # last reading (any quality)
+    value: float | None = None  # last good value
+    good: bool = True
+    bad_since_ms: int | None = None  # first bad-quality reading of the current run
+    changed_ms: int | None = None  # when the current value began (doors, power)
+    history: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=RATE_WINDOW_MAX))
+    keep_history: bool = False
+
+    def update(self, r: Reading) -> bool:
+        """Apply a reading; False for one older than what is known (ignored)."""
+        if self.ts_ms is not None and r.ts_ms < self.ts_ms:
+            return False
+        self.ts_ms = r.ts_ms
+        if r.quality is Quality.GOOD and r.value is not None:
+            if self.value != r.value or self.changed_ms is None:
+                self.changed_ms = r.ts_ms
+            self.value = r.value
+            self.good = True
+            self.bad_since_ms = None
+            if self.keep_history:
+                self.history.append((r.ts_ms, r.value))
+        else:
+            if self.good or self.bad_since_ms is None:
+                self.bad_since_ms = r.ts_ms
+            self.good = False
+        return True
+
+
+@dataclass(slots=True)
+class RoomView:
+    """A room's suppression-relevant state."""
+
+    defrost_points: set[str] = field(default_factory=set)  # series now reading 1
+    defrost_end_ms: int | None = None
+    doors_open: dict[str, int] = field(default_factory=dict)  # series -> opened at
+    door_closed_ms: int | None = None
+    power_cut: dict[str, int] = field(default_factory=dict)  # series -> cut at
+    power_restored_ms: int | None = None
+    maintenance_until_ms: int | None = None
+    maintenance_reason: str = ""
+    maintenance_ended_ms: int | None = None
+
+    @property
+    def defrosting(self) -> bool:
+        return bool(self.defrost_points)
+
+    @property
+    def door_open(self) -> bool:
+        return bool(self.doors_open)
+
+
+@dataclass(slots=True)
+class GatewayView:
+    online: bool = True
+    offline_since_ms: int | None = None
+
+
+@dataclass
+class Views:
+    """All of it, keyed by series text, (site, room) and gateway id."""
+
+    series: dict[str, SeriesView] = field(default_factory=dict)
+    rooms: dict[tuple[str, str], RoomView] = field(default_factory=dict)
+    gateways: dict[str, GatewayView] = field(default_factory=dict)
+    started_ms: int = 0  # when evaluation began: silence before it is not a sensor's fault
+
+    def room_of(self, site: str, room: str) -> RoomView:
+        view = self.rooms.get((site, room))
+        if view is None:
+            view = self.rooms[(site, room)] = RoomView()
+        return view
