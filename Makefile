@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the test suite talks to (real parts, not mocks).
-TEST_SERVICES := mosquitto victoria-metrics
+TEST_SERVICES := mosquitto victoria-metrics chromium
 
 .PHONY: demo test lint format typecheck lock services clean
 

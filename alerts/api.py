@@ -2,8 +2,10 @@
 snooze, maintenance per room, rules edited at run time (audited), the one-tap acknowledge
 page behind the link in each SMS, and Twilio's delivery and inbound-SMS callbacks (signed).
 
-Who does something is the ``by`` field until the web UI's login lands; every change is
-written to the audit trail with it.
+Every route but the one-tap page and Twilio's callbacks (they carry their own signatures)
+needs a logged-in user with a role (the hub installs ``app.state.authorize``,
+dashboards/auth.py); who does something is that user (a ``by`` in the request is ignored),
+and every change is written to the audit trail with it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 
@@ -27,6 +29,24 @@ from coldchain.alerting.messages import Language, display_name
 from coldchain.durations import DurationError, parse_duration
 
 router = APIRouter()
+
+
+def _needs(role: str) -> Any:
+    """A dependency: the name of the request's user, when it holds ``role``."""
+
+    def check(request: Request) -> str:
+        authorize = getattr(request.app.state, "authorize", None)
+        if authorize is None:
+            raise HTTPException(503, "no access control on this hub")
+        name: str = authorize(request, role)
+        return name
+
+    return Depends(check)
+
+
+Operator = Annotated[str, _needs("operator")]
+Technician = Annotated[str, _needs("technician")]
+Manager = Annotated[str, _needs("manager")]
 
 
 def _svc(request: Request) -> AlertService:
@@ -56,18 +76,18 @@ def _until(now_ms: int, until_ms: int | None, duration: str | None) -> int:
 
 
 class AckIn(BaseModel):
-    by: str = Field(min_length=1, description="who acknowledges (user or contact id)")
+    by: str | None = Field(None, description="ignored: the logged-in user acknowledges")
     comment: str | None = Field(None, description="what was done about it")
 
 
 class SnoozeIn(BaseModel):
-    by: str = Field(min_length=1)
+    by: str | None = Field(None, description="ignored: the logged-in user snoozes")
     until_ms: int | None = Field(None, description="UTC ms")
     duration: str | None = Field(None, alias="for", description="e.g. 30min")
 
 
 class MaintenanceIn(BaseModel):
-    by: str = Field(min_length=1)
+    by: str | None = Field(None, description="ignored: the logged-in user")
     reason: str = Field(min_length=3, description="why the room's alerts are held")
     until_ms: int | None = Field(None, description="UTC ms")
     duration: str | None = Field(None, alias="for", description="e.g. 4h")
@@ -76,6 +96,7 @@ class MaintenanceIn(BaseModel):
 @router.get("/api/alerts", summary="Alerts, newest first")
 def list_alerts(  # noqa: PLR0917 - FastAPI query parameters
     request: Request,
+    user: Operator,
     state: Annotated[str, Query(description="open, all, or a state")] = "open",
     site: str | None = None,
     room: str | None = None,
@@ -95,7 +116,7 @@ def list_alerts(  # noqa: PLR0917 - FastAPI query parameters
 
 
 @router.get("/api/alerts/rules", summary="The rules in force (config, defaults, edits)")
-def list_rules(request: Request) -> list[dict[str, Any]]:
+def list_rules(request: Request, user: Operator) -> list[dict[str, Any]]:
     svc = _svc(request)
     edits = svc.store.rule_edits()
     return [
@@ -105,7 +126,7 @@ def list_rules(request: Request) -> list[dict[str, Any]]:
 
 @router.put("/api/alerts/rules/{rule_id}", summary="Add or replace a rule (audited)")
 def put_rule(
-    request: Request, rule_id: str, body: Annotated[dict[str, Any], Body()], by: str = Query()
+    request: Request, rule_id: str, body: Annotated[dict[str, Any], Body()], by: Manager
 ) -> dict[str, Any]:
     svc = _svc(request)
     if body.get("id", rule_id) != rule_id:
@@ -120,13 +141,13 @@ def put_rule(
 
 
 @router.delete("/api/alerts/rules/{rule_id}", summary="Undo the edits of a rule (audited)")
-def revert_rule(request: Request, rule_id: str, by: str = Query()) -> dict[str, str]:
+def revert_rule(request: Request, rule_id: str, by: Manager) -> dict[str, str]:
     _call(_svc(request).revert_rule, rule_id, by=by)
     return {"rule": rule_id, "status": "reverted"}
 
 
 @router.get("/api/alerts/{alert_id}", summary="One alert, with who was told when")
-def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
+def get_alert(request: Request, alert_id: int, user: Operator) -> dict[str, Any]:
     svc = _svc(request)
     row = _call(svc.get, alert_id)
     out: dict[str, Any] = row.public()
@@ -135,38 +156,38 @@ def get_alert(request: Request, alert_id: int) -> dict[str, Any]:
 
 
 @router.post("/api/alerts/{alert_id}/ack", summary="Acknowledge (stops escalation)")
-def ack(request: Request, alert_id: int, body: AckIn) -> dict[str, Any]:
-    row = _call(_svc(request).ack, alert_id, by=body.by, comment=body.comment, via="api")
+def ack(request: Request, alert_id: int, body: AckIn, by: Operator) -> dict[str, Any]:
+    row = _call(_svc(request).ack, alert_id, by=by, comment=body.comment, via="api")
     out: dict[str, Any] = row.public()
     return out
 
 
 @router.post("/api/alerts/{alert_id}/snooze", summary="Hold escalation until a time")
-def snooze(request: Request, alert_id: int, body: SnoozeIn) -> dict[str, Any]:
+def snooze(request: Request, alert_id: int, body: SnoozeIn, by: Operator) -> dict[str, Any]:
     svc = _svc(request)
     until = _until(svc.clock(), body.until_ms, body.duration)
-    out: dict[str, Any] = _call(svc.snooze, alert_id, until_ms=until, by=body.by).public()
+    out: dict[str, Any] = _call(svc.snooze, alert_id, until_ms=until, by=by).public()
     return out
 
 
 @router.get("/api/maintenance", summary="Rooms in maintenance now")
-def maintenance_list(request: Request) -> list[dict[str, Any]]:
+def maintenance_list(request: Request, user: Operator) -> list[dict[str, Any]]:
     svc = _svc(request)
     return svc.store.maintenance(svc.clock())
 
 
 @router.post("/api/rooms/{site}/{room}/maintenance", summary="Hold a room's alerts (audited)")
 def maintenance_start(
-    request: Request, site: str, room: str, body: MaintenanceIn
+    request: Request, site: str, room: str, body: MaintenanceIn, by: Technician
 ) -> dict[str, Any]:
     svc = _svc(request)
     until = _until(svc.clock(), body.until_ms, body.duration)
-    _call(svc.maintenance, site, room, until_ms=until, reason=body.reason, by=body.by)
+    _call(svc.maintenance, site, room, until_ms=until, reason=body.reason, by=by)
     return {"site": site, "room": room, "until_ms": until, "reason": body.reason}
 
 
 @router.delete("/api/rooms/{site}/{room}/maintenance", summary="End a room's maintenance")
-def maintenance_end(request: Request, site: str, room: str, by: str = Query()) -> dict[str, str]:
+def maintenance_end(request: Request, site: str, room: str, by: Technician) -> dict[str, str]:
     _call(_svc(request).maintenance, site, room, until_ms=None, reason="", by=by)
     return {"site": site, "room": room, "status": "ended"}
 

@@ -2,12 +2,14 @@
 
 Notices wait ``linger`` for others firing at the same moment, then each recipient gets one
 message per site: a power cut that trips six rooms is one grouped SMS per person, not six.
-A recipient told about a site within ``storm_window`` gets what follows folded into one
-message at the window's end, and nobody gets more than ``max_per_hour`` messages (the rest
-are folded until the hour allows). Each message goes to the first SMS notifier (group
-channels to their own), retried with backoff while the error is retryable, then to the next
-notifier; the result of every try is recorded. A message every notifier failed is tried
-again a minute later, up to five rounds: an alarm is never silently dropped.
+A recipient sent ``storm_burst`` messages about a site within ``storm_window`` gets what
+follows folded into one message at the window's end, and nobody gets more than
+``max_per_hour`` messages (the rest are folded until the hour allows). Each message goes to
+the first SMS notifier (group channels to their own), retried with backoff while the error
+is retryable, then to the next notifier; the result of every try is recorded. Messages to
+different people go out concurrently (``concurrency`` at once), so one slow provider answer
+delays no one else. A message every notifier failed is tried again a minute later, up to
+five rounds: an alarm is never silently dropped.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from alerts.notifiers.base import Notifier
 from alerts.store import AlertStore
 from coldchain.sms.types import Delivery, SendError, Sms
+from coldchain.supervise import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,8 @@ class Dispatcher:
         clock: Callable[[], int],
         linger_ms: int = 300,
         storm_window_ms: int = 120_000,
+        storm_burst: int = 2,
+        concurrency: int = 16,
         max_per_hour: int = 20,
         retries: int = 3,
         backoff_s: float = 0.5,
@@ -91,11 +96,12 @@ class Dispatcher:
         self.store, self.sms, self.channels = store, sms, channels
         self.compose, self.clock = compose, clock
         self.linger_ms, self.storm_window_ms = linger_ms, storm_window_ms
+        self.storm_burst, self.concurrency = storm_burst, concurrency
         self.max_per_hour, self.retries, self.backoff_s = max_per_hour, retries, backoff_s
         self.on_sent = on_sent
         self._queue: list[Notice] = []
         self._held: dict[tuple[str, str], tuple[int, list[Notice]]] = {}
-        self._last: dict[tuple[str, str], int] = {}
+        self._last: dict[tuple[str, str], list[int]] = {}  # sent times in the window
         self._wake = asyncio.Event()
         self.sent = 0
         self.failed = 0
@@ -110,13 +116,10 @@ class Dispatcher:
     async def run(self) -> None:
         while True:
             timeout = self._next_release()
-            try:
-                if timeout is None:
-                    await self._wake.wait()
-                else:
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, timeout))
-            except TimeoutError:
-                pass
+            if timeout is None:
+                await self._wake.wait()
+            else:
+                await wait_event(self._wake, timeout)
             self._wake.clear()
             if self._queue:
                 await asyncio.sleep(self.linger_ms / 1000)  # let what fires together arrive
@@ -143,16 +146,33 @@ class Dispatcher:
             if key in self._held:
                 self._held[key][1].append(n)
                 continue
-            last = self._last.get(key)
-            if n.kind != "test" and last is not None and now - last < self.storm_window_ms:
-                self._hold(key, last + self.storm_window_ms, [n])
+            recent = [t for t in self._last.get(key, ()) if now - t < self.storm_window_ms]
+            self._last[key] = recent
+            if n.kind != "test" and len(recent) >= self.storm_burst:
+                self._hold(key, recent[0] + self.storm_window_ms, [n])
                 continue
             self._add(batches, n)
+        ready = []
         for batch in batches.values():
             if self._over_rate(batch.recipient, now) and batch.kind != "test":
                 self._hold((batch.recipient, batch.site), now + 300_000, batch.notices)
                 continue
+            ready.append(batch)
+        # one person's message must not wait for another's provider round trip
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def send(batch: Batch) -> None:
+            async with limit:
+                await self._send_safely(batch)
+
+        await asyncio.gather(*(send(b) for b in ready))
+
+    async def _send_safely(self, batch: Batch) -> None:
+        try:
             await self._send(batch)
+        except Exception:  # a bug here must not stop every later alarm
+            log.exception("sending to %s failed; trying again later", batch.recipient)
+            self._retry_later(batch)
 
     def _hold(self, key: tuple[str, str], until_ms: int, notices: list[Notice]) -> None:
         """Hold ``notices`` until ``until_ms``, with what is held for the key already (the
@@ -185,7 +205,7 @@ class Dispatcher:
         chain = [self.channels[batch.recipient]] if batch.recipient in self.channels else self.sms
         delivery, errors, attempts = await self._try_chain(chain, sms)
         if delivery is not None:
-            self._last[(batch.recipient, batch.site)] = now
+            self._last.setdefault((batch.recipient, batch.site), []).append(now)
         sent_ms = self.clock()
         for i in ids:
             if delivery is not None:

@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,7 +43,7 @@ from coldchain.sms.types import Delivery, Sms
 log = logging.getLogger(__name__)
 
 RULE = TypeAdapter(Rule)
-TICK_S = 0.25
+TICK_S = 0.1  # delays that run out between readings fire within this
 
 
 def wall_ms() -> int:
@@ -76,7 +76,6 @@ class AlertStats:
     transitions: int = 0
     notifications: int = 0
     evaluations_s: float = 0.0
-    last_fire_latency_ms: list[float] = field(default_factory=list)
 
 
 class AlertService:
@@ -116,6 +115,7 @@ class AlertService:
             clock=clock,
             linger_ms=round(cfg.alerts.linger * 1000),
             storm_window_ms=round(cfg.alerts.storm_window * 1000),
+            storm_burst=cfg.alerts.storm_burst,
             max_per_hour=cfg.alerts.max_per_hour,
             retries=cfg.alerts.retries,
             on_sent=self._sent,
@@ -158,6 +158,19 @@ class AlertService:
     def _site_of(self, alert_ids: list[int]) -> str:
         row = self.store.get(alert_ids[0]) if alert_ids else None
         return row.site if row else ""
+
+    def resume(self, row: AlertRow) -> None:
+        """Take up an alert opened elsewhere (an agent's edge notice) as firing."""
+        self._resume(row, self.clock())
+
+    def edge_notices(self, gateway: str, payload: bytes) -> list[tuple[str, int]]:
+        """An agent's ``alerts`` message: record what it texted; the (id, rev) to ack.
+        Raises :class:`~coldchain.protocol.messages.ProtocolError` when malformed."""
+        from alerts.edge import apply_notices
+        from coldchain.protocol.edge import decode_notices
+
+        msg = decode_notices(payload, gateway=gateway, now_ms=self.clock())
+        return apply_notices(self, gateway, msg.notices)
 
     def _resume(self, row: AlertRow, now: int) -> None:
         phase: Phase = "pending" if row.state == "pending" else "firing"
@@ -446,11 +459,14 @@ class AlertService:
         )
 
     def _was_told(self, alert_id: int, recipient: str) -> bool:
-        return any(
-            n.recipient == recipient
-            and n.kind != "resolved"
-            and n.status in ("accepted", "delivered", "edge")
+        sent = [
+            n
             for n in self.store.notifications(alert_id=alert_id)
+            if n.recipient == recipient and n.status in ("accepted", "delivered", "edge")
+        ]
+        # told of the alarm, and not yet that it is over (an agent may have said so)
+        return any(n.kind != "resolved" for n in sent) and not any(
+            n.kind == "resolved" for n in sent
         )
 
     def _sent(self, batch: Batch, delivery: Delivery | None) -> None:
@@ -532,7 +548,7 @@ class AlertService:
         if who is None or not self.cfg.alerts.reply_ack:
             log.warning("SMS reply from an unknown number %s ignored", phone)
             return None
-        told = {i for n in self.store.notifications() if n.recipient == who.id for i in n.alerts}
+        told = {i for n in self.store.notifications(recipient=who.id) for i in n.alerts}
         candidates = [r for r in self.open.values() if r.id in told and r.acked_ms is None]
         digits = "".join(ch for ch in text if ch.isdigit())
         if digits:
@@ -618,6 +634,9 @@ class AlertService:
         """New watches from the edited rules; keep what is known of the live state."""
         old = self.evaluator
         self.evaluator = self._build_evaluator()
+        for name, view in self.evaluator.views.series.items():
+            if name in old.views.series:  # a new rate rule needs the history from now on
+                old.views.series[name].keep_history = view.keep_history
         self.evaluator.views = old.views
         now = self.clock()
         for row in list(self.open.values()):

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS notifications (
 );
 CREATE INDEX IF NOT EXISTS notifications_status ON notifications(status);
 CREATE INDEX IF NOT EXISTS notifications_ref ON notifications(provider_ref);
+CREATE INDEX IF NOT EXISTS notifications_recipient ON notifications(recipient, sent_ms);
 CREATE TABLE IF NOT EXISTS maintenance (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     site TEXT NOT NULL, room TEXT NOT NULL,
@@ -283,9 +284,16 @@ class AlertStore:
         )
 
     def notifications(
-        self, *, alert_id: int | None = None, status: str | None = None
+        self,
+        *,
+        alert_id: int | None = None,
+        status: str | None = None,
+        recipient: str | None = None,
     ) -> list[NotificationRow]:
         where, args = ["1"], list[Any]()
+        if recipient is not None:
+            where.append("recipient = ?")
+            args.append(recipient)
         if status is not None:
             where.append("status = ?")
             args.append(status)

@@ -100,6 +100,18 @@ def _alerts(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _dashboards(args: argparse.Namespace) -> int:
+    from dashboards.cli import run
+
+    return run(args)
+
+
+def _users(args: argparse.Namespace) -> int:
+    from dashboards.auth import main as users_main
+
+    return users_main(args.rest)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from coldchain.demo import run
 
@@ -142,6 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     alerts_arguments(alerts)
     alerts.set_defaults(handler=_alerts)
+
+    dash = sub.add_parser("dashboards", help="Grafana dashboards and provisioning from a config")
+    from dashboards.cli import add_arguments as dashboards_arguments
+
+    dashboards_arguments(dash)
+    dash.set_defaults(handler=_dashboards)
+
+    users = sub.add_parser(
+        "users",
+        help="the hub's users: DATA_DIR add NAME --role ROLE | remove NAME | list",
+        add_help=False,
+    )
+    users.add_argument("rest", nargs=argparse.REMAINDER)
+    users.set_defaults(handler=_users)
 
     demo = sub.add_parser("demo", help="run the virtual county network and watch its rooms")
     from coldchain.demo import add_arguments as demo_arguments

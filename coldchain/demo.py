@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from coldchain.supervise import wait_event
 from firmware_configs import SITES_DIR
 
 EXAMPLE_SITE = SITES_DIR / "county.yaml"
@@ -176,6 +177,7 @@ async def _run(args: argparse.Namespace) -> int:
         agents = [Agent(live, gw.id, profiles, data_dir=data / "agents") for gw in live.gateways]
         for line in describe(sim.endpoints()):
             print(line)
+        print(f"web: {hub.url}/ (user admin, password in {data / 'hub' / 'admin-password'})")
         print(f"hub: {hub.url}/docs (API), {hub.url}/api/latest, {hub.url}/metrics")
         print(f"agents: {', '.join(a.gw.id for a in agents)}")
         print(
@@ -187,8 +189,7 @@ async def _run(args: argparse.Namespace) -> int:
             tasks = [tg.create_task(hub.run(), name="hub")]
             tasks += [tg.create_task(a.run(), name=f"agent-{a.gw.id}") for a in agents]
             while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=args.every)
+                await wait_event(stop, args.every)
                 print("\n".join(room_lines(sim.state())))
                 s = hub.ingest.stats
                 states = [f"{g.id} {g.state}" for g in hub.registry.all()]

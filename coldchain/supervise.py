@@ -66,3 +66,17 @@ class Client(aiomqtt.Client):
         before = cancels()
         await super().publish(*args, **kwargs)
         honour_cancellation(before)
+
+
+async def wait_event(event: asyncio.Event, within: float) -> bool:
+    """Wait for ``event`` at most ``within`` seconds; True if it was set.
+
+    Not ``asyncio.wait_for``: on Python 3.11 it loses a cancellation that arrives as the
+    event is set (gh-86296), and a loop that waits this way then never stops.
+    """
+    try:
+        async with asyncio.timeout(max(0.0, within)):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

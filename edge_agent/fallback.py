@@ -29,7 +29,6 @@ The clock is a parameter (UTC ms), so tests drive :meth:`EdgeFallback.step` with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
@@ -59,6 +58,7 @@ from coldchain.protocol.messages import ProtocolError
 from coldchain.reading import Reading, SeriesId
 from coldchain.sms.gsm import GsmNotifier
 from coldchain.sms.types import DeliveryStatus, SendError, Sms
+from coldchain.supervise import wait_event
 from edge_agent.notices import NoticeStore
 
 log = logging.getLogger(__name__)
@@ -213,8 +213,7 @@ class EdgeFallback:
                     await self.step()
                 except Exception:
                     log.exception("edge fallback: a step failed; carrying on")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=TICK_S)
+                await wait_event(self._wake, TICK_S)
         finally:
             await self.aclose()
 

@@ -18,6 +18,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 
 from coldchain.config.site import RtuBus, TcpBus
 from coldchain.profiles.schema import Table
+from coldchain.supervise import cancels, honour_cancellation
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,9 @@ class ModbusLink:
         self.close()
         self._client = self._make()
         try:
+            before = cancels()
             ok = await self._client.connect()
+            honour_cancellation(before)
         except (OSError, ModbusException) as exc:
             ok, why = False, str(exc)
         else:
@@ -127,19 +130,25 @@ class ModbusLink:
             Table.INPUT: self._client.read_input_registers,
             Table.HOLDING: self._client.read_holding_registers,
         }[req.table]
+        before = cancels()
         try:
-            rr = await fn(req.start, count=req.count, device_id=req.unit)
-        except ConnectionException as exc:
-            self.close()
-            raise ReadError("link", where, str(exc)) from exc
-        except ModbusIOException as exc:
-            text = str(exc)
-            kind: ErrorKind = "timeout" if "No response" in text else "garbage"
-            if isinstance(self.bus, TcpBus) and "CLOSING" in text:
+            try:
+                rr = await fn(req.start, count=req.count, device_id=req.unit)
+            except ConnectionException as exc:
                 self.close()
-            raise ReadError(kind, where, text) from exc
-        except (ModbusException, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
-            raise ReadError("garbage", where, str(exc)) from exc
+                raise ReadError("link", where, str(exc)) from exc
+            except ModbusIOException as exc:
+                text = str(exc)
+                kind: ErrorKind = "timeout" if "No response" in text else "garbage"
+                if isinstance(self.bus, TcpBus) and "CLOSING" in text:
+                    self.close()
+                raise ReadError(kind, where, text) from exc
+            except (ModbusException, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
+                raise ReadError("garbage", where, str(exc)) from exc
+        finally:
+            # pymodbus waits through asyncio.wait_for, which on 3.11 can swallow a
+            # cancellation (gh-86296): the poller's task group would then never stop
+            honour_cancellation(before)
         if rr.isError():
             code = getattr(rr, "exception_code", None)
             name = EXCEPTION_NAMES.get(code or 0, "unknown")

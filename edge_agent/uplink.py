@@ -38,7 +38,7 @@ from coldchain import __version__
 from coldchain.config.site import AgentSettings, Uplink
 from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
 from coldchain.protocol.topics import Topics
-from coldchain.supervise import Client, describe, network_error
+from coldchain.supervise import Client, describe, network_error, wait_event
 from edge_agent.buffer import AsyncOutbox
 from edge_agent.fallback import EdgeFallback
 
@@ -221,8 +221,7 @@ class UplinkLoop:
                     break
                 await self._send(client, batch.seq, resend=False)
             self._ready.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout=min(s.batch_interval, 1.0))
+            await wait_event(self._ready, min(s.batch_interval, 1.0))
 
     async def _receive_acks(self, client: aiomqtt.Client) -> None:
         notice_acks = self.topics.topic(self.gateway, "alerts/ack")

@@ -62,6 +62,10 @@ def known_series(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, set[Se
     return out
 
 
+Replies = list[tuple[str, bytes]] | None
+"""Messages to publish in answer to one received (topic, payload)."""
+
+
 class RejectedError(Exception):
     """A batch the hub will not store; ``reason`` is the counter's label."""
 
@@ -189,9 +193,11 @@ async def run_ingest(
     username: str | None = None,
     password: str | None = None,
     share_group: str | None = None,
-    on_message: Callable[[str, bytes], None] | None = None,
+    on_message: Callable[[str, bytes], Replies] | None = None,
 ) -> None:
-    """The ingest's MQTT loop: subscribe, receive, write, ack; reconnect forever."""
+    """The ingest's MQTT loop: subscribe, receive, write, ack; reconnect forever. Status,
+    health and edge-fallback notices go to ``on_message``, which may answer with messages
+    to publish (QoS 1)."""
     backoff = 0.5
     while True:
         try:
@@ -205,7 +211,7 @@ async def run_ingest(
                 keepalive=30,
             ) as client:
                 await client.subscribe(ingest.subscription(share_group), qos=1)
-                for kind in ("status", "health"):
+                for kind in ("status", "health", "alerts"):
                     await client.subscribe(ingest.topics.all(kind), qos=1)
                 ingest.stats.connected, backoff = True, 0.5
 
@@ -221,7 +227,8 @@ async def run_ingest(
                         if topic.endswith("/telemetry"):
                             ingest.receive(topic, data)
                         elif on_message is not None:
-                            on_message(topic, data)
+                            for reply_topic, reply in on_message(topic, data) or ():
+                                await publish(reply_topic, reply)
                     raise aiomqtt.MqttError("message stream ended")
         except Exception as exc:  # supervised: nothing but cancellation ends the loop
             ingest.stats.connected = False

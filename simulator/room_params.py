@@ -121,6 +121,15 @@ def params_for(room: Room, rng: random.Random, *, utc_offset: float = 8 * HOUR) 
         hi = band.high if band.high is not None else 30.0
         setpoint, differential = (lo + hi) / 2, 0.0
     every_h, for_min, heater = d.defrost
+    dehumidify = 8.0 if controlled else 0.0
+    rh_base = d.rh_base
+    hum = room.effective_limits.humidity
+    if hum is not None and hum.low is not None and hum.high is not None:
+        # a room kept to a humidity band (a tea store at 30-55 %RH runs a dehumidifier, a
+        # fruit room at 85-95 a humidifier): centred in it, the coil's drying within it
+        if controlled:
+            dehumidify = min(dehumidify, (hum.high - hum.low) / 3)
+        rh_base = (hum.low + hum.high) / 2 + dehumidify / 2
     return RoomParams(
         room_class=cls,
         controlled=controlled,
@@ -147,8 +156,8 @@ def params_for(room: Room, rng: random.Random, *, utc_offset: float = 8 * HOUR) 
         door_min=d.door_s[0],
         door_max=d.door_s[1],
         door_alarm_delay=120.0,
-        rh_base=vary(d.rh_base, 0.03),
-        rh_dehumidify=8.0 if controlled else 0.0,
+        rh_base=vary(rh_base, 0.03),
+        rh_dehumidify=dehumidify,
         rh_defrost=6.0 if controlled else 0.0,
         rh_outside=65.0,
     )

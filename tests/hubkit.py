@@ -1,5 +1,6 @@
 """Helpers for the hub tests: the hub service running in-process on a free port, and plain
-HTTP calls to its API (urllib in a thread: a real client over a real socket)."""
+HTTP calls to its API (urllib in a thread: a real client over a real socket), logged in as
+an admin made for the test (``session_header``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,19 @@ from coldchain.config.site import SiteConfig
 from coldchain.hub.service import Hub
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.store.base import Store
+from dashboards.auth import COOKIE
+
+TEST_USER, TEST_PASSWORD = "test-admin", "test-admin-password"
+# hub URL -> the Cookie header of its test admin's session
+_SESSIONS: dict[str, str] = {}
+
+
+def session_header(url: str) -> dict[str, str]:
+    """The Cookie header logging a request to ``url`` in as the test admin of its hub."""
+    for base, cookie in _SESSIONS.items():
+        if url.startswith(base):
+            return {"Cookie": cookie}
+    return {}
 
 
 @contextlib.asynccontextmanager
@@ -37,18 +51,22 @@ async def running_hub_service(
         store=store,
         listen="127.0.0.1:0",
     )
+    hub.auth.users.add(TEST_USER, "admin", TEST_PASSWORD)
+    _SESSIONS[hub.url] = f"{COOKIE}={hub.auth.sessions.issue(TEST_USER)}"
     task = asyncio.create_task(hub.run(), name="hub")
     try:
         yield hub
     finally:
+        _SESSIONS.pop(hub.url, None)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
 
 def _get(url: str) -> tuple[int, Any]:
+    req = urllib.request.Request(url, headers=session_header(url))
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10) as resp:
             body = resp.read().decode()
             status = resp.status
     except urllib.error.HTTPError as err:

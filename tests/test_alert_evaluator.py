@@ -232,3 +232,13 @@ def test_rules_apply_only_where_they_select() -> None:
     run = Run(evaluator(SiteConfig.model_validate(doc)))
     run.until(5, di__door_1=1.0, probe__humidity=99.0)
     assert only(run, "door-open/") == only(run, "humidity-high") == []
+
+
+def test_a_backlog_older_than_a_resumed_alert_does_not_resolve_it() -> None:
+    ev = evaluator()
+    key = "temperature-high/alarm/s1/gw1/probe/temperature"
+    assert ev.restore(key, "firing", T0 + 30 * MIN, value=7.0, peak=7.0)
+    out = ev.feed([r("probe/temperature", T0 + m * MIN, 2.0) for m in range(30)])
+    assert [t for t in out if t.key == key] == []  # cold, but before the alarm began
+    out = ev.feed([r("probe/temperature", T0 + 31 * MIN, 2.0)])
+    assert [(t.key, t.to) for t in out if t.key == key] == [(key, "resolved")]

@@ -17,7 +17,7 @@ from coldchain.alerting.links import sign
 from coldchain.config.site import SiteConfig
 from coldchain.reading import Reading, SeriesId
 from tests.alertkit import PROFILES, site
-from tests.hubkit import get, running_hub_service
+from tests.hubkit import TEST_USER, get, running_hub_service, session_header
 from tests.services import Broker, until
 
 TEMP = SeriesId("s1", "gw1", "probe", "temperature")
@@ -31,7 +31,7 @@ def _call(
     form: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    data, hdrs = None, dict(headers or {})
+    data, hdrs = None, {**session_header(url), **(headers or {})}
     if form is not None:
         data = urllib.parse.urlencode(form).encode()
         hdrs["Content-Type"] = "application/x-www-form-urlencoded"
@@ -170,7 +170,8 @@ async def test_alerts_api_end_to_end(tmp_path: Path, mosquitto: Broker) -> None:
         door = next(r for r in rules if r["id"] == "door-open")
         assert (door["longer_than"], door["edited"]) == ("5min", True)
         status, audit = await get(f"{u}/api/audit?action=rule.")
-        assert audit["items"][0]["actor"] == "mgr"
+        # the logged-in user, not the request's ?by=
+        assert audit["items"][0]["actor"] == TEST_USER
         assert audit["items"][0]["before"]["longer_than"] == "10min"
         status, audit = await get(f"{u}/api/audit?action=alert.")
         actions = {i["action"] for i in audit["items"]}

@@ -220,3 +220,27 @@ def test_defrost_phases_follow_each_other() -> None:
     assert "defrost" in order
     i = order.index("defrost")
     assert order[i : i + 3] == [DefrostPhase.DEFROST, DefrostPhase.DRIP, DefrostPhase.OFF]
+
+
+@pytest.mark.parametrize("band", [(30.0, 55.0), (85.0, 95.0)])
+def test_humidity_stays_in_the_rooms_own_band(band: tuple[float, float]) -> None:
+    """A tea store kept dry (30-55 %RH) and a fruit room kept humid (85-95 %RH): the
+    simulated air follows the room's band, not its class's usual humidity, except around a
+    defrost (the air saturates then; alert rules hold off for it)."""
+    low, high = band
+    limits = {"temperature": {"low": 0, "high": 5}, "humidity": {"low": low, "high": high}}
+    r = Room.model_validate({"id": "r", "name": "r", "class": "chilled", "limits": limits})
+    m = RoomModel(params_for(r, seeded(2, "rh", "params")), rng=seeded(2, "rh", "e"), start=T0)
+    outside: list[float] = []
+    last_defrost = -math.inf
+    t = m.t
+    for _ in range(24 * 60):
+        t += 60.0
+        m.advance_to(t)
+        if m.defrost is not DefrostPhase.OFF:
+            last_defrost = t
+        elif t - T0 > 2 * HOUR and t - last_defrost > 0.5 * HOUR:
+            outside.append(m.rh)
+    assert len(outside) > 12 * 60
+    assert low <= min(outside), min(outside)
+    assert max(outside) <= high, max(outside)

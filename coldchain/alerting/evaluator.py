@@ -277,11 +277,13 @@ class Evaluator:
 
     def _judge(self, st: _State, t: int, out: list[Transition]) -> None:
         w = st.watch
+        if st.phase != "idle" and t < st.since_ms:
+            # a reading from before the condition began (a backlog replayed after an alert
+            # was resumed from disk or from an agent's notice) says nothing about it now
+            return
         v = w.rule.check(w, self.views, t, st.phase != "idle")
-        if v.value is not None:
-            st.value = v.value
-        if v.limit is not None:
-            st.limit = v.limit
+        st.value = st.value if v.value is None else v.value
+        st.limit = st.limit if v.limit is None else v.limit
         if not v.bad:
             if st.phase != "idle":
                 change: Change = "resolved" if st.phase == "firing" else "cancelled"

@@ -34,6 +34,10 @@ from coldchain.sms.pdu import segments
 
 Language = Literal["zh-CN", "en"]
 
+MAX_LISTED = 12
+"""Rooms named at most in a grouped SMS (more would not fit in a few parts anyway; trying
+every count of a 100-room storm cost ~100 ms per recipient)."""
+
 TEMPLATE_VALUE_MAX = 35
 """Aliyun's limit for an "other" template variable, in characters."""
 _NONE = "-"  # Aliyun rejects an empty variable
@@ -406,7 +410,7 @@ def _renderings(msg: Message, language: Language) -> list[str]:
         _first(msg)
         return [
             _grouped(_Ctx(msg, language, style), shown)
-            for shown in range(len(msg.alerts), 0, -1)
+            for shown in range(min(len(msg.alerts), MAX_LISTED), 0, -1)
             for style in ladder
         ]
     make = {"resolved": _resolved, "test": _test}.get(msg.kind, _alarm)

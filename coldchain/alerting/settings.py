@@ -88,10 +88,15 @@ class AlertSettings(StrictModel):
     )
     link_ttl: Duration = Field(7 * 86400.0, description="how long an acknowledge link works")
     linger: Duration = Field(
-        0.3, description="wait this long for alerts firing together, then send one message"
+        0.15, description="wait this long for alerts firing together, then send one message"
     )
     storm_window: Duration = Field(
-        120.0, description="later alerts of a site within this reach a person as one message"
+        120.0,
+        description="after storm_burst messages about a site within this, a person "
+        "gets the rest as one message at its end",
+    )
+    storm_burst: int = Field(
+        2, description="messages per person and site within storm_window sent at once", ge=1
     )
     max_per_hour: int = Field(
         20, description="messages per recipient per hour; more are folded into one", ge=1

@@ -4,6 +4,9 @@ events, gateways and their health, the audit trail, and Prometheus /metrics for 
 Every input is validated and every refusal says what was wrong: an unknown id is a 404 that
 names it (and the closest known one), a malformed time or step is a 422 that shows the form
 expected. Lists are paginated (``limit``, ``offset``).
+
+Every ``/api`` route needs a logged-in user: an operator reads, a technician also sees the
+gateways, a manager also the audit trail (docs/web.md). ``/healthz`` and ``/metrics`` are open.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import time
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from coldchain import __version__
@@ -88,7 +91,20 @@ def reading_out(r: Reading) -> ReadingOut:
     )
 
 
-router = APIRouter(prefix="/api")
+def needs(role: str) -> Any:
+    """A route dependency: the request's user holds ``role`` (the hub installs
+    ``app.state.authorize``, dashboards/auth.py); without it, nothing is served."""
+
+    def check(request: Request) -> None:
+        authorize = getattr(request.app.state, "authorize", None)
+        if authorize is None:
+            raise HTTPException(503, "no access control on this hub")
+        authorize(request, role)
+
+    return Depends(check)
+
+
+router = APIRouter(prefix="/api", dependencies=[needs("operator")])
 
 
 @router.get("/sites", response_model=list[SiteOut], summary="Sites and their rooms")
@@ -297,7 +313,12 @@ async def doors(
     ]
 
 
-@router.get("/gateways", response_model=list[GatewayOut], summary="Gateways and their health")
+@router.get(
+    "/gateways",
+    response_model=list[GatewayOut],
+    summary="Gateways and their health",
+    dependencies=[needs("technician")],
+)
 def gateways(request: Request) -> list[GatewayOut]:
     return [gateway_out(_ctx(request), g.id) for g in _ctx(request).cfg.gateways]
 
@@ -320,12 +341,22 @@ def gateway_out(ctx: HubContext, gateway_id: str) -> GatewayOut:
     )
 
 
-@router.get("/gateways/{gateway_id}", response_model=GatewayOut, summary="One gateway")
+@router.get(
+    "/gateways/{gateway_id}",
+    response_model=GatewayOut,
+    summary="One gateway",
+    dependencies=[needs("technician")],
+)
 def gateway(request: Request, gateway_id: str) -> GatewayOut:
     return gateway_out(_ctx(request), gateway_id)
 
 
-@router.get("/audit", response_model=Page[AuditOut], summary="The audit trail, newest first")
+@router.get(
+    "/audit",
+    response_model=Page[AuditOut],
+    summary="The audit trail, newest first",
+    dependencies=[needs("manager")],
+)
 def audit(
     request: Request,
     limit: Limit = 100,

@@ -10,6 +10,7 @@ from functools import cached_property
 
 from fastapi import HTTPException
 
+from alerts.service import AlertService
 from coldchain.config.site import SiteConfig
 from coldchain.hub.audit import AuditLog
 from coldchain.hub.model import PointOut
@@ -36,6 +37,7 @@ class HubContext:
     registry: Registry
     audit: AuditLog
     ingest: IngestStats = field(default_factory=IngestStats)
+    alerts: AlertService | None = None  # set by the hub once built
 
     @cached_property
     def _points(self) -> dict[SeriesId, PointOut]:

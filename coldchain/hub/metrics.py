@@ -1,5 +1,6 @@
 """The hub's own health for Prometheus: ingest rate, rejects by reason, lag, store latency,
-gateways by state. Rendered on each scrape from the live counters (no background thread)."""
+gateways by state, each gateway's backlog and poll success, open alerts, notifications.
+Rendered on each scrape from the live counters (no background thread)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from alerts.service import AlertService
     from coldchain.hub.context import HubContext
 
 
@@ -48,6 +50,47 @@ class _HubCollector(Collector):
         for state, n in counts.items():
             states.add_metric([state], n)
         yield states
+        yield from _gateway_metrics(self.ctx)
+        if self.ctx.alerts is not None:
+            yield from _alert_metrics(self.ctx.alerts)
+
+
+def _gateway_metrics(ctx: HubContext) -> Iterator[Metric]:
+    """Per gateway: up, outbox backlog and each device's poll success (from its health)."""
+    up = GaugeMetricFamily("coldchain_gateway_up", "1 when online", labels=["gateway"])
+    backlog = GaugeMetricFamily(
+        "coldchain_gateway_backlog", "readings waiting in its outbox", labels=["gateway"]
+    )
+    success = GaugeMetricFamily(
+        "coldchain_gateway_poll_success",
+        "share of successful polls per device, 0-1",
+        labels=["gateway", "device"],
+    )
+    for g in ctx.registry.all():
+        up.add_metric([g.id], 1.0 if g.state == "online" else 0.0)
+        if g.backlog is not None:
+            backlog.add_metric([g.id], g.backlog)
+        for device, value in sorted(g.poll_success().items()):
+            if isinstance(value, int | float):
+                success.add_metric([g.id, device], float(value))
+    yield from (up, backlog, success)
+
+
+def _alert_metrics(alerts: AlertService) -> Iterator[Metric]:
+    """Open alerts by state and severity; notifications sent and failed."""
+    open_ = GaugeMetricFamily("coldchain_alerts_open", "open alerts", labels=["state", "severity"])
+    counts: dict[tuple[str, str], int] = {}
+    for row in alerts.open.values():
+        counts[(row.state, row.severity)] = counts.get((row.state, row.severity), 0) + 1
+    for (state, severity), n in sorted(counts.items()):
+        open_.add_metric([state, severity], n)
+    yield open_
+    d = alerts.dispatcher
+    yield CounterMetricFamily("coldchain_notifications_sent", "messages sent", d.sent)
+    yield CounterMetricFamily(
+        "coldchain_notifications_failed", "messages every notifier refused", d.failed
+    )
+    yield GaugeMetricFamily("coldchain_notifications_pending", "queued or held", d.pending())
 
 
 def render_metrics(ctx: HubContext) -> str:

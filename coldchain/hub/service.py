@@ -29,10 +29,17 @@ from coldchain.hub.api import create_app
 from coldchain.hub.audit import AuditLog
 from coldchain.hub.context import HubContext
 from coldchain.profiles.registry import ProfileRegistry
+from coldchain.protocol.edge import encode_notice_ack
+from coldchain.protocol.messages import ProtocolError
 from coldchain.protocol.topics import TopicError, Topics
 from coldchain.reading import Reading
 from coldchain.secrets import resolve
 from coldchain.store.base import Store, StoreError
+from dashboards.auth import AccessMiddleware, Auth
+from dashboards.reports.api import router as reports_router
+from dashboards.web import WebContext, mount_ui
+from dashboards.web.live import Board, LiveEvents
+from dashboards.web.pages import needs
 from gateway.ingest import Ingest, run_ingest
 from gateway.registry import Registry
 
@@ -63,7 +70,9 @@ class _Server(uvicorn.Server):
 
 def listen_socket(listen: str) -> socket.socket:
     host, _, port = listen.rpartition(":")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio turns TCP_NODELAY on only for sockets that say so, and
+    # without it every kept-alive answer waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, int(port)))
     sock.listen(128)
@@ -114,9 +123,21 @@ class Hub:
             link_key=self._link_key(),
             twilio_token=self._twilio_token(),
         )
+        self.ctx.alerts = self.alerts
         self.app = create_app(self.ctx)
         self.app.state.alerts = self.alerts
         self.app.include_router(alerts_router)
+        # the web UI, and login for it and for every API route (dashboards/auth.py)
+        self.auth = Auth(data_dir)
+        self.auth.bootstrap()
+        self.events = LiveEvents()  # wakes the live board's streams on each ingest
+        self.app.state.authorize = self.auth.authorize
+        board = Board(cfg, profiles, self.registry, self.alerts)
+        web = WebContext(cfg, self.store, self.registry, self.alerts, self.auth, self.events, board)
+        mount_ui(self.app, web)
+        # reports: managers and above (dashboards/reports/api.py reads app.state.hub/alerts)
+        self.app.include_router(reports_router, dependencies=[needs("manager")])
+        self.app.add_middleware(AccessMiddleware, auth=self.auth)
         self.socket = listen_socket(listen or cfg.hub.listen)
         host, port = self.socket.getsockname()[:2]
         self.url = f"http://{host}:{port}"
@@ -158,6 +179,7 @@ class Hub:
         state = self.registry.get(gateway)
         if state is not None:
             self.alerts.on_gateway(gateway, online=state.state == "online")
+        self.events.publish()
 
     def _audit_config(self, path: Path) -> None:
         """Record the config the hub runs with, when it differs from the last one recorded."""
@@ -182,17 +204,34 @@ class Hub:
             self.registry.on_telemetry(gw)
             self._gateway_changed(gw)
         self.alerts.on_readings(readings)
+        self.events.publish()
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    def _on_message(self, topic: str, payload: bytes) -> list[tuple[str, bytes]] | None:
         try:
             gateway, kind = self.topics.parse(topic)
         except TopicError:
-            return
+            return None
+        if kind == "alerts":
+            return self._edge_notices(gateway, payload)
         if kind == "status":
             self.registry.on_status(gateway, payload)
         elif kind == "health":
             self.registry.on_health(gateway, payload)
         self._gateway_changed(gateway)
+        return None
+
+    def _edge_notices(self, gateway: str, payload: bytes) -> list[tuple[str, bytes]] | None:
+        """An agent's edge-fallback notices: record them, acknowledge what was stored."""
+        if gateway not in self.ingest.allowed:
+            log.warning("edge notices from unknown gateway %r ignored", gateway)
+            return None
+        try:
+            stored = self.alerts.edge_notices(gateway, payload)
+        except ProtocolError as exc:
+            log.warning("gateway %s: malformed edge notices: %s", gateway, exc)
+            return None
+        log.info("gateway %s: %d edge notices recorded", gateway, len(stored))
+        return [(self.topics.topic(gateway, "alerts/ack"), encode_notice_ack(stored))]
 
     async def _expire(self) -> None:
         while True:
@@ -220,6 +259,7 @@ class Hub:
             await asyncio.shield(task)
         except asyncio.CancelledError:
             server.should_exit = True
+            self.events.close()  # an open live-board stream would hold the server
             await task
             raise
 
@@ -258,4 +298,5 @@ class Hub:
             await asyncio.shield(self.store.close())
             self.registry.close()
             self.audit.close()
+            self.auth.users.close()
             self.socket.close()

@@ -101,7 +101,8 @@ class Fake:
         """Serve on 127.0.0.1 and return once the server accepts connections."""
         app = FastAPI(title=f"{self.name} stand-in")
         self.routes(app)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP: asyncio sets TCP_NODELAY only then (else +40 ms per kept-alive answer)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         self.port = int(sock.getsockname()[1])

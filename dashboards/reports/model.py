@@ -1,0 +1,111 @@
+"""What a report holds, ready to render: plain data, times in UTC epoch ms, the site's
+zone to show them in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from dashboards.reports.excursions import Excursion
+from dashboards.reports.series import Stats
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    site_id: str
+    site_name: str
+    room_id: str
+    room_name: str
+    room_class: str
+    temperature: str  # the band as text, e.g. "0 … 4 °C"
+    humidity: str | None
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class PointSummary:
+    """One room-air point (a temperature or humidity series) over the report's window."""
+
+    series: str
+    label: str  # device/point
+    quantity: str
+    unit: str
+    stats: Stats
+    gaps: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A line of the daily log: each point's value in force at ``ts_ms`` (None: no data)."""
+
+    ts_ms: int
+    out_of_range: bool
+    values: tuple[float | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """An alert of the room that day, with its acknowledgement and comment."""
+
+    alert_id: int
+    rule: str
+    severity: str
+    state: str
+    since_ms: int
+    fired_ms: int | None
+    resolved_ms: int | None
+    peak: float | None
+    limit: float | None
+    unit: str
+    acked_ms: int | None
+    acked_by: str | None
+    via: str | None
+    comment: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DailyLog:
+    room: RoomInfo
+    day: date
+    start_ms: int
+    end_ms: int
+    points: tuple[PointSummary, ...]
+    records: tuple[Record, ...]
+    excursions: tuple[Excursion, ...]
+    acks: tuple[Ack, ...] | None  # None: the hub runs without alerts
+    generated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RoomPeriod:
+    room: RoomInfo
+    points: tuple[PointSummary, ...]
+    excursions: tuple[Excursion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExcursionReport:
+    site_id: str
+    site_name: str
+    timezone: str
+    first: date
+    last: date  # inclusive
+    start_ms: int
+    end_ms: int
+    rooms: tuple[RoomPeriod, ...]
+    generated_ms: int
+
+
+def local(ts_ms: int, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``ts_ms`` as local time in ``tz``."""
+    return datetime.fromtimestamp(ts_ms / 1000, ZoneInfo(tz)).strftime(fmt)
+
+
+def minutes(ms: int) -> str:
+    """A duration as whole minutes (rounded), e.g. '95'."""
+    return str(round(ms / 60_000))
+
+
+def num(value: float | None, digits: int = 1) -> str:
+    return "" if value is None else f"{value:.{digits}f}"

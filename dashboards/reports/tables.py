@@ -1,0 +1,238 @@
+"""A report as titled tables of text, the one layout every output format renders (so the
+CSV, the PDF and the printed page always say the same). Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from dashboards.reports.excursions import Excursion, Side
+from dashboards.reports.model import (
+    Ack,
+    DailyLog,
+    ExcursionReport,
+    PointSummary,
+    local,
+    minutes,
+    num,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    empty: str = "none"  # said when there are no rows
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    title: str
+    facts: tuple[tuple[str, str], ...]
+    sections: tuple[Section, ...]
+    filename: str  # without extension
+
+
+SUMMARY_HEADER = (
+    "Point",
+    "Quantity",
+    "Min",
+    "Max",
+    "Mean",
+    "MKT °C",
+    "Data %",
+    "Gaps (min)",
+)
+EXCURSION_HEADER = (
+    "Point",
+    "Quantity",
+    "Limit crossed",
+    "Start",
+    "End",
+    "Duration (min)",
+    "Peak",
+    "Peak at",
+)
+
+
+def _offset_changes(start_ms: int, end_ms: int, tz: str) -> bool:
+    zone = ZoneInfo(tz)
+    a = datetime.fromtimestamp(start_ms / 1000, zone).utcoffset()
+    b = datetime.fromtimestamp((end_ms - 1) / 1000, zone).utcoffset()
+    return a != b
+
+
+def _summary_row(p: PointSummary) -> tuple[str, ...]:
+    s = p.stats
+    return (
+        p.label,
+        f"{p.quantity} ({p.unit})",
+        num(s.minimum),
+        num(s.maximum),
+        num(s.mean),
+        num(s.mkt, 2),
+        f"{100 * s.coverage:.1f}",
+        minutes(sum(e - b for b, e in p.gaps)),
+    )
+
+
+def _limit(e: Excursion, unit: str) -> str:
+    return f"{'>' if e.side is Side.HIGH else '<'} {e.limit:g} {unit}"
+
+
+def _excursion_row(e: Excursion, tz: str, until_ms: int, units: dict[str, str]) -> tuple[str, ...]:
+    unit = units.get(e.quantity, "")
+    start = local(e.start_ms, tz)
+    return (
+        e.series,
+        e.quantity,
+        _limit(e, unit),
+        start if e.start_known else f"≤ {start}",
+        local(e.end_ms, tz) if e.end_ms is not None else "ongoing",
+        minutes(e.duration_ms(until_ms))
+        if e.end_ms is not None and e.start_known
+        else f"≥ {minutes(e.duration_ms(until_ms))}",
+        f"{e.peak:.1f} {unit}",
+        local(e.peak_ms, tz),
+    )
+
+
+def _ack_row(a: Ack, tz: str) -> tuple[str, ...]:
+    return (
+        str(a.alert_id),
+        a.rule,
+        a.severity,
+        local(a.since_ms, tz),
+        local(a.resolved_ms, tz) if a.resolved_ms is not None else a.state,
+        "" if a.peak is None else f"{a.peak:.1f} {a.unit}",
+        local(a.acked_ms, tz) if a.acked_ms is not None else "not acknowledged",
+        a.acked_by or "",
+        a.via or "",
+        a.comment or "",
+    )
+
+
+def _units(points: tuple[PointSummary, ...]) -> dict[str, str]:
+    return {p.quantity: p.unit for p in points}
+
+
+def daily_document(log: DailyLog) -> Document:
+    r, tz = log.room, log.room.timezone
+    until = min(log.end_ms, log.generated_ms)
+    time_fmt = "%H:%M (UTC%z)" if _offset_changes(log.start_ms, log.end_ms, tz) else "%H:%M"
+    facts = [
+        ("Site", f"{r.site_name} ({r.site_id})"),
+        ("Room", f"{r.room_name} ({r.room_id})"),
+        ("Class", r.room_class),
+        ("Date", log.day.isoformat()),
+        ("Time zone", tz),
+        ("Temperature limits", r.temperature),
+    ]
+    if r.humidity:
+        facts.append(("Humidity limits", r.humidity))
+    facts.append(("Generated", local(log.generated_ms, tz, "%Y-%m-%d %H:%M:%S")))
+    sections = [
+        Section("Summary", SUMMARY_HEADER, tuple(_summary_row(p) for p in log.points)),
+        Section(
+            "Records (every 30 min; every 2 min while out of range, marked *)",
+            ("Time", *(f"{p.label} ({p.unit})" for p in log.points), "Out of range"),
+            tuple(
+                (
+                    local(rec.ts_ms, tz, time_fmt),
+                    *(num(v) for v in rec.values),
+                    "*" if rec.out_of_range else "",
+                )
+                for rec in log.records
+            ),
+            empty="no room-air points in this room",
+        ),
+        Section(
+            "Excursions",
+            EXCURSION_HEADER,
+            tuple(_excursion_row(e, tz, until, _units(log.points)) for e in log.excursions),
+        ),
+    ]
+    if log.acks is not None:
+        sections.append(
+            Section(
+                "Alerts, acknowledgements and comments",
+                (
+                    "Alert",
+                    "Rule",
+                    "Severity",
+                    "Since",
+                    "Resolved",
+                    "Peak",
+                    "Acknowledged",
+                    "By",
+                    "Via",
+                    "Comment",
+                ),
+                tuple(_ack_row(a, tz) for a in log.acks),
+            )
+        )
+    return Document(
+        title=f"Daily temperature log 温湿度日志 · {r.site_name} · {r.room_name} · {log.day}",
+        facts=tuple(facts),
+        sections=tuple(sections),
+        filename=f"daily-{r.site_id}-{r.room_id}-{log.day.isoformat()}",
+    )
+
+
+def excursion_document(rep: ExcursionReport, room_id: str | None = None) -> Document:
+    tz = rep.timezone
+    until = min(rep.end_ms, rep.generated_ms)
+    summary, excursions = [], []
+    for rp in rep.rooms:
+        name = f"{rp.room.room_name} ({rp.room.room_id})"
+        summary += [
+            (
+                name,
+                p.label,
+                f"{p.quantity} ({p.unit})",
+                num(p.stats.mkt, 2),
+                num(p.stats.minimum),
+                num(p.stats.maximum),
+                num(p.stats.mean),
+                f"{100 * p.stats.coverage:.1f}",
+                str(sum(1 for e in rp.excursions if e.series == p.label)),
+            )
+            for p in rp.points
+        ]
+        excursions += [
+            (name, *_excursion_row(e, tz, until, _units(rp.points))) for e in rp.excursions
+        ]
+    facts = (
+        ("Site", f"{rep.site_name} ({rep.site_id})"),
+        ("Period", f"{rep.first.isoformat()} to {rep.last.isoformat()}"),
+        ("Time zone", tz),
+        ("MKT", "ΔH/R = 10000 K, each reading weighted by the time it stands for"),
+        ("Generated", local(rep.generated_ms, tz, "%Y-%m-%d %H:%M:%S")),
+    )
+    scope = f"-{room_id}" if room_id else ""
+    return Document(
+        title=f"Excursion report 超标报告 · {rep.site_name} · {rep.first} to {rep.last}",
+        facts=facts,
+        sections=(
+            Section(
+                "Summary by room",
+                (
+                    "Room",
+                    "Point",
+                    "Quantity",
+                    "MKT °C",
+                    "Min",
+                    "Max",
+                    "Mean",
+                    "Data %",
+                    "Excursions",
+                ),
+                tuple(summary),
+                empty="no room-air points",
+            ),
+            Section("Excursions", ("Room", *EXCURSION_HEADER), tuple(excursions)),
+        ),
+        filename=f"excursions-{rep.site_id}{scope}-{rep.first.isoformat()}-{rep.last.isoformat()}",
+    )

@@ -1,0 +1,145 @@
+"""The room page's chart data: each temperature and humidity series over a range (raw
+readings for short ranges, the store's rollups through ``Store.range`` for long ones), the
+room's limits, door-open and defrost periods, alert markers, and min / max / mean / MKT of
+the room's air temperature."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+from alerts.service import AlertService
+from coldchain.config.site import Room
+from coldchain.config.topology import PointInfo
+from coldchain.profiles.schema import PointKind, PointRole
+from coldchain.store.base import Agg, Store
+from dashboards.reports.mkt import mkt_celsius
+
+RANGES: Final = {"1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000, "30d": 30 * 86_400_000}
+RAW_UP_TO_MS: Final = 6 * 3_600_000  # longer ranges come from rollups
+POINTS: Final = 720  # about one bucket per two pixels of a desk screen
+STEPS_S: Final = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 86400)
+
+
+def step_for(span_ms: int) -> int:
+    """The smallest round step giving at most ``POINTS`` buckets, in ms."""
+    for s in STEPS_S:
+        if span_ms / (s * 1000) <= POINTS:
+            return s * 1000
+    return STEPS_S[-1] * 1000
+
+
+def _stats(samples: list[tuple[int, float, float]], end_ms: int) -> dict[str, float | None]:
+    """min, max, mean, MKT of (ts, value, weight) samples; weight 0 means "use time"."""
+    if not samples:
+        return {"min": None, "max": None, "mean": None, "mkt": None}
+    weighted = []
+    for i, (ts, v, w) in enumerate(samples):
+        nxt = samples[i + 1][0] if i + 1 < len(samples) else end_ms
+        weighted.append((w if w else max(nxt - ts, 1), v))
+    total = sum(w for w, _ in weighted)
+    return {
+        "min": min(v for _, v, _ in samples),
+        "max": max(v for _, v, _ in samples),
+        "mean": sum(w * v for w, v in weighted) / total,
+        "mkt": mkt_celsius(weighted),
+    }
+
+
+async def room_chart(
+    store: Store,
+    *,
+    alerts: AlertService,
+    room: Room,
+    points: list[PointInfo],
+    start_ms: int,
+    end_ms: int,
+) -> dict[str, Any]:
+    span = end_ms - start_ms
+    raw = span <= RAW_UP_TO_MS
+    step = None if raw else step_for(span)
+    series: list[dict[str, Any]] = []
+    room_temp: list[tuple[int, float, float]] = []
+    lo_hi: list[float] = []
+    for p in points:
+        if p.kind not in (PointKind.TEMPERATURE, PointKind.HUMIDITY):
+            continue
+        if raw:
+            got = [(r.ts_ms, r.value) for r in await store.raw(p.sid, start_ms, end_ms)]
+            samples = [(t, v, 0.0) for t, v in got if v is not None]
+        else:
+            assert step is not None
+            mean = await store.range(p.sid, start_ms, end_ms, step, Agg.MEAN)
+            got = [(b.ts_ms, b.value) for b in mean]
+            samples = [(b.ts_ms, b.value, float(b.count)) for b in mean if b.value is not None]
+            if p.kind is PointKind.TEMPERATURE and p.role is PointRole.ROOM:
+                for agg in (Agg.MIN, Agg.MAX):
+                    lo_hi += [
+                        b.value
+                        for b in await store.range(p.sid, start_ms, end_ms, step, agg)
+                        if b.value is not None
+                    ]
+        if p.kind is PointKind.TEMPERATURE and p.role is PointRole.ROOM:
+            room_temp += samples
+        series.append(
+            {
+                "name": f"{p.sid.device}/{p.sid.point}",
+                "kind": str(p.kind),
+                "role": str(p.role),
+                "unit": p.unit,
+                "ts": [t for t, _ in got],
+                "values": [None if v is None or math.isnan(v) else v for _, v in got],
+            }
+        )
+    room_temp.sort()
+    stats = _stats(room_temp, end_ms)
+    if lo_hi and stats["min"] is not None and stats["max"] is not None:
+        stats["min"] = min([stats["min"], *lo_hi])
+        stats["max"] = max([stats["max"], *lo_hi])
+    lim = room.effective_limits
+    return {
+        "start_ms": start_ms,
+        "end_ms": end_ms,
+        "step_ms": step,
+        "series": series,
+        "limits": {
+            "temperature": [lim.temperature.low, lim.temperature.high],
+            "humidity": [lim.humidity.low, lim.humidity.high] if lim.humidity else None,
+        },
+        "doors": await _intervals(store, points, PointKind.DOOR, start_ms, end_ms),
+        "defrost": await _intervals(store, points, PointKind.DEFROST, start_ms, end_ms),
+        "alerts": _markers(alerts, points, start_ms, end_ms),
+        "stats": stats,
+    }
+
+
+async def _intervals(
+    store: Store, points: list[PointInfo], kind: PointKind, start_ms: int, end_ms: int
+) -> list[list[int]]:
+    out = []
+    for p in points:
+        if p.kind is kind:
+            for i in await store.door_intervals(p.sid, start_ms, end_ms):
+                closed = i.closed_ms if i.closed_ms is not None else end_ms
+                out.append([max(i.opened_ms, start_ms), min(closed, end_ms)])
+    return sorted(out)
+
+
+def _markers(
+    alerts: AlertService, points: list[PointInfo], start_ms: int, end_ms: int
+) -> list[dict[str, Any]]:
+    if not points:
+        return []
+    site, room = points[0].sid.site, points[0].room
+    rows = alerts.store.query(site=site, room=room, since_ms=start_ms, until_ms=end_ms, limit=200)
+    return [
+        {
+            "id": r.id,
+            "ts_ms": max(r.fired_ms or r.pending_ms, start_ms),
+            "rule": r.rule,
+            "severity": r.severity,
+            "state": r.state,
+        }
+        for r in rows
+        if r.fired_ms is not None
+    ]

@@ -1,0 +1,137 @@
+"""Every UI string, in zh-CN and en. The language is the ``coldchain_lang`` cookie, else
+zh-CN (the example sites are Chinese and their operators read Chinese)."""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from fastapi import Request
+
+Lang = Literal["zh-CN", "en"]
+LANGS: Final[tuple[Lang, ...]] = ("zh-CN", "en")
+DEFAULT: Final[Lang] = "zh-CN"
+COOKIE: Final = "coldchain_lang"
+
+CATALOGUE: Final[dict[str, tuple[str, str]]] = {
+    # key: (zh-CN, en)
+    "app": ("冷链监控", "Cold-chain monitor"),
+    "board": ("实时看板", "Live board"),
+    "alerts": ("告警", "Alerts"),
+    "gateways": ("网关", "Gateways"),
+    "reports": ("报表", "Reports"),
+    "daily_log": ("温湿度日志", "Daily temperature log"),
+    "excursion_report": ("超标报告 (含MKT)", "Excursion report (with MKT)"),
+    "date": ("日期", "Date"),
+    "printable": ("打印版", "Printable"),
+    "users": ("用户", "Users"),
+    "logout": ("退出", "Log out"),
+    "login": ("登录", "Log in"),
+    "user": ("用户名", "User name"),
+    "password": ("密码", "Password"),
+    "role": ("角色", "Role"),
+    "login_failed": ("用户名或密码错误", "Wrong user name or password"),
+    "wall": ("大屏模式", "Display wall"),
+    "state.ok": ("正常", "OK"),
+    "state.warning": ("预警", "Warning"),
+    "state.alarm": ("报警", "Alarm"),
+    "state.offline": ("离线", "Offline"),
+    "state.defrost": ("除霜", "Defrost"),
+    "state.maintenance": ("维护", "Maintenance"),
+    "temperature": ("温度", "Temperature"),
+    "humidity": ("湿度", "Humidity"),
+    "door": ("门", "Door"),
+    "door.open": ("开", "open"),
+    "door.closed": ("关", "closed"),
+    "for": ("已", "for"),
+    "last_reading": ("最近读数", "Last reading"),
+    "ago": ("前", "ago"),
+    "no_data": ("无数据", "no data"),
+    "active_alerts": ("当前告警", "Active alerts"),
+    "past_alerts": ("历史告警", "Past alerts"),
+    "none": ("无", "none"),
+    "site": ("站点", "Site"),
+    "room": ("库房", "Room"),
+    "rule": ("规则", "Rule"),
+    "severity": ("级别", "Severity"),
+    "state": ("状态", "State"),
+    "since": ("开始", "Since"),
+    "value": ("数值", "Value"),
+    "limit": ("限值", "Limit"),
+    "escalation": ("升级", "Escalation"),
+    "level": ("级", "level"),
+    "snoozed_until": ("暂停至", "snoozed until"),
+    "told": ("已通知", "Who was told"),
+    "acknowledge": ("确认", "Acknowledge"),
+    "comment": ("处理情况", "What was done"),
+    "acked_by": ("确认人", "Acknowledged by"),
+    "resolved": ("恢复", "Resolved"),
+    "history": ("历史曲线", "History"),
+    "custom": ("自定义", "Custom"),
+    "from": ("从", "From"),
+    "to": ("到", "To"),
+    "show": ("显示", "Show"),
+    "min": ("最低", "Min"),
+    "max": ("最高", "Max"),
+    "mean": ("平均", "Mean"),
+    "mkt": ("平均动力学温度", "MKT"),
+    "door_open_periods": ("开门时段", "door open"),
+    "defrost_periods": ("除霜时段", "defrost"),
+    "gateway": ("网关", "Gateway"),
+    "online": ("在线", "online"),
+    "offline": ("离线", "offline"),
+    "unknown": ("未知", "unknown"),
+    "last_seen": ("最后在线", "Last seen"),
+    "backlog": ("积压", "Backlog"),
+    "poll_success": ("采集成功率", "Poll success"),
+    "version": ("版本", "Agent version"),
+    "add_user": ("添加用户", "Add user"),
+    "add": ("添加", "Add"),
+    "remove": ("删除", "Remove"),
+    "forbidden": ("无权访问", "Not allowed"),
+    "acked": ("已确认", "acknowledged"),
+    "alert.pending": ("待定", "pending"),
+    "alert.firing": ("报警中", "firing"),
+    "alert.acknowledged": ("已确认", "acknowledged"),
+    "live": ("实时", "live"),
+    "language": ("English", "中文"),
+}
+
+
+# What an alert is about (the words of coldchain/alerting/messages.py's SMS).
+CONDITIONS: Final[dict[str, tuple[str, str]]] = {
+    "temperature/above": ("温度过高", "too warm"),
+    "temperature/below": ("温度过低", "too cold"),
+    "humidity/above": ("湿度过高", "humidity high"),
+    "humidity/below": ("湿度过低", "humidity low"),
+    "rate_of_rise": ("升温过快", "rising fast"),
+    "door_open": ("门未关", "door open"),
+    "door_open_warm": ("门未关且升温", "door open and warming"),
+    "stale": ("传感器无数据", "no data from sensor"),
+    "sensor_fault": ("传感器故障", "sensor fault"),
+    "gateway_offline": ("网关离线", "gateway offline"),
+    "power": ("断电", "power cut"),
+}
+
+
+def condition(kind: str, quantity: str, direction: str | None, lang: Lang) -> str:
+    """An alert's condition in words: "温度过高" for a threshold above on temperature."""
+    key = f"{quantity}/{direction}" if kind == "threshold" else kind
+    pair = CONDITIONS.get(key)
+    if pair is None:
+        return key
+    return pair[0] if lang == "zh-CN" else pair[1]
+
+
+def lang_of(request: Request) -> Lang:
+    got = request.cookies.get(COOKIE)
+    for lang in LANGS:
+        if got == lang:
+            return lang
+    return DEFAULT
+
+
+def translate(key: str, lang: Lang) -> str:
+    pair = CATALOGUE.get(key)
+    if pair is None:
+        return key
+    return pair[0] if lang == "zh-CN" else pair[1]

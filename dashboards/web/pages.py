@@ -1,0 +1,374 @@
+"""The UI's routes: login, the live board and its event stream, room pages and their chart
+data, alerts, gateways, users, the language switch."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from alerts.service import AlertService
+from coldchain.alerting.messages import display_name
+from coldchain.config.site import SiteConfig
+from coldchain.store.base import Store
+from dashboards.auth import COOKIE, ROLES, Auth, AuthError, User
+from dashboards.web import i18n
+from dashboards.web.chart import RANGES, room_chart
+from dashboards.web.live import Board, LiveEvents, Tile
+from gateway.registry import Registry
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+HEARTBEAT_S = 15.0
+# Readings wake the streams at once; alert transitions made by the evaluator's clock (a
+# delay running out) are picked up by this poll.
+POLL_S = 0.25
+
+
+@dataclass
+class WebContext:
+    cfg: SiteConfig
+    store: Store
+    registry: Registry
+    alerts: AlertService
+    auth: Auth
+    events: LiveEvents
+    board: Board
+
+
+def _web(request: Request) -> WebContext:
+    ctx: WebContext = request.app.state.web
+    return ctx
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def needs(role: str) -> Any:
+    """A dependency: the logged-in user, when it holds ``role`` (else 401 / 403)."""
+
+    def dep(request: Request) -> User:
+        _web(request).auth.authorize(request, role)
+        user: User = request.state.user
+        return user
+
+    return Depends(dep)
+
+
+Operator = Annotated[User, needs("operator")]
+Technician = Annotated[User, needs("technician")]
+Manager = Annotated[User, needs("manager")]
+Admin = Annotated[User, needs("admin")]
+
+
+def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    lang = i18n.lang_of(request)
+    tz = ZoneInfo(_web(request).cfg.sites[0].timezone) if _web(request).cfg.sites else None
+
+    def when(ms: int | None) -> str:
+        if ms is None:
+            return "—"
+        return datetime.fromtimestamp(ms / 1000, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    context = {
+        "request": request,
+        "lang": lang,
+        "t": lambda key: i18n.translate(key, lang),
+        "when": when,
+        "what": lambda row: i18n.condition(row.kind, row.quantity, row.direction, lang),
+        "user": getattr(request.state, "user", None),
+        "wall": request.query_params.get("wall") == "1",
+        **values,
+    }
+    return templates.TemplateResponse(request, template, context, status_code=status)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+# --- login -----------------------------------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this hub (no //host, no scheme)."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "login.html", next=_safe_next(next), failed=False)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    name: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    auth = _web(request).auth
+    user = await asyncio.to_thread(auth.users.check, name, password)
+    if user is None:
+        return render(request, "login.html", 401, next=_safe_next(next), failed=True, name=name)
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp.set_cookie(
+        COOKIE,
+        auth.sessions.issue(user.name),
+        max_age=auth.sessions.ttl_s,
+        httponly=True,
+        samesite="lax",
+        path="/",
+    )
+    return resp
+
+
+@router.post("/logout")
+def logout() -> Response:
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(COOKIE, path="/")
+    return resp
+
+
+@router.get("/lang/{lang}")
+def set_lang(lang: str, next: str = "/") -> Response:
+    if lang not in i18n.LANGS:
+        raise HTTPException(404, f"language {lang!r}: use one of {', '.join(i18n.LANGS)}")
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp.set_cookie(i18n.COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/")
+    return resp
+
+
+# --- the live board --------------------------------------------------------------------
+
+
+def _tile_html(request: Request, tile: Tile) -> str:
+    lang = i18n.lang_of(request)
+    macro = templates.get_template("_tile.html").module.tile  # type: ignore[attr-defined]
+    text: str = macro(tile, lambda key: i18n.translate(key, lang))
+    return text
+
+
+@router.get("/", response_class=HTMLResponse)
+def board(request: Request, user: Operator) -> HTMLResponse:
+    web = _web(request)
+    tiles = web.board.tiles(_now_ms(), i18n.lang_of(request))
+    sites: dict[str, list[Tile]] = {}
+    for tile in tiles:
+        sites.setdefault(tile.site_name, []).append(tile)
+    return render(request, "board.html", sites=sites, tile_html=lambda t: _tile_html(request, t))
+
+
+@router.get("/events")
+async def events(request: Request, user: Operator) -> Response:
+    """Server-sent events: ``tile`` with a changed tile's HTML, as soon as readings are
+    committed (or within ``POLL_S`` of an alert's change)."""
+    from fastapi.responses import StreamingResponse
+
+    web = _web(request)
+    lang = i18n.lang_of(request)
+
+    async def stream() -> AsyncIterator[str]:
+        sent: dict[str, str] = {}
+        wake = web.events.subscribe()
+        last_beat = time.monotonic()
+        try:
+            yield "retry: 2000\n\n"
+            while not web.events.closed:
+                for tile in web.board.tiles(_now_ms(), lang):
+                    html = _tile_html(request, tile)
+                    if sent.get(tile.key) != html:
+                        sent[tile.key] = html
+                        data = json.dumps({"key": tile.key, "state": tile.state, "html": html})
+                        yield f"event: tile\ndata: {data}\n\n"
+                if time.monotonic() - last_beat > HEARTBEAT_S:
+                    last_beat = time.monotonic()
+                    yield ": beat\n\n"
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=POLL_S)
+                if await request.is_disconnected():
+                    break
+        finally:
+            web.events.unsubscribe(wake)
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+# --- room pages ------------------------------------------------------------------------
+
+
+def _room(web: WebContext, site: str, room: str) -> tuple[Any, Any]:
+    s = next((x for x in web.cfg.sites if x.id == site), None)
+    r = next((x for x in s.rooms if x.id == room), None) if s else None
+    if s is None or r is None:
+        raise HTTPException(404, f"no room {site}/{room}")
+    return s, r
+
+
+@router.get("/rooms/{site}/{room}", response_class=HTMLResponse)
+def room_page(request: Request, site: str, room: str, user: Operator) -> HTMLResponse:
+    s, r = _room(_web(request), site, room)
+    lang = i18n.lang_of(request)
+    return render(
+        request,
+        "room.html",
+        site=s,
+        room=r,
+        site_name=display_name(s.name, lang),
+        room_name=display_name(r.name, lang),
+        ranges=list(RANGES),
+    )
+
+
+def _parse_ms(text: str | None, name: str) -> int | None:
+    if text is None or text == "":
+        return None
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(422, f"{name}={text!r}: give epoch ms or ISO 8601") from None
+    if dt.tzinfo is None:
+        raise HTTPException(422, f"{name}={text!r}: say the time zone, e.g. +08:00")
+    return int(dt.timestamp() * 1000)
+
+
+@router.get("/rooms/{site}/{room}/data")
+async def room_data(  # noqa: PLR0917 - query parameters
+    request: Request,
+    site: str,
+    room: str,
+    user: Operator,
+    range: str = "24h",
+    start: str | None = None,
+    end: str | None = None,
+) -> JSONResponse:
+    web = _web(request)
+    _, r = _room(web, site, room)
+    end_ms = _parse_ms(end, "end") or _now_ms()
+    start_ms = _parse_ms(start, "start")
+    if start_ms is None:
+        if range not in RANGES:
+            raise HTTPException(422, f"range {range!r}: use one of {', '.join(RANGES)}")
+        start_ms = end_ms - RANGES[range]
+    if start_ms >= end_ms:
+        raise HTTPException(422, "start must be before end")
+    if end_ms - start_ms > 400 * 86_400_000:
+        raise HTTPException(422, "a range of at most 400 days")
+    points = web.board.points(site, room)
+    data = await room_chart(
+        web.store, alerts=web.alerts, room=r, points=points, start_ms=start_ms, end_ms=end_ms
+    )
+    return JSONResponse(data)
+
+
+# --- alerts ----------------------------------------------------------------------------
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(request: Request, user: Operator) -> HTMLResponse:
+    web = _web(request)
+    lang = i18n.lang_of(request)
+    store = web.alerts.store
+    active = store.query(states=["firing", "acknowledged", "pending"], limit=500)
+    past = store.query(states=["resolved"], limit=100)
+    told = {a.id: store.notifications(alert_id=a.id) for a in active}
+    names = {
+        (s.id, r.id): f"{display_name(s.name, lang)} · {display_name(r.name, lang)}"
+        for s in web.cfg.sites
+        for r in s.rooms
+    }
+    return render(request, "alerts.html", active=active, past=past, told=told, names=names)
+
+
+# --- gateways --------------------------------------------------------------------------
+
+
+@router.get("/gateways", response_class=HTMLResponse)
+def gateways_page(request: Request, user: Technician) -> HTMLResponse:
+    return render(request, "gateways.html", gateways=_web(request).registry.all())
+
+
+# --- reports ---------------------------------------------------------------------------
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports_page(request: Request, user: Manager) -> HTMLResponse:
+    """Links to the daily log and the excursion report (dashboards/reports/api.py)."""
+    web = _web(request)
+    rooms = [(s, r) for s in web.cfg.sites for r in s.rooms]
+    today = datetime.now(ZoneInfo(web.cfg.sites[0].timezone)).date() if web.cfg.sites else None
+    return render(request, "reports.html", rooms=rooms, today=today)
+
+
+# --- users -----------------------------------------------------------------------------
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request, user: Admin, error: str | None = None) -> HTMLResponse:
+    users = _web(request).auth.users.all()
+    return render(request, "users.html", users=users, roles=ROLES, error=error)
+
+
+@router.post("/users", response_class=HTMLResponse)
+async def users_add(
+    request: Request,
+    user: Admin,
+    name: Annotated[str, Form()],
+    role: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+) -> Response:
+    web = _web(request)
+    try:
+        await asyncio.to_thread(web.auth.users.add, name, role, password)
+    except AuthError as exc:
+        users = web.auth.users.all()
+        return render(request, "users.html", 422, users=users, roles=ROLES, error=str(exc))
+    web.alerts.audit(actor=user.name, action="user.add", obj=f"user/{name}", after={"role": role})
+    return RedirectResponse("/users", status_code=303)
+
+
+@router.post("/users/{name}/remove")
+def users_remove(request: Request, name: str, user: Admin) -> Response:
+    web = _web(request)
+    if name == user.name:
+        raise HTTPException(409, "you cannot remove yourself")
+    if web.auth.users.remove(name):
+        web.alerts.audit(actor=user.name, action="user.remove", obj=f"user/{name}")
+    return RedirectResponse("/users", status_code=303)
+
+
+async def _page_errors(request: Request, exc: Exception) -> Response:
+    """403 / 404 on a page as a page; the API keeps FastAPI's JSON."""
+    assert isinstance(exc, StarletteHTTPException)
+    if request.url.path.startswith("/api/") or exc.status_code not in (403, 404):
+        return await http_exception_handler(request, exc)
+    return render(
+        request, "error.html", exc.status_code, status_code=exc.status_code, detail=exc.detail
+    )
+
+
+def mount_ui(app: FastAPI, web: WebContext) -> None:
+    app.state.web = web
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_exception_handler(StarletteHTTPException, _page_errors)

@@ -1,0 +1,105 @@
+// The room's history chart (uPlot): temperature and humidity series, limits, door-open and
+// defrost periods shaded, alert markers; min / max / mean / MKT below.
+(function () {
+  "use strict";
+  const box = document.getElementById("chart");
+  const labels = JSON.parse(box.dataset.labels);
+  let plot = null;
+
+  function join(series) {
+    const xs = new Set();
+    for (const s of series) for (const t of s.ts) xs.add(t);
+    const x = Array.from(xs).sort(function (a, b) { return a - b; });
+    const index = new Map(x.map(function (t, i) { return [t, i]; }));
+    const ys = series.map(function (s) {
+      const y = new Array(x.length).fill(null);
+      s.ts.forEach(function (t, i) { y[index.get(t)] = s.values[i]; });
+      return y;
+    });
+    return [x.map(function (t) { return t / 1000; }), ys];
+  }
+
+  function shade(u, spans, colour) {
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.fillStyle = colour;
+    for (const [a, b] of spans) {
+      const x0 = u.valToPos(a / 1000, "x", true), x1 = u.valToPos(b / 1000, "x", true);
+      ctx.fillRect(x0, u.bbox.top, Math.max(1, x1 - x0), u.bbox.height);
+    }
+    ctx.restore();
+  }
+
+  function markers(u, alerts) {
+    const ctx = u.ctx;
+    ctx.save();
+    for (const a of alerts) {
+      const x = u.valToPos(a.ts_ms / 1000, "x", true);
+      ctx.strokeStyle = a.severity === "alarm" ? "#c62828" : "#f9a825";
+      ctx.lineWidth = 2;
+      ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+    }
+    ctx.restore();
+  }
+
+  function fmt(v) { return v === null || v === undefined ? "—" : v.toFixed(1) + " °C"; }
+
+  function draw(data) {
+    const [x, ys] = join(data.series);
+    const colours = ["#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#5d4037"];
+    const series = [{}];
+    const values = [x];
+    data.series.forEach(function (s, i) {
+      series.push({ label: s.name + " (" + s.unit + ")", stroke: colours[i % colours.length],
+                    scale: s.kind === "humidity" ? "%" : "°C", spanGaps: true, width: 1.5 });
+      values.push(ys[i]);
+    });
+    const lim = data.limits.temperature;
+    for (const [v, name] of [[lim[0], "low"], [lim[1], "high"]]) {
+      if (v === null || v === undefined) continue;
+      series.push({ label: labels.limit + " " + name, stroke: "#c62828", dash: [6, 4], scale: "°C",
+                    width: 1, points: { show: false } });
+      values.push(x.map(function () { return v; }));
+    }
+    const opts = {
+      width: box.clientWidth || 900, height: 400,
+      // times in the site's zone (Asia/Shanghai), whatever the browser's
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), box.dataset.tz); },
+      scales: { x: { time: true, range: [data.start_ms / 1000, data.end_ms / 1000] } },
+      axes: [{}, { scale: "°C", label: "°C" }, { scale: "%", side: 1, grid: { show: false }, label: "%RH" }],
+      series: series,
+      hooks: { drawClear: [function (u) {
+        shade(u, data.doors, "rgba(255,152,0,.25)");
+        shade(u, data.defrost, "rgba(21,101,192,.2)");
+      }], draw: [function (u) { markers(u, data.alerts); }] },
+    };
+    if (plot) plot.destroy();
+    plot = new uPlot(opts, values, box);
+    box.dataset.points = String(ys.reduce(function (n, y) { return n + y.filter(function (v) { return v !== null; }).length; }, 0));
+    box.dataset.alerts = String(data.alerts.length);
+    box.dataset.doors = String(data.doors.length);
+    for (const k of ["min", "max", "mean", "mkt"]) document.getElementById("stat-" + k).textContent = fmt(data.stats[k]);
+  }
+
+  async function load(query) {
+    const resp = await fetch(box.dataset.url + "?" + query);
+    if (!resp.ok) { box.textContent = (await resp.json()).detail; return; }
+    draw(await resp.json());
+  }
+
+  for (const b of document.querySelectorAll("button[data-range]")) {
+    b.addEventListener("click", function () {
+      document.querySelectorAll("button[data-range]").forEach(function (o) { o.classList.toggle("on", o === b); });
+      load("range=" + b.dataset.range);
+    });
+  }
+  document.getElementById("custom").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    const f = ev.target;
+    const start = new Date(f.elements.start.value).getTime(), end = new Date(f.elements.end.value).getTime();
+    load("start=" + start + "&end=" + end);
+  });
+  const first = new URLSearchParams(window.location.search).get("range") || "24h";
+  const btn = document.querySelector('button[data-range="' + first + '"]');
+  if (btn) btn.click(); else load("range=24h");
+})();
