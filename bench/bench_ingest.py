@@ -171,7 +171,8 @@ def main() -> None:
         try:
             mport = free_port()
             (t / "mosquitto.conf").write_text(
-                f"listener {mport} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10000\n"
+                f"listener {mport} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
+                "max_queued_messages 10000\n"
             )
             procs.append(
                 subprocess.Popen(

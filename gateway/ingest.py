@@ -157,10 +157,14 @@ class Ingest:
             now = time.time_ns() // 1_000_000
             if readings:
                 self.stats.lag_ms = now - max(r.ts_ms for r in readings)
+            if self.on_readings is not None and readings:
+                # committed: judge them (alerts, live board) before the acks' round trips
+                try:
+                    self.on_readings(readings)
+                except Exception:  # the acks must go out whatever a consumer does
+                    log.exception("a consumer of %d stored readings failed", len(readings))
             for b in batches:
                 await publish(self.topics.topic(b.gateway, "ack"), encode_ack(b.epoch, [b.seq]))
-            if self.on_readings is not None and readings:
-                self.on_readings(readings)
 
     async def _write(self, readings: list[Reading]) -> WriteResult:
         """Write, retrying a failing store with backoff: nothing is acked meanwhile, and the

@@ -85,6 +85,7 @@ def _start_mosquitto(tmp: Path) -> tuple[subprocess.Popen[bytes], Broker, Path]:
         f"listener {port} 127.0.0.1\n"
         "user root\n"  # as root, stay root: the private tmp dir holds its log and persistence
         "allow_anonymous true\n"
+        "set_tcp_nodelay true\n"  # as a production broker should (docs/hub.md)
         "persistence true\n"
         f"persistence_location {data}/\n"
         f"log_dest file {log}\n"
@@ -148,7 +149,8 @@ class MosquittoProcess:
         data.mkdir(exist_ok=True)
         conf = data / "mosquitto.conf"
         conf.write_text(
-            f"listener {port} 127.0.0.1\nuser root\nallow_anonymous true\npersistence true\n"
+            f"listener {port} 127.0.0.1\nuser root\nallow_anonymous true\nset_tcp_nodelay true\n"
+            "persistence true\n"
             f"persistence_location {data}/\nlog_dest file {data}/mosquitto.log\n"
         )
         self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(conf)], stderr=subprocess.DEVNULL)

@@ -4,7 +4,6 @@ data, alerts, gateways, users, the language switch."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from alerts.service import AlertService
 from coldchain.alerting.messages import display_name
 from coldchain.config.site import SiteConfig
 from coldchain.store.base import Store
+from coldchain.supervise import wait_event
 from dashboards.auth import COOKIE, ROLES, Auth, AuthError, User
 from dashboards.web import i18n
 from dashboards.web.chart import RANGES, room_chart
@@ -185,24 +185,24 @@ async def events(request: Request, user: Operator) -> Response:
     lang = i18n.lang_of(request)
 
     async def stream() -> AsyncIterator[str]:
-        sent: dict[str, str] = {}
+        sent: dict[str, Tile] = {}  # what the page shows: render only what changed
         wake = web.events.subscribe()
         last_beat = time.monotonic()
         try:
             yield "retry: 2000\n\n"
             while not web.events.closed:
                 for tile in web.board.tiles(_now_ms(), lang):
+                    if sent.get(tile.key) == tile:
+                        continue
+                    sent[tile.key] = tile
                     html = _tile_html(request, tile)
-                    if sent.get(tile.key) != html:
-                        sent[tile.key] = html
-                        data = json.dumps({"key": tile.key, "state": tile.state, "html": html})
-                        yield f"event: tile\ndata: {data}\n\n"
+                    data = json.dumps({"key": tile.key, "state": tile.state, "html": html})
+                    yield f"event: tile\ndata: {data}\n\n"
                 if time.monotonic() - last_beat > HEARTBEAT_S:
                     last_beat = time.monotonic()
                     yield ": beat\n\n"
                 wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=POLL_S)
+                await wait_event(wake, POLL_S)
                 if await request.is_disconnected():
                     break
         finally:

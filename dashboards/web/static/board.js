@@ -9,9 +9,9 @@
     if (s < 86400) return Math.floor(s / 3600) + "h" + String(Math.floor((s % 3600) / 60)).padStart(2, "0");
     return Math.floor(s / 86400) + "d";
   }
-  function tick() {
+  function tick(root) {
     const now = Date.now();
-    for (const el of document.querySelectorAll(".age[data-ts]")) {
+    for (const el of (root || document).querySelectorAll(".age[data-ts]")) {
       el.textContent = fmtAge(now - Number(el.dataset.ts));
     }
   }
@@ -26,8 +26,9 @@
       if (!old) return;
       const tmp = document.createElement("div");
       tmp.innerHTML = msg.html;
-      old.replaceWith(tmp.firstElementChild);
-      tick();
+      const tile = tmp.firstElementChild;
+      old.replaceWith(tile);
+      tick(tile);  // only this tile: the 1 s interval ticks the others
     });
   }
   tick();
