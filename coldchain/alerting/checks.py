@@ -97,6 +97,7 @@ def alert_issues(cfg: SiteConfig) -> list[Issue]:
             )
     out += _rule_refs(cfg, policies)
     out += _min_recipients(cfg)
+    out += _edge_fallback(cfg)
     return [x for x in out if x is not None]
 
 
@@ -125,8 +126,40 @@ def _rule_refs(cfg: SiteConfig, policies: Iterable[str]) -> list[Issue | None]:
                 out.append(
                     _ref((*base, tier, "policy"), "policy", t.policy, policies, f"rule {rule.id}")
                 )
-    out += _min_recipients(cfg)
-    return [x for x in out if x is not None]
+    return out
+
+
+def _edge_fallback(cfg: SiteConfig) -> list[Issue | None]:
+    """A gateway's edge fallback texts the first level of its alarms' policy: someone there
+    must cover the gateway's site, or the fallback would text no one."""
+    out: list[Issue | None] = []
+    policies = {p.id: p for p in cfg.alerts.policies}
+    pid = cfg.alerts.default_policy.get("alarm")
+    policy = policies.get(pid or "")
+    contacts = {c.id: c for c in cfg.contacts}
+    for i, g in enumerate(cfg.gateways):
+        if g.fallback is None:
+            continue
+        people = (
+            []
+            if policy is None
+            else [
+                c
+                for c in policy.levels[0].contacts
+                if c in contacts and (not contacts[c].sites or g.site in contacts[c].sites)
+            ]
+        )
+        if not people:
+            out.append(
+                (
+                    ("gateways", i, "fallback"),
+                    f"gateway {g.id}: its edge fallback would text no one: nobody at the first "
+                    f"level of the alarm policy ({pid or 'none set'}) covers site {g.site}",
+                    "set alerts.default_policy.alarm to a policy whose first level covers the site",
+                    None,
+                )
+            )
+    return out
 
 
 def _min_recipients(cfg: SiteConfig) -> list[Issue | None]:

@@ -82,7 +82,10 @@ def check(cfg: SiteConfig, profiles: ProfileRegistry) -> list[Finding]:
     out += _probe_coverage(cfg, profiles)
     from coldchain.alerting.checks import alert_issues
 
-    out += [Finding(path, msg, fix, value) for path, msg, fix, value in alert_issues(cfg)]
+    out += [
+        Finding(path, msg, fix, NO_VALUE if value is None else value)
+        for path, msg, fix, value in alert_issues(cfg)
+    ]
     return out
 
 
