@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import aiomqtt
 
 from coldchain.config.site import SiteConfig
+from coldchain.config.topology import site_points
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.messages import Batch, ProtocolError, decode_batch, encode_ack
 from coldchain.protocol.topics import TopicError, Topics
@@ -51,14 +52,9 @@ class IngestStats:
 
 def known_series(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, set[SeriesId]]:
     """The series each gateway may send, from the site config."""
-    out: dict[str, set[SeriesId]] = {}
-    for gw in cfg.gateways:
-        names = out.setdefault(gw.id, set())
-        for d in gw.devices:
-            for p in profiles.get(d.profile).points:
-                override = d.points.get(p.name)
-                if override is None or override.enabled:
-                    names.add(SeriesId(gw.site, gw.id, d.id, p.name))
+    out: dict[str, set[SeriesId]] = {gw.id: set() for gw in cfg.gateways}
+    for p in site_points(cfg, profiles):
+        out[p.gateway].add(p.sid)
     return out
 
 

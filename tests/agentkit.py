@@ -14,6 +14,7 @@ import yaml
 
 from coldchain.config.loader import load_site_config
 from coldchain.config.site import SiteConfig
+from coldchain.config.topology import site_points
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import Reading, SeriesId
 from edge_agent.agent import Agent
@@ -58,16 +59,7 @@ async def county(
 def all_series(
     cfg: SiteConfig, profiles: ProfileRegistry, gateway: str | None = None
 ) -> set[SeriesId]:
-    out = set()
-    for gw in cfg.gateways:
-        if gateway is not None and gw.id != gateway:
-            continue
-        for d in gw.devices:
-            for p in profiles.get(d.profile).points:
-                o = d.points.get(p.name)
-                if o is None or o.enabled:
-                    out.add(SeriesId(gw.site, gw.id, d.id, p.name))
-    return out
+    return {p.sid for p in site_points(cfg, profiles) if gateway in (None, p.gateway)}
 
 
 class Recording:

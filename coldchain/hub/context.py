@@ -12,6 +12,7 @@ from fastapi import HTTPException
 
 from alerts.service import AlertService
 from coldchain.config.site import SiteConfig
+from coldchain.config.topology import site_points
 from coldchain.hub.audit import AuditLog
 from coldchain.hub.model import PointOut
 from coldchain.profiles.registry import ProfileRegistry
@@ -41,26 +42,20 @@ class HubContext:
 
     @cached_property
     def _points(self) -> dict[SeriesId, PointOut]:
-        out: dict[SeriesId, PointOut] = {}
-        for gw in self.cfg.gateways:
-            for d in gw.devices:
-                for p in self.profiles.get(d.profile).points:
-                    o = d.points.get(p.name)
-                    if o is not None and not o.enabled:
-                        continue
-                    sid = SeriesId(gw.site, gw.id, d.id, p.name)
-                    out[sid] = PointOut(
-                        series=str(sid),
-                        site=gw.site,
-                        room=d.room,
-                        gateway=gw.id,
-                        device=d.id,
-                        point=p.name,
-                        kind=str(p.kind),
-                        unit=p.unit,
-                        calibration=o.calibration if o else 0.0,
-                    )
-        return out
+        return {
+            p.sid: PointOut(
+                series=str(p.sid),
+                site=p.site,
+                room=p.room,
+                gateway=p.gateway,
+                device=p.sid.device,
+                point=p.sid.point,
+                kind=str(p.kind),
+                unit=p.unit,
+                calibration=p.calibration,
+            )
+            for p in site_points(self.cfg, self.profiles)
+        }
 
     def points(self) -> list[PointOut]:
         return list(self._points.values())
