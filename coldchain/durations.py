@@ -24,6 +24,11 @@ _WHOLE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|min|s|h|d)\s*)+$")
 PATTERN = r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|min|s|h|d)\s*)+$"
 
 
+MAX_SECONDS = 100 * 365 * 86400.0
+"""The longest duration anything takes (a century): longer is a typo, and keeps every
+duration finite and its milliseconds within 64 bits."""
+
+
 class DurationError(ValueError):
     """A duration string that cannot be read."""
 
@@ -35,7 +40,13 @@ def parse_duration(text: str) -> float:
             f"{text!r} is not a duration; write a number and a unit "
             "(ms, s, min, h, d), e.g. '30s', '5min', '1h30min'"
         )
-    return sum(float(n) * UNITS[u] for n, u in _PART.findall(text))
+    seconds = sum(float(n) * UNITS[u] for n, u in _PART.findall(text))
+    if seconds > MAX_SECONDS:
+        raise DurationError(
+            f"{text[:40]!r}{'...' if len(text) > 40 else ''} is longer than any setting "
+            f"needs; write at most {MAX_SECONDS // 86400:.0f}d"
+        )
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -60,3 +60,16 @@ def test_schema_is_json_schema(extra: list[str]) -> None:
         assert schema["additionalProperties"] is False
         assert "poll_interval" in text
         assert "a duration such as 500ms" in text
+
+
+def test_check_says_what_is_wrong_with_an_indentation_and_the_fix_not_pyyamls_words() -> None:
+    case = CASES / "key-at-the-column-of-list-items-needs-a-dash-or-indent" / "site.yaml"
+    result = run("config", "check", str(case))
+    assert result.returncode == 1
+    assert "expected <block end>" not in result.stderr
+    assert "did not find expected" not in result.stderr
+    assert (
+        f"error: {case}:7:3: 'timezone' on line 7 stands where the list of line 3 expects "
+        "another '- ' item\n    fix: start it with '- ' if it is a new item, or indent it by "
+        "4 spaces if it belongs to the item above\n"
+    ) in result.stderr

@@ -52,3 +52,13 @@ def test_json_schema_and_serialisation() -> None:
     assert schema["type"] == "string"
     assert "5min" in schema["description"]
     assert _M(d="90s").model_dump(mode="json") == {"d": "1min30s"}
+
+
+def test_a_300_digit_duration_overflowed_to_infinity() -> None:
+    # '9' * 300 + 'd' parsed to inf; format_duration(inf) then raised OverflowError and a
+    # rule edit through the API answered 500.
+    with pytest.raises(DurationError, match="longer than any setting needs; write at most"):
+        parse_duration("9" * 300 + "d")
+    assert parse_duration("36500d") == 36500 * 86400.0
+    with pytest.raises(ValidationError, match="longer than any setting needs"):
+        _M(d="36501d")

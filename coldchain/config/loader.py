@@ -16,7 +16,8 @@ from coldchain.config.errors import (
     from_validation_error,
 )
 from coldchain.config.site import SiteConfig
-from coldchain.config.yamldoc import YamlSyntaxError, load_yaml
+from coldchain.config.yamldoc import YamlDoc, YamlSyntaxError
+from coldchain.config.yamlread import gc_paused, load_yaml
 from coldchain.profiles.registry import ProfileRegistry
 
 
@@ -33,11 +34,20 @@ class CheckResult:
 def check_site_file(
     path: str | Path, profiles: ProfileRegistry | None = None, text: str | None = None
 ) -> CheckResult:
-    """Validate a site config file and return the config (if valid) with all findings."""
+    """Validate a site config file and return the config (if valid) with all findings.
+
+    Whatever the file holds, the result is a config or located errors: reading is bounded
+    (:mod:`coldchain.config.yamlread`), and the time taken grows linearly with its size.
+    """
     try:
         doc = load_yaml(path, text)
     except YamlSyntaxError as exc:
-        return CheckResult(None, [ConfigError(exc.file, exc.mark, (), exc.problem)])
+        return CheckResult(None, [ConfigError(exc.file, exc.mark, (), exc.problem, exc.fix)])
+    with gc_paused():  # the config's objects are many and acyclic: see gc_paused
+        return _check_doc(doc, profiles)
+
+
+def _check_doc(doc: YamlDoc, profiles: ProfileRegistry | None) -> CheckResult:
     errors = duplicate_key_errors(doc)
     try:
         cfg = SiteConfig.model_validate(doc.data)

@@ -1,13 +1,14 @@
-"""YAML read with positions: every key and value keeps its file line, and duplicate keys
-(which PyYAML silently resolves to the last one) are reported."""
+"""A YAML document with positions: every key and value keeps its file line, and duplicate
+keys (which PyYAML silently resolves to the last one) are recorded.
+
+:func:`coldchain.config.yamlread.load_yaml` builds it within :class:`YamlLimits`; everything
+that goes wrong while reading is a :class:`YamlSyntaxError` that says where, what and the fix.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 PathT = tuple[str | int, ...]
 
@@ -22,7 +23,11 @@ class Mark:
 
 @dataclass
 class YamlDoc:
-    """Parsed YAML data and where each part of it stands in the file."""
+    """Parsed YAML data and where each part of it stands in the file.
+
+    Paths are those written in the file: a value reached through an alias (``*name``) or a
+    merge (``<<:``) is positioned at the alias, not inside the anchored block.
+    """
 
     file: str
     data: Any
@@ -42,62 +47,35 @@ class YamlDoc:
         return self.value_marks.get((), Mark(1, 1))
 
 
+@dataclass(frozen=True, slots=True)
+class YamlLimits:
+    """Bounds on what a config or profile file may ask of the reader.
+
+    Within them, reading takes time and memory linear in the file's size; a file beyond
+    one is refused at the place it crosses it, before its data is built. A real site config
+    is well inside each: the shipped county network is 11 kB, 8 levels deep, with no alias.
+    """
+
+    max_bytes: int = 16 * 1024 * 1024
+    """Largest file (the county example repeated to 16 MiB holds about 75,000 devices)."""
+    max_depth: int = 32
+    """Deepest nesting of lists and mappings (a site config uses 8)."""
+    max_alias_nodes: int = 100_000
+    """Values that aliases may repeat in total, counting every value inside a repeated block
+    (what stops a 'billion laughs' file: 9 aliases of 9 aliases ... of 9 values)."""
+    max_scalar_chars: int = 100_000
+    """Longest single value, in characters."""
+    max_number_chars: int = 100
+    """Longest number (Python refuses to convert integers of more than 4,300 digits)."""
+
+
+LIMITS = YamlLimits()
+
+
 class YamlSyntaxError(ValueError):
-    """The file is not valid YAML."""
+    """The file cannot be read as YAML (or not within :class:`YamlLimits`): where, what, and
+    the fix."""
 
-    def __init__(self, file: str, mark: Mark, problem: str) -> None:
+    def __init__(self, file: str, mark: Mark, problem: str, fix: str | None = None) -> None:
         super().__init__(f"{file}:{mark.line}:{mark.col}: {problem}")
-        self.file, self.mark, self.problem = file, mark, problem
-
-
-def _mark(m: yaml.Mark) -> Mark:
-    return Mark(m.line + 1, m.column + 1)
-
-
-def _walk(node: yaml.Node, path: PathT, doc: YamlDoc) -> None:
-    doc.value_marks[path] = _mark(node.start_mark)
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, Mark] = {}
-        for k, v in node.value:
-            key = k.value if isinstance(k, yaml.ScalarNode) else str(k.value)
-            here = _mark(k.start_mark)
-            if key in seen:
-                doc.duplicates.append(((*path, key), seen[key], here))
-            seen[key] = here
-            doc.key_marks[(*path, key)] = here
-            _walk(v, (*path, key), doc)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _walk(item, (*path, i), doc)
-
-
-def load_yaml(path: str | Path, text: str | None = None) -> YamlDoc:
-    """Read ``path`` (or ``text``, named ``path``) keeping positions."""
-    name = str(path)
-    if text is None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise YamlSyntaxError(name, Mark(1, 1), f"cannot read: {exc.strerror}") from exc
-        except UnicodeDecodeError as exc:
-            raise YamlSyntaxError(name, Mark(1, 1), f"not UTF-8 text: {exc.reason}") from exc
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        m = exc.problem_mark or exc.context_mark
-        where = _mark(m) if m is not None else Mark(1, 1)
-        problem = exc.problem or str(exc)
-        if exc.context:
-            ctx = exc.context
-            if exc.context_mark is not None and exc.context_mark.line != getattr(m, "line", None):
-                ctx = f"{ctx} (opened at line {exc.context_mark.line + 1})"
-            problem = f"{ctx}, {problem}"
-        raise YamlSyntaxError(name, where, f"YAML syntax: {problem}") from exc
-    finally:
-        loader.dispose()
-    doc = YamlDoc(name, data)
-    if node is not None:
-        _walk(node, (), doc)
-    return doc
+        self.file, self.mark, self.problem, self.fix = file, mark, problem, fix

@@ -14,7 +14,8 @@ from coldchain.config.errors import (
     duplicate_key_errors,
     from_validation_error,
 )
-from coldchain.config.yamldoc import Mark, YamlSyntaxError, load_yaml
+from coldchain.config.yamldoc import Mark, YamlSyntaxError
+from coldchain.config.yamlread import load_yaml
 from coldchain.profiles.schema import ModbusProfile, MqttProfile, Profile
 
 _ADAPTER: TypeAdapter[ModbusProfile | MqttProfile] = TypeAdapter(Profile)
@@ -32,7 +33,7 @@ def check_profile_file(path: Path) -> tuple[ModbusProfile | MqttProfile | None, 
     try:
         doc = load_yaml(path)
     except YamlSyntaxError as exc:
-        return None, [ConfigError(exc.file, exc.mark, (), exc.problem)]
+        return None, [ConfigError(exc.file, exc.mark, (), exc.problem, exc.fix)]
     errors = duplicate_key_errors(doc)
     try:
         profile = _ADAPTER.validate_python(doc.data)
