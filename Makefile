@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Debian packages the test suite talks to (real parts, not mocks).
 TEST_SERVICES := mosquitto victoria-metrics chromium
 
-.PHONY: demo test lint format typecheck lock services clean
+.PHONY: demo test test-fast lint format typecheck lock services clean
 
 # A venv per purpose would double the disk; one venv, with a stamp per lock file installed.
 $(BIN)/python:
@@ -30,6 +30,11 @@ services:
 
 test: $(VENV)/.dev.stamp services lint
 	$(BIN)/pytest -q
+
+# The inner loop: everything but the tests marked slow (the 2-minute broker outage, the
+# simulated week, the accelerated run over real parts), no lint; stops at the first failure.
+test-fast: $(VENV)/.dev.stamp services
+	$(BIN)/pytest -q -x -m "not slow"
 
 lint: $(VENV)/.dev.stamp
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 
@@ -26,9 +26,20 @@ from alerts.notifiers.twilio import (
 from alerts.service import AlertError, AlertService
 from coldchain.alerting.links import LinkError, verify
 from coldchain.alerting.messages import Language, display_name
-from coldchain.durations import DurationError, parse_duration
+from coldchain.params import (
+    EPOCH_MS_MAX,
+    DurationText,
+    EpochMs,
+    Limit,
+    Offset,
+    ParamError,
+    RowId,
+    duration_ms,
+)
 
 router = APIRouter()
+
+AlertId = Annotated[RowId, Path(description="the alert's id")]
 
 
 def _needs(role: str) -> Any:
@@ -64,12 +75,14 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _until(now_ms: int, until_ms: int | None, duration: str | None) -> int:
+    """The end of a snooze or a maintenance: ``until_ms``, or now + ``for``; either way a
+    time of :data:`coldchain.params.EpochMs` (else a 422 that says the range)."""
     if (until_ms is None) == (duration is None):
         raise HTTPException(422, "give either until_ms or for (a duration such as '2h')")
     if duration is not None:
         try:
-            return now_ms + round(parse_duration(duration) * 1000)
-        except DurationError as exc:
+            return now_ms + duration_ms(duration, "for", at_most_ms=EPOCH_MS_MAX - now_ms)
+        except ParamError as exc:
             raise HTTPException(422, str(exc)) from None
     assert until_ms is not None
     return until_ms
@@ -82,15 +95,15 @@ class AckIn(BaseModel):
 
 class SnoozeIn(BaseModel):
     by: str | None = Field(None, description="ignored: the logged-in user snoozes")
-    until_ms: int | None = Field(None, description="UTC ms")
-    duration: str | None = Field(None, alias="for", description="e.g. 30min")
+    until_ms: EpochMs | None = Field(None, description="UTC ms")
+    duration: DurationText | None = Field(None, alias="for", description="e.g. 30min")
 
 
 class MaintenanceIn(BaseModel):
     by: str | None = Field(None, description="ignored: the logged-in user")
     reason: str = Field(min_length=3, description="why the room's alerts are held")
-    until_ms: int | None = Field(None, description="UTC ms")
-    duration: str | None = Field(None, alias="for", description="e.g. 4h")
+    until_ms: EpochMs | None = Field(None, description="UTC ms")
+    duration: DurationText | None = Field(None, alias="for", description="e.g. 4h")
 
 
 @router.get("/api/alerts", summary="Alerts, newest first")
@@ -100,8 +113,8 @@ def list_alerts(  # noqa: PLR0917 - FastAPI query parameters
     state: Annotated[str, Query(description="open, all, or a state")] = "open",
     site: str | None = None,
     room: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[Limit, Query(description="items per page")] = 100,
+    offset: Annotated[Offset, Query(description="items to skip")] = 0,
 ) -> list[dict[str, Any]]:
     svc = _svc(request)
     states = {
@@ -147,7 +160,7 @@ def revert_rule(request: Request, rule_id: str, by: Manager) -> dict[str, str]:
 
 
 @router.get("/api/alerts/{alert_id}", summary="One alert, with who was told when")
-def get_alert(request: Request, alert_id: int, user: Operator) -> dict[str, Any]:
+def get_alert(request: Request, alert_id: AlertId, user: Operator) -> dict[str, Any]:
     svc = _svc(request)
     row = _call(svc.get, alert_id)
     out: dict[str, Any] = row.public()
@@ -156,14 +169,14 @@ def get_alert(request: Request, alert_id: int, user: Operator) -> dict[str, Any]
 
 
 @router.post("/api/alerts/{alert_id}/ack", summary="Acknowledge (stops escalation)")
-def ack(request: Request, alert_id: int, body: AckIn, by: Operator) -> dict[str, Any]:
+def ack(request: Request, alert_id: AlertId, body: AckIn, by: Operator) -> dict[str, Any]:
     row = _call(_svc(request).ack, alert_id, by=by, comment=body.comment, via="api")
     out: dict[str, Any] = row.public()
     return out
 
 
 @router.post("/api/alerts/{alert_id}/snooze", summary="Hold escalation until a time")
-def snooze(request: Request, alert_id: int, body: SnoozeIn, by: Operator) -> dict[str, Any]:
+def snooze(request: Request, alert_id: AlertId, body: SnoozeIn, by: Operator) -> dict[str, Any]:
     svc = _svc(request)
     until = _until(svc.clock(), body.until_ms, body.duration)
     out: dict[str, Any] = _call(svc.snooze, alert_id, until_ms=until, by=by).public()

@@ -13,13 +13,25 @@ from coldchain.profiles.options import add_profiles_argument
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
-    t = sub.add_parser("test-sms", help="send a test SMS through the configured notifiers")
+    t = sub.add_parser(
+        "test-sms",
+        help="send a test SMS through the configured notifiers",
+        description="Send a test message to NUMBER through the SMS notifiers of the site "
+        "config (alerts.notifiers), in failover order as an alarm would go, and print the "
+        "text and what each notifier answered. Exit 0 once one has sent it, 1 if every one "
+        "failed.",
+    )
     t.add_argument("config", metavar="CONFIG", help="the site config")
     t.add_argument("--to", required=True, metavar="NUMBER", help="E.164 number, e.g. +86138...")
     t.add_argument(
         "--notifier", metavar="ID", help="only this notifier (default: all SMS notifiers in order)"
     )
-    t.add_argument("--language", choices=("zh-CN", "en"), default="zh-CN")
+    t.add_argument(
+        "--language",
+        choices=("zh-CN", "en"),
+        default="zh-CN",
+        help="language of the message (default zh-CN)",
+    )
     t.add_argument(
         "--data-dir",
         type=Path,

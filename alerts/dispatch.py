@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from alerts.notifiers.base import Notifier
 from alerts.store import AlertStore
+from coldchain.clock import Clock, as_clock
 from coldchain.sms.types import Delivery, SendError, Sms
 from coldchain.supervise import wait_event
 
@@ -83,7 +84,7 @@ class Dispatcher:
         sms: list[Notifier],
         channels: dict[str, Notifier],
         compose: Compose,
-        clock: Callable[[], int],
+        clock: Clock | Callable[[], int],
         linger_ms: int = 300,
         storm_window_ms: int = 120_000,
         storm_burst: int = 2,
@@ -94,7 +95,10 @@ class Dispatcher:
         on_sent: Callable[[Batch, Delivery | None], None] | None = None,
     ) -> None:
         self.store, self.sms, self.channels = store, sms, channels
-        self.compose, self.clock = compose, clock
+        # ``clock``: a Clock (the hub's) or a function of epoch ms; linger and held notices
+        # wait in its time, send retries (a provider's round trip) in wall time
+        self.timebase = as_clock(clock)
+        self.compose, self.clock = compose, self.timebase.now_ms
         self.linger_ms, self.storm_window_ms = linger_ms, storm_window_ms
         self.storm_burst, self.concurrency = storm_burst, concurrency
         self.max_per_hour, self.retries, self.backoff_s = max_per_hour, retries, backoff_s
@@ -122,14 +126,15 @@ class Dispatcher:
                 await wait_event(self._wake, timeout)
             self._wake.clear()
             if self._queue:
-                await asyncio.sleep(self.linger_ms / 1000)  # let what fires together arrive
+                # let what fires together arrive
+                await self.timebase.sleep(self.linger_ms / 1000)
             await self.flush()
 
     def _next_release(self) -> float | None:
         if not self._held:
             return None
         soonest = min(at for at, _ in self._held.values())
-        return (soonest - self.clock()) / 1000
+        return self.timebase.to_wall((soonest - self.clock()) / 1000)
 
     async def flush(self) -> None:
         """Send everything due now (queued, and held notices whose time has come)."""

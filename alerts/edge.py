@@ -16,6 +16,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
+from coldchain.logsafe import clip
 from coldchain.protocol.edge import Notice
 
 if TYPE_CHECKING:
@@ -30,17 +31,24 @@ def apply_notices(
 ) -> list[tuple[str, int]]:
     """Record ``notices`` from ``gateway``; return the (id, rev) pairs to acknowledge."""
     stored: list[tuple[str, int]] = []
+    strangers: list[Notice] = []
     for n in notices:
         watch = svc.evaluator.watch(n.key)
         if watch is None or watch.gateway not in (None, gateway) or watch.site != n.site:
-            log.warning(
-                "gateway %s: notice %s names no alert of its own (%s)", gateway, n.id, n.key
-            )
+            strangers.append(n)
             stored.append((n.id, n.rev))  # nothing to do with it, ever: let the gateway forget it
             continue
         row = _alert_for(svc, n)
         _record_texts(svc, row, n, gateway)
         stored.append((n.id, n.rev))
+    if strangers:  # one line per message, not one per notice (up to 1,000)
+        log.warning(
+            "gateway %s: %d notices name no alert of its own (first: %s, %s)",
+            gateway,
+            len(strangers),
+            strangers[0].id,
+            clip(strangers[0].key, 100),
+        )
     return stored
 
 

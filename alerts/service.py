@@ -34,6 +34,7 @@ from coldchain.alerting.messages import render, template_params
 from coldchain.alerting.rules import AnyRule, Rule
 from coldchain.alerting.settings import Policy
 from coldchain.alerting.watches import build_watches, effective_rules
+from coldchain.clock import Clock, as_clock
 from coldchain.config.site import Contact, SiteConfig
 from coldchain.config.topology import site_points
 from coldchain.profiles.registry import ProfileRegistry
@@ -91,9 +92,14 @@ class AlertService:
         notifiers: Iterable[Notifier] = (),
         link_key: bytes | None = None,
         twilio_token: str | None = None,
-        clock: Callable[[], int] = wall_ms,
+        clock: Clock | Callable[[], int] = wall_ms,
     ) -> None:
-        self.cfg, self.profiles, self.audit, self.clock = cfg, profiles, audit, clock
+        # ``clock``: the hub's Clock (a demo's scaled one), or a function of epoch ms (a
+        # test's hand-moved clock). Rule delays, windows, hold-offs, escalation, linger and
+        # the times in messages all read it; ``self.clock()`` is its epoch ms.
+        self.timebase = as_clock(clock)
+        self.clock: Callable[[], int] = self.timebase.now_ms
+        self.cfg, self.profiles, self.audit = cfg, profiles, audit
         self.store = AlertStore(db_path)
         self.link_key = link_key or secrets.token_bytes(32)
         self.twilio_token = twilio_token  # verifies Twilio's callbacks
@@ -112,7 +118,7 @@ class AlertService:
             sms=[n for n in notifiers if n.texts_phones],
             channels={n.id: n for n in notifiers if n.id in channel_ids},
             compose=self._compose,
-            clock=clock,
+            clock=self.timebase,
             linger_ms=round(cfg.alerts.linger * 1000),
             storm_window_ms=round(cfg.alerts.storm_window * 1000),
             storm_burst=cfg.alerts.storm_burst,

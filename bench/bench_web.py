@@ -534,7 +534,9 @@ async def server_times(base: str, password: str, repeat: int) -> dict[str, float
     """The chart's data endpoint per range, and the raw-history baseline."""
     temp, hum = series(GW, ROOM, "temperature"), series(GW, ROOM, "humidity")
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        resp = await client.post("/login", data={"name": "admin", "password": password})
+        token = (await client.get("/login")).headers["X-CSRF-Token"]  # the login form's
+        form = {"name": "admin", "password": password, "csrf_token": token}
+        resp = await client.post("/login", data=form)
         if resp.status_code != 303:
             raise RuntimeError(f"login: {resp.status_code}")
         end = time.time_ns() // 1_000_000

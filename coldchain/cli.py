@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from coldchain import __version__
 from coldchain.profiles.options import add_profiles_argument, load_profiles
@@ -107,9 +109,9 @@ def _dashboards(args: argparse.Namespace) -> int:
 
 
 def _users(args: argparse.Namespace) -> int:
-    from dashboards.auth import main as users_main
+    from dashboards.users_cli import run
 
-    return users_main(args.rest)
+    return run(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -118,65 +120,169 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Fills each paragraph of a description or epilog on its own (a blank line separates
+    them); a paragraph whose lines are indented (commands, examples) is printed as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = textwrap.dedent(text).strip("\n").split("\n\n")
+        return "\n\n".join(
+            textwrap.indent(p, indent)
+            if p.startswith(" ")
+            else super(HelpFormatter, self)._fill_text(p, width, indent)
+            for p in paragraphs
+        )
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose help keeps paragraphs; every subcommand's parser is one too
+    (``add_subparsers`` makes parsers of the parent's class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+DESCRIPTION = """\
+Cold-chain monitoring. Gateways (Raspberry Pis in cold stores and beside the sorting line)
+read temperature, humidity and door sensors over Modbus and MQTT, keep every reading on disk
+until the centre has it, and stream it to the hub, which stores readings, raises alerts by
+SMS and serves a web UI.
+
+Run 'coldchain COMMAND --help' for a command's options. 'coldchain demo' runs everything on
+one machine."""
+
+
+DEMO_DESCRIPTION = """\
+The whole system on one machine, with no external service: the simulator serves the example
+county network (every Modbus device a real slave, the MQTT sensors publishing), an embedded
+MQTT broker stands in for the centre's (unless --broker), an agent runs per gateway, and the
+hub stores into SQLite under DIR and serves the web UI and API at --listen. Every --every
+seconds it prints each room and what the hub received. Ctrl-C stops it.
+
+The web UI's user is 'admin', with its password in DIR/hub/admin-password. The example
+county's alert messages go to DIR/hub/sms-outbox.jsonl instead of phones. The simulator's
+control URL (printed at start) injects faults."""
+
+
+def _implied_action(argv: list[str]) -> list[str]:
+    """``coldchain agent CONFIG ...`` is short for ``coldchain agent run CONFIG ...``."""
+    from edge_agent.cli import ACTIONS, IMPLIED_ACTION
+
+    if argv[:1] == ["agent"] and (len(argv) == 1 or argv[1] not in (*ACTIONS, "-h", "--help")):
+        return [argv[0], IMPLIED_ACTION, *argv[1:]]
+    return argv
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coldchain", description=__doc__.split("\n")[0])
+    parser = Parser(prog="coldchain", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"coldchain {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    cfg = sub.add_parser("config", help="check a site config, print its JSON Schema")
+    cfg = sub.add_parser(
+        "config",
+        help="check a site config, print its JSON Schema",
+        description="Check site config files, and print the JSON Schema of the site config "
+        "or of a device profile.",
+    )
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    chk = cfg_sub.add_parser("check", help="report every error of site config files; exit 1 on any")
-    chk.add_argument("files", nargs="+", metavar="FILE")
+    chk = cfg_sub.add_parser(
+        "check",
+        help="report every error of site config files; exit 1 on any",
+        description="Check each site config FILE against the device profiles and report every "
+        "error at once, each with file:line, key path, the bad value and the fix, and the "
+        "warnings (settings that are legal but probably wrong). Exit 1 if any file has an "
+        "error, else 0.",
+    )
+    chk.add_argument("files", nargs="+", metavar="FILE", help="a site config (YAML)")
     add_profiles_argument(chk)
     chk.set_defaults(handler=_config_check)
-    sch = cfg_sub.add_parser("schema", help="print the JSON Schema of the site config")
+    sch = cfg_sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the site config",
+        description="Print the JSON Schema (draft 2020-12) of the site config, for editors "
+        "that complete and check YAML as you type; with --profile, of a device profile.",
+    )
     sch.add_argument("--profile", action="store_true", help="the device profile schema instead")
     sch.set_defaults(handler=_config_schema)
 
-    prof = sub.add_parser("profiles", help="list the device profiles")
+    prof = sub.add_parser(
+        "profiles",
+        help="list the device profiles",
+        description="List the device profiles (one register map or payload format per sensor "
+        "or controller model): id, protocol, vendor, model and number of points.",
+    )
     add_profiles_argument(prof)
     prof.set_defaults(handler=_profiles_list)
 
-    agent = sub.add_parser("agent", help="run a gateway's agent, or print its request plan")
+    from edge_agent.cli import AGENT_DESCRIPTION, AGENT_USAGE
     from edge_agent.cli import add_arguments as agent_arguments
 
+    agent = sub.add_parser(
+        "agent",
+        help="run a gateway's agent, or print its Modbus request plan",
+        usage=AGENT_USAGE,
+        description=AGENT_DESCRIPTION,
+    )
     agent_arguments(agent)
     agent.set_defaults(handler=_agent)
 
-    hub = sub.add_parser("hub", help="run the centre: ingest, store, REST API")
+    from coldchain.hub.cli import HUB_DESCRIPTION
     from coldchain.hub.cli import add_arguments as hub_arguments
 
+    hub = sub.add_parser(
+        "hub",
+        help="run the centre: ingest, store, alerts and SMS, web UI, API, /metrics",
+        description=HUB_DESCRIPTION,
+    )
     hub_arguments(hub)
     hub.set_defaults(handler=_hub)
 
-    alerts = sub.add_parser("alerts", help="alert tools: send a test SMS")
+    alerts = sub.add_parser(
+        "alerts",
+        help="alert tools: send a test SMS",
+        description="Alert tools: check that the configured SMS notifiers reach a phone.",
+    )
     from alerts.cli import add_arguments as alerts_arguments
 
     alerts_arguments(alerts)
     alerts.set_defaults(handler=_alerts)
 
-    dash = sub.add_parser("dashboards", help="Grafana dashboards and provisioning from a config")
+    dash = sub.add_parser(
+        "dashboards",
+        help="Grafana dashboards and provisioning from a config",
+        description="Grafana dashboards as code: generate the dashboards and Grafana's "
+        "provisioning files from a site config.",
+    )
     from dashboards.cli import add_arguments as dashboards_arguments
 
     dashboards_arguments(dash)
     dash.set_defaults(handler=_dashboards)
 
     users = sub.add_parser(
-        "users",
-        help="the hub's users: DATA_DIR add NAME --role ROLE | remove NAME | list",
-        add_help=False,
+        "users", help="the hub's users: add, list, remove, set a password, log out everywhere"
     )
-    users.add_argument("rest", nargs=argparse.REMAINDER)
+    from dashboards.users_cli import add_arguments as users_arguments
+
+    users_arguments(users)
     users.set_defaults(handler=_users)
 
-    demo = sub.add_parser("demo", help="run the virtual county network and watch its rooms")
     from coldchain.demo import add_arguments as demo_arguments
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the virtual county network and watch its rooms",
+        description=DEMO_DESCRIPTION,
+    )
 
     demo_arguments(demo)
     demo.set_defaults(handler=_demo)
 
-    sim = sub.add_parser("simulate", help="run the virtual site from a site config")
-    from simulator.cli import add_arguments
+    from simulator.cli import SIMULATE_DESCRIPTION, add_arguments
+
+    sim = sub.add_parser(
+        "simulate", help="run the virtual site from a site config", description=SIMULATE_DESCRIPTION
+    )
 
     add_arguments(sim)
     sim.set_defaults(handler=_simulate)
@@ -184,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_implied_action(list(sys.argv[1:] if argv is None else argv)))
     handler: Handler = args.handler
     try:
         return handler(args)

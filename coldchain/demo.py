@@ -5,6 +5,13 @@ publish to the broker); an embedded MQTT broker (amqtt, on a free port) stands i
 centre's Mosquitto unless ``--broker`` is given; one agent per gateway polls and streams; the
 hub stores into SQLite under ``./demo-data`` and serves the API. Every few seconds it prints
 what flows. Part of the command line's composition root: it imports the other packages lazily.
+
+Time is one thing: the simulator, every agent and the hub share one
+:class:`~coldchain.clock.ScaledClock` running ``--speed`` times faster than wall time, so
+poll intervals, rule delays, rate windows, hold-offs, escalation, health intervals,
+timestamps and the times in SMS are all simulated time, and an accelerated run behaves as a
+real one would. Only the wire is real time: a speed at which an RS-485 line could not carry
+its devices' polls (at the bus's baud) is refused before anything starts.
 """
 
 from __future__ import annotations
@@ -16,14 +23,20 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from coldchain.supervise import wait_event
+
+if TYPE_CHECKING:
+    from coldchain.clock import Clock
+    from coldchain.config.site import SiteConfig
+    from coldchain.profiles.registry import ProfileRegistry
 from firmware_configs import SITES_DIR
 
 EXAMPLE_SITE = SITES_DIR / "county.yaml"
+MAX_LINE_LOAD = 0.8  # share of an RS-485 line's time polls may take, at the demo's speed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=60.0,
         metavar="N",
-        help="simulated time runs N times faster (default 60)",
+        help="simulated time runs N times faster for the simulator, the agents and the hub "
+        "alike (default 60; refused if an RS-485 line could not keep up)",
     )
     parser.add_argument("--seed", type=int, default=1, metavar="N", help="random seed")
     parser.add_argument(
@@ -101,6 +115,78 @@ async def embedded_broker() -> AsyncIterator[str]:
         await broker.shutdown()
 
 
+def line_seconds(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, tuple[int, float]]:
+    """Per RS-485 bus (``gateway/bus``): its baud and the wall seconds of line time its
+    devices' polls take per second of clock time (requests and replies at the baud, 3.5
+    characters of silence each way, the poller's inter-frame gap and 2 ms of turnaround).
+    Conservative: the simulator's slaves answer a little faster than this."""
+    from coldchain.config.site import RtuBus
+    from coldchain.profiles.schema import ModbusProfile
+    from edge_agent.poller import device_state
+
+    out: dict[str, tuple[int, float]] = {}
+    s = cfg.agent
+    for gw in cfg.gateways:
+        for bus in gw.buses:
+            if not isinstance(bus, RtuBus):
+                continue
+            load = 0.0
+            for d in (d for d in gw.devices if d.bus == bus.id):
+                profile = profiles.get(d.profile)
+                assert isinstance(profile, ModbusProfile)  # checked by the config
+                state = device_state(
+                    d,
+                    profile,
+                    site=gw.site,
+                    gateway=gw.id,
+                    fill_registers=s.fill_registers,
+                    fill_bits=s.fill_bits,
+                )
+                wire = 0.0
+                for b in state.blocks:
+                    reply = 5 + ((b.count + 7) // 8 if b.table.is_bits else 2 * b.count)
+                    chars = 8 + reply + 7  # request, reply, 3.5 characters of silence each
+                    wire += chars * 11 / bus.baud + 0.002 + bus.frame_gap
+                load += wire / d.poll_interval
+            out[f"{gw.id}/{bus.id}"] = (bus.baud, load)
+    return out
+
+
+def speed_refusal(cfg: SiteConfig, profiles: ProfileRegistry, speed: float) -> str | None:
+    """Why ``speed`` is too fast for the site's RS-485 lines (Modbus RTU timing is wall time:
+    at N times speed a line must carry N times the polls per wall second), or None."""
+    lines = line_seconds(cfg, profiles)
+    if not lines:
+        return None
+    name, (baud, load) = max(lines.items(), key=lambda kv: kv[1][1])
+    if load * speed <= MAX_LINE_LOAD:
+        return None
+    fastest = int(MAX_LINE_LOAD / load)
+    return (
+        f"--speed {speed:g} is too fast for bus {name} ({baud} baud): its polls take "
+        f"{load * 100:.2f} % of the line in real time, {load * speed * 100:.0f} % at "
+        f"{speed:g}x (at most {MAX_LINE_LOAD * 100:.0f} % leaves room for retries). Modbus "
+        f"RTU timing stays real time while everything else is accelerated, so the polls "
+        f"would fall behind the clock. The fastest this site runs is --speed {fastest}."
+    )
+
+
+def shared_clock(cfg: SiteConfig, profiles: ProfileRegistry, speed: float) -> Clock | None:
+    """The one clock of the demo (simulated time starts now and runs ``speed`` times
+    faster), or None after saying why the site's RS-485 lines cannot run that fast."""
+    from coldchain.clock import ScaledClock
+
+    refusal = (
+        f"--speed must be above 0, got {speed:g}"
+        if not speed > 0
+        else speed_refusal(cfg, profiles, speed)
+    )
+    if refusal is not None:
+        print(f"coldchain demo: {refusal}", flush=True)
+        return None
+    return ScaledClock(speed=speed)
+
+
 def room_lines(state: dict[str, Any]) -> list[str]:
     """One line per simulated room: temperature, humidity, compressor, defrost, door."""
     clock = state["clock"]
@@ -135,6 +221,9 @@ async def _run(args: argparse.Namespace) -> int:
     site_path = args.site or EXAMPLE_SITE
     profiles = ProfileRegistry.load()
     config = load_site_config(site_path, profiles)
+    clock = shared_clock(config, profiles, args.speed)
+    if clock is None:
+        return 2
     data: Path = args.data_dir
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -145,7 +234,8 @@ async def _run(args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
         broker = args.broker or await stack.enter_async_context(embedded_broker())
         print(
-            f"coldchain demo: {site_path.name} at {args.speed:g}x, broker {broker}"
+            f"coldchain demo: {site_path.name} at {args.speed:g}x (simulator, agents and hub "
+            f"on one clock), broker {broker}"
             f"{'' if args.broker else ' (embedded amqtt)'}, data in {data}/",
             flush=True,
         )
@@ -153,10 +243,10 @@ async def _run(args: argparse.Namespace) -> int:
             Simulation(
                 config,
                 profiles,
-                speed=args.speed,
                 seed=args.seed,
                 broker=broker,
                 control_port=0,
+                clock=clock,
             )
         )
         doc = simulated_config(config, sim.endpoints())
@@ -167,14 +257,17 @@ async def _run(args: argparse.Namespace) -> int:
         await asyncio.to_thread(live_path.write_text, text, "utf-8")
         live = load_site_config(live_path, profiles)
         try:
-            hub = Hub(live, profiles, data_dir=data / "hub", config_path=live_path)
+            hub = Hub(live, profiles, data_dir=data / "hub", config_path=live_path, clock=clock)
         except OSError as exc:
             print(
                 f"coldchain demo: cannot listen on {args.listen}: {exc.strerror}; "
                 "give another address, e.g. --listen 127.0.0.1:0 for a free port"
             )
             return 1
-        agents = [Agent(live, gw.id, profiles, data_dir=data / "agents") for gw in live.gateways]
+        agents = [
+            Agent(live, gw.id, profiles, data_dir=data / "agents", clock=clock)
+            for gw in live.gateways
+        ]
         for line in describe(sim.endpoints()):
             print(line)
         print(f"web: {hub.url}/ (user admin, password in {data / 'hub' / 'admin-password'})")

@@ -22,7 +22,14 @@ CHOICES: dict[str, tuple[DatasourceKey, ...]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="dashboards_command", required=True, metavar="ACTION")
-    b = sub.add_parser("build", help="write Grafana dashboards and provisioning files")
+    b = sub.add_parser(
+        "build",
+        help="write Grafana dashboards and provisioning files",
+        description="Write Grafana dashboards (an overview, one per site, fleet health) as JSON "
+        "under DIR/dashboards, and Grafana's provisioning files for the datasources and "
+        "dashboard providers under DIR/provisioning (see docs/grafana.md). Prints each file "
+        "written.",
+    )
     b.add_argument("config", metavar="SITE_CONFIG", help="the site config")
     b.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     b.add_argument(

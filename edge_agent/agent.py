@@ -10,20 +10,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from coldchain.config.site import MqttBus, SiteConfig
+from coldchain.clock import WALL, Clock
+from coldchain.config.site import AgentSettings, Device, Gateway, MqttBus, SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusProfile, MqttProfile, PointKind
 from coldchain.reading import Reading
 from edge_agent import health
 from edge_agent.buffer import AsyncOutbox, Outbox, Policy
 from edge_agent.fallback import EdgeFallback
-from edge_agent.mqtt_input import MqttInput, mqtt_device
-from edge_agent.poller import BusPoller, device_state
+from edge_agent.mqtt_input import MqttDevice, MqttInput, mqtt_device
+from edge_agent.poller import BusPoller, DeviceState, device_state
 from edge_agent.report import ReportFilter
 from edge_agent.uplink import UplinkLoop
 
@@ -42,8 +42,10 @@ class Agent:
         data_dir: Path | None = None,
         uplink_password: str | None = None,
         sensor_password: str | None = None,
+        clock: Clock = WALL,
     ) -> None:
         self.cfg, self.gw = cfg, cfg.gateway(gateway_id)
+        self.clock = clock  # poll intervals, timestamps, batching, health, fallback rules
         s = cfg.agent
         self.data_dir = Path(data_dir or s.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -57,6 +59,7 @@ class Agent:
             site=self.gw.site,
             gateway=self.gw.id,
             policy=policy,
+            clock_ms=clock.now_ms,
         )
         self.outbox = AsyncOutbox(outbox)
         deadbands = {
@@ -70,9 +73,9 @@ class Agent:
         self._flush = asyncio.Event()
         self.pollers, self.inputs = self._build(profiles)
         self._sensor_password = sensor_password
-        self.started = time.monotonic()
+        self.started = clock.monotonic()
         self.fallback = (  # texts alarms through a GSM modem when the uplink is down too long
-            EdgeFallback(cfg, self.gw.id, profiles, data_dir=self.data_dir)
+            EdgeFallback(cfg, self.gw.id, profiles, data_dir=self.data_dir, clock_ms=clock.now_ms)
             if self.gw.fallback is not None
             else None
         )
@@ -84,6 +87,7 @@ class Agent:
             password=uplink_password,
             health=self.health,
             fallback=self.fallback,
+            clock=clock,
         )
 
     def _build(self, profiles: ProfileRegistry) -> tuple[list[BusPoller], list[MqttInput]]:
@@ -92,30 +96,15 @@ class Agent:
         for bus in gw.buses:
             devices = [d for d in gw.devices if d.bus == bus.id]
             if isinstance(bus, MqttBus):
-                mqtt_devices = []
-                for d in devices:
-                    profile = profiles.get(d.profile)
-                    assert isinstance(profile, MqttProfile)  # checked by the config
-                    mqtt_devices.append(mqtt_device(d, profile, site=gw.site, gateway=gw.id))
+                mqtt_devices = mqtt_devices_of(gw, devices, profiles)
                 if mqtt_devices:
-                    inputs.append(MqttInput(bus, mqtt_devices, self.sink))
+                    inputs.append(MqttInput(bus, mqtt_devices, self.sink, clock=self.clock))
                 continue
-            states = []
-            for d in devices:
-                profile = profiles.get(d.profile)
-                assert isinstance(profile, ModbusProfile)  # checked by the config
-                states.append(
-                    device_state(
-                        d,
-                        profile,
-                        site=gw.site,
-                        gateway=gw.id,
-                        fill_registers=s.fill_registers,
-                        fill_bits=s.fill_bits,
-                    )
-                )
+            states = modbus_states_of(gw, devices, profiles, s)
             if states:
-                pollers.append(BusPoller(bus, states, self.sink, backoff_max=s.backoff_max))
+                pollers.append(
+                    BusPoller(bus, states, self.sink, backoff_max=s.backoff_max, clock=self.clock)
+                )
         return pollers, inputs
 
     def sink(self, readings: Sequence[tuple[Reading, PointKind]]) -> None:
@@ -148,6 +137,7 @@ class Agent:
             pollers=self.pollers,
             inputs=self.inputs,
             suppressed=self.filter.suppressed,
+            clock=self.clock,
         )
         if self.fallback is not None:
             report["fallback"] = dataclasses.asdict(self.fallback.stats)
@@ -179,3 +169,36 @@ class Agent:
             for p in self.pollers:
                 p.link.close()
             self.outbox.close()
+
+
+def mqtt_devices_of(
+    gw: Gateway, devices: Sequence[Device], profiles: ProfileRegistry
+) -> list[MqttDevice]:
+    """The MQTT sensors among ``devices`` (of one MQTT bus of ``gw``), ready to subscribe."""
+    out = []
+    for d in devices:
+        profile = profiles.get(d.profile)
+        assert isinstance(profile, MqttProfile)  # checked by the config
+        out.append(mqtt_device(d, profile, site=gw.site, gateway=gw.id))
+    return out
+
+
+def modbus_states_of(
+    gw: Gateway, devices: Sequence[Device], profiles: ProfileRegistry, s: AgentSettings
+) -> list[DeviceState]:
+    """The Modbus devices among ``devices`` (of one bus of ``gw``), planned for polling."""
+    out = []
+    for d in devices:
+        profile = profiles.get(d.profile)
+        assert isinstance(profile, ModbusProfile)  # checked by the config
+        out.append(
+            device_state(
+                d,
+                profile,
+                site=gw.site,
+                gateway=gw.id,
+                fill_registers=s.fill_registers,
+                fill_bits=s.fill_bits,
+            )
+        )
+    return out

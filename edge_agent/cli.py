@@ -1,5 +1,10 @@
 """``coldchain agent CONFIG --gateway ID`` runs a gateway's agent;
-``coldchain agent plan CONFIG --gateway ID`` prints the Modbus requests it makes per poll."""
+``coldchain agent plan CONFIG --gateway ID`` prints the Modbus requests it makes per poll.
+
+``agent`` has two actions, ``run`` and ``plan``; ``run`` is implied when the word after
+``agent`` is neither (the ``coldchain`` command line inserts it), so the service units'
+``coldchain agent CONFIG --gateway ID`` stays what it always was.
+"""
 
 from __future__ import annotations
 
@@ -12,32 +17,90 @@ from pathlib import Path
 
 from coldchain.profiles.options import add_profiles_argument, load_profiles
 
+ACTIONS = ("run", "plan")
+IMPLIED_ACTION = "run"
+AGENT_USAGE = """\
+%(prog)s [run] CONFIG --gateway ID [--data-dir DIR] [--broker URL]
+                       [--password-file FILE] [--profiles DIR] [-v]
+       %(prog)s plan CONFIG --gateway ID [--profiles DIR]"""
+AGENT_DESCRIPTION = """\
+The process on each gateway (a Raspberry Pi): it polls the gateway's Modbus devices and reads
+its MQTT sensors, keeps every reading in an outbox on disk until the hub has stored it, and
+streams to the central broker; it publishes its status and a health report. SIGTERM or Ctrl-C
+stops it cleanly.
+
+'coldchain agent CONFIG --gateway ID' is short for 'coldchain agent run CONFIG --gateway ID'.
+'coldchain agent plan CONFIG --gateway ID' prints the Modbus requests one poll cycle makes.
+Run 'coldchain agent run --help' or 'coldchain agent plan --help' for the options."""
+
+
+def _gateway_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG", help="the site config")
+    parser.add_argument("--gateway", required=True, metavar="ID", help="which gateway this is")
+    add_profiles_argument(parser)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "args",
-        nargs="+",
-        metavar="[plan] CONFIG",
-        help="the site config; 'plan CONFIG' prints the request plan instead",
+    """The ``run`` and ``plan`` actions of ``coldchain agent``."""
+    sub = parser.add_subparsers(
+        dest="agent_command", required=True, metavar="ACTION", prog=parser.prog
     )
-    parser.add_argument("--gateway", required=True, metavar="ID", help="which gateway this is")
-    parser.add_argument(
+    run = sub.add_parser(
+        "run",
+        help="run the gateway's agent (the default: 'coldchain agent CONFIG' runs it)",
+        description="Run the agent of gateway ID until SIGTERM or Ctrl-C: poll its Modbus "
+        "devices, read its MQTT sensors, buffer every reading on disk (the outbox, in "
+        "--data-dir) and stream it to the central broker until the hub acknowledges it. "
+        "'coldchain agent CONFIG --gateway ID' is short for this. Logs go to stderr: a "
+        "device that stops answering is logged once when it starts failing and once when it "
+        "answers again.",
+    )
+    _gateway_arguments(run)
+    run.add_argument(
         "--data-dir",
         type=Path,
         metavar="DIR",
         help="where the outbox lives (default: agent.data_dir of the config)",
     )
-    parser.add_argument(
+    run.add_argument(
         "--broker", metavar="URL", help="central broker, mqtt://host:port (default: uplink.broker)"
     )
-    parser.add_argument(
+    run.add_argument(
         "--password-file",
         type=Path,
         metavar="FILE",
         help="broker password (default: uplink.password_file)",
     )
-    add_profiles_argument(parser)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug logging, with every Modbus frame pymodbus sends and receives",
+    )
+    plan = sub.add_parser(
+        "plan",
+        help="print the Modbus requests the agent makes per poll",
+        description="Print, per Modbus device of gateway ID, the requests one poll cycle makes "
+        "(table, address range, the points each covers) and the totals; talks to no device.",
+    )
+    _gateway_arguments(plan)
+
+
+def setup_logging(*, verbose: bool) -> None:
+    """The agent's log on stderr (the journal, on a Pi): INFO, or DEBUG with ``-v``.
+
+    Without ``-v``, pymodbus's per-timeout frame dumps and late-reply warnings are dropped
+    (:func:`edge_agent.modbus_io.quiet_pymodbus`): the poller logs a device's failure once when
+    it starts and once when it ends, with counts in the health report.
+    """
+    from edge_agent.modbus_io import quiet_pymodbus
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not verbose:
+        quiet_pymodbus()
 
 
 def _load(args: argparse.Namespace, config: str) -> tuple[object, object] | None:
@@ -57,13 +120,13 @@ def _load(args: argparse.Namespace, config: str) -> tuple[object, object] | None
     return cfg, profiles
 
 
-def _plan(args: argparse.Namespace, config: str) -> int:
+def _plan(args: argparse.Namespace) -> int:
     from coldchain.config.site import SiteConfig
     from coldchain.profiles.registry import ProfileRegistry
     from coldchain.profiles.schema import ModbusProfile
     from edge_agent.poller import device_state
 
-    loaded = _load(args, config)
+    loaded = _load(args, args.config)
     if loaded is None:
         return 1
     cfg, profiles = loaded
@@ -102,19 +165,10 @@ def _plan(args: argparse.Namespace, config: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.args[0] == "plan":
-        if len(args.args) != 2:
-            print("usage: coldchain agent plan CONFIG --gateway ID", file=sys.stderr)
-            return 2
-        return _plan(args, args.args[1])
-    if len(args.args) != 1:
-        print("usage: coldchain agent CONFIG --gateway ID", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    loaded = _load(args, args.args[0])
+    if args.agent_command == "plan":
+        return _plan(args)
+    setup_logging(verbose=args.verbose)
+    loaded = _load(args, args.config)
     if loaded is None:
         return 1
     return asyncio.run(_main(args, *loaded))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from coldchain import __version__
+from coldchain.clock import WALL, Clock
 from edge_agent.buffer import Stats
 from edge_agent.mqtt_input import MqttInput
 from edge_agent.poller import BusPoller
@@ -32,8 +32,10 @@ def report(
     pollers: Sequence[BusPoller],
     inputs: Sequence[MqttInput],
     suppressed: int,
+    clock: Clock = WALL,
 ) -> dict[str, Any]:
-    now_ms = time.time_ns() // 1_000_000
+    """The report, stamped and aged in ``clock`` time (``started``: ``clock.monotonic()``)."""
+    now_ms = clock.now_ms()
     devices: dict[str, Any] = {}
     requests_per_cycle = 0
     for poller in pollers:
@@ -47,6 +49,8 @@ def report(
                 "requests": d.requests,
                 "blocks": len(d.blocks),
                 "failures_in_a_row": d.failures,
+                "failing_since_ms": d.failing_since_ms,
+                "failed_polls": d.failed_polls,
                 "last_error": d.last_error,
             }
     for inp in inputs:
@@ -63,7 +67,7 @@ def report(
         "v": 1,
         "ts": now_ms,
         "version": __version__,
-        "uptime_s": round(time.monotonic() - started, 1),
+        "uptime_s": round(clock.monotonic() - started, 1),
         "cpu_temp_c": cpu_temperature(),
         "buffer": {
             "pending": buffer.pending,

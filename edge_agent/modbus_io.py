@@ -2,8 +2,12 @@
 
 pymodbus does the framing; this module turns its many failure shapes into one
 :class:`ReadError` with a kind (``timeout``, ``exception``, ``garbage``, ``link``) and the
-context a technician needs (bus, unit id, table, address range). pymodbus's own reconnect
-and retries are off: the poller supervises connections and decides what to retry.
+context a technician needs (bus, endpoint, unit id, table, address range). pymodbus's own
+reconnect and retries are off: the poller supervises connections and decides what to retry.
+
+pymodbus's log is kept to what the agent does not say itself (:class:`PymodbusNoise`): the
+poller logs a device's failure once when it starts and once when it ends, so pymodbus's
+error at every timeout, with the last 20 raw frames appended, would only fill a Pi's SD card.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from coldchain.profiles.schema import Table
 from coldchain.supervise import cancels, honour_cancellation
 
 log = logging.getLogger(__name__)
+
+PYMODBUS_LOGGER = "pymodbus.logging"
+"""The one logger pymodbus logs through (``Log._logger`` in ``pymodbus/logging.py``)."""
 
 ErrorKind = Literal["timeout", "exception", "garbage", "link"]
 EXCEPTION_NAMES = {
@@ -49,6 +56,58 @@ class ReadError(Exception):
             return f"exception {self.code}: {EXCEPTION_NAMES.get(self.code or 0, 'unknown')}"
         return {"timeout": "no reply", "garbage": "garbled reply", "link": "link down"}[self.kind]
 
+    @property
+    def summary(self) -> str:
+        """Where and why in one line: the reason, or the detail where it says more."""
+        return f"{self.where}: {self.detail if self.kind in ('garbage', 'link') else self.reason}"
+
+
+class PymodbusNoise(logging.Filter):
+    """Drops from pymodbus's log what the agent says better itself, and strips raw frames.
+
+    * ``No response received ...`` (ERROR, at every timeout, ``CLOSING CONNECTION`` included):
+      a :class:`ReadError`; the poller logs a device's failure once, with its context;
+    * ``received pdu without a corresponding request`` (WARNING): a reply that came after its
+      request had timed out (a slow device, or a stop in mid-request); already counted;
+    * ``Repeating....``: pymodbus's stand-in for its previous message, which may be dropped;
+    * the dump of the last 20 frames (``>>>>> send: 0x1 0x4 ...``) that pymodbus appends to
+      every ERROR while its logger is not at DEBUG: the rest of such a message is kept.
+
+    Everything else pymodbus warns about is kept, e.g. ``Failed to connect`` with the reason a
+    serial port or endpoint cannot be opened. At DEBUG (``coldchain agent -v``) pymodbus logs
+    every frame as it goes, and this filter does not hide those.
+    """
+
+    DROPPED = (
+        "No response received",
+        "received pdu without a corresponding request",
+        "Repeating....",
+    )
+    FRAMES = "\n>>>>> "
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if any(d in text for d in self.DROPPED):
+            return False
+        head, frames, _ = text.partition(self.FRAMES)
+        if frames:
+            record.msg, record.args = head, ()
+        return True
+
+
+def filter_pymodbus_noise() -> None:
+    """Install :class:`PymodbusNoise` on pymodbus's logger, once per process."""
+    logger = logging.getLogger(PYMODBUS_LOGGER)
+    if not any(isinstance(f, PymodbusNoise) for f in logger.filters):
+        logger.addFilter(PymodbusNoise())
+
+
+def quiet_pymodbus() -> None:
+    """The agent's logging setup, without ``-v``: pymodbus logs WARNING and up (so none of its
+    per-request DEBUG and INFO), less :class:`PymodbusNoise`."""
+    logging.getLogger(PYMODBUS_LOGGER).setLevel(logging.WARNING)
+    filter_pymodbus_noise()
+
 
 @dataclass(frozen=True, slots=True)
 class Request:
@@ -57,10 +116,9 @@ class Request:
     count: int
     unit: int
 
-    def where(self, bus: str) -> str:
-        return (
-            f"bus {bus} unit {self.unit} {self.table} {self.start}..{self.start + self.count - 1}"
-        )
+    def where(self, bus: str, endpoint: str) -> str:
+        last = self.start + self.count - 1
+        return f"bus {bus} ({endpoint}) unit {self.unit} {self.table} {self.start}..{last}"
 
 
 class ModbusLink:
@@ -69,6 +127,7 @@ class ModbusLink:
     def __init__(self, bus: RtuBus | TcpBus) -> None:
         self.bus = bus
         self._client: Any = None
+        filter_pymodbus_noise()  # wherever the agent's Modbus runs: agent, demo, tests
 
     def _make(self) -> Any:
         b = self.bus
@@ -123,7 +182,7 @@ class ModbusLink:
         """Registers (words) or bits of ``req``; raise :class:`ReadError` otherwise."""
         if not self.connected:
             await self.connect()
-        where = req.where(self.bus.id)
+        where = req.where(self.bus.id, self._endpoint())
         fn = {
             Table.COIL: self._client.read_coils,
             Table.DISCRETE: self._client.read_discrete_inputs,

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from coldchain.clock import WALL, Clock
 from coldchain.config.site import Device, MqttBus
 from coldchain.profiles.payload import PayloadError, base_topic, decode_payload, topics
 from coldchain.profiles.schema import MqttProfile, PointKind
@@ -52,8 +52,11 @@ def mqtt_device(device: Device, profile: MqttProfile, *, site: str, gateway: str
 class MqttInput:
     """Subscribes to the sensors of one MQTT bus and turns their messages into readings."""
 
-    def __init__(self, bus: MqttBus, devices: Sequence[MqttDevice], sink: Sink) -> None:
+    def __init__(
+        self, bus: MqttBus, devices: Sequence[MqttDevice], sink: Sink, *, clock: Clock = WALL
+    ) -> None:
         self.bus, self.sink = bus, sink
+        self.clock = clock  # stamps readings when received; reconnects stay wall time
         self.devices = list(devices)
         self._by_topic: dict[str, MqttDevice] = {}
         for d in self.devices:
@@ -68,7 +71,7 @@ class MqttInput:
         if d is None:
             self.unknown_topic += 1
             return
-        ts = time.time_ns() // 1_000_000
+        ts = self.clock.now_ms()
         d.messages += 1
         try:
             decoded = decode_payload(d.profile, d.base, topic, payload)

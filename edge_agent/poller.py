@@ -11,6 +11,12 @@ that keeps failing is backed off exponentially up to ``backoff_max``. An illegal
 to a merged block splits it at a point boundary (remembered for the device) and the halves
 are read at once. The loop survives anything: a broken link is closed and reopened with
 backoff, for a PLC reboot or a USB adapter unplugged and replugged.
+
+A device that gives no data (every block timed out, refused or garbled, or the link is down)
+is logged once when it starts failing, with the error (bus, endpoint, unit id, block), and once
+when it gives data again, with how long it was down and how many polls failed; the polls in
+between are counted (health: ``failing_since_ms``, ``failed_polls``), not logged: a Pi writes
+its log to an SD card.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from coldchain.clock import WALL, Clock
 from coldchain.config.site import Device, RtuBus, TcpBus
+from coldchain.durations import format_duration
 from coldchain.profiles.codec import decode_bit, decode_words
 from coldchain.profiles.schema import ModbusPoint, ModbusProfile, PointKind, Table
 from coldchain.reading import Quality, Reading, SeriesId
@@ -57,9 +65,27 @@ class DeviceState:
     polls_ok: int = 0
     requests: int = 0
     last_error: str | None = None
+    failing_since_ms: int | None = None  # the first poll without data of the current failure
+    failing_polls: int = 0  # polls without data since failing_since_ms
+    failed_polls: int = 0  # polls without data, in all
 
     def __post_init__(self) -> None:
         self.replan()
+
+    def count_poll(self, *, ok: bool, now_ms: int) -> bool:
+        """Count a poll that gave data (``ok``) or none; True when it starts or ends a failure
+        (the moments worth a log line). A failure's start and length stay until it ends."""
+        if not ok:
+            self.failed_polls += 1
+            self.failing_polls += 1
+            if self.failing_since_ms is None:
+                self.failing_since_ms = now_ms
+                return True
+            return False
+        if self.failing_since_ms is None:
+            return False
+        self.failing_since_ms, self.failing_polls = None, 0
+        return True
 
     def replan(self) -> None:
         self.blocks = plan(self.points, self.limits)
@@ -117,6 +143,7 @@ class BusPoller:
         *,
         backoff_max: float = 300.0,
         link: ModbusLink | None = None,
+        clock: Clock = WALL,
     ) -> None:
         self.bus, self.devices, self.sink = bus, list(devices), sink
         self.backoff_max = backoff_max
@@ -124,7 +151,8 @@ class BusPoller:
         self.link_failures = 0
         self._gap = bus.frame_gap if isinstance(bus, RtuBus) else 0.0
         self._slots = asyncio.Semaphore(bus.max_concurrent if isinstance(bus, TcpBus) else 1)
-        start = time.monotonic()
+        self.clock = clock  # poll intervals, backoff and timestamps; the wire stays wall time
+        start = clock.monotonic()
         for i, d in enumerate(self.devices):  # stagger first polls across one interval
             d.next_due = start + d.device.poll_interval * i / max(len(self.devices), 1)
 
@@ -136,17 +164,18 @@ class BusPoller:
 
     async def _device_loop(self, d: DeviceState) -> None:
         while True:
-            await asyncio.sleep(max(0.0, d.next_due - time.monotonic()))
+            await self.clock.sleep(max(0.0, d.next_due - self.clock.monotonic()))
             async with self._slots:  # RTU: the line is ours alone; TCP: bounded
                 await self._turn(d)
 
     async def _turn(self, d: DeviceState) -> None:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             outcome = await self.poll_device(d)
         except Exception as exc:  # the loop must survive anything a device does
-            log.exception("polling %s failed", d.device.id)
             d.last_error, outcome = f"internal error: {exc}", "silent"
+            if d.count_poll(ok=False, now_ms=self.clock.now_ms()):
+                log.exception("%s: polling failed; quiet until it gives data again", d.device.id)
         interval = d.device.poll_interval
         if outcome == "ok":
             d.failures = 0
@@ -156,26 +185,28 @@ class BusPoller:
         cap = max(self.backoff_max, interval)
         if outcome == "link":  # the line or endpoint, not the device: try again sooner
             cap = min(cap, max(LINK_RETRY_MAX, interval))
-        d.next_due = time.monotonic() + min(interval * 2 ** (d.failures - 1), cap)
+        d.next_due = self.clock.monotonic() + min(interval * 2 ** (d.failures - 1), cap)
 
     async def poll_device(self, d: DeviceState) -> Outcome:
         """Read every block of ``d`` once and emit the readings; say how it went."""
         d.polls += 1
         out: list[tuple[Reading, PointKind]] = []
-        answered, link_down = False, False
         pending = list(d.blocks)
+        answered, link_down, got_data = False, False, not pending
+        first: ReadError | None = None
         while pending:
             block = pending.pop(0)
             try:
                 data = await self._read(d, block)
             except ReadError as err:
-                d.last_error = str(err)
+                d.last_error = err.summary
                 if err.kind == "exception" and err.code == 2 and d.learn_split(block):
                     log.info("%s: illegal address in %s; splitting", d.device.id, block)
                     names = {p.name for p in block.points}
                     halves = [b for b in d.blocks if names & {p.name for p in b.points}]
                     pending = halves + pending
                     continue
+                first = first or err
                 answered = answered or err.kind in ("exception", "garbage")
                 out += self._bad(d, block.points, err.reason)
                 if err.kind in ("timeout", "link"):
@@ -184,12 +215,38 @@ class BusPoller:
                     out += self._bad(d, rest, err.reason)
                     break
                 continue
-            answered = True
-            out += self._decode(d, block, data, now_ms())
+            answered = got_data = True
+            out += self._decode(d, block, data, self.clock.now_ms())
         if answered:
             d.polls_ok += 1
+        self._log_change(d, got_data, first)
         self.sink(out)
         return "ok" if answered else ("link" if link_down else "silent")
+
+    def _log_change(self, d: DeviceState, got_data: bool, error: ReadError | None) -> None:
+        """One line when ``d`` starts giving no data, one when it gives data again."""
+        since = d.failing_since_ms
+        failed = d.failing_polls
+        if not d.count_poll(ok=got_data, now_ms=self.clock.now_ms()):
+            return
+        if not got_data:
+            why = error.summary if error is not None else d.last_error
+            log.warning(
+                "%s: no data: %s; retried with backoff, logged again when it gives data",
+                d.device.id,
+                why,
+            )
+            return
+        assert since is not None
+        down = max(0.0, (self.clock.now_ms() - since) / 1000)
+        log.info(
+            "%s: gives data again after %s and %d failed poll%s; last error: %s",
+            d.device.id,
+            format_duration(round(down)) if down >= 1 else f"{down:.1f}s",
+            failed,
+            "" if failed == 1 else "s",
+            d.last_error,
+        )
 
     async def _read(self, d: DeviceState, block: Block) -> list[int] | list[bool]:
         assert d.device.unit_id is not None  # checked by the config
@@ -219,5 +276,5 @@ class BusPoller:
     def _bad(
         self, d: DeviceState, points: Sequence[ModbusPoint], reason: str
     ) -> list[tuple[Reading, PointKind]]:
-        ts = now_ms()
+        ts = self.clock.now_ms()
         return [(Reading(d.series[p.name], ts, None, Quality.BAD, reason), p.kind) for p in points]

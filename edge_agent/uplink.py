@@ -35,7 +35,9 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from coldchain import __version__
+from coldchain.clock import WALL, Clock
 from coldchain.config.site import AgentSettings, Uplink
+from coldchain.protocol.limits import AGENT_MAX_BATCH_SIZE
 from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
 from coldchain.protocol.topics import Topics
 from coldchain.supervise import Client, describe, network_error, wait_event
@@ -84,6 +86,7 @@ class UplinkLoop:
         health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         backoff_initial: float = 0.5,
         fallback: EdgeFallback | None = None,
+        clock: Clock = WALL,
     ) -> None:
         self.outbox, self.gateway, self.uplink, self.settings = outbox, gateway, uplink, settings
         self.topics = Topics(uplink.prefix)
@@ -93,13 +96,16 @@ class UplinkLoop:
         self._ready = asyncio.Event()
         self._backoff_initial = backoff_initial
         self.fallback = fallback  # told of the link; its notices go out first on connect
+        # status stamps, the batch interval and the health interval run on the clock; the
+        # ack timeout, reconnect backoff and network timeouts are round trips: wall time
+        self.clock = clock
 
     def wake(self) -> None:
         """Readings were appended: a batch may be due."""
         self._ready.set()
 
     def _status(self, state: str) -> bytes:
-        msg = {"v": 1, "state": state, "ts": time.time_ns() // 1_000_000, "version": __version__}
+        msg = {"v": 1, "state": state, "ts": self.clock.now_ms(), "version": __version__}
         return json.dumps(msg).encode()
 
     def _client(self) -> Client:
@@ -196,7 +202,7 @@ class UplinkLoop:
 
     async def _send(self, client: aiomqtt.Client, seq: int, *, resend: bool) -> None:
         batch = await self.outbox.load_batch(seq)
-        self.stats.in_flight[seq] = time.monotonic()
+        self.stats.in_flight[seq] = time.monotonic()  # the ack timeout is a round trip: wall
         await client.publish(
             self.topics.topic(self.gateway, "telemetry"), encode_batch(batch), qos=1
         )
@@ -216,12 +222,13 @@ class UplinkLoop:
             while len(self.stats.in_flight) < s.max_in_flight:
                 if not await self.outbox.batch_due(s.batch_size, s.batch_interval):
                     break
-                batch = await self.outbox.next_batch(s.batch_size)
+                # never more than the protocol lets an agent send (the hub refuses larger)
+                batch = await self.outbox.next_batch(min(s.batch_size, AGENT_MAX_BATCH_SIZE))
                 if batch is None:
                     break
                 await self._send(client, batch.seq, resend=False)
             self._ready.clear()
-            await wait_event(self._ready, min(s.batch_interval, 1.0))
+            await wait_event(self._ready, self.clock.to_wall(min(s.batch_interval, 1.0)))
 
     async def _receive_acks(self, client: aiomqtt.Client) -> None:
         notice_acks = self.topics.topic(self.gateway, "alerts/ack")
@@ -251,4 +258,4 @@ class UplinkLoop:
             await client.publish(
                 self.topics.topic(self.gateway, "health"), json.dumps(report).encode(), qos=0
             )
-            await asyncio.sleep(self.settings.health_interval)
+            await self.clock.sleep(self.settings.health_interval)

@@ -2,9 +2,15 @@
 
 The hub subscribes to every gateway's telemetry topic (a shared subscription when
 ``hub.share_group`` is set, so several workers split the load). A batch is rejected whole —
-counted by reason, logged, never stored — when its topic is not a protocol topic, its gateway
-is unknown, it was published on another gateway's topic, its payload breaks the protocol, or
-it names a series the site config does not have. Accepted batches queue for one writer task
+counted by reason, logged (rate-limited), never stored — when its topic is not a protocol
+topic, its gateway is unknown, it was published on another gateway's topic, its payload is
+larger than the largest legal batch (refused before decoding) or breaks the protocol, or it
+names a series the site config does not have. A reading whose value is not a number, not
+finite, or outside what its point can plausibly carry (the profile's ``valid_range``, else
+the plausible range of its kind: :mod:`coldchain.config.topology`) is stored as a bad
+reading with no value and a reason naming the refused value, counted by reason; the batch
+is acknowledged, so one sensor's nonsense never wedges a gateway's outbox and the record
+says what happened. Accepted batches queue for one writer task
 that stores everything waiting in one write (one transaction) and only then publishes each
 batch's ack: a reading leaves a gateway's outbox only once the store has committed it.
 Out-of-order and backfilled batches are normal; the store's writes are idempotent.
@@ -17,22 +23,34 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import aiomqtt
 
 from coldchain.config.site import SiteConfig
-from coldchain.config.topology import site_points
+from coldchain.config.topology import PointInfo, site_points
+from coldchain.logsafe import RateLimitedLog
 from coldchain.profiles.registry import ProfileRegistry
-from coldchain.protocol.messages import Batch, ProtocolError, decode_batch, encode_ack
+from coldchain.protocol.messages import (
+    Batch,
+    ProtocolError,
+    decode_batch,
+    encode_ack,
+    refused_reason,
+)
 from coldchain.protocol.topics import TopicError, Topics
-from coldchain.reading import Reading, SeriesId
+from coldchain.reading import Quality, Reading, SeriesId
 from coldchain.store.base import Store, StoreError, WriteResult
 from coldchain.supervise import Client, describe, network_error
 
 log = logging.getLogger(__name__)
 
 MAX_WRITE = 20_000  # readings per store transaction
+MAX_QUEUED_READINGS = 200_000  # decoded, waiting for the writer; beyond: backpressure
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 @dataclass
@@ -47,7 +65,13 @@ class IngestStats:
     store_writes: int = 0
     lag_ms: float = 0.0  # newest reading's age when it was stored
     connected: bool = False  # subscribed to the broker
+    sessions: int = 0  # MQTT sessions begun (subscribed); more than 1 means reconnects
     store_errors: int = 0  # failed store writes (each retried)
+    # readings stored bad because the hub refused their value, by reason
+    rejected_values: Counter[str] = field(default_factory=Counter)
+    # status, health and alerts messages refused, by (kind, reason)
+    rejected_messages: Counter[tuple[str, str]] = field(default_factory=Counter)
+    message_errors: int = 0  # messages whose handling raised (logged; the session stays up)
 
 
 def known_series(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, set[SeriesId]]:
@@ -58,16 +82,43 @@ def known_series(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, set[Se
     return out
 
 
+Bounded = tuple[float, float, PointInfo]
+"""The lowest and highest value a point can carry (:attr:`PointInfo.bounds`), and the point."""
+
+
+def series_bounds(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, dict[SeriesId, Bounded]]:
+    """Each gateway's series, with the values each can carry and what it measures."""
+    out: dict[str, dict[SeriesId, Bounded]] = {gw.id: {} for gw in cfg.gateways}
+    for p in site_points(cfg, profiles):
+        out[p.gateway][p.sid] = (*p.bounds, p)
+    return out
+
+
+def implausible(r: Reading, point: PointInfo) -> Reading | None:
+    """``r`` as a bad reading without its value when the value lies outside what ``point``
+    can carry (:attr:`PointInfo.bounds`); None when it is plausible or absent."""
+    v = r.value
+    if v is None:
+        return None
+    lo, hi = point.bounds
+    if lo <= v <= hi:
+        return None
+    source = "valid range" if point.valid_range is not None else f"plausible {point.kind}"
+    why = f"outside {lo:g}..{hi:g} ({source})"
+    return Reading(r.series, r.ts_ms, None, Quality.BAD, refused_reason(v, why, r.reason), r.meta)
+
+
 Replies = list[tuple[str, bytes]] | None
 """Messages to publish in answer to one received (topic, payload)."""
 
 
 class RejectedError(Exception):
-    """A batch the hub will not store; ``reason`` is the counter's label."""
+    """A batch the hub will not store; ``reason`` is the counter's label, ``source`` the
+    gateway of its topic (or "(topic)" when the topic names none)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, source: str = "(topic)") -> None:
         super().__init__(detail)
-        self.reason = reason
+        self.reason, self.source = reason, source
 
 
 class Ingest:
@@ -81,10 +132,15 @@ class Ingest:
         *,
         topics: Topics | None = None,
         on_readings: Callable[[list[Reading]], None] | None = None,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.store = store
+        self.clock_ms = clock_ms  # the hub's clock: timestamps are checked against it
         self.topics = topics or Topics(cfg.uplink.prefix)
         self.allowed = known_series(cfg, profiles)
+        self.points = series_bounds(cfg, profiles)
+        self.rejections = RateLimitedLog(log)  # one line per gateway and reason a minute
+        self._queued = 0  # readings decoded and waiting for the writer
         self.sites = {gw.id: gw.site for gw in cfg.gateways}
         self.stats = IngestStats()
         self.on_readings = on_readings
@@ -99,31 +155,74 @@ class Ingest:
         if kind != "telemetry":
             raise RejectedError("topic", f"{topic} is not a telemetry topic")
         if gateway not in self.allowed:
-            raise RejectedError("unknown_gateway", f"gateway {gateway!r} is not in the site config")
-        try:
+            raise RejectedError(
+                "unknown_gateway", f"gateway {gateway!r} is not in the site config", "(unknown)"
+            )
+        try:  # a payload over MAX_BATCH_BYTES is refused here, before it is decoded
             batch = decode_batch(payload, gateway=gateway, now_ms=now_ms)
         except ProtocolError as exc:
-            reason = "foreign_topic" if "published on" in str(exc) else "schema"
-            raise RejectedError(reason, f"{gateway}: {exc}") from exc
+            reason = "foreign_topic" if "published on" in str(exc) else exc.reason
+            raise RejectedError(reason, f"{gateway}: {exc}", gateway) from exc
         if batch.site != self.sites[gateway]:
             raise RejectedError(
-                "schema", f"{gateway}: site {batch.site!r}, config says {self.sites[gateway]!r}"
+                "schema",
+                f"{gateway}: site {batch.site!r}, config says {self.sites[gateway]!r}",
+                gateway,
             )
-        allowed = self.allowed[gateway]
-        for r in batch.readings:
-            if r.series not in allowed:
+        return self._plausible(batch)
+
+    def _plausible(self, batch: Batch) -> Batch:
+        """``batch`` with every reading of a known series, each value one its point can carry
+        (else the reading is made bad, counted in ``batch.rejected_values``)."""
+        points = self.points[batch.gateway]
+        readings = batch.readings
+        fixed: list[Reading] | None = None
+        for n, r in enumerate(readings):  # the hot path: plain comparisons
+            entry = points.get(r.series)
+            if entry is None:
                 raise RejectedError(
-                    "unknown_series", f"{gateway}: series {r.series} is not in the site config"
+                    "unknown_series",
+                    f"{batch.gateway}: series {r.series} is not in the site config",
+                    batch.gateway,
                 )
-        return batch
+            v = r.value
+            if v is None or entry[0] <= v <= entry[1]:
+                continue
+            bad = implausible(r, entry[2])
+            if bad is not None:
+                if fixed is None:
+                    fixed = list(readings)
+                fixed[n] = bad
+                batch.rejected_values["out_of_range"] += 1
+        return batch if fixed is None else replace(batch, readings=fixed)
 
     def receive(self, topic: str, payload: bytes) -> bool:
         """Take one message (from the MQTT loop); False if it was rejected."""
         try:
-            batch = self.check(topic, payload, time.time_ns() // 1_000_000)
+            batch = self.check(topic, payload, self.clock_ms())
         except RejectedError as exc:
             self.stats.rejected[exc.reason] += 1
-            log.warning("rejected a batch (%s): %s", exc.reason, exc)
+            self.rejections.warning(
+                (exc.source, exc.reason), "rejected a batch (%s): %s", exc.reason, str(exc)
+            )
+            return False
+        if batch.rejected_values:
+            self.stats.rejected_values.update(batch.rejected_values)
+            for reason, n in batch.rejected_values.items():
+                self.rejections.warning(
+                    (batch.gateway, f"value:{reason}"),
+                    "%s: %d readings of batch %s/%d stored as bad, value refused (%s), e.g. %s",
+                    batch.gateway,
+                    n,
+                    batch.epoch,
+                    batch.seq,
+                    reason,
+                    next(
+                        r.reason for r in batch.readings if r.reason and "hub refused" in r.reason
+                    ),
+                )
+        if self._queued + len(batch.readings) > MAX_QUEUED_READINGS and self._queued:
+            self.stats.rejected["backpressure"] += 1  # see below
             return False
         try:
             self._queue.put_nowait(batch)
@@ -132,6 +231,7 @@ class Ingest:
             # after its ack timeout, by when the writer has caught up.
             self.stats.rejected["backpressure"] += 1
             return False
+        self._queued += len(batch.readings)
         return True
 
     async def writer(self, publish: Callable[[str, bytes], Awaitable[None]]) -> None:
@@ -143,6 +243,7 @@ class Ingest:
                 batches.append(self._queue.get_nowait())
                 n += len(batches[-1].readings)
             readings = [r for b in batches for r in b.readings]
+            self._queued -= len(readings)
             started = time.perf_counter()
             result = await self._write(readings)
             self.stats.store_seconds += time.perf_counter() - started
@@ -150,7 +251,7 @@ class Ingest:
             self.stats.batches += len(batches)
             self.stats.readings += result.stored
             self.stats.duplicates += result.duplicates
-            now = time.time_ns() // 1_000_000
+            now = self.clock_ms()
             if readings:
                 self.stats.lag_ms = now - max(r.ts_ms for r in readings)
             if self.on_readings is not None and readings:
@@ -179,6 +280,32 @@ class Ingest:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+    def handle(
+        self, message: aiomqtt.Message, on_message: Callable[[str, bytes], Replies] | None
+    ) -> Replies:
+        """One message from the broker: telemetry to :meth:`receive`, the rest to
+        ``on_message``. Never raises: an exception from handling one message is counted
+        (``message_errors``) and logged (rate-limited), and the MQTT session stays up (a
+        retained message that raised would otherwise come back on every reconnect)."""
+        topic = str(message.topic)
+        try:
+            raw = message.payload
+            data = bytes(raw) if isinstance(raw, bytes | bytearray) else b""
+            if topic.endswith("/telemetry"):
+                self.receive(topic, data)
+                return None
+            return on_message(topic, data) if on_message is not None else None
+        except Exception as exc:  # noqa: BLE001 - one message must not drop the session
+            self.stats.message_errors += 1
+            self.rejections.warning(
+                ("(handler)", type(exc).__name__),
+                "handling a message on %s failed: %s",
+                topic,
+                repr(exc),
+                exc_info=True,
+            )
+            return None
 
     def subscription(self, share_group: str | None) -> str:
         return self.topics.all("telemetry", share=share_group)
@@ -214,6 +341,7 @@ async def run_ingest(
                 for kind in ("status", "health", "alerts"):
                     await client.subscribe(ingest.topics.all(kind), qos=1)
                 ingest.stats.connected, backoff = True, 0.5
+                ingest.stats.sessions += 1
 
                 async def publish(topic: str, payload: bytes) -> None:
                     await client.publish(topic, payload, qos=1)
@@ -221,14 +349,9 @@ async def run_ingest(
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(ingest.writer(publish), name="ingest-writer")
                     async for message in client.messages:
-                        topic = str(message.topic)
-                        raw = message.payload
-                        data = bytes(raw) if isinstance(raw, bytes | bytearray) else b""
-                        if topic.endswith("/telemetry"):
-                            ingest.receive(topic, data)
-                        elif on_message is not None:
-                            for reply_topic, reply in on_message(topic, data) or ():
-                                await publish(reply_topic, reply)
+                        replies = ingest.handle(message, on_message)
+                        for reply_topic, reply in replies or ():
+                            await publish(reply_topic, reply)
                     raise aiomqtt.MqttError("message stream ended")
         except Exception as exc:  # supervised: nothing but cancellation ends the loop
             ingest.stats.connected = False

@@ -4,17 +4,28 @@ Fed by the retained status topic (``online``, and the last will ``offline``), by
 reports and by telemetry. A gateway that has said nothing for ``health_timeout`` is offline
 even if no last will came (a broker restart, a network partition). Kept in the hub's
 database so a restarted hub still knows the last state of every gateway.
+
+Status and health payloads are parsed (bounded size and depth) and validated
+(:mod:`coldchain.protocol.status`) before anything is changed: a malformed one raises
+:class:`~coldchain.protocol.messages.ProtocolError` and changes nothing, and only the
+validated report is stored. A stored report is validated again when read (rows written by
+an older hub stored whatever JSON came): one that does not validate reads as no report.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from coldchain.protocol.bounded import loads_bounded
+from coldchain.protocol.limits import MAX_HEALTH_BYTES, MAX_JSON_DEPTH
+from coldchain.protocol.messages import ProtocolError
+from coldchain.protocol.status import HealthReport, decode_health, decode_status, health_from
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -35,21 +46,21 @@ class GatewayState:
     state_since_ms: int | None
     last_seen_ms: int | None
     version: str | None
-    health: dict[str, Any] | None
+    report: HealthReport | None  # the last health report, validated
+
+    @property
+    def health(self) -> dict[str, Any] | None:
+        """The last health report as the agent sent it, minus fields the hub does not know."""
+        return (
+            None if self.report is None else self.report.model_dump(mode="json", exclude_unset=True)
+        )
 
     @property
     def backlog(self) -> int | None:
-        buf = (self.health or {}).get("buffer") or {}
-        value = buf.get("pending")
-        return int(value) if isinstance(value, int) else None
+        return None if self.report is None else self.report.backlog
 
     def poll_success(self) -> dict[str, float | None]:
-        devices = (self.health or {}).get("devices") or {}
-        return {
-            k: v.get("success")
-            for k, v in devices.items()
-            if isinstance(v, dict) and "success" in v
-        }
+        return {} if self.report is None else self.report.poll_success()
 
 
 def now_ms() -> int:
@@ -59,7 +70,15 @@ def now_ms() -> int:
 class Registry:
     """Gateway states in the hub database (thread-safe; calls are short)."""
 
-    def __init__(self, path: str | Path, gateways: list[str], *, health_timeout_s: float) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        gateways: list[str],
+        *,
+        health_timeout_s: float,
+        clock_ms: Callable[[], int] = now_ms,
+    ) -> None:
+        self._now = clock_ms  # the hub's clock: last seen, state changes, expiry
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
@@ -70,6 +89,7 @@ class Registry:
                 "INSERT OR IGNORE INTO gateways (id, state) VALUES (?, 'unknown')", (gw,)
             )
         self.known = set(gateways)
+        self._reports: dict[str, tuple[str, HealthReport | None]] = {}  # id -> (text, report)
 
     def _set(self, gateway: str, **fields: Any) -> None:
         cols = ", ".join(f"{k} = ?" for k in fields)
@@ -85,43 +105,35 @@ class Registry:
             )
 
     def on_status(self, gateway: str, payload: bytes) -> None:
+        """A status message of a known gateway (others are ignored); raises
+        :class:`ProtocolError`, changing nothing, when it is malformed."""
         if gateway not in self.known:
             return
-        try:
-            msg = json.loads(payload)
-            state = msg["state"]
-        except (ValueError, KeyError, TypeError):
-            return
-        if state not in ("online", "offline"):
-            return
-        at = now_ms()
-        self._state_change(gateway, state, at)
-        self._set(gateway, version=str(msg.get("version") or ""), last_seen=at)
+        msg = decode_status(payload)
+        at = self._now()
+        self._state_change(gateway, msg.state, at)
+        self._set(gateway, version=msg.version or "", last_seen=at)
 
     def on_health(self, gateway: str, payload: bytes) -> None:
+        """A health report of a known gateway (others are ignored); raises
+        :class:`ProtocolError`, changing nothing, when it is malformed."""
         if gateway not in self.known:
             return
-        try:
-            msg = json.loads(payload)
-        except ValueError:
-            return
-        if not isinstance(msg, dict):
-            return
-        at = now_ms()
-        self._set(
-            gateway, health=json.dumps(msg), last_seen=at, version=str(msg.get("version") or "")
-        )
+        report = decode_health(payload)
+        at = self._now()
+        stored = report.model_dump_json(exclude_unset=True)
+        self._set(gateway, health=stored, last_seen=at, version=report.version or "")
         self._state_change(gateway, "online", at)
 
     def on_telemetry(self, gateway: str) -> None:
         if gateway in self.known:
-            at = now_ms()
+            at = self._now()
             self._set(gateway, last_seen=at)
             self._state_change(gateway, "online", at)
 
     def expire(self, at: int | None = None) -> list[str]:
         """Mark gateways silent longer than the health timeout offline; return them."""
-        at = at if at is not None else now_ms()
+        at = at if at is not None else self._now()
         with self._lock:
             rows = self._db.execute(
                 "SELECT id FROM gateways WHERE state = 'online' AND last_seen < ?",
@@ -138,9 +150,27 @@ class Registry:
                 "FROM gateways ORDER BY id"
             ).fetchall()
         return [
-            GatewayState(i, s, since, seen, v or None, json.loads(h) if h else None)
+            GatewayState(i, s, since, seen, v or None, self._report(i, h))
             for i, s, since, seen, v, h in rows
         ]
+
+    def _report(self, gateway: str, text: str | None) -> HealthReport | None:
+        """The stored report, validated (once per stored text); None if it does not
+        validate (written by an older hub that stored any JSON) or there is none."""
+        if not text:
+            return None
+        cached = self._reports.get(gateway)
+        if cached is not None and cached[0] == text:
+            return cached[1]
+        try:
+            doc = loads_bounded(
+                text.encode(), max_bytes=MAX_HEALTH_BYTES, max_depth=MAX_JSON_DEPTH, what="health"
+            )
+            report: HealthReport | None = health_from(doc)
+        except ProtocolError:
+            report = None
+        self._reports[gateway] = (text, report)
+        return report
 
     def get(self, gateway: str) -> GatewayState | None:
         return next((g for g in self.all() if g.id == gateway), None)

@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from coldchain.profiles.registry import ProfileRegistry
 
 
+SIMULATE_DESCRIPTION = """\
+Run the virtual site of a site config until SIGINT or SIGTERM: every Modbus bus served by
+real slaves (RTU on a pseudo-terminal, TCP on 127.0.0.1), the MQTT sensors publishing their
+vendors' payloads to --broker, rooms with thermal behaviour, and a control API on 127.0.0.1
+to inject faults (see docs/simulator.md). It prints where each bus is; --write-config writes
+a copy of the site config pointing at them, for 'coldchain agent'."""
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)

@@ -2,7 +2,8 @@
 payloads (:func:`coldchain.profiles.payload.encode_payloads`) to a broker.
 
 Like the real devices they publish when a discrete value changes (a door opens) and
-periodically (``interval`` wall seconds, as sensors report on their own timer), all topics of
+periodically (``interval`` seconds of the simulation's clock, as sensors report on their
+own timer), all topics of
 a device at once. Faults: ``silent`` and the gateway's ``link_down`` stop a device
 publishing; ``garbage`` publishes bytes its decoder cannot read; ``probe_open`` publishes a
 value beyond the point's range (or leaves the field out). The connection is supervised: it
@@ -15,12 +16,13 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import aiomqtt
 
+from coldchain.clock import WALL, Clock
 from coldchain.profiles.payload import PayloadError, base_topic, encode_payloads, topics
 from coldchain.profiles.schema import MqttProfile
 from coldchain.supervise import Client
@@ -30,6 +32,10 @@ from simulator.journal import Journal
 from simulator.signals import DISCRETE_KINDS
 
 log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    async def publish(self, topic: str, payload: bytes) -> object: ...
 
 
 def parse_broker(url: str) -> tuple[str, int]:
@@ -73,11 +79,11 @@ class MqttSensors:
         journal: Journal,
         interval: float = 10.0,
         tick: float = 0.1,
-        sim_time: Callable[[], float] | None = None,
+        clock: Clock = WALL,
     ) -> None:
         self.host, self.port, self.faults, self.journal = host, port, faults, journal
         self.interval, self.tick = interval, tick
-        self._sim_time = sim_time
+        self.clock = clock
         self.sensors: list[_Sensor] = []
         for dev in devices:
             assert isinstance(dev.profile, MqttProfile)
@@ -111,8 +117,10 @@ class MqttSensors:
             await asyncio.sleep(backoff * random.uniform(0.5, 1.5))  # noqa: S311
             backoff = min(backoff * 2, 30.0)
 
-    async def publish_due(self, client: aiomqtt.Client) -> None:
-        now = time.monotonic()
+    async def publish_due(self, client: Publisher) -> None:
+        """Publish what is due now through ``client`` (an aiomqtt client, or anything with
+        its ``publish``: an in-process run hands the payloads straight to an agent)."""
+        now = self.clock.monotonic()
         for s in self.sensors:
             dev = s.device
             wire = self.faults.wire_fault(dev.key, dev.gateway)
@@ -130,9 +138,9 @@ class MqttSensors:
                 continue
             values = {k: v for k, v in dev.values.items() if v is not None}
             wall = time.time()
-            sim = self._sim_time() if self._sim_time is not None else wall
+            sim_ms = self.clock.now_ms()
             try:
-                messages = encode_payloads(s.profile, s.base, values, ts_ms=int(wall * 1000))
+                messages = encode_payloads(s.profile, s.base, values, ts_ms=sim_ms)
             except PayloadError as exc:  # a value the vendor format cannot carry: say so
                 log.warning("mqtt: %s: cannot encode %s: %s", dev.key, values, exc)
                 continue
@@ -141,7 +149,7 @@ class MqttSensors:
             for name in dev.values:
                 self.journal.record(
                     dev.series(name),
-                    sim_ms=int(sim * 1000),
+                    sim_ms=sim_ms,
                     wall_ms=int(wall * 1000),
                     value=dev.values[name],
                     reason="probe open" if dev.probe_fault_on(name) else None,

@@ -2,8 +2,8 @@
 sorting hall), and every device of every gateway attached to its room through its profile.
 
 :meth:`Plant.advance` moves the physics to a simulated time, applies the active faults,
-refreshes the devices' values (temperatures and humidities at the sensors' own pace, on
-wall time; discrete points every call) and records every served Modbus value that changed
+refreshes the devices' values (temperatures and humidities at the sensors' own pace, in
+simulated time; discrete points every call) and records every served Modbus value that changed
 in the :class:`~simulator.journal.Journal`. MQTT values are journaled when published.
 """
 
@@ -153,20 +153,26 @@ class Plant:
             dev.probe_open = set() if fault is None else {fault.point or "*"}
             dev.view.probe_fault = fault is not None
 
-    def advance(self, t: float, *, wall: float, refresh_all: bool = False) -> None:
-        """Advance the rooms to simulated time ``t`` and refresh what the devices serve
-        (temperatures and humidities every ``sensor_period`` wall seconds or ``refresh_all``)."""
+    def advance_rooms(self, t: float) -> None:
+        """Advance the physics (rooms, sorting line) to simulated time ``t``, without
+        refreshing the devices (an in-process run refreshes a device when it is read)."""
         if t > self.t:
             for room in self.rooms.values():
                 room.advance_to(t)
             self.t = t
+
+    def advance(self, t: float, *, wall: float, refresh_all: bool = False) -> None:
+        """Advance the rooms to simulated time ``t`` and refresh what the devices serve
+        (temperatures and humidities every ``sensor_period`` simulated seconds, a
+        transmitter's measurement cycle, or ``refresh_all``); ``wall`` stamps the journal."""
+        self.advance_rooms(t)
         analog = (
             refresh_all
             or self._last_analog is None
-            or (wall - self._last_analog >= self.sensor_period)
+            or (self.t - self._last_analog >= self.sensor_period)
         )
         if analog:
-            self._last_analog = wall
+            self._last_analog = self.t
         sim_ms, wall_ms = int(self.t * 1000), int(wall * 1000)
         for dev in self.devices.values():
             changed = dev.refresh(analog=analog)

@@ -75,8 +75,12 @@ def _control_band(room: Room) -> tuple[float, float]:
     """Setpoint and differential that keep a controlled room inside its limits."""
     band = room.effective_limits.temperature
     if band.low is not None and band.high is not None:
+        # cut-in at 65 % of the band: a door opening or a defrost's recovery overshoots
+        # the cut-in by up to ~0.9 °C in a chilled room, and a probe reads up to ~0.2 °C
+        # off; a cut-in at 75 % (the first tuning) put probes at 4.1 °C of a 0-4 °C band
+        # in a normal week (tests/test_site_week.py).
         width = band.high - band.low
-        return band.low + 0.4 * width, 0.35 * width
+        return band.low + 0.35 * width, 0.3 * width
     if band.high is not None:
         frozen = room.room_class is RoomClass.FROZEN
         return (band.high - 4.0, 2.0) if frozen else (band.high - 2.5, 1.5)
@@ -123,13 +127,18 @@ def params_for(room: Room, rng: random.Random, *, utc_offset: float = 8 * HOUR) 
     every_h, for_min, heater = d.defrost
     dehumidify = 8.0 if controlled else 0.0
     rh_base = d.rh_base
+    rh_vary = 0.03
     hum = room.effective_limits.humidity
     if hum is not None and hum.low is not None and hum.high is not None:
         # a room kept to a humidity band (a tea store at 30-55 %RH runs a dehumidifier, a
-        # fruit room at 85-95 a humidifier): centred in it, the coil's drying within it
+        # fruit room at 85-95 a humidifier): centred in it, the coil's drying within it,
+        # varied by a twentieth of the band (3 % of 92 %RH would be most of a 10 %RH band:
+        # a fruit room would sit at its limit, and its probes' own spread would cross it)
+        width = hum.high - hum.low
         if controlled:
-            dehumidify = min(dehumidify, (hum.high - hum.low) / 3)
+            dehumidify = min(dehumidify, width / 3)
         rh_base = (hum.low + hum.high) / 2 + dehumidify / 2
+        rh_vary = width / 20 / rh_base
     return RoomParams(
         room_class=cls,
         controlled=controlled,
@@ -156,7 +165,7 @@ def params_for(room: Room, rng: random.Random, *, utc_offset: float = 8 * HOUR) 
         door_min=d.door_s[0],
         door_max=d.door_s[1],
         door_alarm_delay=120.0,
-        rh_base=vary(rh_base, 0.03),
+        rh_base=vary(rh_base, rh_vary),
         rh_dehumidify=dehumidify,
         rh_defrost=6.0 if controlled else 0.0,
         rh_outside=65.0,

@@ -3,6 +3,7 @@ TCP bus), the MQTT sensors, the fault set, the journal, the control API and the 
 moves the physics along the accelerated clock.
 
     async with Simulation(config, profiles, speed=60, seed=1, broker="mqtt://...") as sim:
+    # or clock=ScaledClock(...): the one clock the agents and the hub are given too
         sim.endpoints()   # where each bus is served
         sim.inject("silent", "gw-1/probe-2")
 
@@ -18,6 +19,7 @@ import logging
 from types import TracebackType
 from typing import Any
 
+from coldchain.clock import Clock
 from coldchain.config.site import SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import MqttProfile
@@ -51,12 +53,14 @@ class Simulation:
         serve_gaps: bool = False,
         journal_len: int = 3600,
         start: float | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.config, self.profiles = config, profiles
         self.seed, self.tick, self.mqtt_interval = seed, tick, mqtt_interval
         self.broker = parse_broker(broker) if broker else None
         self.control_port = control_port
-        self.clock = SimClock(speed=speed, start=start)
+        # ``clock``: the clock the agents and the hub share (a demo's); else one of ``speed``
+        self.clock = SimClock(clock, speed=speed, start=start)
         self.journal = Journal(journal_len)
         self.plant = Plant(
             config,
@@ -121,7 +125,7 @@ class Simulation:
                 faults=self.fault_set,
                 journal=self.journal,
                 interval=self.mqtt_interval,
-                sim_time=lambda: self.plant.t,
+                clock=self.clock.clock,
             )
             self._tasks.append(asyncio.create_task(self.mqtt.run(), name="sim mqtt"))
         self._tasks.append(asyncio.create_task(self._ticker(), name="sim tick"))

@@ -1,6 +1,7 @@
 """Helpers for the hub tests: the hub service running in-process on a free port, and plain
 HTTP calls to its API (urllib in a thread: a real client over a real socket), logged in as
-an admin made for the test (``session_header``)."""
+an admin made for the test (``session_header``: its session cookie and the session's CSRF
+token, as a script sends them)."""
 
 from __future__ import annotations
 
@@ -13,22 +14,25 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from coldchain.clock import WALL, Clock
 from coldchain.config.site import SiteConfig
 from coldchain.hub.service import Hub
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.store.base import Store
 from dashboards.auth import COOKIE
+from dashboards.csrf import HEADER as CSRF_HEADER
 
 TEST_USER, TEST_PASSWORD = "test-admin", "test-admin-password"
-# hub URL -> the Cookie header of its test admin's session
-_SESSIONS: dict[str, str] = {}
+# hub URL -> the headers of its test admin's session
+_SESSIONS: dict[str, dict[str, str]] = {}
 
 
 def session_header(url: str) -> dict[str, str]:
-    """The Cookie header logging a request to ``url`` in as the test admin of its hub."""
-    for base, cookie in _SESSIONS.items():
+    """The headers logging a request to ``url`` in as the test admin of its hub: the
+    session cookie and the CSRF token its state-changing requests carry."""
+    for base, headers in _SESSIONS.items():
         if url.startswith(base):
-            return {"Cookie": cookie}
+            return dict(headers)
     return {}
 
 
@@ -41,6 +45,7 @@ async def running_hub_service(
     *,
     config_path: Path | None = None,
     store: Store | None = None,
+    clock: Clock = WALL,
 ) -> AsyncIterator[Hub]:
     hub = Hub(
         cfg,
@@ -50,9 +55,13 @@ async def running_hub_service(
         config_path=config_path,
         store=store,
         listen="127.0.0.1:0",
+        clock=clock,
     )
     hub.auth.users.add(TEST_USER, "admin", TEST_PASSWORD)
-    _SESSIONS[hub.url] = f"{COOKIE}={hub.auth.sessions.issue(TEST_USER)}"
+    cookie = hub.auth.sessions.issue(TEST_USER)
+    session = hub.auth.sessions.verify(cookie)
+    assert session is not None
+    _SESSIONS[hub.url] = {"Cookie": f"{COOKIE}={cookie}", CSRF_HEADER: session.csrf_token}
     task = asyncio.create_task(hub.run(), name="hub")
     try:
         yield hub

@@ -26,6 +26,41 @@ def load_site(path: Path, doc: dict[str, Any], profiles: ProfileRegistry) -> Sit
     return result.config
 
 
+def one_bus_site(
+    bus: dict[str, Any], devices: list[tuple[str, str, int]], *, poll_interval: str
+) -> dict[str, Any]:
+    """A site of one chilled room and one gateway with one bus: ``devices`` as (id,
+    profile, unit id), each polled every ``poll_interval``."""
+    return {
+        "version": 1,
+        "sites": [
+            {
+                "id": "depot",
+                "name": "Depot",
+                "rooms": [{"id": "chill", "name": "Chilled", "class": "chilled"}],
+            }
+        ],
+        "gateways": [
+            {
+                "id": "gw1",
+                "site": "depot",
+                "buses": [bus],
+                "devices": [
+                    {
+                        "id": d,
+                        "profile": p,
+                        "bus": bus["id"],
+                        "unit_id": u,
+                        "room": "chill",
+                        "poll_interval": poll_interval,
+                    }
+                    for d, p, u in devices
+                ],
+            }
+        ],
+    }
+
+
 def all_profiles_site(profiles: ProfileRegistry) -> dict[str, Any]:
     """Every Modbus profile on an RTU bus and on a TCP bus, every MQTT profile on a broker.
 

@@ -242,3 +242,31 @@ def test_a_backlog_older_than_a_resumed_alert_does_not_resolve_it() -> None:
     assert [t for t in out if t.key == key] == []  # cold, but before the alarm began
     out = ev.feed([r("probe/temperature", T0 + 31 * MIN, 2.0)])
     assert [(t.key, t.to) for t in out if t.key == key] == [(key, "resolved")]
+
+
+def test_one_sample_past_the_limit_then_a_decay_inside_the_band_never_fired() -> None:
+    # Found by the simulated week: one 4.1 °C sample after a door opening, then 3.95 °C
+    # and falling. The pending warning was judged with the hysteresis (still "above" down
+    # to 3.5 °C), so its 5-minute delay ran out inside the band and it fired for an
+    # excursion of 30 s. The delay counts time past the limit; the band is for clearing.
+    run = Run(evaluator())
+    run.until(10, probe__temperature=3.0)
+    for i, value in enumerate([4.1] + [round(3.95 - 0.05 * i, 2) for i in range(14)]):
+        run.at(10.5 + 0.5 * i, ("probe/temperature", value))
+    run.until(20, probe__temperature=3.2)
+    assert only(run, "temperature-high/warning") == [
+        ("temperature-high/warning", "pending"),
+        ("temperature-high/warning", "cancelled"),
+    ]
+
+
+def test_a_pending_alert_inside_the_band_fires_on_the_next_reading_past_the_limit() -> None:
+    run = Run(evaluator())
+    run.until(10, probe__temperature=3.0)
+    run.until(11, probe__temperature=4.2)
+    run.until(20, probe__temperature=3.8)  # the delay runs out inside the band: pending
+    assert only(run, "temperature-high/warning") == [("temperature-high/warning", "pending")]
+    run.until(21, probe__temperature=4.2)
+    fired = [t for t in run.out if t.to == "firing" and t.key.startswith("temperature-high/w")]
+    assert len(fired) == 1
+    assert fired[0].since_ms == T0 + round(10.5 * MIN)

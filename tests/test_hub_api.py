@@ -66,7 +66,7 @@ async def test_config_endpoints(tmp_path: Path, mosquitto: Broker) -> None:
         assert status == 404
         assert "no room in chengqu-centre 'cold-room-9'" in body["detail"]
         status, page = await get(f"{u}/api/devices?limit=5&offset=5")
-        assert (status, page["total"], len(page["items"]), page["offset"]) == (200, 29, 5, 5)
+        assert (status, page["total"], len(page["items"]), page["offset"]) == (200, 30, 5, 5)
         status, page = await get(f"{u}/api/devices?gateway=gw-centre-cold")
         assert {d["id"] for d in page["items"]} >= {"cr1-probe-door", "cr1-doors"}
         status, body = await get(f"{u}/api/devices?gateway=gw-nowhere")

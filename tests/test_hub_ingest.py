@@ -68,6 +68,10 @@ async def test_simulator_to_store_equals_ground_truth(
         health = hub.registry.get("gw-centre-cold")
         assert health is not None
         assert health.version
+        # the agents' own status and health reports pass the hub's validation
+        await until(lambda: hub.registry.get("gw-centre-cold").report is not None, "health")  # type: ignore[union-attr]
+        assert not hub.ingest.stats.rejected_messages
+        assert not hub.ingest.stats.rejected_values
         assert all(a.uplink.stats.readings_acked > 0 for a in running)
 
 

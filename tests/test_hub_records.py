@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from coldchain.hub.audit import AuditLog
+from coldchain.protocol.messages import ProtocolError
 from gateway.registry import Registry
 from tests.services import until
 
@@ -36,8 +37,9 @@ def test_registry_follows_status_health_and_the_timeout(tmp_path: Path) -> None:
     assert (gw2.state, gw2.backlog, gw2.poll_success()) == ("online", 42, {"p1": 0.5})
     reg.on_status("gw1", json.dumps({"v": 1, "state": "offline"}).encode())  # the last will
     assert reg.get("gw1").state == "offline"  # type: ignore[union-attr]
-    # garbage and strangers change nothing
-    reg.on_status("gw2", b"{not json")
+    # garbage and strangers change nothing (garbage raises, for the hub to count and log)
+    with pytest.raises(ProtocolError, match="status: not JSON: Expecting property name"):
+        reg.on_status("gw2", b"{not json")
     reg.on_status("gw-stranger", json.dumps({"state": "online"}).encode())
     assert reg.get("gw2").state == "online"  # type: ignore[union-attr]
     assert reg.get("gw-stranger") is None

@@ -22,41 +22,14 @@ from edge_agent.poller import BusPoller, DeviceState, device_state
 from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
 from tests.services import until
-from tests.simkit import load_site
+from tests.simkit import load_site, one_bus_site
 
 INTERVAL = 0.4
 TIMEOUT = 0.15
 
 
 def site(bus: dict[str, Any], devices: list[tuple[str, str, int]]) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "sites": [
-            {
-                "id": "depot",
-                "name": "Depot",
-                "rooms": [{"id": "chill", "name": "Chilled", "class": "chilled"}],
-            }
-        ],
-        "gateways": [
-            {
-                "id": "gw1",
-                "site": "depot",
-                "buses": [bus],
-                "devices": [
-                    {
-                        "id": d,
-                        "profile": p,
-                        "bus": bus["id"],
-                        "unit_id": u,
-                        "room": "chill",
-                        "poll_interval": f"{int(INTERVAL * 1000)}ms",
-                    }
-                    for d, p, u in devices
-                ],
-            }
-        ],
-    }
+    return one_bus_site(bus, devices, poll_interval=f"{int(INTERVAL * 1000)}ms")
 
 
 class Recorder:

@@ -80,8 +80,6 @@ def raw(**changes: object) -> bytes:
         (raw(r=[[1, NOW, 2.5]]), "r[0]: no series 1"),
         (raw(r=[[0, 12, 2.5]]), "r[0]: bad time 12"),
         (raw(r=[[0, NOW + 2 * 86_400_000, 2.5]]), "r[0]: bad time"),
-        (raw(r=[[0, NOW, float("nan")]]), "r[0]: bad value nan"),
-        (raw(r=[[0, NOW, "2.5"]]), "r[0]: bad value '2.5'"),
         (raw(r=[[0, NOW, None]]), "r[0]: a good reading needs a value"),
         (raw(r=[[0, NOW, None, "x", "why"]]), "r[0]: bad quality 'x'"),
         (raw(r=[[0, NOW, None, "b", ""]]), "r[0]: bad reason ''"),
@@ -93,6 +91,31 @@ def test_bad_batches_say_what_is_wrong(data: bytes, message: str) -> None:
     with pytest.raises(ProtocolError) as info:
         decode_batch(data, gateway="gw-city", now_ms=NOW)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "label", "reason"),
+    [
+        (float("nan"), "not_finite", "hub refused value nan: not finite"),
+        (float("inf"), "not_finite", "hub refused value inf: not finite"),
+        ("2.5", "not_a_number", "hub refused value '2.5': not a number"),
+        (True, "not_a_number", "hub refused value True: not a number"),
+        ([1], "not_a_number", "hub refused value [1]: not a number"),
+    ],
+)
+def test_a_value_that_is_not_a_number_wedged_the_whole_batch(
+    value: object, label: str, reason: str
+) -> None:
+    """It made the batch a ProtocolError: never acknowledged, resent forever. Now that reading
+    is bad, with no value and a reason naming the raw value; the rest of the batch stands."""
+    data = raw(r=[[0, NOW, value], [0, NOW + 1, 2.5], [0, NOW + 2, value, "b", "probe open"]])
+    b = decode_batch(data, gateway="gw-city", now_ms=NOW)
+    first, good, already_bad = b.readings
+    assert (first.value, first.quality, first.reason) == (None, Quality.BAD, reason)
+    assert (good.value, good.quality) == (2.5, Quality.GOOD)
+    assert (already_bad.value, already_bad.quality) == (None, Quality.BAD)
+    assert already_bad.reason == f"{reason}; gateway: probe open"
+    assert dict(b.rejected_values) == {label: 2}
 
 
 def test_encode_refuses_foreign_readings() -> None:

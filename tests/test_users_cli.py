@@ -1,12 +1,16 @@
-"""``coldchain users``: add, list and remove the hub's users; bad input says what is wrong."""
+"""``coldchain users``: add, list and remove the hub's users, set a password, log a user out
+everywhere; every subcommand's help works; each action says what it did; bad input says
+what is wrong."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from coldchain.cli import main
+from dashboards import auth, users_cli
 from dashboards.auth import Users
 
 
@@ -19,7 +23,7 @@ def test_users_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str
         == 0
     )
     assert main(["users", data, "list"]) == 0
-    assert "wang-li\tmanager" in capsys.readouterr().out
+    assert "wang-li\tmanager\t0" in capsys.readouterr().out
     users = Users(tmp_path / "hub.db")
     try:
         user = users.check("wang-li", "a-long-password")
@@ -28,5 +32,98 @@ def test_users_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str
     finally:
         users.close()
     assert main(["users", data, "remove", "wang-li"]) == 0
+    assert capsys.readouterr().out == "removed user wang-li (0 sessions ended)\n"
     assert main(["users", data, "remove", "wang-li"]) == 1
-    assert "no user 'wang-li'" in capsys.readouterr().out
+    assert "error: no user 'wang-li'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["users", "--help"], "Manage the hub's users"),
+        (["users", "-h"], "operator (live board, rooms, acknowledge"),
+        (["users", "DIR", "add", "--help"], "--generate"),
+        (["users", "DIR", "list", "--help"], "name, role and live sessions"),
+        (["users", "DIR", "remove", "--help"], "their sessions end at once"),
+        (["users", "DIR", "password", "--help"], "every session of the user ends"),
+        (["users", "DIR", "logout", "--help"], "End every session of a user"),
+    ],
+)
+def test_coldchain_users_help_fails_with_unrecognized_arguments(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0
+    captured = capsys.readouterr()
+    assert "unrecognized arguments" not in captured.err
+    assert says in " ".join(captured.out.split())
+
+
+def test_users_add_prints_nothing_on_success(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(tmp_path)
+    assert main(["users", data, "add", "li", "--role", "operator", "--generate"]) == 0
+    out = capsys.readouterr().out
+    path = tmp_path / "li-password"
+    assert out == (
+        f"added user li (operator) to {tmp_path / 'hub.db'}; the password is in {path} "
+        "(0600): hand it over, then delete the file\n"
+    )
+    assert path.stat().st_mode & 0o777 == 0o600
+    users = Users(tmp_path / "hub.db")
+    try:
+        assert users.check("li", path.read_text().strip()) is not None
+    finally:
+        users.close()
+    secret = tmp_path / "pw"
+    secret.write_text("zhao-password\n", encoding="utf-8")
+    assert (
+        main(["users", data, "add", "zhao", "--role", "admin", "--password-file", str(secret)]) == 0
+    )
+    assert capsys.readouterr().out == f"added user zhao (admin) to {tmp_path / 'hub.db'}\n"
+
+
+def test_users_password_and_logout_end_the_sessions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(tmp_path)
+    users = Users(tmp_path / "hub.db")
+    try:
+        users.add("li", "operator", "li-password")
+        now = time.time_ns() // 1_000_000
+        for _ in range(2):
+            users.open_session("li", now_ms=now, expires_ms=now + 3_600_000)
+        assert main(["users", data, "list"]) == 0
+        assert capsys.readouterr().out == "li\toperator\t2\n"
+        assert main(["users", data, "logout", "li"]) == 0
+        assert capsys.readouterr().out == "logged li out everywhere (2 sessions ended)\n"
+        users.open_session("li", now_ms=now, expires_ms=now + 3_600_000)
+        assert main(["users", data, "password", "li", "--generate"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("set the password of li (1 session ended); the password is in ")
+        assert users.check("li", (tmp_path / "li-password").read_text().strip()) is not None
+        assert users.check("li", "li-password") is None
+    finally:
+        users.close()
+
+
+def test_users_refuses_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["users", str(tmp_path / "nowhere"), "list"]) == 1
+    assert "nowhere is not a directory: give the hub's data dir" in capsys.readouterr().err
+    short = tmp_path / "pw"
+    short.write_text("short\n", encoding="utf-8")
+    data = str(tmp_path)
+    assert main(["users", data, "add", "li", "--role", "admin", "--password-file", str(short)]) == 1
+    assert "password for li: use at least 8 characters" in capsys.readouterr().err
+    assert main(["users", data, "password", "nobody", "--generate"]) == 1
+    assert "no user 'nobody'" in capsys.readouterr().err
+    assert not (tmp_path / "nobody-password").exists()
+    with pytest.raises(SystemExit):
+        main(["users", data, "add", "li", "--role", "boss"])
+    assert "invalid choice: 'boss'" in capsys.readouterr().err
+
+
+def test_the_cli_knows_the_roles_of_the_hub() -> None:
+    assert users_cli.ROLES == auth.ROLES

@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,30 +18,7 @@ from tests.browser import add_user, chromium, logged_in
 from tests.hubkit import TEST_USER, running_hub_service, session_header
 from tests.services import Broker
 from tests.test_alerts_api import _config
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-def _raw(
-    method: str, url: str, *, cookie: str | None = None, form: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], str]:
-    data = urllib.parse.urlencode(form).encode() if form is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if cookie:
-        req.add_header("Cookie", cookie)
-    opener = urllib.request.build_opener(_NoRedirect)
-    try:
-        with opener.open(req, timeout=10) as resp:
-            return resp.status, dict(resp.headers), resp.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read().decode()
-
-
-async def raw(method: str, url: str, **kw: object) -> tuple[int, dict[str, str], str]:
-    return await asyncio.to_thread(_raw, method, url, **kw)  # type: ignore[arg-type]
+from tests.webclient import raw, script_login
 
 
 async def test_login_failure_says_so_and_an_operator_is_kept_to_its_role(
@@ -126,28 +100,22 @@ async def test_every_route_needs_a_session_but_the_open_ones(
         # the first admin: made at first start, its password in the data dir (0600)
         secret = tmp_path / "hub" / "admin-password"
         assert secret.stat().st_mode & 0o777 == 0o600
-        status, headers, _ = await raw(
-            "POST",
-            f"{u}/login",
-            form={"name": "admin", "password": secret.read_text().strip(), "next": "/alerts"},
-        )
+        password = secret.read_text().strip()
+        status, headers, logged = await script_login(u, "admin", password, next="/alerts")
         assert (status, headers["location"]) == (303, "/alerts")
         cookie = headers["set-cookie"]
         assert "HttpOnly" in cookie
         assert "SameSite=lax" in cookie or "SameSite=Lax" in cookie
-        session = cookie.split(";")[0]
+        assert logged is not None
+        session = logged.cookie
         assert (await raw("GET", f"{u}/api/audit", cookie=session))[0] == 200
         # a tampered or foreign-key cookie is no session
         name, value = session.split("=", 1)
         assert (await raw("GET", f"{u}/api/sites", cookie=f"{name}={value[:-2]}xx"))[0] == 401
-        forged = Sessions(b"another key").issue("admin")
+        forged = Sessions(b"another key", hub.auth.users).issue("admin")
         assert (await raw("GET", f"{u}/api/sites", cookie=f"{COOKIE}={forged}"))[0] == 401
         # an offsite next= is not followed
-        status, headers, _ = await raw(
-            "POST",
-            f"{u}/login",
-            form={"name": "admin", "password": secret.read_text().strip(), "next": "//evil"},
-        )
+        status, headers, _ = await script_login(u, "admin", password, next="//evil")
         assert headers["location"] == "/"
         # a removed user's session ends at once
         add_user(hub, "gone", "manager")

@@ -309,8 +309,8 @@ class Evaluator:
         else:
             st.peak = _worse(w, st.peak, v.value)
         due = st.since_ms + w.delay_ms
-        if t >= due:
+        if t < due:
+            self._wake(st, due)
+        elif v.past:  # inside the recovery band it stays pending: see Verdict.past
             st.phase = "firing"
             self._emit(st, "firing", t, out)
-        else:
-            self._wake(st, due)

@@ -1,2 +1,4 @@
-"""Site config: the pydantic models (``site``), the YAML loader that reports every error with
-its line (``loader``, ``yamldoc``, ``errors``), cross-reference checks (``checks``)."""
+"""Site config: the pydantic models (``site``), the bounded YAML reader that reports every
+error with its line in plain words (``yamlread``, ``yamlcompose``, ``yamlsyntax``,
+``yamldoc``), the loader that collects every error (``loader``, ``errors``), cross-reference
+checks (``checks``) and the rules' coverage warnings (``coverage``)."""

@@ -2,7 +2,9 @@
 
 Each finding names the object and the fix, e.g. "device cr3-probe: unit id 2 is already used
 by cr2-probe on bus rs485-1". Warnings are things a technician should look at but that do not
-stop the system (a probe polled slower than GSP's one minute, a big room with one probe).
+stop the system (a probe polled slower than GSP's one minute, a big room with one probe, a
+room whose rules watch no room-air point, a cold room whose defrosts nobody reports: see
+:mod:`coldchain.config.coverage`).
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ def check(cfg: SiteConfig, profiles: ProfileRegistry) -> list[Finding]:
         out += _check_gateway(cfg, ("gateways", i), g, profiles)
     out += _probe_coverage(cfg, profiles)
     from coldchain.alerting.checks import alert_issues
+    from coldchain.config.coverage import coverage
+
+    out += coverage(cfg, profiles)
 
     out += [
         Finding(path, msg, fix, NO_VALUE if value is None else value)

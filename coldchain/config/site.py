@@ -16,8 +16,11 @@ from coldchain.alerting.settings import AlertSettings, EdgeFallback
 from coldchain.config.base import StrictModel
 from coldchain.config.limits import DEFAULT_LIMITS, Limits, RoomClass
 from coldchain.durations import Duration
+from coldchain.protocol.limits import AGENT_MAX_BATCH_SIZE, MAX_ID_CHARS
 
 ID = r"^[a-z0-9][a-z0-9_-]*$"
+"""Ids of sites, rooms, gateways, buses, devices and contacts; at most ``MAX_ID_CHARS``
+characters, the wire protocol's bound (``coldchain/protocol/limits.py``)."""
 """Ids are lower-case, digits, '-' and '_': they become MQTT topic levels and series names."""
 
 
@@ -44,7 +47,7 @@ class DefrostSchedule(StrictModel):
 class Room(StrictModel):
     """A cold room, a store or the sorting hall."""
 
-    id: str = Field(description="room id, unique in its site", pattern=ID)
+    id: str = Field(description="room id, unique in its site", pattern=ID, max_length=MAX_ID_CHARS)
     name: str = Field(description="name shown to operators")
     room_class: RoomClass = Field(
         alias="class", description="chilled, frozen, ambient or sorting; sets default limits"
@@ -65,7 +68,7 @@ class Room(StrictModel):
 class Site(StrictModel):
     """A place with rooms: the city logistics centre or a township cold store."""
 
-    id: str = Field(description="site id", pattern=ID)
+    id: str = Field(description="site id", pattern=ID, max_length=MAX_ID_CHARS)
     name: str = Field(description="name shown to operators and in SMS")
     timezone: str = Field("Asia/Shanghai", description="IANA time zone for display and reports")
     rooms: list[Room] = Field(min_length=1, description="the rooms of the site")
@@ -75,7 +78,9 @@ class RtuBus(StrictModel):
     """An RS-485 line driven by a USB adapter or a HAT on the Pi."""
 
     type: Literal["rtu"] = "rtu"
-    id: str = Field(description="bus id, unique on the gateway", pattern=ID)
+    id: str = Field(
+        description="bus id, unique on the gateway", pattern=ID, max_length=MAX_ID_CHARS
+    )
     port: str = Field(description="serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...")
     baud: int = Field(9600, description="baud rate", ge=1200, le=921600)
     parity: Literal["N", "E", "O"] = Field("N", description="N (none), E (even) or O (odd)")
@@ -98,7 +103,9 @@ class TcpBus(StrictModel):
     """A Modbus TCP endpoint: a PLC, or a TCP-to-RTU gateway with unit ids behind it."""
 
     type: Literal["tcp"] = "tcp"
-    id: str = Field(description="bus id, unique on the gateway", pattern=ID)
+    id: str = Field(
+        description="bus id, unique on the gateway", pattern=ID, max_length=MAX_ID_CHARS
+    )
     host: str = Field(description="host name or address")
     port: int = Field(502, description="TCP port", ge=1, le=65535)
     timeout: Duration = Field(1.0, description="how long to wait for a reply")
@@ -111,7 +118,9 @@ class MqttBus(StrictModel):
     """A local MQTT broker the wireless sensors publish to (Zigbee2MQTT, Tasmota, Shelly)."""
 
     type: Literal["mqtt"] = "mqtt"
-    id: str = Field(description="bus id, unique on the gateway", pattern=ID)
+    id: str = Field(
+        description="bus id, unique on the gateway", pattern=ID, max_length=MAX_ID_CHARS
+    )
     host: str = Field("localhost", description="broker host")
     port: int = Field(1883, description="broker port", ge=1, le=65535)
     username: str | None = Field(None, description="broker user")
@@ -135,7 +144,9 @@ class PointOverride(StrictModel):
 class Device(StrictModel):
     """An installed sensor or controller: which profile, on which bus, at which address."""
 
-    id: str = Field(description="device id, unique on the gateway", pattern=ID)
+    id: str = Field(
+        description="device id, unique on the gateway", pattern=ID, max_length=MAX_ID_CHARS
+    )
     profile: str = Field(description="device profile id (firmware_configs/profiles/<id>.yaml)")
     bus: str = Field(description="id of the gateway bus it is on")
     room: str = Field(description="id of the room it is in (in the gateway's site)")
@@ -158,7 +169,9 @@ class Device(StrictModel):
 class Gateway(StrictModel):
     """A Raspberry Pi gateway: its buses and the devices on them."""
 
-    id: str = Field(description="gateway id; also its MQTT client id", pattern=ID)
+    id: str = Field(
+        description="gateway id; also its MQTT client id", pattern=ID, max_length=MAX_ID_CHARS
+    )
     site: str = Field(description="id of the site it stands in")
     buses: list[Bus] = Field(min_length=1, description="RS-485 lines, Modbus TCP endpoints, MQTT")
     devices: list[Device] = Field(default_factory=list, description="devices on those buses")
@@ -170,7 +183,7 @@ class Gateway(StrictModel):
 class Contact(StrictModel):
     """A person alerts reach (named in escalation policies)."""
 
-    id: str = Field(description="contact id", pattern=ID)
+    id: str = Field(description="contact id", pattern=ID, max_length=MAX_ID_CHARS)
     name: str = Field(description="full name")
     phone: str = Field(
         description="E.164 phone number, e.g. +8613800000000", pattern=r"^\+\d{6,15}$"
@@ -216,7 +229,9 @@ class AgentSettings(StrictModel):
     thin_interval: Duration = Field(
         1800.0, description="when full, older readings are thinned to one per this per series"
     )
-    batch_size: int = Field(500, description="readings per telemetry batch", ge=1, le=10000)
+    batch_size: int = Field(
+        500, description="readings per telemetry batch", ge=1, le=AGENT_MAX_BATCH_SIZE
+    )
     batch_interval: Duration = Field(1.0, description="longest wait before a partial batch")
     ack_timeout: Duration = Field(30.0, description="resend a batch not acknowledged by then")
     max_in_flight: int = Field(8, description="unacknowledged batches at once", ge=1, le=100)

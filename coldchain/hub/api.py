@@ -3,7 +3,8 @@ events, gateways and their health, the audit trail, and Prometheus /metrics for 
 
 Every input is validated and every refusal says what was wrong: an unknown id is a 404 that
 names it (and the closest known one), a malformed time or step is a 422 that shows the form
-expected. Lists are paginated (``limit``, ``offset``).
+expected, and a number out of its range (:mod:`coldchain.params`: times 1970 to 9999, offsets,
+limits) is a 422 that states the range. Lists are paginated (``limit``, ``offset``).
 
 Every ``/api`` route needs a logged-in user: an operator reads, a technician also sees the
 gateways, a manager also the audit trail (docs/web.md). ``/healthz`` and ``/metrics`` are open.
@@ -11,15 +12,12 @@ gateways, a manager also the audit trail (docs/web.md). ``/healthz`` and ``/metr
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 
-from coldchain import __version__
-from coldchain.durations import DurationError, parse_duration
+from coldchain import __version__, params
 from coldchain.hub.context import HubContext, not_found
 from coldchain.hub.metrics import render_metrics
 from coldchain.hub.model import (
@@ -43,8 +41,9 @@ from coldchain.store.base import Agg
 MAX_BUCKETS = 10_000
 DAY_MS = 86_400_000
 
-Limit = Annotated[int, Query(ge=1, le=1000, description="items per page")]
-Offset = Annotated[int, Query(ge=0, description="items to skip")]
+Limit = Annotated[params.Limit, Query(description="items per page")]
+Offset = Annotated[params.Offset, Query(description="items to skip")]
+Time = Annotated[params.TimeText | None, Query(description="epoch ms or ISO 8601")]
 
 
 def _ctx(request: Request) -> HubContext:
@@ -53,22 +52,14 @@ def _ctx(request: Request) -> HubContext:
 
 
 def parse_time(text: str | None, default: int, name: str) -> int:
-    """UTC ms from epoch milliseconds or an ISO 8601 time with an offset."""
+    """UTC ms from epoch milliseconds or an ISO 8601 time with an offset, within the range
+    of :data:`coldchain.params.EpochMs` (else a 422 that says so)."""
     if text is None:
         return default
-    if text.lstrip("-").isdigit():
-        return int(text)
     try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise HTTPException(
-            422,
-            f"{name}={text!r}: give epoch milliseconds or ISO 8601 with an offset, "
-            "e.g. 2026-11-28T08:00:00+08:00",
-        ) from None
-    if dt.tzinfo is None:
-        raise HTTPException(422, f"{name}={text!r}: say the time zone, e.g. +08:00 or Z")
-    return int(dt.timestamp() * 1000)
+        return params.parse_epoch_ms(text, name)
+    except params.ParamError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def page_of(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
@@ -237,15 +228,19 @@ async def history(
     *,
     series: Annotated[str, Query(description="site/gateway/device/point")],
     start: Annotated[
-        str | None, Query(description="epoch ms or ISO 8601; default end - 24h")
+        params.TimeText | None, Query(description="epoch ms or ISO 8601; default end - 24h")
     ] = None,
-    end: Annotated[str | None, Query(description="epoch ms or ISO 8601; default now")] = None,
-    step: Annotated[str | None, Query(description="e.g. 1min, 1h; absent: raw readings")] = None,
+    end: Annotated[
+        params.TimeText | None, Query(description="epoch ms or ISO 8601; default now")
+    ] = None,
+    step: Annotated[
+        params.DurationText | None, Query(description="e.g. 1min, 1h; absent: raw readings")
+    ] = None,
     agg: Agg = Agg.MEAN,
 ) -> HistoryOut:
     ctx = _ctx(request)
     sid = ctx.series_id(series)
-    end_ms = parse_time(end, time.time_ns() // 1_000_000, "end")
+    end_ms = parse_time(end, ctx.clock.now_ms(), "end")
     start_ms = parse_time(start, end_ms - DAY_MS, "start")
     if start_ms >= end_ms:
         raise HTTPException(422, f"start ({start_ms}) must be before end ({end_ms})")
@@ -262,9 +257,9 @@ async def history(
             readings=[reading_out(r) for r in raw],
         )
     try:
-        step_ms = int(parse_duration(step) * 1000)
-    except DurationError as exc:
-        raise HTTPException(422, f"step: {exc}") from None
+        step_ms = params.duration_ms(step, "step")
+    except params.ParamError as exc:
+        raise HTTPException(422, str(exc)) from None
     if step_ms < 1000:
         raise HTTPException(422, f"step {step!r} is under a second; use 1s or more")
     if (end_ms - start_ms) // step_ms > MAX_BUCKETS:
@@ -290,14 +285,14 @@ async def doors(
     request: Request,
     *,
     series: Annotated[str, Query(description="a door point's series")],
-    start: str | None = None,
-    end: str | None = None,
+    start: Time = None,
+    end: Time = None,
 ) -> list[DoorIntervalOut]:
     ctx = _ctx(request)
     sid = ctx.series_id(series)
     if ctx.kind_of(sid) is not PointKind.DOOR:
         raise HTTPException(422, f"{series} is a {ctx.kind_of(sid)} point, not a door")
-    end_ms = parse_time(end, time.time_ns() // 1_000_000, "end")
+    end_ms = parse_time(end, ctx.clock.now_ms(), "end")
     start_ms = parse_time(start, end_ms - DAY_MS, "start")
     if start_ms >= end_ms:
         raise HTTPException(422, f"start ({start_ms}) must be before end ({end_ms})")

@@ -1,4 +1,5 @@
-"""``coldchain hub CONFIG``: run the centre (ingest, store, API) until SIGTERM or Ctrl-C."""
+"""``coldchain hub CONFIG``: run the centre (ingest, store, alerts and SMS, web UI, API,
+``/metrics``) until SIGTERM or Ctrl-C."""
 
 from __future__ import annotations
 
@@ -11,6 +12,21 @@ from pathlib import Path
 
 from coldchain.profiles.options import add_profiles_argument, load_profiles
 
+HUB_DESCRIPTION = """\
+Run the centre until SIGTERM or Ctrl-C, in one process:
+
+  ingest     the gateways' telemetry from the central broker, each batch acknowledged to its
+             gateway once stored; the gateway registry (online or offline, last health)
+  store      the readings: SQLite in DIR, or InfluxDB / VictoriaMetrics (hub.store)
+  alerts     the alert rules evaluated on the live stream; SMS and other notifiers
+             (alerts.notifiers), escalation, acknowledgement by link or SMS reply
+  web UI     live board, rooms, alerts, gateways, reports; login with roles
+  API        REST API with OpenAPI docs at /docs; Prometheus metrics at /metrics
+
+The web UI, API and /metrics are served at --listen. DIR holds hub.db (users, alerts, the
+gateway registry, the audit trail) and the SQLite store. The first start creates the user
+'admin' and writes its password to DIR/admin-password; 'coldchain users DIR ...' adds more."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG", help="the site config")
@@ -18,10 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         metavar="DIR",
-        help="hub database and SQLite store (default: hub.data_dir)",
+        help="hub database, SQLite store and admin-password (default: hub.data_dir)",
     )
     parser.add_argument("--broker", metavar="URL", help="central broker (default: uplink.broker)")
-    parser.add_argument("--listen", metavar="HOST:PORT", help="API address (default: hub.listen)")
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="address of the web UI, API and /metrics (default: hub.listen)",
+    )
     parser.add_argument(
         "--password-file",
         type=Path,

@@ -11,6 +11,7 @@ from functools import cached_property
 from fastapi import HTTPException
 
 from alerts.service import AlertService
+from coldchain.clock import WALL, Clock
 from coldchain.config.site import SiteConfig
 from coldchain.config.topology import site_points
 from coldchain.hub.audit import AuditLog
@@ -39,6 +40,7 @@ class HubContext:
     audit: AuditLog
     ingest: IngestStats = field(default_factory=IngestStats)
     alerts: AlertService | None = None  # set by the hub once built
+    clock: Clock = WALL  # "now" of default time ranges: the hub's clock (coldchain.clock)
 
     @cached_property
     def _points(self) -> dict[SeriesId, PointOut]:

@@ -1,4 +1,5 @@
-"""The hub's own health for Prometheus: ingest rate, rejects by reason, lag, store latency,
+"""The hub's own health for Prometheus: ingest rate, rejects by reason (batches, values,
+status/health/alerts messages), handler errors, lag, store latency,
 gateways by state, each gateway's backlog and poll success, open alerts, notifications.
 Rendered on each scrape from the live counters (no background thread)."""
 
@@ -33,6 +34,27 @@ class _HubCollector(Collector):
         for reason, n in sorted(s.rejected.items()):
             rejected.add_metric([reason], n)
         yield rejected
+        values = CounterMetricFamily(
+            "coldchain_ingest_rejected_values",
+            "readings stored as bad because the hub refused their value, by reason",
+            labels=["reason"],
+        )
+        for reason, n in sorted(s.rejected_values.items()):
+            values.add_metric([reason], n)
+        yield values
+        messages = CounterMetricFamily(
+            "coldchain_ingest_rejected_messages",
+            "status, health and alerts messages refused, by kind and reason",
+            labels=["kind", "reason"],
+        )
+        for (kind, reason), n in sorted(s.rejected_messages.items()):
+            messages.add_metric([kind, reason], n)
+        yield messages
+        yield CounterMetricFamily(
+            "coldchain_ingest_message_errors",
+            "messages whose handling failed (logged; the MQTT session stays up)",
+            s.message_errors,
+        )
         yield CounterMetricFamily(
             "coldchain_store_write_seconds", "time spent in store writes", s.store_seconds
         )

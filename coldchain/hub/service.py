@@ -13,7 +13,6 @@ import hashlib
 import logging
 import secrets
 import socket
-import time
 from collections.abc import Generator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from alerts.api import router as alerts_router
 from alerts.notifiers.base import Notifier
 from alerts.notifiers.factory import build_all
 from alerts.service import AlertService
+from coldchain.clock import WALL, Clock
 from coldchain.config.notify import TwilioSms
 from coldchain.config.site import InfluxStoreSettings, SiteConfig, SqliteStoreSettings
 from coldchain.hub.api import create_app
@@ -94,8 +94,10 @@ class Hub:
         store: Store | None = None,
         password: str | None = None,
         listen: str | None = None,
+        clock: Clock = WALL,
     ) -> None:
         self.cfg, self.profiles = cfg, profiles
+        self.clock = clock  # ingest's timestamp checks, gateway expiry, alerts, pruning
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.broker = broker or cfg.uplink.broker
@@ -105,14 +107,20 @@ class Hub:
             data_dir / "hub.db",
             [g.id for g in cfg.gateways],
             health_timeout_s=cfg.hub.health_timeout,
+            clock_ms=clock.now_ms,
         )
         self.audit = AuditLog(data_dir / "hub.db")
         self.topics = Topics(cfg.uplink.prefix)
         self.ingest = Ingest(
-            cfg, profiles, self.store, topics=self.topics, on_readings=self._on_readings
+            cfg,
+            profiles,
+            self.store,
+            topics=self.topics,
+            on_readings=self._on_readings,
+            clock_ms=clock.now_ms,
         )
         self.ctx = HubContext(
-            cfg, profiles, self.store, self.registry, self.audit, self.ingest.stats
+            cfg, profiles, self.store, self.registry, self.audit, self.ingest.stats, clock=clock
         )
         self.alerts = AlertService(
             cfg,
@@ -122,6 +130,7 @@ class Hub:
             notifiers=self._notifiers(),
             link_key=self._link_key(),
             twilio_token=self._twilio_token(),
+            clock=clock,
         )
         self.ctx.alerts = self.alerts
         self.app = create_app(self.ctx)
@@ -133,7 +142,9 @@ class Hub:
         self.events = LiveEvents()  # wakes the live board's streams on each ingest
         self.app.state.authorize = self.auth.authorize
         board = Board(cfg, profiles, self.registry, self.alerts)
-        web = WebContext(cfg, self.store, self.registry, self.alerts, self.auth, self.events, board)
+        web = WebContext(
+            cfg, self.store, self.registry, self.alerts, self.auth, self.events, board, clock
+        )
         mount_ui(self.app, web)
         # reports: managers and above (dashboards/reports/api.py reads app.state.hub/alerts)
         self.app.include_router(reports_router, dependencies=[needs("manager")])
@@ -207,29 +218,42 @@ class Hub:
         self.events.publish()
 
     def _on_message(self, topic: str, payload: bytes) -> list[tuple[str, bytes]] | None:
+        """A status, health or alerts message. Each is parsed with bounded size and depth
+        and validated before anything else sees it (the registry, the alert service); a
+        malformed one changes nothing and is counted by (kind, reason) in
+        ``ingest.stats.rejected_messages`` and logged, rate-limited per gateway and reason."""
         try:
             gateway, kind = self.topics.parse(topic)
         except TopicError:
             return None
-        if kind == "alerts":
-            return self._edge_notices(gateway, payload)
-        if kind == "status":
-            self.registry.on_status(gateway, payload)
-        elif kind == "health":
-            self.registry.on_health(gateway, payload)
+        if gateway not in self.ingest.allowed:
+            self._refused(kind, "(unknown)", "unknown_gateway", f"gateway {gateway!r} unknown")
+            return None
+        try:
+            if kind == "alerts":
+                return self._edge_notices(gateway, payload)
+            if kind == "status":
+                self.registry.on_status(gateway, payload)
+            elif kind == "health":
+                self.registry.on_health(gateway, payload)
+            else:
+                return None
+        except ProtocolError as exc:
+            self._refused(kind, gateway, exc.reason, str(exc))
+            return None
         self._gateway_changed(gateway)
         return None
 
+    def _refused(self, kind: str, source: str, reason: str, detail: str) -> None:
+        self.ingest.stats.rejected_messages[(kind, reason)] += 1
+        self.ingest.rejections.warning(
+            (source, f"{kind}:{reason}"), "refused a %s message (%s): %s", kind, reason, detail
+        )
+
     def _edge_notices(self, gateway: str, payload: bytes) -> list[tuple[str, bytes]] | None:
-        """An agent's edge-fallback notices: record them, acknowledge what was stored."""
-        if gateway not in self.ingest.allowed:
-            log.warning("edge notices from unknown gateway %r ignored", gateway)
-            return None
-        try:
-            stored = self.alerts.edge_notices(gateway, payload)
-        except ProtocolError as exc:
-            log.warning("gateway %s: malformed edge notices: %s", gateway, exc)
-            return None
+        """An agent's edge-fallback notices: record them, acknowledge what was stored.
+        Raises :class:`ProtocolError` (nothing stored, nothing acknowledged) when malformed."""
+        stored = self.alerts.edge_notices(gateway, payload)
         log.info("gateway %s: %d edge notices recorded", gateway, len(stored))
         return [(self.topics.topic(gateway, "alerts/ack"), encode_notice_ack(stored))]
 
@@ -238,19 +262,19 @@ class Hub:
             for gw in self.registry.expire():
                 log.warning("gateway %s silent for %.0fs: offline", gw, self.cfg.hub.health_timeout)
                 self._gateway_changed(gw)
-            await asyncio.sleep(min(5.0, self.cfg.hub.health_timeout / 4))
+            await self.clock.sleep(min(5.0, self.cfg.hub.health_timeout / 4))
 
     async def _prune(self) -> None:
         """Daily: delete readings past their retention (in small transactions)."""
         while True:
             try:
-                deleted = await self.store.prune(time.time_ns() // 1_000_000)
+                deleted = await self.store.prune(self.clock.now_ms())
             except StoreError as exc:
                 log.warning("pruning the store failed: %s", exc)
             else:
                 if deleted:
                     log.info("pruned %d rows past their retention", deleted)
-            await asyncio.sleep(86400)
+            await self.clock.sleep(86400)
 
     async def _serve_api(self) -> None:
         server = _Server(uvicorn.Config(self.app, log_level="warning", lifespan="off"))

@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from coldchain.config.base import StrictModel
+from coldchain.protocol.limits import MAX_ID_CHARS
 
 
 class PointKind(StrEnum):
@@ -37,13 +38,31 @@ class PointKind(StrEnum):
 
 
 class PointRole(StrEnum):
-    """Where a temperature or humidity point measures. Room-limit alert rules watch only
-    ``room`` points: an evaporator probe sits far below the room's band by design."""
+    """Where a temperature or humidity point measures.
 
-    ROOM = "room"
-    EVAPORATOR = "evaporator"
-    PRODUCT = "product"
-    OTHER = "other"
+    Only ``room`` points are the room's air: the room-limit alert rules, the live board,
+    the room's chart statistics, the reports (MKT, excursions) and Grafana read those and
+    nothing else. An evaporator probe sits far below the room's band by design, a door
+    sensor's own temperature follows the warm side of the frame. A point that does not say
+    is ``other`` (see :data:`ROLE_DEFAULT`): forgetting the role can hide a probe from the
+    room's rules (``coldchain config check`` warns) but never raises a false alarm.
+    """
+
+    ROOM = "room"  # the room's air: what the limits, reports and alarms are about
+    EVAPORATOR = "evaporator"  # the coil / defrost-termination probe
+    PRODUCT = "product"  # in (or simulating) the goods
+    DEVICE = "device"  # the device's own temperature: its chip, housing or cabinet
+    OTHER = "other"  # anything else: a condenser, a configurable probe, a chute
+
+
+ROLE_DEFAULT = PointRole.OTHER
+"""The role of a point whose profile declares none: not room air (the safe side)."""
+
+_ROLE_HELP = (
+    "where it measures: room (the room's air; the only role alert rules, reports and "
+    "dashboards treat as the room's climate), evaporator, product, device (its own "
+    "chip/housing temperature) or other (default: not room air)"
+)
 
 
 class Table(StrEnum):
@@ -123,7 +142,11 @@ class SerialDefaults(StrictModel):
 class ModbusPoint(StrictModel):
     """One value of a Modbus device."""
 
-    name: str = Field(description="point name, unique in the profile", pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(
+        description="point name, unique in the profile",
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=MAX_ID_CHARS,
+    )
     kind: PointKind = Field(description="what the point measures")
     table: Table = Field(description="coil, discrete, input or holding")
     address: int = Field(description="0-based protocol address", ge=0, le=65535)
@@ -143,9 +166,12 @@ class ModbusPoint(StrictModel):
         None, description="[min, max] the sensor can measure; outside is a bad reading"
     )
     description: str = Field("", description="what the manual calls it")
-    role: PointRole = Field(
-        PointRole.ROOM, description="room (air, default), evaporator, product or other"
-    )
+    role: PointRole = Field(ROLE_DEFAULT, description=_ROLE_HELP)
+
+    @property
+    def role_declared(self) -> bool:
+        """Whether the profile says where the point measures (else :data:`ROLE_DEFAULT`)."""
+        return "role" in self.model_fields_set
 
     @property
     def count(self) -> int:
@@ -252,7 +278,11 @@ class ModbusProfile(ProfileBase):
 class MqttPoint(StrictModel):
     """One value of an MQTT sensor, taken from its vendor payload."""
 
-    name: str = Field(description="point name, unique in the profile", pattern=r"^[a-z][a-z0-9_]*$")
+    name: str = Field(
+        description="point name, unique in the profile",
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=MAX_ID_CHARS,
+    )
     kind: PointKind = Field(description="what the point measures")
     topic: str = Field(
         description="topic relative to the device's base topic; '' for the base topic itself"
@@ -274,9 +304,12 @@ class MqttPoint(StrictModel):
         None, description="[min, max] the sensor can measure; outside is a bad reading"
     )
     description: str = Field("", description="what the vendor calls it")
-    role: PointRole = Field(
-        PointRole.ROOM, description="room (air, default), evaporator, product or other"
-    )
+    role: PointRole = Field(ROLE_DEFAULT, description=_ROLE_HELP)
+
+    @property
+    def role_declared(self) -> bool:
+        """Whether the profile says where the point measures (else :data:`ROLE_DEFAULT`)."""
+        return "role" in self.model_fields_set
 
 
 class MqttProfile(ProfileBase):

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from coldchain.protocol import VERSION
+from coldchain.protocol.limits import MAX_NOTICES_BYTES
 from coldchain.protocol.messages import MIN_TS_MS, ProtocolError, pack, unpack
 
 NoticeMessage = Literal["alarm", "grouped", "resolved"]
@@ -153,7 +154,7 @@ class _Fields:
         self.raw, self.where = raw, where
 
     def fail(self, key: str, what: str) -> ProtocolError:
-        return ProtocolError(f"{self.where}.{key}: {what}, got {self.raw.get(key)!r}")
+        return ProtocolError(f"{self.where}.{key}: {what}, got {self.raw.get(key)!r:.80}")
 
     def get(self, key: str) -> Any:
         if key not in self.raw:
@@ -245,27 +246,28 @@ def _decode_notice(raw: Any, where: str, now_ms: int) -> Notice:
 
 
 def decode_notices(data: bytes, *, gateway: str | None = None, now_ms: int) -> Notices:
-    """Decode and check an ``alerts`` message; ``gateway`` is the one whose topic it came on."""
-    msg = unpack(data)
+    """Decode and check an ``alerts`` message; ``gateway`` is the one whose topic it came on.
+    Larger than :data:`~coldchain.protocol.limits.MAX_NOTICES_BYTES`: refused undecoded."""
+    msg = unpack(data, max_bytes=MAX_NOTICES_BYTES, max_items=MAX_NOTICES + 1)
     if not isinstance(msg, dict):
         raise ProtocolError(f"a notices message must be a map, got {type(msg).__name__}")
     if msg.get("v") != VERSION:
-        raise ProtocolError(f"protocol version {msg.get('v')!r}, expected {VERSION}")
+        raise ProtocolError(f"protocol version {msg.get('v')!r:.40}, expected {VERSION}")
     gw = msg.get("gw")
     if type(gw) is not str or not _ID.match(gw):
-        raise ProtocolError(f"bad gateway id {gw!r}")
+        raise ProtocolError(f"bad gateway id {gw!r:.80}")
     if gateway is not None and gw != gateway:
-        raise ProtocolError(f"gateway {gw!r} published on the topic of {gateway!r}")
+        raise ProtocolError(f"gateway {gw!r:.80} published on the topic of {gateway!r}")
     raw = msg.get("notices")
     if not isinstance(raw, list):
-        raise ProtocolError(f"'notices' must be a list, got {raw!r}")
+        raise ProtocolError(f"'notices' must be a list, got {raw!r:.80}")
     if len(raw) > MAX_NOTICES:
         raise ProtocolError(f"{len(raw)} notices in one message; at most {MAX_NOTICES}")
     notices = tuple(_decode_notice(n, f"notices[{i}]", now_ms) for i, n in enumerate(raw))
     ids = [n.id for n in notices]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
-        raise ProtocolError(f"notice id {dup!r} appears twice")
+        raise ProtocolError(f"notice id {dup!r:.80} appears twice")
     return Notices(gw, notices)
 
 
@@ -276,12 +278,12 @@ def encode_notice_ack(stored: Sequence[tuple[str, int]]) -> bytes:
 
 def decode_notice_ack(data: bytes) -> list[tuple[str, int]]:
     """The ``(id, rev)`` pairs of an ``alerts/ack``; :class:`ProtocolError` when malformed."""
-    msg = unpack(data)
+    msg = unpack(data, max_bytes=MAX_NOTICES_BYTES, max_items=MAX_NOTICES + 1)
     if not isinstance(msg, dict) or msg.get("v") != VERSION:
         raise ProtocolError("a notice ack must be a v1 map")
     raw = msg.get("notices")
     if not isinstance(raw, list):
-        raise ProtocolError(f"'notices' must be a list of [id, rev], got {raw!r}")
+        raise ProtocolError(f"'notices' must be a list of [id, rev], got {raw!r:.80}")
     out: list[tuple[str, int]] = []
     for i, pair in enumerate(raw):
         ok = type(pair) is list and len(pair) == 2
@@ -289,6 +291,6 @@ def decode_notice_ack(data: bytes) -> list[tuple[str, int]]:
             nid, rev = pair
             ok = type(nid) is str and bool(_NOTICE_ID.match(nid)) and type(rev) is int and rev > 0
         if not ok:
-            raise ProtocolError(f"notices[{i}] must be [id, rev], got {pair!r}")
+            raise ProtocolError(f"notices[{i}] must be [id, rev], got {pair!r:.80}")
         out.append((nid, rev))
     return out

@@ -235,7 +235,7 @@ class Reader:
         if sid is None or start_ms >= end_ms:
             return []
         with self._snapshot() as db:
-            return range_query(
+            buckets = range_query(
                 db,
                 sid,
                 start=start_ms,
@@ -244,6 +244,12 @@ class Reader:
                 agg=Agg(agg),
                 use_rollups=use_rollups,
             )
+        # A mean of huge values whose sum overflowed (1e308 + 1e308 = inf, or inf - inf = nan)
+        # cannot be told: None, like a step without a good reading, never a non-finite value.
+        return [
+            b if b.value is None or math.isfinite(b.value) else Bucket(b.ts_ms, None, b.count)
+            for b in buckets
+        ]
 
     def door_intervals(self, series: SeriesId, start_ms: int, end_ms: int) -> list[DoorInterval]:
         """Good readings only; a value other than 0 is open. A door open at ``start_ms``

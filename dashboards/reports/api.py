@@ -5,14 +5,13 @@
 
 Reads ``app.state.hub`` (a :class:`coldchain.hub.context.HubContext`) and, when the hub runs
 alerts, ``app.state.alerts`` (an :class:`alerts.service.AlertService`): without it the daily
-log has no acknowledgements section. Dates are the site's local days.
+log has no acknowledgements section. Dates are the site's local days, from 1970-01-01 to
+9999-12-28 (:data:`coldchain.params.Day`; outside: a 422 that says the range).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from datetime import date
 from enum import StrEnum
 from typing import Annotated
 from urllib.parse import urlencode
@@ -22,6 +21,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from alerts.service import AlertService
 from coldchain.config.site import Room, Site
 from coldchain.hub.context import HubContext, not_found
+from coldchain.params import Day
 from dashboards.reports import csvout, htmlout, load, pdfout
 from dashboards.reports.tables import Document, daily_document, excursion_document
 
@@ -47,10 +47,6 @@ MEDIA = {
 
 SiteQ = Annotated[str, Query(description="site id")]
 FormatQ = Annotated[Format, Query(description="html (printable page), csv or pdf")]
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _hub(request: Request) -> HubContext:
@@ -107,7 +103,7 @@ async def daily(
     request: Request,
     site: SiteQ,
     room: Annotated[str, Query(description="room id")],
-    day: Annotated[date, Query(alias="date", description="local day, YYYY-MM-DD")],
+    day: Annotated[Day, Query(alias="date", description="local day, YYYY-MM-DD")],
     fmt: Annotated[Format, Query(alias="format", description="html, csv or pdf")] = Format.HTML,
 ) -> Response:
     hub = _hub(request)
@@ -122,7 +118,7 @@ async def daily(
         site=s,
         room=r,
         day=day,
-        now_ms=_now_ms(),
+        now_ms=hub.clock.now_ms(),
     )
     return await _respond(request, daily_document(log), fmt)
 
@@ -132,8 +128,8 @@ async def excursions(
     request: Request,
     *,
     site: SiteQ,
-    first: Annotated[date, Query(alias="from", description="first local day, YYYY-MM-DD")],
-    last: Annotated[date, Query(alias="to", description="last local day (included)")],
+    first: Annotated[Day, Query(alias="from", description="first local day, YYYY-MM-DD")],
+    last: Annotated[Day, Query(alias="to", description="last local day (included)")],
     room: Annotated[str | None, Query(description="one room; absent: every room")] = None,
     fmt: Annotated[Format, Query(alias="format", description="html, csv or pdf")] = Format.HTML,
 ) -> Response:
@@ -154,6 +150,6 @@ async def excursions(
         rooms=rooms,
         first=first,
         last=last,
-        now_ms=_now_ms(),
+        now_ms=hub.clock.now_ms(),
     )
     return await _respond(request, excursion_document(rep, room), fmt)

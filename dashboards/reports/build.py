@@ -99,7 +99,8 @@ def _summaries(
 ) -> tuple[list[PointSummary], list[list[ser.Span]]]:
     summaries, all_spans = [], []
     for p in points:
-        parts = ser.spans(readings.get(p.series, ()), start_ms, end_ms, max_hold_ms=max_hold_ms)
+        got = readings.get(p.series, ())
+        parts = ser.spans(got, start_ms, end_ms, max_hold_ms=max_hold_ms, quantity=p.quantity)
         all_spans.append(parts)
         summaries.append(
             PointSummary(
@@ -109,6 +110,7 @@ def _summaries(
                 unit=p.unit,
                 stats=ser.stats(parts, end_ms - start_ms, with_mkt=p.quantity == "temperature"),
                 gaps=tuple(ser.gaps(parts, start_ms, end_ms)),
+                left_out=tuple(ser.left_out(got, start_ms, end_ms, p.quantity)),
             )
         )
     return summaries, all_spans

@@ -2,8 +2,11 @@
 
 An excursion starts at the first reading past a limit and ends at the first good reading
 back inside the band (a value equal to a limit is inside: limits are the highest and lowest
-allowed values). Bad readings neither start nor end one, and a gap in the data inside an
+allowed values). Bad readings neither start nor end one, nor do good ones whose value is
+not usable (:func:`dashboards.reports.series.is_usable`: not finite, or a temperature at or
+below absolute zero — a probe fault, not a temperature); a gap in the data inside an
 excursion counts as part of it: the report states the longest it may have lasted, never less.
+Total: any readings, in any order, give a list of excursions, never an exception.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from enum import StrEnum
 
 from coldchain.config.limits import Band
 from coldchain.reading import Quality, Reading
+from dashboards.reports.series import in_order, is_usable
 
 
 class Side(StrEnum):
@@ -36,8 +40,8 @@ class Excursion:
     start_known: bool = True  # False: already out at the first reading read
 
     def duration_ms(self, until_ms: int) -> int:
-        """Its duration; an open one counts until ``until_ms``."""
-        return (self.end_ms if self.end_ms is not None else until_ms) - self.start_ms
+        """Its duration; an open one counts until ``until_ms`` (never below zero)."""
+        return max(0, (self.end_ms if self.end_ms is not None else until_ms) - self.start_ms)
 
     def overlaps(self, start_ms: int, end_ms: int) -> bool:
         return self.start_ms < end_ms and (self.end_ms is None or self.end_ms > start_ms)
@@ -61,7 +65,7 @@ class _Run:
 
 
 def find(readings: Sequence[Reading], band: Band, *, series: str, quantity: str) -> list[Excursion]:
-    """Every excursion of ``readings`` (oldest first) past ``band``."""
+    """Every excursion of ``readings`` past ``band`` (readings taken by time)."""
     out: list[Excursion] = []
     run: _Run | None = None
     first = True
@@ -84,8 +88,8 @@ def find(readings: Sequence[Reading], band: Band, *, series: str, quantity: str)
             )
         )
 
-    for r in readings:
-        if r.quality is not Quality.GOOD or r.value is None:
+    for r in in_order(readings):
+        if r.quality is not Quality.GOOD or r.value is None or not is_usable(r.value, quantity):
             continue
         side = side_of(r.value, band)
         if run is not None and side is not run.side:

@@ -3,12 +3,13 @@ zone to show them in."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from dashboards.reports.excursions import Excursion
-from dashboards.reports.series import Stats
+from dashboards.reports.series import LeftOut, Stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class PointSummary:
     unit: str
     stats: Stats
     gaps: tuple[tuple[int, int], ...]
+    left_out: tuple[LeftOut, ...] = ()  # good readings not usable in any figure, by reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +100,12 @@ class ExcursionReport:
 
 
 def local(ts_ms: int, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """``ts_ms`` as local time in ``tz``."""
-    return datetime.fromtimestamp(ts_ms / 1000, ZoneInfo(tz)).strftime(fmt)
+    """``ts_ms`` as local time in ``tz``; a time no calendar date can show (before year 1,
+    after 9999) as its epoch milliseconds, so a stored nonsense time cannot break a report."""
+    try:
+        return datetime.fromtimestamp(ts_ms / 1000, ZoneInfo(tz)).strftime(fmt)
+    except (OverflowError, OSError, ValueError):
+        return f"{ts_ms} ms since 1970 UTC"
 
 
 def minutes(ms: int) -> str:
@@ -107,5 +113,16 @@ def minutes(ms: int) -> str:
     return str(round(ms / 60_000))
 
 
+BIG = 1e9
+"""Values this large (in magnitude) are shown in scientific notation: no reading of a cold
+room is, but the store can hold any float, and 1e308 written out is 309 digits."""
+
+
 def num(value: float | None, digits: int = 1) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
+    """``value`` with ``digits`` decimals ("" for None); very large ones as e.g. 1.00e+308,
+    inf and nan as themselves."""
+    if value is None:
+        return ""
+    if math.isfinite(value) and abs(value) >= BIG:
+        return f"{value:.2e}"
+    return f"{value:.{digits}f}"

@@ -94,7 +94,7 @@ def _excursion_row(e: Excursion, tz: str, until_ms: int, units: dict[str, str]) 
         minutes(e.duration_ms(until_ms))
         if e.end_ms is not None and e.start_known
         else f"≥ {minutes(e.duration_ms(until_ms))}",
-        f"{e.peak:.1f} {unit}",
+        f"{num(e.peak)} {unit}",
         local(e.peak_ms, tz),
     )
 
@@ -106,7 +106,7 @@ def _ack_row(a: Ack, tz: str) -> tuple[str, ...]:
         a.severity,
         local(a.since_ms, tz),
         local(a.resolved_ms, tz) if a.resolved_ms is not None else a.state,
-        "" if a.peak is None else f"{a.peak:.1f} {a.unit}",
+        "" if a.peak is None else f"{num(a.peak)} {a.unit}",
         local(a.acked_ms, tz) if a.acked_ms is not None else "not acknowledged",
         a.acked_by or "",
         a.via or "",
@@ -116,6 +116,30 @@ def _ack_row(a: Ack, tz: str) -> tuple[str, ...]:
 
 def _units(points: tuple[PointSummary, ...]) -> dict[str, str]:
     return {p.quantity: p.unit for p in points}
+
+
+LEFT_OUT_TITLE = "Readings left out of the figures"
+LEFT_OUT_HEADER = ("Point", "Quantity", "Readings", "First", "Last", "Why")
+
+
+def _left_out_rows(
+    points: tuple[PointSummary, ...], tz: str, room: str | None = None
+) -> list[tuple[str, ...]]:
+    """One row per point and reason: good readings whose value no figure can use (a probe
+    fault: docs/reports.md). They count as missing data, like bad readings."""
+    return [
+        (
+            *(() if room is None else (room,)),
+            p.label,
+            p.quantity,
+            str(lo.count),
+            local(lo.first_ms, tz),
+            local(lo.last_ms, tz),
+            lo.reason,
+        )
+        for p in points
+        for lo in p.left_out
+    ]
 
 
 def daily_document(log: DailyLog) -> Document:
@@ -154,6 +178,9 @@ def daily_document(log: DailyLog) -> Document:
             tuple(_excursion_row(e, tz, until, _units(log.points)) for e in log.excursions),
         ),
     ]
+    left = _left_out_rows(log.points, tz)
+    if left:
+        sections.append(Section(LEFT_OUT_TITLE, LEFT_OUT_HEADER, tuple(left)))
     if log.acks is not None:
         sections.append(
             Section(
@@ -184,9 +211,10 @@ def daily_document(log: DailyLog) -> Document:
 def excursion_document(rep: ExcursionReport, room_id: str | None = None) -> Document:
     tz = rep.timezone
     until = min(rep.end_ms, rep.generated_ms)
-    summary, excursions = [], []
+    summary, excursions, left = [], [], []
     for rp in rep.rooms:
         name = f"{rp.room.room_name} ({rp.room.room_id})"
+        left += _left_out_rows(rp.points, tz, name)
         summary += [
             (
                 name,
@@ -233,6 +261,7 @@ def excursion_document(rep: ExcursionReport, room_id: str | None = None) -> Docu
                 empty="no room-air points",
             ),
             Section("Excursions", ("Room", *EXCURSION_HEADER), tuple(excursions)),
+            *((Section(LEFT_OUT_TITLE, ("Room", *LEFT_OUT_HEADER), tuple(left)),) if left else ()),
         ),
         filename=f"excursions-{rep.site_id}{scope}-{rep.first.isoformat()}-{rep.last.isoformat()}",
     )

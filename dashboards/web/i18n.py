@@ -30,6 +30,16 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "password": ("密码", "Password"),
     "role": ("角色", "Role"),
     "login_failed": ("用户名或密码错误", "Wrong user name or password"),
+    "login_locked.account": (
+        "该账号登录失败次数过多，请{wait}后再试",  # noqa: RUF001 - Chinese punctuation
+        "Too many failed logins for this user: try again in {wait}",
+    ),
+    "login_locked.address": (
+        "此地址登录失败次数过多，请{wait}后再试",  # noqa: RUF001 - Chinese punctuation
+        "Too many failed logins from this address: try again in {wait}",
+    ),
+    "sessions": ("在线会话", "Sessions"),
+    "logout_everywhere": ("全部下线", "Log out everywhere"),
     "wall": ("大屏模式", "Display wall"),
     "state.ok": ("正常", "OK"),
     "state.warning": ("预警", "Warning"),
@@ -135,3 +145,14 @@ def translate(key: str, lang: Lang) -> str:
     if pair is None:
         return key
     return pair[0] if lang == "zh-CN" else pair[1]
+
+
+def wait(seconds: float, lang: Lang) -> str:
+    """A wait in words, rounded up to the second: "1分30秒", "1 min 30 s"."""
+    total = max(1, -int(-seconds // 1))
+    minutes, secs = divmod(total, 60)
+    if lang == "zh-CN":
+        return (f"{minutes}分" if minutes else "") + (f"{secs}秒" if secs or not minutes else "钟")
+    return " ".join(
+        x for x in (f"{minutes} min" if minutes else "", f"{secs} s" if secs else "") if x
+    )

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,16 +24,30 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alerts.service import AlertService
+from coldchain import params
 from coldchain.alerting.messages import display_name
+from coldchain.clock import WALL, Clock
 from coldchain.config.site import SiteConfig
 from coldchain.store.base import Store
 from coldchain.supervise import wait_event
-from dashboards.auth import COOKIE, ROLES, Auth, AuthError, User
+from dashboards import csrf
+from dashboards.auth import (
+    COOKIE,
+    LOGIN_COOKIE,
+    ROLES,
+    Auth,
+    AuthError,
+    Session,
+    User,
+    new_login_nonce,
+)
+from dashboards.throttle import Lock
 from dashboards.web import i18n
 from dashboards.web.chart import RANGES, room_chart
 from dashboards.web.live import Board, LiveEvents, Tile
 from gateway.registry import Registry
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 HEARTBEAT_S = 15.0
@@ -48,15 +65,12 @@ class WebContext:
     auth: Auth
     events: LiveEvents
     board: Board
+    clock: Clock = WALL  # "now" of the board and of default chart ranges: the hub's clock
 
 
 def _web(request: Request) -> WebContext:
     ctx: WebContext = request.app.state.web
     return ctx
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def needs(role: str) -> Any:
@@ -92,13 +106,21 @@ def render(request: Request, template: str, status: int = 200, **values: Any) ->
         "when": when,
         "what": lambda row: i18n.condition(row.kind, row.quantity, row.direction, lang),
         "user": getattr(request.state, "user", None),
+        "csrf_token": _csrf_token(request),
         "wall": request.query_params.get("wall") == "1",
         **values,
     }
     return templates.TemplateResponse(request, template, context, status_code=status)
 
 
+def _csrf_token(request: Request) -> str | None:
+    """The token the page's forms and scripts send back (dashboards/csrf.py)."""
+    session: Session | None = getattr(request.state, "session", None)
+    return session.csrf_token if session else None
+
+
 router = APIRouter(include_in_schema=False)
+api = APIRouter(tags=["session"])
 
 
 # --- login -----------------------------------------------------------------------------
@@ -111,9 +133,42 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
+def _login_form(
+    request: Request, status: int, *, next: str, error: str | None = None, name: str = ""
+) -> HTMLResponse:
+    """The login page, with the token of its pre-session cookie (made when missing)."""
+    auth = _web(request).auth
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    if not _NONCE.fullmatch(nonce):
+        nonce = new_login_nonce()
+    token = auth.sessions.login_token(nonce)
+    resp = render(
+        request,
+        "login.html",
+        status,
+        next=_safe_next(next),
+        error=error,
+        name=name,
+        csrf_token=token,
+    )
+    resp.set_cookie(
+        LOGIN_COOKIE, nonce, max_age=86400, httponly=True, samesite="strict", path="/login"
+    )
+    resp.headers[csrf.HEADER] = token  # for a script: send it back with the cookie
+    return resp
+
+
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> HTMLResponse:
-    return render(request, "login.html", next=_safe_next(next), failed=False)
+    return _login_form(request, 200, next=next)
+
+
+def _locked(lock: Lock, lang: i18n.Lang) -> str:
+    text = i18n.translate(f"login_locked.{lock.scope}", lang)
+    return text.format(wait=i18n.wait(lock.seconds, lang))
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -123,12 +178,44 @@ async def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    auth = _web(request).auth
+    """Check the password unless the account or the address is locked (then 429 at once,
+    no password check); audit failures and locks; on success a new session."""
+    web = _web(request)
+    auth, lang = web.auth, i18n.lang_of(request)
+    address = request.client.host if request.client else "unknown"
+    refused, earned = auth.throttle.begin(name, address)
+    if refused is not None:
+        resp = _login_form(request, 429, next=next, error=_locked(refused, lang), name=name)
+        resp.headers["Retry-After"] = str(math.ceil(refused.seconds))
+        return resp
     user = await asyncio.to_thread(auth.users.check, name, password)
     if user is None:
-        return render(request, "login.html", 401, next=_safe_next(next), failed=True, name=name)
-    resp = RedirectResponse(_safe_next(next), status_code=303)
-    resp.set_cookie(
+        who = f"user/{name[:64]}"
+        web.alerts.audit(
+            actor="anonymous", action="login.failed", obj=who, after={"address": address}
+        )
+        error = i18n.translate("login_failed", lang)
+        if earned is not None:
+            obj = who if earned.scope == "account" else f"address/{address}"
+            after = {"address": address, "failures": earned.failures, "seconds": earned.seconds}
+            web.alerts.audit(actor="hub", action="login.locked", obj=obj, after=after)
+            log.warning(
+                "login locked for %.0f s: %s after %d failures",
+                earned.seconds,
+                obj,
+                earned.failures,
+            )
+            error += ("。" if lang == "zh-CN" else ". ") + _locked(earned, lang)
+        return _login_form(request, 401, next=next, error=error, name=name)
+    auth.throttle.succeeded(name, address)
+    previous = request.cookies.get(COOKIE)
+    if previous:  # the browser's session before this login ends: one session per cookie
+        auth.sessions.revoke(previous)
+    web.alerts.audit(
+        actor=user.name, action="login", obj=f"user/{user.name}", after={"address": address}
+    )
+    done = RedirectResponse(_safe_next(next), status_code=303)
+    done.set_cookie(
         COOKIE,
         auth.sessions.issue(user.name),
         max_age=auth.sessions.ttl_s,
@@ -136,14 +223,26 @@ async def login(
         samesite="lax",
         path="/",
     )
-    return resp
+    return done
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request) -> Response:
+    """End the session on the hub (the cookie is no longer accepted), then drop it."""
+    token = request.cookies.get(COOKIE)
+    if token:
+        _web(request).auth.sessions.revoke(token)
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(COOKIE, path="/")
     return resp
+
+
+@api.get("/api/session", summary="Who is logged in, and the token for changes")
+def session_info(request: Request, user: Operator) -> dict[str, str]:
+    """The session's user and role, and the token every state-changing request of this
+    session sends (header X-CSRF-Token)."""
+    session: Session = request.state.session
+    return {"user": user.name, "role": user.role, "csrf_token": session.csrf_token}
 
 
 @router.get("/lang/{lang}")
@@ -168,7 +267,7 @@ def _tile_html(request: Request, tile: Tile) -> str:
 @router.get("/", response_class=HTMLResponse)
 def board(request: Request, user: Operator) -> HTMLResponse:
     web = _web(request)
-    tiles = web.board.tiles(_now_ms(), i18n.lang_of(request))
+    tiles = web.board.tiles(web.clock.now_ms(), i18n.lang_of(request))
     sites: dict[str, list[Tile]] = {}
     for tile in tiles:
         sites.setdefault(tile.site_name, []).append(tile)
@@ -191,7 +290,7 @@ async def events(request: Request, user: Operator) -> Response:
         try:
             yield "retry: 2000\n\n"
             while not web.events.closed:
-                for tile in web.board.tiles(_now_ms(), lang):
+                for tile in web.board.tiles(web.clock.now_ms(), lang):
                     if sent.get(tile.key) == tile:
                         continue
                     sent[tile.key] = tile
@@ -239,17 +338,13 @@ def room_page(request: Request, site: str, room: str, user: Operator) -> HTMLRes
 
 
 def _parse_ms(text: str | None, name: str) -> int | None:
+    """Epoch ms or ISO 8601 with an offset, within :data:`coldchain.params.EpochMs`."""
     if text is None or text == "":
         return None
-    if text.lstrip("-").isdigit():
-        return int(text)
     try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise HTTPException(422, f"{name}={text!r}: give epoch ms or ISO 8601") from None
-    if dt.tzinfo is None:
-        raise HTTPException(422, f"{name}={text!r}: say the time zone, e.g. +08:00")
-    return int(dt.timestamp() * 1000)
+        return params.parse_epoch_ms(text, name)
+    except params.ParamError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/rooms/{site}/{room}/data")
@@ -259,12 +354,12 @@ async def room_data(  # noqa: PLR0917 - query parameters
     room: str,
     user: Operator,
     range: str = "24h",
-    start: str | None = None,
-    end: str | None = None,
+    start: params.TimeText | None = None,
+    end: params.TimeText | None = None,
 ) -> JSONResponse:
     web = _web(request)
     _, r = _room(web, site, room)
-    end_ms = _parse_ms(end, "end") or _now_ms()
+    end_ms = _parse_ms(end, "end") or web.clock.now_ms()
     start_ms = _parse_ms(start, "start")
     if start_ms is None:
         if range not in RANGES:
@@ -323,10 +418,22 @@ def reports_page(request: Request, user: Manager) -> HTMLResponse:
 # --- users -----------------------------------------------------------------------------
 
 
+def _users_page(request: Request, status: int = 200, error: str | None = None) -> HTMLResponse:
+    users = _web(request).auth.users
+    return render(
+        request,
+        "users.html",
+        status,
+        users=users.all(),
+        sessions=users.live_sessions(),
+        roles=ROLES,
+        error=error,
+    )
+
+
 @router.get("/users", response_class=HTMLResponse)
 def users_page(request: Request, user: Admin, error: str | None = None) -> HTMLResponse:
-    users = _web(request).auth.users.all()
-    return render(request, "users.html", users=users, roles=ROLES, error=error)
+    return _users_page(request, error=error)
 
 
 @router.post("/users", response_class=HTMLResponse)
@@ -341,20 +448,44 @@ async def users_add(
     try:
         await asyncio.to_thread(web.auth.users.add, name, role, password)
     except AuthError as exc:
-        users = web.auth.users.all()
-        return render(request, "users.html", 422, users=users, roles=ROLES, error=str(exc))
+        return _users_page(request, 422, error=str(exc))
     web.alerts.audit(actor=user.name, action="user.add", obj=f"user/{name}", after={"role": role})
     return RedirectResponse("/users", status_code=303)
 
 
 @router.post("/users/{name}/remove")
 def users_remove(request: Request, name: str, user: Admin) -> Response:
+    """Remove a user; their sessions end with them."""
     web = _web(request)
     if name == user.name:
         raise HTTPException(409, "you cannot remove yourself")
     if web.auth.users.remove(name):
         web.alerts.audit(actor=user.name, action="user.remove", obj=f"user/{name}")
     return RedirectResponse("/users", status_code=303)
+
+
+def _logout_everywhere(request: Request, name: str, by: User) -> int:
+    web = _web(request)
+    if web.auth.users.get(name) is None:
+        raise HTTPException(404, f"no user {name!r}")
+    ended = web.auth.users.revoke_sessions(name)
+    web.alerts.audit(
+        actor=by.name, action="user.logout", obj=f"user/{name}", after={"sessions": ended}
+    )
+    return ended
+
+
+@router.post("/users/{name}/logout")
+def users_logout(request: Request, name: str, user: Admin) -> Response:
+    """Log a user out everywhere (the admin's button)."""
+    _logout_everywhere(request, name, user)
+    return RedirectResponse("/users", status_code=303)
+
+
+@api.delete("/api/users/{name}/sessions", summary="Log a user out everywhere (admin)")
+def users_sessions_end(request: Request, name: str, user: Admin) -> dict[str, Any]:
+    """End every session of ``name`` at once: the number that were live."""
+    return {"user": name, "ended": _logout_everywhere(request, name, user)}
 
 
 async def _page_errors(request: Request, exc: Exception) -> Response:
@@ -370,5 +501,6 @@ async def _page_errors(request: Request, exc: Exception) -> Response:
 def mount_ui(app: FastAPI, web: WebContext) -> None:
     app.state.web = web
     app.include_router(router)
+    app.include_router(api)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(StarletteHTTPException, _page_errors)

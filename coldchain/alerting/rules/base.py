@@ -102,6 +102,13 @@ class Verdict:
     value: float | None = None
     limit: float | None = None
     since_ms: int | None = None
+    past: bool = True
+    """The condition itself holds, not only within the rule's recovery differential
+    (hysteresis): ``bad`` and not ``past`` keeps an alert pending or firing but never
+    makes a pending one fire. Without it, one sample past a limit followed by a slow
+    decay inside the band would count as the whole delay (a 30-second excursion fired a
+    warning); the delay counts time past the limit (Dixell ``ALd``), the band is for
+    clearing (``AFH``)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -141,7 +148,11 @@ class RuleLogic(Protocol):
     @property
     def kind(self) -> str: ...
 
-    def check(self, w: Watch, views: Views, now_ms: int, active: bool) -> Verdict: ...
+    def check(self, w: Watch, views: Views, now_ms: int, active: bool) -> Verdict:
+        """Whether the watch's condition holds at ``now_ms``; ``active``: the alert is
+        pending or firing (a rule keeps it so when it has no evidence either way, and a
+        recovery differential keeps it inside its band: see :attr:`Verdict.past`)."""
+        ...
 
 
 def series_watch(

@@ -90,11 +90,15 @@ class ThresholdRule(RuleBase):
         s = views.series.get(w.series or "")
         if s is None or s.value is None or not s.good or w.limit is None:
             # No good value: not evidence of an excursion (sensor_fault covers it); an
-            # active alert stays active rather than resolving on a missing reading.
-            return Verdict(bad=active, value=None if s is None else s.value, limit=w.limit)
+            # active alert stays active rather than resolving on a missing reading, and a
+            # pending one does not fire on it.
+            value = None if s is None else s.value
+            return Verdict(bad=active, value=value, limit=w.limit, past=False)
         limit = w.limit
         if w.direction == "above":
-            bad = s.value >= limit - self.hysteresis if active else s.value > limit
+            past = s.value > limit
+            bad = past or (active and s.value >= limit - self.hysteresis)
         else:
-            bad = s.value <= limit + self.hysteresis if active else s.value < limit
-        return Verdict(bad=bad, value=s.value, limit=limit, since_ms=s.ts_ms)
+            past = s.value < limit
+            bad = past or (active and s.value <= limit + self.hysteresis)
+        return Verdict(bad=bad, value=s.value, limit=limit, since_ms=s.ts_ms, past=past)

@@ -1,0 +1,189 @@
+"""``coldchain users``: the hub's users, their roles and passwords, their sessions.
+
+Light at import (argparse only): the command's parser is built with every ``coldchain``
+command; the users database (:mod:`dashboards.auth`) is opened only when it runs.
+
+    coldchain users DATA_DIR add NAME --role ROLE [--password-file F | --generate]
+    coldchain users DATA_DIR list | remove NAME | password NAME | logout NAME
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dashboards.auth import Users
+
+ROLES = ("operator", "technician", "manager", "admin")  # dashboards.auth.ROLES, in order
+
+DESCRIPTION = """\
+Manage the hub's users: who may log in to the web UI and the API, and with which role.
+Roles, each with what the one before may do: operator (live board, rooms, acknowledge
+alerts), technician (+ gateways, room maintenance), manager (+ reports, rule edits, audit
+trail), admin (+ users). Works on DATA_DIR/hub.db whether the hub runs or not; a removed
+user, a changed password and `logout` end the user's sessions at once."""
+
+EPILOG = """\
+examples:
+  coldchain users /var/lib/coldchain add wang-li --role operator --generate
+  coldchain users /var/lib/coldchain add zhao --role manager --password-file pw.txt
+  coldchain users /var/lib/coldchain list
+  coldchain users /var/lib/coldchain password wang-li
+  coldchain users /var/lib/coldchain logout wang-li
+  coldchain users /var/lib/coldchain remove wang-li"""
+
+FROM_FILE_HELP = (
+    "read the password from the first line of FILE (at least 8 characters); without this "
+    "or --generate it is asked on the terminal"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "data_dir", type=Path, metavar="DATA_DIR", help="the hub's data dir (holds hub.db)"
+    )
+    sub = parser.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = sub.add_parser(
+        "add",
+        help="add a user with a role and a password",
+        description="Add a user. Prints the user and role, and where the password is when "
+        "it was generated.",
+    )
+    add.add_argument("name", metavar="NAME", help="letters, digits, '-', '_' or '.'")
+    add.add_argument("--role", choices=ROLES, required=True, help="what the user may do")
+    _password_arguments(add, generate=True)
+    listing = sub.add_parser(
+        "list",
+        help="list the users: name, role, live sessions",
+        description="One user a line: name, role and live sessions, separated by tabs.",
+    )
+    del listing
+    rm = sub.add_parser(
+        "remove",
+        help="remove a user (ends their sessions)",
+        description="Remove a user; their sessions end at once.",
+    )
+    rm.add_argument("name", metavar="NAME", help="the user to remove")
+    pw = sub.add_parser(
+        "password",
+        help="set a user's password (ends their sessions)",
+        description="Set a user's password; every session of the user ends at once.",
+    )
+    pw.add_argument("name", metavar="NAME", help="whose password to set")
+    _password_arguments(pw, generate=True)
+    out = sub.add_parser(
+        "logout",
+        help="log a user out everywhere",
+        description="End every session of a user (as the web UI's 'log out everywhere').",
+    )
+    out.add_argument("name", metavar="NAME", help="whose sessions to end")
+    parser.set_defaults(handler=run)
+
+
+def _password_arguments(parser: argparse.ArgumentParser, *, generate: bool) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--password-file", type=Path, metavar="FILE", help=FROM_FILE_HELP)
+    if generate:
+        group.add_argument(
+            "--generate",
+            action="store_true",
+            help="make a random password and write it to DATA_DIR/NAME-password (0600)",
+        )
+
+
+def _password(args: argparse.Namespace) -> tuple[str, Path | None]:
+    """The password, and the file it was written to when generated."""
+    if args.password_file is not None:
+        lines = args.password_file.read_text(encoding="utf-8").splitlines()
+        return (lines[0].strip() if lines else ""), None
+    if args.generate:
+        password = secrets.token_urlsafe(12)
+        path: Path = args.data_dir / f"{args.name}-password"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(password + "\n")
+        return password, path
+    import getpass
+
+    return getpass.getpass(f"password for {args.name}: "), None
+
+
+def run(args: argparse.Namespace) -> int:
+    from dashboards.auth import AuthError, Users
+
+    db = args.data_dir / "hub.db"
+    if not args.data_dir.is_dir():
+        where = f"{args.data_dir} is not a directory: give the hub's data dir"
+        print(f"error: {where}", file=sys.stderr)  # noqa: T201 - a CLI
+        return 1
+    users = Users(db)
+    try:
+        print(_do(args, users, db))  # noqa: T201 - a CLI
+    except (AuthError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - a CLI
+        return 1
+    finally:
+        users.close()
+    return 0
+
+
+def _do(args: argparse.Namespace, users: Users, db: Path) -> str:
+    from dashboards.auth import AuthError
+
+    cmd: str = args.users_command
+    if cmd == "list":
+        live = users.live_sessions()
+        rows = [f"{u.name}\t{u.role}\t{live.get(u.name, 0)}" for u in users.all()]
+        return "\n".join(rows) if rows else f"no users in {db}"
+    if cmd == "remove":
+        sessions = users.live_sessions().get(args.name, 0)
+        if not users.remove(args.name):
+            raise AuthError(f"no user {args.name!r} in {db}")
+        return f"removed user {args.name} ({_sessions(sessions)} ended)"
+    if cmd == "logout":
+        if users.get(args.name) is None:
+            raise AuthError(f"no user {args.name!r} in {db}")
+        ended = users.revoke_sessions(args.name)
+        return f"logged {args.name} out everywhere ({_sessions(ended)} ended)"
+    if cmd == "password" and users.get(args.name) is None:
+        raise AuthError(f"no user {args.name!r} in {db}")
+    password, written = _password(args)
+    try:
+        if cmd == "add":
+            user = users.add(args.name, args.role, password)
+            done = f"added user {user.name} ({user.role}) to {db}"
+        else:
+            ended = users.set_password(args.name, password)
+            done = f"set the password of {args.name} ({_sessions(ended)} ended)"
+    except AuthError:
+        if written is not None:
+            written.unlink(missing_ok=True)
+        raise
+    if written is not None:
+        done += f"; the password is in {written} (0600): hand it over, then delete the file"
+    return done
+
+
+def _sessions(n: int) -> str:
+    return f"{n} session{'' if n == 1 else 's'}"
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "coldchain users") -> int:
+    """``coldchain users ...`` on its own (also ``python -m dashboards.users_cli``)."""
+    parser = argparse.ArgumentParser(prog=prog)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""``config check`` warns where the alert rules cannot do their job: a room whose rules would
+watch only points not declared room air, a profile point that does not say where it measures,
+and a chilled or frozen room whose defrosts nobody reports (the bug: the pre-cooling room's
+normal defrost raised a warning in the demo)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from coldchain.config.loader import check_site_file
+from coldchain.profiles.registry import ProfileRegistry
+from coldchain.profiles.schema import ModbusProfile
+from firmware_configs import SITES_DIR
+
+PROFILES = ProfileRegistry.load()
+
+
+def site(devices: list[dict[str, Any]], **room: Any) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "sites": [
+            {
+                "id": "s1",
+                "name": "Site",
+                "rooms": [{"id": "fz", "name": "Freezer", "class": "frozen", **room}],
+            }
+        ],
+        "gateways": [
+            {
+                "id": "gw1",
+                "site": "s1",
+                "buses": [
+                    {"type": "rtu", "id": "bus", "port": "/dev/ttyUSB0"},
+                    {"type": "mqtt", "id": "wifi", "host": "localhost"},
+                ],
+                "devices": devices,
+            }
+        ],
+    }
+
+
+def warnings(doc: dict[str, Any], profiles: ProfileRegistry = PROFILES) -> list[str]:
+    result = check_site_file("site.yaml", profiles, text=yaml.safe_dump(doc))
+    assert result.errors == [], [e.format() for e in result.errors]
+    return [w.format() for w in result.warnings]
+
+
+CONTROLLER = {"id": "ctl", "profile": "dixell-xr60cx", "bus": "bus", "unit_id": 1, "room": "fz"}
+DOOR = {"id": "door", "profile": "shelly-dw2", "bus": "wifi", "room": "fz"}
+
+
+def test_a_room_watched_only_through_a_door_sensor_temperature_is_warned() -> None:
+    found = warnings(site([DOOR], defrost={"at": ["02:00"]}))
+    assert len(found) == 1, found
+    assert (
+        "room s1/fz: its temperature rules watch no point: none of its temperature points "
+        "is declared room air (door/temperature (device))" in found[0]
+    )
+    assert "say 'role: room' for it in its profile" in found[0]
+
+
+def test_a_room_with_room_air_and_a_defrost_flag_is_not_warned() -> None:
+    assert warnings(site([CONTROLLER, DOOR])) == []
+
+
+def test_a_cold_room_without_a_defrost_source_is_warned() -> None:
+    probe = {"id": "probe", "profile": "xy-md02", "bus": "bus", "unit_id": 2, "room": "fz"}
+    (found,) = warnings(site([probe]))
+    assert (
+        "room s1/fz: frozen room with temperature rules and no defrost source (no controller "
+        "point of kind defrost, no 'defrost:' schedule): its defrosts cannot be told from a "
+        "failure" in found
+    )
+    assert warnings(site([probe], defrost={"at": ["02:00", "14:00"], "duration": "20min"})) == []
+
+
+def test_a_profile_point_without_a_role_is_warned() -> None:
+    xy = PROFILES.get("xy-md02")
+    assert isinstance(xy, ModbusProfile)
+    raw = xy.model_dump(exclude_unset=True)
+    for p in raw["points"]:
+        p.pop("role")
+    raw["id"] = "xy-md02-norole"
+    registry = ProfileRegistry([*PROFILES, ModbusProfile.model_validate(raw)])
+    probe = {"id": "probe", "profile": "xy-md02-norole", "bus": "bus", "unit_id": 2, "room": "fz"}
+    found = warnings(site([CONTROLLER, probe]), registry)
+    assert len(found) == 1, found
+    assert (
+        "device probe: profile xy-md02-norole does not say where temperature measures, so the "
+        "room's rules take it as 'other', not the room's air" in found[0]
+    )
+
+
+def test_the_example_site_has_no_coverage_warnings() -> None:
+    result = check_site_file(SITES_DIR / "county.yaml", PROFILES)
+    assert result.errors == []
+    assert [w.format() for w in result.warnings] == []

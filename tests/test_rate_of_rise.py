@@ -1,0 +1,85 @@
+"""rate_of_rise needs a sustained rise (a robust slope over enough of the window), not two
+samples: the bug was a single +8 °C spike texting "rising fast" 1 s later, then "resolved"."""
+
+from __future__ import annotations
+
+from coldchain.alerting.rules.rate import theil_sen, thin
+from tests.alertkit import MIN, T0, Run, evaluator
+
+RATE = "temperature-rise"  # the built-in rule: 3 °C over 15 min, a warning
+
+
+def rate_changes(run: Run) -> list[str]:
+    return [t.to for t in run.out if t.key.startswith(f"{RATE}/") and "/probe/" in t.key]
+
+
+def steady(run: Run, until: float, value: float = 2.0, step: float = 1.0) -> None:
+    m = (run.t - T0) / MIN
+    while m < until:
+        m += step
+        run.at(m, ("probe/temperature", value))
+
+
+def test_a_single_spike_raises_no_rate_of_rise() -> None:
+    run = Run(evaluator())
+    steady(run, 20)  # 20 min at 2.0 °C, one reading a minute
+    spike_at = 20 + 1 / 60  # one reading 1 s later, +8 °C ...
+    run.at(spike_at, ("probe/temperature", 10.0))
+    run.at(21, ("probe/temperature", 2.0))  # ... and back
+    steady(run, 40)
+    assert rate_changes(run) == [], "not even pending: one sample is no trend"
+
+
+def test_a_spike_among_dense_readings_raises_nothing() -> None:
+    run = Run(evaluator())
+    steady(run, 20, step=0.25)
+    run.at(20.1, ("probe/temperature", 10.0))
+    steady(run, 40, step=0.25)
+    assert rate_changes(run) == []
+
+
+def test_two_samples_decide_nothing() -> None:
+    run = Run(evaluator())
+    run.at(0, ("probe/temperature", 1.0))
+    run.at(1, ("probe/temperature", 9.0))  # +8 °C in a minute, but only two samples
+    run.at(2, ("probe/temperature", 9.0))
+    assert rate_changes(run) == []
+
+
+def test_a_compressor_failure_still_raises_within_the_window() -> None:
+    """+0.2 °C/min (3 °C in 15 min, the rule's rate) for 20 min: raised, within the window
+    plus a minute of the rise starting."""
+    run = Run(evaluator())
+    steady(run, 10, value=1.0)
+    fired_at = None
+    for k in range(1, 21):
+        got = run.at(10 + k, ("probe/temperature", 1.0 + 0.2 * k))
+        if any(t.key.startswith(f"{RATE}/") and t.to == "firing" for t in got):
+            fired_at = fired_at or k
+    assert fired_at is not None, rate_changes(run)
+    assert fired_at <= 16, f"fired {fired_at} min into the rise"
+    firing = next(t for t in run.out if t.key.startswith(f"{RATE}/") and t.to == "firing")
+    assert firing.value is not None
+    assert firing.value >= 3.0
+    assert firing.limit == 3.0
+
+
+def test_a_rise_during_a_defrost_is_held() -> None:
+    run = Run(evaluator())
+    steady(run, 10, value=1.0)
+    run.at(10, ("ctl/defrost", 1.0))
+    for k in range(1, 21):  # the defrost warms the room at the failure's rate
+        run.at(10 + k, ("probe/temperature", 1.0 + 0.2 * k))
+    assert rate_changes(run) == []
+
+
+def test_theil_sen_ignores_one_outlier_and_thin_keeps_the_ends() -> None:
+    flat = [(i * 60_000, 2.0) for i in range(15)]
+    flat[7] = (7 * 60_000, 10.0)
+    assert theil_sen(flat) == 0.0
+    rising = [(i * 60_000, 0.2 * i) for i in range(15)]
+    assert abs(theil_sen(rising) * 60_000 - 0.2) < 1e-9
+    many = [(i, float(i)) for i in range(500)]
+    few = thin(many, 24)
+    assert len(few) == 24
+    assert (few[0], few[-1]) == (many[0], many[-1])
