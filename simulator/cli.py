@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     except InvalidConfigError as exc:
         print(f"device profiles: {exc}", file=sys.stderr)
         return 1
-    result = check_site_file(args.site, profiles)
+    result = check_site_file(args.site, profiles, advice=False)  # errors only: it runs it
     if result.config is None:
         for e in result.errors:
             print(f"error: {e.format()}", file=sys.stderr)

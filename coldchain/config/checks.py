@@ -66,8 +66,11 @@ def _unique(items: Iterable[tuple[PathT, str]], what: str) -> list[Finding]:
     return out
 
 
-def check(cfg: SiteConfig, profiles: ProfileRegistry) -> list[Finding]:
-    """Every cross-reference problem of ``cfg``."""
+def check(cfg: SiteConfig, profiles: ProfileRegistry, *, advice: bool = True) -> list[Finding]:
+    """Every cross-reference problem of ``cfg``. ``advice=False`` skips the checks that can
+    only warn (sensor coverage, what the rules watch: the latter builds every watch of the
+    site twice, a few MB and a moment on a Pi's start for a big gateway), for loading a
+    config to run it rather than to review it."""
     out = _unique(((("sites", i), s.id) for i, s in enumerate(cfg.sites)), "site")
     for i, s in enumerate(cfg.sites):
         out += _unique(((("sites", i, "rooms", j), r.id) for j, r in enumerate(s.rooms)), "room")
@@ -81,11 +84,13 @@ def check(cfg: SiteConfig, profiles: ProfileRegistry) -> list[Finding]:
                 out.append(Finding(("contacts", i, "sites", j), msg, fix, sid))
     for i, g in enumerate(cfg.gateways):
         out += _check_gateway(cfg, ("gateways", i), g, profiles)
-    out += _probe_coverage(cfg, profiles)
     from coldchain.alerting.checks import alert_issues
-    from coldchain.config.coverage import coverage
 
-    out += coverage(cfg, profiles)
+    if advice:
+        from coldchain.config.coverage import coverage
+
+        out += _probe_coverage(cfg, profiles)
+        out += coverage(cfg, profiles)
 
     out += [
         Finding(path, msg, fix, NO_VALUE if value is None else value)

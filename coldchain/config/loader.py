@@ -32,9 +32,14 @@ class CheckResult:
 
 
 def check_site_file(
-    path: str | Path, profiles: ProfileRegistry | None = None, text: str | None = None
+    path: str | Path,
+    profiles: ProfileRegistry | None = None,
+    text: str | None = None,
+    *,
+    advice: bool = True,
 ) -> CheckResult:
-    """Validate a site config file and return the config (if valid) with all findings.
+    """Validate a site config file and return the config (if valid) with all findings
+    (``advice=False``: without the checks that can only warn, :func:`checks.check`).
 
     Whatever the file holds, the result is a config or located errors: reading is bounded
     (:mod:`coldchain.config.yamlread`), and the time taken grows linearly with its size.
@@ -44,10 +49,10 @@ def check_site_file(
     except YamlSyntaxError as exc:
         return CheckResult(None, [ConfigError(exc.file, exc.mark, (), exc.problem, exc.fix)])
     with gc_paused():  # the config's objects are many and acyclic: see gc_paused
-        return _check_doc(doc, profiles)
+        return _check_doc(doc, profiles, advice=advice)
 
 
-def _check_doc(doc: YamlDoc, profiles: ProfileRegistry | None) -> CheckResult:
+def _check_doc(doc: YamlDoc, profiles: ProfileRegistry | None, *, advice: bool) -> CheckResult:
     errors = duplicate_key_errors(doc)
     try:
         cfg = SiteConfig.model_validate(doc.data)
@@ -57,7 +62,7 @@ def _check_doc(doc: YamlDoc, profiles: ProfileRegistry | None) -> CheckResult:
         return CheckResult(None, errors)
     registry = profiles if profiles is not None else ProfileRegistry.load()
     warnings: list[ConfigError] = []
-    for f in check(cfg, registry):
+    for f in check(cfg, registry, advice=advice):
         err = ConfigError(doc.file, doc.mark(f.path), f.path, f.message, f.fix, f.value)
         (warnings if f.warning else errors).append(err)
     errors.sort(key=lambda e: (e.mark.line, e.mark.col))
@@ -66,8 +71,9 @@ def _check_doc(doc: YamlDoc, profiles: ProfileRegistry | None) -> CheckResult:
 
 
 def load_site_config(path: str | Path, profiles: ProfileRegistry | None = None) -> SiteConfig:
-    """The valid config in ``path``; raise :class:`InvalidConfigError` with every error."""
-    result = check_site_file(path, profiles)
+    """The valid config in ``path``, to run it (warnings are for ``config check``: the checks
+    that can only warn are skipped); raise :class:`InvalidConfigError` with every error."""
+    result = check_site_file(path, profiles, advice=False)
     if result.config is None:
         raise InvalidConfigError(result.errors)
     return result.config
