@@ -32,15 +32,15 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, quote
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import cookie_parser
 
 from dashboards import csrf
 from dashboards.throttle import LoginThrottle
@@ -101,6 +101,13 @@ class User:
         return rank(self.role) >= rank(role)
 
 
+def check_user_name(name: str) -> None:
+    """Raises :class:`AuthError` unless ``name`` is a user name: letters, digits, '-', '_'
+    and '.', at least one letter or digit (so never a path such as ``..`` or ``a/b``)."""
+    if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise AuthError(f"user name {name!r}: use letters, digits, '-', '_' or '.'")
+
+
 class Users:
     """The users table and their sessions (thread-safe; calls are short)."""
 
@@ -122,8 +129,7 @@ class Users:
     def add(self, name: str, role: str, password: str) -> User:
         if role not in ROLES:
             raise AuthError(f"role {role!r}: use one of {', '.join(ROLES)}")
-        if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-            raise AuthError(f"user name {name!r}: use letters, digits, '-', '_' or '.'")
+        check_user_name(name)
         self._check_password(name, password)
         salt = secrets.token_bytes(16)
         with self._lock:
@@ -358,9 +364,9 @@ class Auth:
         path.write_text(password + "\n", encoding="utf-8")
         log.warning("no users yet: made 'admin'; its password is in %s", path)
 
-    def session_of(self, cookies: SimpleCookie) -> Session | None:
-        morsel = cookies.get(COOKIE)
-        return self.sessions.verify(morsel.value) if morsel else None
+    def session_of(self, cookies: Mapping[str, str]) -> Session | None:
+        value = cookies.get(COOKIE)
+        return self.sessions.verify(value) if value else None
 
     def user_of(self, cookie_header: str | None) -> User | None:
         session = self.session_of(_cookies(cookie_header))
@@ -376,14 +382,12 @@ class Auth:
         return user.name
 
 
-def _cookies(header: str | None) -> SimpleCookie:
-    jar: SimpleCookie = SimpleCookie()
-    if header:
-        try:
-            jar.load(header)
-        except ValueError:
-            return SimpleCookie()
-    return jar
+def _cookies(header: str | None) -> dict[str, str]:
+    """The cookies of a ``Cookie`` header, parsed as browsers send them and as the routes
+    read them (Starlette's parser, which never raises). ``SimpleCookie`` raised on a name
+    such as ``a<b`` (a 500 on every path, from a cookie any page on the hub's host can set)
+    and dropped every cookie after one it could not read (a logout)."""
+    return cookie_parser(header) if header else {}
 
 
 def is_open(path: str) -> bool:
@@ -444,7 +448,7 @@ class AccessMiddleware:
         scope: Scope,
         receive: Receive,
         headers: dict[bytes, bytes],
-        cookies: SimpleCookie,
+        cookies: Mapping[str, str],
         session: Session | None,
     ) -> Receive:
         """Raises :class:`RefusedError` unless the request is the hub's own; the ``receive``
@@ -458,7 +462,7 @@ class AccessMiddleware:
                 raise RefusedError(
                     403, "no login form token: open the login page again and log in from it"
                 )
-            expected = self.auth.sessions.login_token(nonce.value)
+            expected = self.auth.sessions.login_token(nonce)
         elif session is not None:
             expected = session.csrf_token
         else:

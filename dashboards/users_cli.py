@@ -96,7 +96,8 @@ def _password_arguments(parser: argparse.ArgumentParser, *, generate: bool) -> N
         group.add_argument(
             "--generate",
             action="store_true",
-            help="make a random password and write it to DATA_DIR/NAME-password (0600)",
+            help="make a random password and write it to DATA_DIR/NAME-password (0600; never "
+            "over an existing file)",
         )
 
 
@@ -106,10 +107,17 @@ def _password(args: argparse.Namespace) -> tuple[str, Path | None]:
         lines = args.password_file.read_text(encoding="utf-8").splitlines()
         return (lines[0].strip() if lines else ""), None
     if args.generate:
+        from dashboards.auth import AuthError, check_user_name
+
+        check_user_name(args.name)  # it becomes part of a path
         password = secrets.token_urlsafe(12)
         path: Path = args.data_dir / f"{args.name}-password"
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:  # never over another file: it may hold a password not yet handed over
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise AuthError(
+                f"{path} exists already: hand its password over or delete it, then run again"
+            ) from None
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(password + "\n")
         return password, path
@@ -155,8 +163,7 @@ def _do(args: argparse.Namespace, users: Users, db: Path) -> str:
             raise AuthError(f"no user {args.name!r} in {db}")
         ended = users.revoke_sessions(args.name)
         return f"logged {args.name} out everywhere ({_sessions(ended)} ended)"
-    if cmd == "password" and users.get(args.name) is None:
-        raise AuthError(f"no user {args.name!r} in {db}")
+    _check_user(cmd, args.name, users, db)
     password, written = _password(args)
     try:
         if cmd == "add":
@@ -172,6 +179,19 @@ def _do(args: argparse.Namespace, users: Users, db: Path) -> str:
     if written is not None:
         done += f"; the password is in {written} (0600): hand it over, then delete the file"
     return done
+
+
+def _check_user(cmd: str, name: str, users: Users, db: Path) -> None:
+    """Before any password is read or file written: ``password`` needs the user, ``add``
+    a valid name that is not taken (so a failed add leaves every file as it was)."""
+    from dashboards.auth import AuthError, check_user_name
+
+    if cmd == "password" and users.get(name) is None:
+        raise AuthError(f"no user {name!r} in {db}")
+    if cmd == "add":
+        check_user_name(name)
+        if users.get(name) is not None:
+            raise AuthError(f"user {name!r} exists already")
 
 
 def _sessions(n: int) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 import aiomqtt
 
 from coldchain.config.site import SiteConfig
-from coldchain.config.topology import PointInfo, site_points
+from coldchain.config.topology import BOUNDS_SLACK, PointInfo, site_points
 from coldchain.logsafe import RateLimitedLog
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.messages import (
@@ -83,14 +83,16 @@ def known_series(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, set[Se
 
 
 Bounded = tuple[float, float, PointInfo]
-"""The lowest and highest value a point can carry (:attr:`PointInfo.bounds`), and the point."""
+"""The lowest and highest value a point can carry (:attr:`PointInfo.bounds`, widened by
+:data:`BOUNDS_SLACK`), and the point."""
 
 
 def series_bounds(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, dict[SeriesId, Bounded]]:
     """Each gateway's series, with the values each can carry and what it measures."""
     out: dict[str, dict[SeriesId, Bounded]] = {gw.id: {} for gw in cfg.gateways}
     for p in site_points(cfg, profiles):
-        out[p.gateway][p.sid] = (*p.bounds, p)
+        lo, hi = p.bounds
+        out[p.gateway][p.sid] = (lo - BOUNDS_SLACK, hi + BOUNDS_SLACK, p)
     return out
 
 
@@ -101,7 +103,7 @@ def implausible(r: Reading, point: PointInfo) -> Reading | None:
     if v is None:
         return None
     lo, hi = point.bounds
-    if lo <= v <= hi:
+    if lo - BOUNDS_SLACK <= v <= hi + BOUNDS_SLACK:
         return None
     source = "valid range" if point.valid_range is not None else f"plausible {point.kind}"
     why = f"outside {lo:g}..{hi:g} ({source})"

@@ -248,7 +248,7 @@ def test_one_sample_past_the_limit_then_a_decay_inside_the_band_never_fired() ->
     # Found by the simulated week: one 4.1 °C sample after a door opening, then 3.95 °C
     # and falling. The pending warning was judged with the hysteresis (still "above" down
     # to 3.5 °C), so its 5-minute delay ran out inside the band and it fired for an
-    # excursion of 30 s. The delay counts time past the limit; the band is for clearing.
+    # excursion of 30 s. At the end of the delay the value must be past the limit itself.
     run = Run(evaluator())
     run.until(10, probe__temperature=3.0)
     for i, value in enumerate([4.1] + [round(3.95 - 0.05 * i, 2) for i in range(14)]):

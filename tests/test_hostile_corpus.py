@@ -164,6 +164,9 @@ async def run_http(hub: Hub, spec: dict[str, Any]) -> int:
         headers = {"Cookie": signed_cookie(hub, spec["signed_claims"])}
     else:
         headers = session_header(url)
+    if "cookie_before" in spec:  # a cookie of another app on the host, before the session's
+        session = headers.get("Cookie")
+        headers["Cookie"] = "; ".join(c for c in (spec["cookie_before"], session) if c)
     return await asyncio.to_thread(_http, url, spec.get("method", "GET"), headers)
 
 
@@ -262,6 +265,10 @@ async def test_hostile_input_is_refused_and_the_hub_stays_up(
         for url in ("/healthz", "/api/gateways", "/gateways", "/metrics"):
             status, _ = await get(hub.url + url)
             assert status == 200, url
+        if "metrics_lacks" in expect:
+            _, text = await get(hub.url + "/metrics")
+            for absent in expect["metrics_lacks"]:
+                assert absent not in text, f"{case.name}: /metrics has {absent!r}"
 
     long = [r.getMessage()[:200] for r in caplog.records if len(r.getMessage()) > MAX_LOG_LINE]
     assert not long, f"log lines over {MAX_LOG_LINE} characters: {long}"

@@ -134,3 +134,16 @@ async def test_a_batch_larger_than_the_largest_legal_one_is_refused_undecoded(
     assert time.perf_counter() - started < 0.05  # refused before decoding
     assert dict(ingest.stats.rejected) == {"too_large": 1}
     await store.close()
+
+
+def test_a_calibrated_reading_at_the_edge_of_its_range_was_refused() -> None:
+    # The agent stores round(raw + calibration, 6); the hub compared it with hi + calibration
+    # in floats, and e.g. range (-20, 60) with calibration -4.98 refused a raw 60 (55.02 >
+    # 55.019999999999996): a good reading stored as bad.
+    for lo, hi in ((-20.0, 60.0), (-40.0, 125.0), (0.0, 100.0)):
+        for step in range(-500, 501):
+            cal = step / 100
+            info = point(PointKind.TEMPERATURE, (lo, hi), cal=cal)
+            for raw in (lo, hi):
+                value = round(raw + cal, 6)
+                assert implausible(Reading(SID, NOW, value), info) is None, (lo, hi, cal, raw)

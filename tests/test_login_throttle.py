@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from dashboards.auth import User
 from dashboards.throttle import LoginThrottle, Policy
 from dashboards.web.i18n import wait
 from tests.alertkit import PROFILES
@@ -103,17 +106,28 @@ def test_waits_read_well() -> None:
     assert [wait(s, "zh-CN") for s in (30, 90, 900)] == ["30秒", "1分30秒", "15分钟"]
 
 
-async def test_login_has_no_rate_limit_nor_lockout(tmp_path: Path, mosquitto: Broker) -> None:
-    """The bug: ~17 scrypt checks a second from one client, without end. Now the sixth
-    wrong password locks the account for 30 s; while locked even the right password is
-    refused at once (429, Retry-After, the wait in words) without a password check; failures
-    and the lock are audited, the refused attempts are not (a flood writes nothing)."""
+async def test_login_has_no_rate_limit_nor_lockout(
+    tmp_path: Path, mosquitto: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bug: ~17 scrypt checks a second from one client, without end. Now the fifth
+    wrong password (still checked, 401) locks the account for 30 s; while locked even the
+    right password is refused at once (429, Retry-After, the wait in words) without a
+    password check (``Users.check`` is not called); failures and the lock are audited, the
+    refused attempts are not (a flood writes nothing)."""
     cfg = _config(tmp_path)
     async with running_hub_service(cfg, PROFILES, tmp_path / "hub", mosquitto.url) as hub:
         u = hub.url
         clock = Clock()
         hub.auth.throttle.clock = clock
         password = add_user(hub, "op", "operator")
+        checks: list[str] = []
+        check = hub.auth.users.check
+
+        def counted(name: str, password: str) -> User | None:
+            checks.append(name)
+            return check(name, password)
+
+        monkeypatch.setattr(hub.auth.users, "check", counted)
         for _ in range(4):
             status, _, _ = await script_login(u, "op", "wrong-password")
             assert status == 401
@@ -123,7 +137,8 @@ async def test_login_has_no_rate_limit_nor_lockout(tmp_path: Path, mosquitto: Br
         assert len(records) == 1
         assert records[0].object == "user/op"
         assert records[0].after["seconds"] == 30.0
-        # locked: the right password too, at once
+        assert checks == ["op"] * 5, "the five failures before the lock are checked"
+        # locked: the right password too, at once, and without a password check
         for _ in range(20):
             status, headers, _ = await script_login(u, "op", password)
             assert status == 429
@@ -141,6 +156,7 @@ async def test_login_has_no_rate_limit_nor_lockout(tmp_path: Path, mosquitto: Br
         assert "该账号登录失败次数过多" in body
         assert "30秒后再试" in body
         assert hub.auth.throttle.refused == 22
+        assert checks == ["op"] * 5, "no password check while the account is locked"
         failed, _ = hub.audit.page(50, 0, action="login.failed")
         assert len(failed) == 5, "refused attempts are not audited one by one"
         assert {r.object for r in failed} == {"user/op"}
@@ -149,6 +165,7 @@ async def test_login_has_no_rate_limit_nor_lockout(tmp_path: Path, mosquitto: Br
         status, _, s = await script_login(u, "op", password)
         assert status == 303
         assert s is not None
+        assert checks == ["op"] * 6, "the lock over, the password is checked again"
         done, _ = hub.audit.page(50, 0, action="login")
         logins = [(r.actor, r.object) for r in done if r.action == "login"]
         assert logins == [("op", "user/op")]

@@ -3,7 +3,11 @@ samples: the bug was a single +8 °C spike texting "rising fast" 1 s later, then
 
 from __future__ import annotations
 
-from coldchain.alerting.rules.rate import theil_sen, thin
+import pytest
+from pydantic import ValidationError
+
+from coldchain.alerting.rules.rate import RateOfRiseRule, theil_sen, thin
+from coldchain.alerting.views import RATE_WINDOW_MAX
 from tests.alertkit import MIN, T0, Run, evaluator
 
 RATE = "temperature-rise"  # the built-in rule: 3 °C over 15 min, a warning
@@ -83,3 +87,14 @@ def test_theil_sen_ignores_one_outlier_and_thin_keeps_the_ends() -> None:
     few = thin(many, 24)
     assert len(few) == 24
     assert (few[0], few[-1]) == (many[0], many[-1])
+
+
+def test_settings_that_would_never_fire_are_refused() -> None:
+    # A min_span longer than the window, or more samples than the evaluator keeps per series,
+    # were accepted and silently switched the rule off.
+    base = {"id": "rise", "kind": "rate_of_rise", "rise": 3, "window": "15min"}
+    with pytest.raises(ValidationError, match=r"min_span \(20min\) is longer than the window"):
+        RateOfRiseRule.model_validate({**base, "min_span": "20min"})
+    with pytest.raises(ValidationError, match=f"less than or equal to {RATE_WINDOW_MAX}"):
+        RateOfRiseRule.model_validate({**base, "min_samples": RATE_WINDOW_MAX + 1})
+    RateOfRiseRule.model_validate({**base, "min_span": "15min"})

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,42 @@ async def test_logout_ends_the_session_on_the_hub(tmp_path: Path, mosquitto: Bro
         assert (status, headers["location"]) == (303, "/login?next=%2Falerts")
         # the same user's other session goes on
         assert await _status(f"{u}/api/sites", other.cookie) == 200
+
+
+async def test_log_out_on_the_login_page_answered_403(tmp_path: Path, mosquitto: Broker) -> None:
+    """The bug: the login page passed its own form's token as ``csrf_token``, which replaced
+    the session's in the page, so a logged-in user on /login got a nav "log out" form (and
+    a ``<meta name="csrf-token">``) carrying the login token, and logging out there answered
+    403. The page now carries both: the session's in the nav and the meta, the login form's
+    in the login form."""
+    cfg = _config(tmp_path)
+    async with running_hub_service(cfg, PROFILES, tmp_path / "hub", mosquitto.url) as hub:
+        u = hub.url
+        _, _, s = await script_login(u, TEST_USER, TEST_PASSWORD)
+        assert s is not None
+        status, headers, page = await raw("GET", f"{u}/login", cookie=s.cookie)
+        assert status == 200
+        (nav,) = re.findall(
+            r'<form method="post" action="/logout"[^>]*>'
+            r'<input type="hidden" name="csrf_token" value="([^"]*)">',
+            page,
+        )
+        (meta,) = re.findall(r'<meta name="csrf-token" content="([^"]*)">', page)
+        (login,) = re.findall(
+            r'<form method="post" action="/login"[^>]*>.*?'
+            r'<input type="hidden" name="csrf_token" value="([^"]*)">',
+            page,
+            re.DOTALL,
+        )
+        login_header = headers["x-csrf-token"]
+        browser = {"Origin": u, "Sec-Fetch-Site": "same-origin"}
+        status, headers, body = await raw(
+            "POST", f"{u}/logout", cookie=s.cookie, form={"csrf_token": nav}, headers=browser
+        )
+        assert (status, headers.get("location")) == (303, "/login"), body[:200]
+        assert await _status(f"{u}/api/sites", s.cookie) == 401
+        assert (nav, meta) == (s.token, s.token)
+        assert login == login_header != s.token
 
 
 async def test_a_password_change_ends_the_users_sessions(tmp_path: Path, mosquitto: Broker) -> None:

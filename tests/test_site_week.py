@@ -87,19 +87,26 @@ async def test_a_simulated_week_of_the_example_site_raises_no_alarm_and_no_sms(
 
 @dataclass(frozen=True)
 class Case:
-    """A fault, what it must raise (rule ids, on which series or room), what else it may
-    raise with the reason, and how long after injection to watch."""
+    """A fault, what it must raise, what else it may raise and where with the reason, how
+    long after injection to watch, and how its SMS name the room (if it must text).
+
+    An alert is placed by ``where``: a series suffix (``device/point``) or a ``site/room``.
+    Every alert fired after injection must be an ``expected`` one or an ``also`` one, each
+    matched on rule, tier and place; every ``expected`` one must fire."""
 
     kind: FaultKind
     target: str
-    expected: frozenset[tuple[str, str]]  # (rule, series suffix or site/room)
+    expected: frozenset[tuple[str, str, str]]  # (rule, tier, where)
     within_h: float
-    also: tuple[tuple[str, str, str], ...] = ()  # (rule, tier, why it fires too)
+    also: tuple[tuple[str, str, str, str], ...] = ()  # (rule, tier, where, why it fires too)
+    sms_names: tuple[str, ...] = ()  # non-empty: SMS must go, each naming the room so
 
 
-def _s(rule: str, *where: str) -> frozenset[tuple[str, str]]:
-    return frozenset((rule, w) for w in where)
+def _s(rule: str, *where: str, tier: str = "alarm") -> frozenset[tuple[str, str, str]]:
+    return frozenset((rule, tier, w) for w in where)
 
+
+CHILLED_1 = "shuangxi-poultry/chilled-1"
 
 CASES = [
     Case(
@@ -140,27 +147,28 @@ CASES = [
     ),
     Case(
         FaultKind.DOOR_STUCK_OPEN,
-        "shuangxi-poultry/chilled-1",
+        CHILLED_1,
         # open longer than 10 min; open while the room is above its limit for 2 min
-        _s("door-open", "shuangxi-poultry/chilled-1")
-        | _s("door-open-warm", "shuangxi-poultry/chilled-1"),
+        _s("door-open", CHILLED_1) | _s("door-open-warm", CHILLED_1),
         0.25,
-        also=(  # the physics: the open door warms the room 3 °C in 5 min, past 4 °C
-            ("temperature-rise", "warning", "the room air rises more than 3 °C in 15 min"),
-            ("temperature-high", "warning", "the room air is above 4 °C for 5 min"),
+        also=(  # the physics: the open door warms THAT room 3 °C in 5 min, past 4 °C
+            ("temperature-rise", "warning", CHILLED_1, "its air rises > 3 °C in 15 min"),
+            ("temperature-high", "warning", CHILLED_1, "its air is above 4 °C for 5 min"),
         ),
     ),
-    Case(
+    Case(  # the warning at about +62 min, the alarm (15 min over) at about +72 min
         FaultKind.COMPRESSOR_FAILURE,
         "chengqu-centre/cold-room-2",
-        _s("temperature-high", "chengqu-centre/cold-room-2"),
+        _s("temperature-high", "chengqu-centre/cold-room-2", tier="warning")
+        | _s("temperature-high", "chengqu-centre/cold-room-2", tier="alarm"),
         3.0,
     ),
-    Case(
+    Case(  # the one case that must text: proof the notifier path the week relies on writes
         FaultKind.POWER_CUT,
         "chengqu-centre/cold-room-1",
         _s("power-cut", "chengqu-centre/cold-room-1"),
         0.25,
+        sms_names=("1号冷藏库", "Cold room 1 (chilled)"),  # its name in zh-CN, in en
     ),
     Case(  # no rule watches the sorting line's alarm points: a jam is the line's business,
         # not the cold chain's; the hub must see it and raise nothing
@@ -169,21 +177,28 @@ CASES = [
         frozenset(),
         0.5,
     ),
-    Case(
+    Case(  # the gateway's whole RS-485 line and its Wi-Fi sensor go silent: every air probe
+        # behind it faults, in both rooms (tea-freezer is the frozen room's only one); the
+        # DI module's doors, defrost and mains have no fault rule
         FaultKind.LINK_DOWN,
         "gw-meilin",
-        _s("sensor-fault", "tea-probe-a/temperature", "tea-probe-b/temperature")
+        _s(
+            "sensor-fault",
+            "tea-probe-a/temperature",
+            "tea-probe-b/temperature",
+            "tea-freezer/probe_1",
+        )
         | _s("sensor-stale", "tea-humidity/temperature"),
         0.5,
-        also=(("sensor-fault", "alarm", "every sensor behind the gateway is silent"),),
     ),
 ]
 
 
-def matches(a: AlertRow, rule: str, where: str) -> bool:
-    """Whether alert ``a`` is ``rule`` on ``where`` (``device/point`` or ``site/room``)."""
+def matches(a: AlertRow, rule: str, tier: str, where: str) -> bool:
+    """Whether alert ``a`` is ``rule`` at ``tier`` on ``where`` (``device/point`` or
+    ``site/room``)."""
     point = "/".join((a.series or "").split("/")[2:])
-    return a.rule == rule and where in (point, f"{a.site}/{a.room}")
+    return a.rule == rule and a.tier == tier and where in (point, f"{a.site}/{a.room}")
 
 
 def test_every_fault_kind_has_a_case() -> None:
@@ -201,16 +216,17 @@ async def test_each_fault_raises_exactly_the_alert_meant_for_it(tmp_path: Path, 
         injected_ms = run.clock.now_ms()
         await run.run_for(case.within_h * HOUR)
         alerts, latest = fired(run, after_ms=injected_ms), dict(run.latest)
+        texts = run.texts()
     if case.kind is FaultKind.JAM:
         jam = latest["chengqu-centre/gw-centre-hall/sorting-plc/jam"]
         assert jam.value == 1.0, f"the hub did not see the jam: {jam}"
     raised = "raised:\n" + "\n".join(map(describe, alerts))
     missing = [e for e in case.expected if not any(matches(a, *e) for a in alerts)]
     assert not missing, f"{case.kind} on {case.target} did not raise {sorted(missing)}; {raised}"
-    also = {(rule, tier) for rule, tier, _why in case.also}
-    extra = [
-        describe(a)
-        for a in alerts
-        if not any(matches(a, *e) for e in case.expected) and (a.rule, a.tier) not in also
-    ]
+    allowed = [*case.expected, *((rule, tier, where) for rule, tier, where, _ in case.also)]
+    extra = [describe(a) for a in alerts if not any(matches(a, *e) for e in allowed)]
     assert not extra, f"{case.kind} on {case.target} raised more:\n" + "\n".join(extra)
+    if case.sms_names:
+        assert texts, f"{case.kind} on {case.target} wrote no SMS; {raised}"
+        unnamed = [t for t in texts if not any(n in t["text"] for n in case.sms_names)]
+        assert not unnamed, f"SMS not naming {case.sms_names}: {unnamed}"

@@ -127,3 +127,76 @@ def test_users_refuses_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_the_cli_knows_the_roles_of_the_hub() -> None:
     assert users_cli.ROLES == auth.ROLES
+
+
+def test_users_add_generate_for_an_existing_user_deleted_its_password_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bug: ``add admin --generate`` for an existing admin unlinked and rewrote
+    DATA_DIR/admin-password before the add failed, then the rollback unlinked it: the hub's
+    bootstrap password was gone. An existing user is now refused before any file is
+    touched."""
+    data = str(tmp_path)
+    assert main(["users", data, "add", "admin", "--role", "admin", "--generate"]) == 0
+    capsys.readouterr()
+    path = tmp_path / "admin-password"
+    password = path.read_text(encoding="utf-8")
+    for _ in range(2):
+        assert main(["users", data, "add", "admin", "--role", "admin", "--generate"]) == 1
+        assert capsys.readouterr().err == "error: user 'admin' exists already\n"
+        assert path.read_text(encoding="utf-8") == password
+    users = Users(tmp_path / "hub.db")
+    try:
+        assert users.check("admin", password.strip()) is not None
+    finally:
+        users.close()
+
+
+def test_users_add_generate_with_a_path_as_name_unlinked_a_file_outside_the_data_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bug: NAME was joined into a path before it was checked, so ``add ../x/y
+    --generate`` unlinked (and rewrote) ``../x/y-password``. The name is now checked first
+    and nothing outside (or inside) DATA_DIR is touched."""
+    data = tmp_path / "data"
+    data.mkdir()
+    victim = tmp_path / "x" / "y-password"
+    victim.parent.mkdir()
+    victim.write_text("keep me\n", encoding="utf-8")
+    argv = ["users", str(data), "add", "../x/y", "--role", "operator", "--generate"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == "error: user name '../x/y': use letters, digits, '-', '_' or '.'\n"
+    assert victim.read_text(encoding="utf-8") == "keep me\n"
+    assert sorted(p.name for p in data.iterdir()) == ["hub.db"]
+
+
+def test_users_generate_overwrote_a_password_file_not_yet_handed_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bug: --generate unlinked DATA_DIR/NAME-password before creating it anew. A file
+    that is there now stays as it is and the command says why it stopped; the user and
+    the password are unchanged."""
+    data = str(tmp_path)
+    path = tmp_path / "li-password"
+    path.write_text("someone else's\n", encoding="utf-8")
+    assert main(["users", data, "add", "li", "--role", "operator", "--generate"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {path} exists already: hand its password over or delete it, then run again\n"
+    )
+    assert path.read_text(encoding="utf-8") == "someone else's\n"
+    users = Users(tmp_path / "hub.db")
+    try:
+        assert users.get("li") is None
+        users.add("li", "operator", "li-password")
+    finally:
+        users.close()
+    assert main(["users", data, "password", "li", "--generate"]) == 1
+    assert f"error: {path} exists already" in capsys.readouterr().err
+    assert path.read_text(encoding="utf-8") == "someone else's\n"
+    users = Users(tmp_path / "hub.db")
+    try:
+        assert users.check("li", "li-password") is not None
+    finally:
+        users.close()

@@ -31,6 +31,12 @@ PLAUSIBLE: dict[PointKind, tuple[float, float]] = {
 ``valid_range``. Every kind has an entry (``tests/test_ingest_values.py`` checks)."""
 
 
+BOUNDS_SLACK = 1e-6
+"""How far past its :attr:`PointInfo.bounds` a value is still taken as inside: the agent
+rounds a calibrated value to 6 decimals (``edge_agent/calibration.py``), so a reading at the
+edge of its range may land one float step outside ``hi + calibration``."""
+
+
 @dataclass(frozen=True, slots=True)
 class PointInfo:
     """One enabled point of one device: a series."""

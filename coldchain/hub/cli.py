@@ -12,6 +12,8 @@ from pathlib import Path
 
 from coldchain.profiles.options import add_profiles_argument, load_profiles
 
+log = logging.getLogger(__name__)
+
 HUB_DESCRIPTION = """\
 Run the centre until SIGTERM or Ctrl-C, in one process:
 
@@ -54,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from coldchain.config.errors import InvalidConfigError
-    from coldchain.config.loader import load_site_config
+    from coldchain.config.loader import check_site_file
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -62,11 +64,19 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         profiles = load_profiles(args)
-        cfg = load_site_config(args.config, profiles)
     except InvalidConfigError as exc:
         print(f"{args.config}: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(_main(args, cfg, profiles))
+    # The hub runs the whole check, warnings included, and logs them at start: a room whose
+    # rules watch no room air (a profile that names no role) must not go unnoticed on a
+    # running centre, only in `coldchain config check`.
+    result = check_site_file(args.config, profiles)
+    if result.config is None:
+        print(f"{args.config}: {InvalidConfigError(result.errors)}", file=sys.stderr)
+        return 1
+    for w in result.warnings:
+        log.warning("site config: %s", w.format())
+    return asyncio.run(_main(args, result.config, profiles))
 
 
 async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:

@@ -88,12 +88,16 @@ def _gateway_metrics(ctx: HubContext) -> Iterator[Metric]:
         "share of successful polls per device, 0-1",
         labels=["gateway", "device"],
     )
+    configured = {gw.id: {d.id for d in gw.devices} for gw in ctx.cfg.gateways}
     for g in ctx.registry.all():
         up.add_metric([g.id], 1.0 if g.state == "online" else 0.0)
         if g.backlog is not None:
             backlog.add_metric([g.id], g.backlog)
+        known = configured.get(g.id, set())
         for device, value in sorted(g.poll_success().items()):
-            if isinstance(value, int | float):
+            # only configured devices: a health report names what it likes, and each new
+            # name would be a new series in Prometheus for ever
+            if device in known and isinstance(value, int | float):
                 success.add_metric([g.id, device], float(value))
     yield from (up, backlog, success)
 

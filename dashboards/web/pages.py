@@ -149,7 +149,7 @@ def _login_form(
         next=_safe_next(next),
         error=error,
         name=name,
-        csrf_token=token,
+        login_token=token,  # not csrf_token: a logged-in user's nav still needs the session's
     )
     resp.set_cookie(
         LOGIN_COOKIE, nonce, max_age=86400, httponly=True, samesite="strict", path="/login"

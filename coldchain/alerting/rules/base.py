@@ -106,9 +106,9 @@ class Verdict:
     """The condition itself holds, not only within the rule's recovery differential
     (hysteresis): ``bad`` and not ``past`` keeps an alert pending or firing but never
     makes a pending one fire. Without it, one sample past a limit followed by a slow
-    decay inside the band would count as the whole delay (a 30-second excursion fired a
-    warning); the delay counts time past the limit (Dixell ``ALd``), the band is for
-    clearing (``AFH``)."""
+    decay inside the band ran out the delay (a 30-second excursion fired a warning): a
+    pending alert fires when its delay has run out and the value is past the limit then;
+    the band is for clearing (Dixell ``AFH``)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -15,7 +15,7 @@ import statistics
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from coldchain.alerting.rules.base import (
     Graded,
@@ -25,7 +25,8 @@ from coldchain.alerting.rules.base import (
     WatchContext,
     series_watch,
 )
-from coldchain.durations import Duration
+from coldchain.alerting.views import RATE_WINDOW_MAX
+from coldchain.durations import Duration, format_duration
 from coldchain.profiles.schema import PointKind, PointRole
 
 if TYPE_CHECKING:
@@ -47,7 +48,10 @@ class RateOfRiseRule(RuleBase, Graded):
     window: Duration = Field(description="over how long, e.g. 15min", gt=0)
     delay: Duration = Field(0.0, description="how long the rise must persist")
     min_samples: int = Field(
-        5, description="fewest samples in the window to judge a trend from", ge=3
+        5,
+        description="fewest samples in the window to judge a trend from",
+        ge=3,
+        le=RATE_WINDOW_MAX,
     )
     min_span: Duration | None = Field(
         None,
@@ -55,6 +59,17 @@ class RateOfRiseRule(RuleBase, Graded):
         "absent: half the window",
         gt=0,
     )
+
+    @model_validator(mode="after")
+    def _span_fits_the_window(self) -> RateOfRiseRule:
+        # a window's samples never span more than the window: the rule would never fire
+        if self.min_span is not None and self.min_span > self.window:
+            raise ValueError(
+                f"min_span ({format_duration(self.min_span)}) is longer than the window "
+                f"({format_duration(self.window)}), so the rule could never fire: give a "
+                "min_span of at most the window, or leave it out (half the window)"
+            )
+        return self
 
     def watches(
         self, site: Site, room: Room, points: list[PointInfo], ctx: WatchContext

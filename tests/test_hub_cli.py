@@ -1,0 +1,46 @@
+"""``coldchain hub`` as a technician starts it: the config's warnings are in its log."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.test_config_warnings import DOOR, site
+
+
+def test_a_room_whose_rules_watch_no_room_air_is_warned_in_the_hubs_log(tmp_path: Path) -> None:
+    # With a point's role defaulting to `other`, a custom profile that names no role takes
+    # its room's probe away from the rules; only `config check` said so, and a running hub
+    # (which loaded its config without the warnings) never did.
+    doc = site([DOOR], defrost={"at": ["02:00"]})
+    doc["uplink"] = {"broker": "mqtt://127.0.0.1:1"}  # refused: the hub keeps retrying
+    doc["hub"] = {"data_dir": str(tmp_path / "hub"), "listen": "127.0.0.1:0"}
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    hub = subprocess.Popen(
+        [sys.executable, "-m", "coldchain.cli", "hub", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert hub.stderr is not None
+        deadline = time.monotonic() + 30
+        lines: list[str] = []
+        while time.monotonic() < deadline:
+            line = hub.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "hub: API on" in line:
+                break
+        warned = [x for x in lines if "WARNING" in x and "site config:" in x]
+        assert len(warned) == 1, "".join(lines)
+        assert "room s1/fz: its temperature rules watch no point" in warned[0]
+    finally:
+        hub.terminate()
+        hub.wait(timeout=30)
