@@ -98,7 +98,8 @@ async def test_a_failed_compressor_pages_level_1_once_after_the_alarm_delay(
         "alert.firing",
     ]
     told = [a.after["to"] for a in hubs.trail("alert.notify") if a.object == obj]
-    assert told == list(LEVEL1)
+    # the three messages go out concurrently: each is audited when its provider answers
+    assert sorted(told) == sorted(LEVEL1)
 
 
 async def test_warnings_without_a_policy_reach_nobody(

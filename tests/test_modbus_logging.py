@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from coldchain.config.site import RtuBus, SiteConfig, TcpBus
+from coldchain.config.site import AgentSettings, RtuBus, SiteConfig, TcpBus
 from coldchain.profiles.registry import ProfileRegistry
-from coldchain.profiles.schema import ModbusProfile
+from edge_agent.agent import modbus_states_of
 from edge_agent.buffer import Stats
 from edge_agent.health import report
-from edge_agent.poller import BusPoller, DeviceState, device_state
+from edge_agent.poller import BusPoller, DeviceState
 from edge_agent.uplink import UplinkStats
 from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
@@ -53,15 +53,7 @@ async def polling(
         gw = SiteConfig.model_validate(simulated_config(cfg, sim.endpoints())).gateways[0]
         bus = gw.buses[0]
         assert isinstance(bus, RtuBus | TcpBus)
-        states = []
-        for d in gw.devices:
-            profile = profiles.get(d.profile)
-            assert isinstance(profile, ModbusProfile)
-            states.append(
-                device_state(
-                    d, profile, site="depot", gateway="gw1", fill_registers=8, fill_bits=64
-                )
-            )
+        states = modbus_states_of(gw, gw.devices, profiles, AgentSettings())
         p = BusPoller(bus, states, lambda _readings: None, backoff_max=0.5)
         task = asyncio.create_task(p.run())
         try:

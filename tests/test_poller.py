@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from coldchain.config.site import RtuBus, SiteConfig, TcpBus
+from coldchain.config.site import AgentSettings, RtuBus, SiteConfig, TcpBus
 from coldchain.profiles.registry import ProfileRegistry
-from coldchain.profiles.schema import ModbusProfile, PointKind, Table
+from coldchain.profiles.schema import PointKind, Table
 from coldchain.reading import Quality, Reading
-from edge_agent.poller import BusPoller, DeviceState, device_state
+from edge_agent.agent import modbus_states_of
+from edge_agent.poller import BusPoller, DeviceState
 from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
 from tests.services import until
@@ -55,15 +56,7 @@ async def poller(
         gw = live.gateways[0]
         bus = gw.buses[0]
         assert isinstance(bus, RtuBus | TcpBus)
-        states = []
-        for d in gw.devices:
-            profile = profiles.get(d.profile)
-            assert isinstance(profile, ModbusProfile)
-            states.append(
-                device_state(
-                    d, profile, site="depot", gateway="gw1", fill_registers=8, fill_bits=64
-                )
-            )
+        states = modbus_states_of(gw, gw.devices, profiles, AgentSettings())
         rec = Recorder()
         p = BusPoller(bus, states, rec, backoff_max=5.0)
         task = asyncio.create_task(p.run())
