@@ -17,13 +17,14 @@ from fastapi import APIRouter, Body, Depends, Form, HTTPException, Path, Query, 
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from alerts.errors import AlertError, ConflictError, InvalidError, NotFoundError
 from alerts.notifiers.twilio import (
     TwilioCallbackError,
     parse_inbound,
     parse_status_callback,
     verify_twilio_signature,
 )
-from alerts.service import AlertError, AlertService
+from alerts.service import AlertService
 from coldchain.alerting.links import LinkError, verify
 from coldchain.alerting.messages import Language, display_name
 from coldchain.params import (
@@ -67,11 +68,22 @@ def _svc(request: Request) -> AlertService:
     return svc
 
 
+def http_status(exc: AlertError) -> int:
+    """The HTTP status of a refusal of the alert lifecycle (:mod:`alerts.errors`)."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, InvalidError):
+        return 422
+    return 400
+
+
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except AlertError as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+        raise HTTPException(http_status(exc), str(exc)) from None
 
 
 def _until(now_ms: int, until_ms: int | None, duration: str | None) -> int:

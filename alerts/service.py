@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from pydantic import TypeAdapter
 
 from alerts.dispatch import Batch, Dispatcher, Notice
+from alerts.errors import ConflictError, InvalidError, NotFoundError
 from alerts.escalation import step
 from alerts.notifiers.base import Notifier
 from alerts.store import AlertRow, AlertStore
@@ -62,14 +63,6 @@ class Audit(Protocol):
         after: Any = None,
         comment: str | None = None,
     ) -> int: ...
-
-
-class AlertError(Exception):
-    """A request the alerts cannot honour; ``status`` is the HTTP status that fits."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -494,7 +487,7 @@ class AlertService:
     def get(self, alert_id: int) -> AlertRow:
         row = self.store.get(alert_id)
         if row is None:
-            raise AlertError(404, f"no alert {alert_id}")
+            raise NotFoundError(f"no alert {alert_id}")
         return row
 
     def ack(
@@ -503,9 +496,9 @@ class AlertService:
         """Acknowledge: escalation stops; the alert stays open until its condition clears."""
         row = self.open.get(alert_id) or self.get(alert_id)
         if row.acked_ms is not None:
-            raise AlertError(409, f"alert {alert_id} was acknowledged by {row.acked_by} already")
+            raise ConflictError(f"alert {alert_id} was acknowledged by {row.acked_by} already")
         if row.state == "cancelled":
-            raise AlertError(409, f"alert {alert_id} was cancelled before it fired")
+            raise ConflictError(f"alert {alert_id} was cancelled before it fired")
         now = self.clock()
         before = row.state
         row.acked_ms, row.acked_by, row.ack_comment, row.ack_via = now, by, comment, via
@@ -528,12 +521,12 @@ class AlertService:
     def snooze(self, alert_id: int, *, until_ms: int, by: str) -> AlertRow:
         row = self.open.get(alert_id)
         if row is None or row.state != "firing":
-            raise AlertError(
-                409, f"alert {alert_id} is not firing; only a firing alert can be snoozed"
+            raise ConflictError(
+                f"alert {alert_id} is not firing; only a firing alert can be snoozed"
             )
         now = self.clock()
         if until_ms <= now:
-            raise AlertError(422, "snooze until a time in the future")
+            raise InvalidError("snooze until a time in the future")
         before = row.snoozed_until
         row.snoozed_until = until_ms
         self.store.update(row.id, snoozed_until=until_ms)
@@ -591,18 +584,18 @@ class AlertService:
         self, site: str, room: str, *, until_ms: int | None, reason: str, by: str
     ) -> None:
         if (site, room) not in self.rooms:
-            raise AlertError(404, f"no room {site}/{room}")
+            raise NotFoundError(f"no room {site}/{room}")
         now = self.clock()
         if until_ms is not None:
             if until_ms <= now:
-                raise AlertError(422, "maintenance must end in the future")
+                raise InvalidError("maintenance must end in the future")
             if len(reason.strip()) < 3:
-                raise AlertError(422, "say why the room is in maintenance (reason)")
+                raise InvalidError("say why the room is in maintenance (reason)")
             self.store.start_maintenance(
                 site, room, now_ms=now, until_ms=until_ms, reason=reason, by=by
             )
         elif not self.store.end_maintenance(site, room, now_ms=now):
-            raise AlertError(409, f"room {site}/{room} is not in maintenance")
+            raise ConflictError(f"room {site}/{room} is not in maintenance")
         self.audit(
             actor=by,
             action="room.maintenance" if until_ms else "room.maintenance_end",
@@ -631,7 +624,7 @@ class AlertService:
     def revert_rule(self, rule_id: str, *, by: str) -> None:
         edits = self.store.rule_edits()
         if edits.get(rule_id) is None:
-            raise AlertError(404, f"rule {rule_id} has no edit to revert")
+            raise NotFoundError(f"rule {rule_id} has no edit to revert")
         self.store.save_rule(rule_id, None, now_ms=self.clock(), by=by)
         self.audit(actor=by, action="rule.revert", obj=f"rule/{rule_id}", before=edits[rule_id])
         self._rebuild()

@@ -57,9 +57,9 @@ from alerts.notifiers.cloud import build
 from alerts.service import TICK_S, AlertService
 from coldchain.config.checks import check
 from coldchain.config.site import SiteConfig
-from coldchain.hub.audit import AuditLog
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import Reading, SeriesId
+from hub.audit import AuditLog
 from tests.smsfakes.twilio import TwilioFake
 
 CENTRE = "centre"

@@ -1,4 +1,4 @@
-"""The line-protocol store (coldchain/store/influx.py) into a real VictoriaMetrics: write
+"""The line-protocol store (coldchain/store/lineproto/store.py) into a real VictoriaMetrics: write
 throughput, and a room's 30-day history at 1-min resolution with 30 days loaded.
 
 (a) Writes through ``await store.write`` (the hub's path) in batches of ``--batch``: live
@@ -38,9 +38,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from coldchain.reading import Reading, SeriesId
-from coldchain.store import promql
 from coldchain.store.base import Agg
-from coldchain.store.influx import InfluxStore
+from coldchain.store.lineproto import promql
+from coldchain.store.lineproto.store import InfluxStore
 
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000

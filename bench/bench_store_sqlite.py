@@ -1,4 +1,4 @@
-"""The embedded SQLite store (coldchain/store/sqlite.py): write throughput, disk per reading,
+"""The embedded SQLite store (coldchain/store/sqlite/store.py): write throughput, disk per reading,
 and a room's 30-day history with a year of data loaded.
 
 (a) Writes through ``await store.write`` (the hub's path) in batches of ``--batch``, in three
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from coldchain.reading import Quality, Reading, SeriesId
 from coldchain.store.base import Agg
-from coldchain.store.sqlite import SqliteStore
+from coldchain.store.sqlite.store import SqliteStore
 
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000

@@ -61,7 +61,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from coldchain.protocol.messages import Batch, decode_ack, encode_batch
 from coldchain.protocol.topics import Topics
 from coldchain.reading import Reading, SeriesId
-from coldchain.store.sqlite import SqliteStore
+from coldchain.store.sqlite.store import SqliteStore
 
 SITE_ROOMS = 20  # rooms per site
 GATEWAY_ROOMS = 10  # rooms per gateway

@@ -91,7 +91,7 @@ def _agent(args: argparse.Namespace) -> int:
 
 
 def _hub(args: argparse.Namespace) -> int:
-    from coldchain.hub.cli import run
+    from hub.cli import run
 
     return run(args)
 
@@ -115,7 +115,7 @@ def _users(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from coldchain.demo import run
+    from hub.demo import run
 
     return run(args)
 
@@ -227,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent_arguments(agent)
     agent.set_defaults(handler=_agent)
 
-    from coldchain.hub.cli import HUB_DESCRIPTION
-    from coldchain.hub.cli import add_arguments as hub_arguments
+    from hub.cli import HUB_DESCRIPTION
+    from hub.cli import add_arguments as hub_arguments
 
     hub = sub.add_parser(
         "hub",
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     users_arguments(users)
     users.set_defaults(handler=_users)
 
-    from coldchain.demo import add_arguments as demo_arguments
+    from hub.demo import add_arguments as demo_arguments
 
     demo = sub.add_parser(
         "demo",

@@ -1,6 +1,6 @@
 """The ranges of what a request to the hub may carry, defined once: integers (times, ids,
 offsets, limits), dates, times given as text, and durations. Every router of the hub
-(``coldchain.hub.api``, ``alerts.api``, ``dashboards.reports.api``, ``dashboards.web.pages``)
+(``hub.api``, ``alerts.api``, ``dashboards.reports.api``, ``dashboards.web.pages``)
 takes its parameter types from here, so a number the store, SQLite (signed 64-bit) or a
 calendar cannot hold is refused with a 422 that states the range, never a 500.
 

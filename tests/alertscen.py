@@ -24,8 +24,8 @@ from alerts.service import AlertService
 from alerts.store import AlertRow, NotificationRow
 from coldchain.config.notify import Notifier as NotifierSettings
 from coldchain.config.site import SiteConfig
-from coldchain.hub.audit import AuditLog, AuditRecord
 from coldchain.reading import Reading
+from hub.audit import AuditLog, AuditRecord
 from tests.alertkit import MIN, PROFILES, T0, r, site
 from tests.smsfakes import AliyunFake, TwilioFake
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from coldchain.hub.service import Hub
+from hub.service import Hub
 
 
 def chromium_path() -> Path:

@@ -16,11 +16,11 @@ from typing import Any
 
 from coldchain.clock import WALL, Clock
 from coldchain.config.site import SiteConfig
-from coldchain.hub.service import Hub
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.store.base import Store
 from dashboards.auth import COOKIE
 from dashboards.csrf import HEADER as CSRF_HEADER
+from hub.service import Hub
 
 TEST_USER, TEST_PASSWORD = "test-admin", "test-admin-password"
 # hub URL -> the headers of its test admin's session

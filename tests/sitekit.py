@@ -40,18 +40,18 @@ from alerts.service import AlertService
 from alerts.store import AlertRow
 from coldchain.clock import ManualClock
 from coldchain.config.site import MqttBus, RtuBus, SiteConfig, TcpBus
-from coldchain.hub.audit import AuditLog
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import PointKind, Table
 from coldchain.protocol.messages import Batch, encode_batch
 from coldchain.reading import Reading, SeriesId
-from coldchain.store.sqlite import SqliteStore
+from coldchain.store.sqlite.store import SqliteStore
 from edge_agent.agent import modbus_states_of, mqtt_devices_of
 from edge_agent.modbus_io import ReadError, Request
 from edge_agent.mqtt_input import MqttInput
 from edge_agent.poller import BusPoller
 from edge_agent.report import ReportFilter
 from gateway.ingest import Ingest, RejectedError
+from hub.audit import AuditLog
 from simulator.device import SimDevice
 from simulator.faults import FaultKind, FaultSet
 from simulator.journal import Journal

@@ -22,11 +22,11 @@ import yaml
 from coldchain.clock import ScaledClock
 from coldchain.config.loader import load_site_config
 from coldchain.config.topology import site_points
-from coldchain.hub.service import Hub
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import PointKind
 from edge_agent.agent import Agent
 from firmware_configs import SITES_DIR
+from hub.service import Hub
 from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
 from tests.services import Broker, until

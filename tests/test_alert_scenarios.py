@@ -13,7 +13,7 @@ from typing import Literal
 
 import pytest
 
-from alerts.service import AlertError
+from alerts.errors import InvalidError
 from coldchain.alerting.links import reply_code
 from coldchain.config.notify import GsmModem
 from coldchain.sms.gsm import GsmNotifier
@@ -424,7 +424,7 @@ async def test_maintenance_silences_a_room_and_is_audited(
     settings, notifiers = cloud(twilio_fake, aliyun_fake, tmp_path)
     hub = hubs.open(site_doc(settings), notifiers)
     await hub.run_until(1, {T: 2.0})
-    with pytest.raises(AlertError, match=r"say why the room is in maintenance \(reason\)"):
+    with pytest.raises(InvalidError, match=r"say why the room is in maintenance \(reason\)"):
         hub.svc.maintenance("s1", "chill", until_ms=minutes(40), reason=" ", by="tech-li")
     hub.svc.maintenance(
         "s1", "chill", until_ms=minutes(40), reason="evaporator coil replacement", by="tech-li"

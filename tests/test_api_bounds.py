@@ -19,8 +19,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from coldchain.hub.service import Hub
 from coldchain.params import EPOCH_MS_MAX, ID_MAX, LIMIT_MAX, OFFSET_MAX
+from hub.service import Hub
 from tests.alertkit import PROFILES
 from tests.hubkit import running_hub_service
 from tests.services import Broker

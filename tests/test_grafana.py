@@ -29,8 +29,6 @@ from coldchain.cli import main
 from coldchain.config.loader import load_site_config
 from coldchain.config.site import InfluxStoreSettings, SiteConfig
 from coldchain.config.topology import PointInfo, site_points
-from coldchain.hub.audit import AuditLog
-from coldchain.hub.metrics import render_metrics
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import PointKind, PointRole
 from coldchain.reading import Reading, SeriesId
@@ -38,9 +36,11 @@ from dashboards.grafana.build import BuildOptions, dashboards, provisioning, ren
 from dashboards.grafana.common import fresh_window, stable_uid
 from gateway.ingest import IngestStats
 from gateway.registry import Registry
+from hub.audit import AuditLog
+from hub.metrics import render_metrics
 
 if TYPE_CHECKING:
-    from coldchain.hub.context import HubContext
+    from hub.context import HubContext
 
 ROOT = Path(__file__).resolve().parent.parent
 SITES = ROOT / "firmware_configs" / "sites"

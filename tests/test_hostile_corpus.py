@@ -1,5 +1,5 @@
 """The hostile-input corpus (``tests/cases/hostile/*.yaml``) against a running hub: the real
-:class:`~coldchain.hub.service.Hub` on SQLite in a tmp dir, behind a real Mosquitto.
+:class:`~hub.service.Hub` on SQLite in a tmp dir, behind a real Mosquitto.
 
 Each case names an MQTT message (a gateway's topic kind, the payload, retained or not,
 how many times) or an HTTP request, and what must become of it: a batch rejected with a
@@ -44,12 +44,12 @@ import pytest
 import yaml
 
 from coldchain.config.loader import load_site_config
-from coldchain.hub.service import Hub
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.messages import Batch, decode_ack, encode_batch, pack
 from coldchain.protocol.topics import Topics
 from coldchain.reading import Reading, SeriesId
 from firmware_configs import SITES_DIR
+from hub.service import Hub
 from tests.hubkit import get, running_hub_service, session_header
 from tests.services import Broker, until
 

@@ -12,10 +12,10 @@ from urllib.parse import quote
 import pytest
 
 from coldchain.config.loader import load_site_config
-from coldchain.hub.service import Hub
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import Quality, Reading, SeriesId
 from firmware_configs import SITES_DIR
+from hub.service import Hub
 from tests.hubkit import get, running_hub_service
 from tests.services import Broker
 

@@ -22,7 +22,7 @@ from coldchain.protocol.messages import Batch, decode_ack, encode_batch, pack
 from coldchain.protocol.topics import Topics
 from coldchain.reading import Quality, Reading, SeriesId
 from coldchain.store.base import Store
-from coldchain.store.influx import InfluxStore
+from coldchain.store.lineproto.store import InfluxStore
 from tests.agentkit import Recording, agents, all_series, county
 from tests.hubkit import running_hub_service
 from tests.services import Broker, until

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from coldchain.hub.audit import AuditLog
 from coldchain.protocol.messages import ProtocolError
 from gateway.registry import Registry
+from hub.audit import AuditLog
 from tests.services import until
 
 
@@ -76,9 +76,9 @@ def test_audit_records_cannot_be_edited_or_deleted(tmp_path: Path) -> None:
 
 async def test_the_hub_audits_each_new_config_once(tmp_path: Path) -> None:
     from coldchain.config.loader import load_site_config
-    from coldchain.hub.service import Hub
     from coldchain.profiles.registry import ProfileRegistry
     from firmware_configs import SITES_DIR
+    from hub.service import Hub
 
     profiles = ProfileRegistry.load()
     path = tmp_path / "site.yaml"
@@ -111,7 +111,7 @@ async def test_ingest_retries_a_failing_store_and_acks_only_after(tmp_path: Path
     from coldchain.protocol.messages import Batch, decode_ack, encode_batch
     from coldchain.reading import Reading, SeriesId
     from coldchain.store.base import StoreError, WriteResult
-    from coldchain.store.sqlite import SqliteStore
+    from coldchain.store.sqlite.store import SqliteStore
     from firmware_configs import SITES_DIR
     from gateway.ingest import Ingest
 

@@ -17,7 +17,7 @@ from coldchain.profiles.schema import PointKind, PointRole
 from coldchain.protocol.messages import Batch, encode_batch, pack
 from coldchain.protocol.topics import Topics
 from coldchain.reading import Quality, Reading, SeriesId
-from coldchain.store.sqlite import SqliteStore
+from coldchain.store.sqlite.store import SqliteStore
 from firmware_configs import SITES_DIR
 from gateway.ingest import Ingest, implausible
 

@@ -23,17 +23,17 @@ from fastapi import FastAPI
 from alerts.service import AlertService
 from coldchain.config.limits import Band
 from coldchain.config.site import SiteConfig
-from coldchain.hub.audit import AuditLog
-from coldchain.hub.context import HubContext
-from coldchain.hub.service import listen_socket
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import Quality, Reading, SeriesId
-from coldchain.store.sqlite import SqliteStore
+from coldchain.store.sqlite.store import SqliteStore
 from dashboards.reports import build, series
 from dashboards.reports.api import router
 from dashboards.reports.excursions import Excursion, Side, find
 from dashboards.reports.mkt import mkt_celsius
 from gateway.registry import Registry
+from hub.audit import AuditLog
+from hub.context import HubContext
+from hub.service import listen_socket
 
 MIN = 60_000
 HOUR = 60 * MIN

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from coldchain.config.limits import Band
 from coldchain.reading import Quality, Reading, SeriesId
 from coldchain.store.base import Agg
-from coldchain.store.sqlite import SqliteStore
+from coldchain.store.sqlite.store import SqliteStore
 from dashboards.reports import build, csvout, htmlout, pdfout, series, tables
 from dashboards.reports.excursions import find
 from dashboards.reports.mkt import is_temperature, mkt_celsius

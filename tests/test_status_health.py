@@ -22,7 +22,7 @@ from coldchain.protocol.messages import Batch, ProtocolError, decode_ack, encode
 from coldchain.protocol.status import decode_health, decode_status
 from coldchain.protocol.topics import Topics
 from coldchain.reading import Reading, SeriesId
-from coldchain.store.sqlite import SqliteStore
+from coldchain.store.sqlite.store import SqliteStore
 from edge_agent.buffer import Stats
 from edge_agent.health import report
 from edge_agent.uplink import UplinkStats

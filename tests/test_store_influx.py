@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from coldchain.reading import Quality, Reading, SeriesId
-from coldchain.store import promql, victoria
 from coldchain.store.base import Agg, StoreError, WriteResult
-from coldchain.store.influx import InfluxStore
+from coldchain.store.lineproto import promql, victoria
+from coldchain.store.lineproto.store import InfluxStore
 from tests.services import free_port
 from tests.store_contract import CHECKS, Check
 from tests.victoria import VictoriaMetrics

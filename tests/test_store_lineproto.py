@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from coldchain.reading import Quality, Reading, SeriesId
-from coldchain.store import dedupe, doors, flux, lineproto, promql
+from coldchain.store import doors
 from coldchain.store.base import Agg, Bucket, DoorInterval
-from coldchain.store.victoria import duration_ms, parse_flags, retention_days
+from coldchain.store.lineproto import dedupe, flux, promql
+from coldchain.store.lineproto import lines as lineproto
+from coldchain.store.lineproto.victoria import duration_ms, parse_flags, retention_days
 
 T0 = 1_764_288_000_000  # 2025-11-28T00:00:00Z
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000

@@ -14,7 +14,7 @@ import pytest
 
 from coldchain.reading import Reading, SeriesId
 from coldchain.store.base import Agg, Bucket, DoorInterval, StoreError
-from coldchain.store.sqlite import SqliteStore
+from coldchain.store.sqlite.store import SqliteStore
 from tests.store_contract import (
     CHECKS,
     DAY,

@@ -1,4 +1,4 @@
-"""Fleet health from the hub's /metrics (coldchain/hub/metrics.py): gateways by state,
+"""Fleet health from the hub's /metrics (hub/metrics.py): gateways by state,
 ingest rate and lag, rejected batches, store writes."""
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 PromQL (VictoriaMetrics): the store's ``value`` field is the metric ``coldchain_value`` with
 the tags ``site``, ``gateway``, ``device``, ``point`` as labels (see
-:mod:`coldchain.store.promql`); a panel's query is a union (``or``) of one exact selector per
-series. Flux (InfluxDB 2): measurement ``coldchain``, field ``value``, one ``(r.site == ...
-and r.point == ...)`` clause per series. Only good readings carry ``value``.
+:mod:`coldchain.store.lineproto.promql`); a panel's query is a union (``or``) of one exact
+selector per series. Flux (InfluxDB 2): measurement ``coldchain``, field ``value``, one
+``(r.site == ... and r.point == ...)`` clause per series. Only good readings carry ``value``.
 
 The hub's own metrics come from its ``/metrics``: scraped by VictoriaMetrics / Prometheus
 (names as exposed, counters with ``_total``), or by Telegraf's ``inputs.prometheus``
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from coldchain.config.topology import PointInfo
-from coldchain.store.flux import series_filter, string
-from coldchain.store.lineproto import MEASUREMENT, TAGS
-from coldchain.store.promql import VALUE, quote
+from coldchain.store.lineproto.flux import series_filter, string
+from coldchain.store.lineproto.lines import MEASUREMENT, TAGS
+from coldchain.store.lineproto.promql import VALUE, quote
 from dashboards.grafana.datasources import HUB_BUCKET, Datasource
 
 Target = dict[str, Any]

@@ -3,7 +3,7 @@
     GET /reports/daily?site=&room=&date=YYYY-MM-DD&format=html|csv|pdf
     GET /reports/excursions?site=&room=&from=YYYY-MM-DD&to=YYYY-MM-DD&format=html|csv|pdf
 
-Reads ``app.state.hub`` (a :class:`coldchain.hub.context.HubContext`) and, when the hub runs
+Reads ``app.state.hub`` (a :class:`hub.context.HubContext`) and, when the hub runs
 alerts, ``app.state.alerts`` (an :class:`alerts.service.AlertService`): without it the daily
 log has no acknowledgements section. Dates are the site's local days, from 1970-01-01 to
 9999-12-28 (:data:`coldchain.params.Day`; outside: a 422 that says the range).
@@ -20,10 +20,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from alerts.service import AlertService
 from coldchain.config.site import Room, Site
-from coldchain.hub.context import HubContext, not_found
 from coldchain.params import Day
 from dashboards.reports import csvout, htmlout, load, pdfout
 from dashboards.reports.tables import Document, daily_document, excursion_document
+from hub.context import HubContext, not_found
 
 MAX_DAYS = 92
 """Longest excursion report (a quarter): it reads every raw reading of a room at once, about

@@ -18,9 +18,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from coldchain import __version__, params
-from coldchain.hub.context import HubContext, not_found
-from coldchain.hub.metrics import render_metrics
-from coldchain.hub.model import (
+from coldchain.profiles.schema import PointKind
+from coldchain.reading import Reading, SeriesId
+from coldchain.store.base import Agg
+from hub.context import HubContext, not_found
+from hub.metrics import render_metrics
+from hub.model import (
     AuditOut,
     BucketOut,
     DeviceOut,
@@ -34,9 +37,6 @@ from coldchain.hub.model import (
     RoomOut,
     SiteOut,
 )
-from coldchain.profiles.schema import PointKind
-from coldchain.reading import Reading, SeriesId
-from coldchain.store.base import Agg
 
 MAX_BUCKETS = 10_000
 DAY_MS = 86_400_000

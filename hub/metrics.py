@@ -14,7 +14,7 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from alerts.service import AlertService
-    from coldchain.hub.context import HubContext
+    from hub.context import HubContext
 
 
 class _HubCollector(Collector):

@@ -2,7 +2,7 @@
 
 VictoriaMetrics names a line-protocol field ``<measurement>_<field>``: ``coldchain_value``,
 ``coldchain_suspect``, ``coldchain_quality``, ``coldchain_meta_<key>`` and, for reasons,
-``coldchain_fault_quality{reason="..."}`` (see :mod:`coldchain.store.lineproto`).
+``coldchain_fault_quality{reason="..."}`` (see :mod:`coldchain.store.lineproto.lines`).
 
 Buckets: a rollup ``f(m[step] offset 1ms)`` evaluated at ``t`` reads the samples in
 ``(t - step - 1ms, t - 1ms]``, i.e. ``[t - step, t)`` in whole milliseconds, so evaluating
@@ -24,7 +24,7 @@ from typing import Any
 
 from coldchain.reading import Quality, Reading, SeriesId
 from coldchain.store.base import Agg, Bucket, StoreError
-from coldchain.store.lineproto import (
+from coldchain.store.lineproto.lines import (
     FAULT_MEASUREMENT,
     MEASUREMENT,
     TAGS,

@@ -1,5 +1,5 @@
 """Blocking halves of the SQLite store: the writer (one connection, one thread) and the reader
-(a read-only connection on another thread). :class:`coldchain.store.sqlite.SqliteStore`
+(a read-only connection on another thread). :class:`coldchain.store.sqlite.store.SqliteStore`
 runs each on its own worker thread; nothing here touches the event loop.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 from coldchain.reading import Reading, SeriesId
 from coldchain.store.base import Agg, Bucket, DoorInterval, StoreError
-from coldchain.store.sqlite_rollup import range_query
-from coldchain.store.sqlite_schema import Q_BACK, Q_CODE, connect_reader, connect_writer
+from coldchain.store.sqlite.rollup import range_query
+from coldchain.store.sqlite.schema import Q_BACK, Q_CODE, connect_reader, connect_writer
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 import urllib3
 
 from coldchain.reading import Reading, SeriesId
-from coldchain.store import promql
 from coldchain.store.base import Agg, Bucket, StoreError
-from coldchain.store.dedupe import Key, Lookup
+from coldchain.store.lineproto import promql
+from coldchain.store.lineproto.dedupe import Key, Lookup
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ def parse_flags(text: str) -> dict[str, str]:
 
 
 class VictoriaReads:
-    """The read side of :class:`coldchain.store.influx.InfluxStore` for VictoriaMetrics."""
+    """The read side of :class:`coldchain.store.lineproto.store.InfluxStore` for VictoriaMetrics."""
 
     def __init__(
         self,

@@ -25,9 +25,6 @@ from alerts.service import AlertService
 from coldchain.clock import WALL, Clock
 from coldchain.config.notify import TwilioSms
 from coldchain.config.site import InfluxStoreSettings, SiteConfig, SqliteStoreSettings
-from coldchain.hub.api import create_app
-from coldchain.hub.audit import AuditLog
-from coldchain.hub.context import HubContext
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.edge import encode_notice_ack
 from coldchain.protocol.messages import ProtocolError
@@ -42,6 +39,9 @@ from dashboards.web.live import Board, LiveEvents
 from dashboards.web.pages import needs
 from gateway.ingest import Ingest, run_ingest
 from gateway.registry import Registry
+from hub.api import create_app
+from hub.audit import AuditLog
+from hub.context import HubContext
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,13 @@ log = logging.getLogger(__name__)
 def open_store(settings: SqliteStoreSettings | InfluxStoreSettings, data_dir: Path) -> Store:
     """The configured time-series store."""
     if isinstance(settings, SqliteStoreSettings):
-        from coldchain.store.sqlite import SqliteStore
+        from coldchain.store.sqlite.store import SqliteStore
 
         days = max(1, round(settings.retention / 86400))
         return SqliteStore(
             data_dir / settings.path, raw_retention_days=days, rollup_1m_retention_days=days
         )
-    from coldchain.store.influx import InfluxStore
+    from coldchain.store.lineproto.store import InfluxStore
 
     return InfluxStore.from_settings(settings, base_dir=data_dir)
 

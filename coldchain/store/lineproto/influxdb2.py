@@ -1,6 +1,6 @@
 """Reading back from InfluxDB 2 with Flux (influxdb-client's blocking QueryApi, in the
 store's worker threads). The query text is built and its records parsed in
-:mod:`coldchain.store.flux`; this module only runs them.
+:mod:`coldchain.store.lineproto.flux`; this module only runs them.
 
 Not tested against a server: no InfluxDB 2 is installable here (Debian ships InfluxDB 1.6,
 which has neither Flux nor the v2 write API; PyPI has clients only). The Flux text and the
@@ -20,9 +20,9 @@ from influxdb_client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from coldchain.reading import Reading, SeriesId
-from coldchain.store import flux
 from coldchain.store.base import Agg, Bucket, StoreError
-from coldchain.store.dedupe import Key, Lookup
+from coldchain.store.lineproto import flux
+from coldchain.store.lineproto.dedupe import Key, Lookup
 
 CLOCK_SKEW_MS = 3_600_000
 P = ParamSpec("P")
@@ -30,7 +30,7 @@ R = TypeVar("R")
 
 
 class FluxReads:
-    """The read side of :class:`coldchain.store.influx.InfluxStore` for InfluxDB 2."""
+    """The read side of :class:`coldchain.store.lineproto.store.InfluxStore` for InfluxDB 2."""
 
     def __init__(
         self,

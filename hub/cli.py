@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
     from coldchain.config.site import SiteConfig
-    from coldchain.hub.service import Hub
     from coldchain.profiles.registry import ProfileRegistry
+    from hub.service import Hub
 
     assert isinstance(cfg, SiteConfig)
     assert isinstance(profiles, ProfileRegistry)

@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 from coldchain.reading import Reading, SeriesId
 from coldchain.store.base import Agg, Bucket, DoorInterval, Store, StoreError, WriteResult
-from coldchain.store.sqlite_io import Reader, Writer
-from coldchain.store.sqlite_rollup import HOUR_MS, MINUTE_MS
+from coldchain.store.sqlite.blocking import Reader, Writer
+from coldchain.store.sqlite.rollup import HOUR_MS, MINUTE_MS
 
 _T = TypeVar("_T")
 DAY_MS = 86_400_000

@@ -4,7 +4,7 @@
 * ``reading`` holds every reading, keyed (series, ts) in a WITHOUT ROWID table: the primary
   key *is* the clustered index, so a series' readings lie together in time order and a range
   read, a latest read and the duplicate check are one B-tree seek each.
-* ``rollup_1m`` / ``rollup_1h`` (see :mod:`coldchain.store.sqlite_rollup`) are kept up to date
+* ``rollup_1m`` / ``rollup_1h`` (see :mod:`coldchain.store.sqlite.rollup`) are kept up to date
   by a trigger on ``reading``, so they change exactly when a row is newly inserted.
 * ``meta`` holds the prune floor: readings older than it are not stored any more.
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from coldchain.reading import Quality
 from coldchain.store.base import StoreError
-from coldchain.store.sqlite_rollup import ROLLUP_DDL
+from coldchain.store.sqlite.rollup import ROLLUP_DDL
 
 SCHEMA_VERSION = 1
 

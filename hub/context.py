@@ -14,14 +14,14 @@ from alerts.service import AlertService
 from coldchain.clock import WALL, Clock
 from coldchain.config.site import SiteConfig
 from coldchain.config.topology import site_points
-from coldchain.hub.audit import AuditLog
-from coldchain.hub.model import PointOut
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import PointKind
 from coldchain.reading import SeriesId
 from coldchain.store.base import Store
 from gateway.ingest import IngestStats
 from gateway.registry import Registry
+from hub.audit import AuditLog
+from hub.model import PointOut
 
 
 def not_found(what: str, name: str, known: Iterable[str]) -> HTTPException:

@@ -1,6 +1,6 @@
 """Flux for InfluxDB 2 (pure: query text out, records in).
 
-The queries read the schema of :mod:`coldchain.store.lineproto`. Records are the
+The queries read the schema of :mod:`coldchain.store.lineproto.lines`. Records are the
 ``FluxRecord.values`` dicts influxdb-client returns (``_time`` a timezone-aware datetime).
 Buckets come from ``aggregateWindow`` (windows aligned to the epoch, ``createEmpty: false``
 omits empty steps); its first window is cut at the range's start, so the bucket of a record
@@ -16,7 +16,13 @@ from typing import Any
 
 from coldchain.reading import Reading, SeriesId
 from coldchain.store.base import Agg, Bucket
-from coldchain.store.lineproto import MEASUREMENT, TAGS, Fields, newest_fields, reading_from_fields
+from coldchain.store.lineproto.lines import (
+    MEASUREMENT,
+    TAGS,
+    Fields,
+    newest_fields,
+    reading_from_fields,
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FN: Mapping[Agg, str] = {Agg.MIN: "min", Agg.MAX: "max", Agg.MEAN: "mean", Agg.LAST: "last"}

@@ -212,9 +212,9 @@ def room_lines(state: dict[str, Any]) -> list[str]:
 
 async def _run(args: argparse.Namespace) -> int:
     from coldchain.config.loader import load_site_config
-    from coldchain.hub.service import Hub
     from coldchain.profiles.registry import ProfileRegistry
     from edge_agent.agent import Agent
+    from hub.service import Hub
     from simulator.endpoints import describe, simulated_config
     from simulator.runtime import Simulation
 

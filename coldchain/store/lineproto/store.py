@@ -1,6 +1,6 @@
 """The line-protocol store: writes InfluxDB line protocol through influxdb-client into
 VictoriaMetrics or InfluxDB 2; reads through VictoriaMetrics' Prometheus-compatible API
-(:mod:`coldchain.store.victoria`) or Flux (:mod:`coldchain.store.influx2`).
+(:mod:`coldchain.store.lineproto.victoria`) or Flux (:mod:`coldchain.store.lineproto.influxdb2`).
 
 Writes are *synchronous* HTTP requests (influxdb-client's ``SYNCHRONOUS`` write API) of at
 most ``batch_size`` lines, gzip-compressed, retried with jittered exponential back-off on
@@ -11,7 +11,7 @@ returns before anything is sent and reports failures to a callback, which would 
 acknowledge readings that were never stored.
 
 First copy wins: before writing, the store looks up which (series, ts) it already holds
-(:mod:`coldchain.store.dedupe`) and writes only new readings, so ``WriteResult`` counts
+(:mod:`coldchain.store.lineproto.dedupe`) and writes only new readings, so ``WriteResult`` counts
 duplicates. VictoriaMetrics makes new samples searchable about 1 s after a write (a new
 series up to ~8 s): a copy arriving sooner than that is written again, and
 ``-dedup.minScrapeInterval=1ms`` (required, checked at start) keeps one of the two.
@@ -38,10 +38,12 @@ from influxdb_client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from coldchain.reading import Reading, SeriesId
-from coldchain.store import dedupe, doors, lineproto
+from coldchain.store import doors
 from coldchain.store.base import Agg, Bucket, DoorInterval, Store, StoreError, WriteResult
-from coldchain.store.influx2 import FluxReads
-from coldchain.store.victoria import VictoriaReads
+from coldchain.store.lineproto import dedupe
+from coldchain.store.lineproto import lines as lineproto
+from coldchain.store.lineproto.influxdb2 import FluxReads
+from coldchain.store.lineproto.victoria import VictoriaReads
 
 if TYPE_CHECKING:
     from coldchain.config.site import InfluxStoreSettings
