@@ -11,8 +11,11 @@ open block when
 
 Each condition holds for every sub-run of a feasible run, so extending the open block as far
 as it goes is optimal: no partition of the sorted points into feasible runs has fewer runs
-(the classic exchange argument). Sorting makes it O(n log n); ``optimal_request_count`` is
-an O(n^2) dynamic programme kept for tests and benchmarks to prove the point.
+(the classic exchange argument). Sorting makes it O(n log n) for n points: each candidate
+block is checked against the fences by binary search (a prefix maximum over the unreadable
+ranges' ends, sorted barriers). ``optimal_request_count`` is an O(n^3) dynamic programme
+(every partition into runs, each run checked in linear time) kept for tests and benchmarks
+to prove the point.
 """
 
 from __future__ import annotations
@@ -75,13 +78,14 @@ class _Fences:
     def __init__(self, limits: Limits, table: Table) -> None:
         ranges = sorted((r.start, r.end) for r in limits.unreadable if r.table == table)
         self._starts = [s for s, _ in ranges]
-        self._ends = [e for _, e in ranges]
+        # _reach[i]: the furthest end among the first i + 1 ranges (they may nest)
+        self._reach = list(itertools.accumulate((e for _, e in ranges), max))
         self._barriers = sorted(a for t, a in limits.barriers if t == table)
 
     def blocks(self, start: int, end: int) -> bool:
         """True if the range [start, end) touches an unreadable address or spans a barrier."""
         i = bisect.bisect_left(self._starts, end)  # ranges starting before ``end``
-        if i and max(self._ends[:i]) >= start:
+        if i and self._reach[i - 1] >= start:
             return True
         j = bisect.bisect_right(self._barriers, start)
         return j < len(self._barriers) and self._barriers[j] < end

@@ -190,7 +190,10 @@ def _check_modbus_device(
             f"device {d.id}: unit id {d.unit_id} is already used by "
             f"{scope.unit_owner[key]} on bus {bus.id}"
         )
-        fix = "give each device on a bus its own address ('coldchain commission' can set it)"
+        fix = (
+            "give each device on a bus its own address (set it on the device: its keypad,"
+            " DIP switches or vendor tool)"
+        )
         out.append(Finding((*here, "unit_id"), msg, fix, d.unit_id))
     scope.unit_owner[key] = d.id
     if d.topic is not None:
