@@ -31,14 +31,20 @@ services:
 test: $(VENV)/.dev.stamp services lint
 	$(BIN)/pytest -q
 
-# The inner loop: everything but the tests marked slow (the 2-minute broker outage, the
-# simulated week, the accelerated run over real parts), no lint; stops at the first failure.
+# The inner loop, under 2 minutes: every test but those marked slow (@pytest.mark.slow: broker
+# outages, the hub or agent killed mid-flight, the simulated week, the accelerated run, the
+# demo, headless browsers, long alert scenarios), no lint; stops at the first failure.
 test-fast: $(VENV)/.dev.stamp services
 	$(BIN)/pytest -q -x -m "not slow"
 
 lint: $(VENV)/.dev.stamp
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@$(MAKE) --no-print-directory typecheck
+
+# mypy --strict over every package, tests and benchmarks (the files are listed under
+# [tool.mypy] in pyproject.toml); part of lint, so of `make test`.
+typecheck: $(VENV)/.dev.stamp
 	$(BIN)/mypy
 
 format: $(VENV)/.dev.stamp

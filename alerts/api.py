@@ -3,9 +3,12 @@ snooze, maintenance per room, rules edited at run time (audited), the one-tap ac
 page behind the link in each SMS, and Twilio's delivery and inbound-SMS callbacks (signed).
 
 Every route but the one-tap page and Twilio's callbacks (they carry their own signatures)
-needs a logged-in user with a role (the hub installs ``app.state.authorize``,
-dashboards/auth.py); who does something is that user (a ``by`` in the request is ignored),
-and every change is written to the audit trail with it.
+needs a logged-in user with a role, asked of the guard :func:`alerts_router` is given (the
+hub's :meth:`hub.auth.Auth.require`); who does something is that user (a ``by`` in the
+request is ignored), and every change is written to the audit trail with it. A refusal of
+the alert lifecycle (:mod:`alerts.errors`) is answered with :func:`http_status`.
+
+    app.include_router(alerts_router(service, auth.require))
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import html
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Form, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 
@@ -25,6 +28,7 @@ from alerts.notifiers.twilio import (
     verify_twilio_signature,
 )
 from alerts.service import AlertService
+from coldchain.access import Guard, Principal, Role
 from coldchain.alerting.links import LinkError, verify
 from coldchain.alerting.messages import Language, display_name
 from coldchain.params import (
@@ -38,34 +42,7 @@ from coldchain.params import (
     duration_ms,
 )
 
-router = APIRouter()
-
 AlertId = Annotated[RowId, Path(description="the alert's id")]
-
-
-def _needs(role: str) -> Any:
-    """A dependency: the name of the request's user, when it holds ``role``."""
-
-    def check(request: Request) -> str:
-        authorize = getattr(request.app.state, "authorize", None)
-        if authorize is None:
-            raise HTTPException(503, "no access control on this hub")
-        name: str = authorize(request, role)
-        return name
-
-    return Depends(check)
-
-
-Operator = Annotated[str, _needs("operator")]
-Technician = Annotated[str, _needs("technician")]
-Manager = Annotated[str, _needs("manager")]
-
-
-def _svc(request: Request) -> AlertService:
-    svc: AlertService | None = getattr(request.app.state, "alerts", None)
-    if svc is None:
-        raise HTTPException(503, "alerts are not running on this hub")
-    return svc
 
 
 def http_status(exc: AlertError) -> int:
@@ -118,103 +95,109 @@ class MaintenanceIn(BaseModel):
     duration: DurationText | None = Field(None, alias="for", description="e.g. 4h")
 
 
-@router.get("/api/alerts", summary="Alerts, newest first")
-def list_alerts(  # noqa: PLR0917 - FastAPI query parameters
-    request: Request,
-    user: Operator,
-    state: Annotated[str, Query(description="open, all, or a state")] = "open",
-    site: str | None = None,
-    room: str | None = None,
-    limit: Annotated[Limit, Query(description="items per page")] = 100,
-    offset: Annotated[Offset, Query(description="items to skip")] = 0,
-) -> list[dict[str, Any]]:
-    svc = _svc(request)
-    states = {
-        "open": ["pending", "firing", "acknowledged"],
-        "all": None,
-    }.get(state, [state])
-    valid = {"pending", "firing", "acknowledged", "resolved", "cancelled"}
-    if states is not None and not set(states) <= valid:
-        raise HTTPException(422, f"state {state!r}: use open, all or one of {sorted(valid)}")
-    rows = svc.store.query(states=states, site=site, room=room, limit=limit, offset=offset)
-    return [r.public() for r in rows]
+def alerts_router(svc: AlertService, guard: Guard) -> APIRouter:
+    """The alerts' routes over ``svc``: reading needs an operator, snoozing and
+    acknowledging too, a room's maintenance a technician, rule edits a manager (each asked
+    of ``guard``); the one-tap page and Twilio's callbacks answer for their own signatures."""
+    router = APIRouter()
+    _alert_routes(router, svc, guard)
+    _maintenance_routes(router, svc, guard)
+    _one_tap_routes(router, svc)
+    _twilio_routes(router, svc)
+    return router
 
 
-@router.get("/api/alerts/rules", summary="The rules in force (config, defaults, edits)")
-def list_rules(request: Request, user: Operator) -> list[dict[str, Any]]:
-    svc = _svc(request)
-    edits = svc.store.rule_edits()
-    return [
-        {**r.model_dump(mode="json"), "edited": edits.get(r.id) is not None} for r in svc.rules()
-    ]
+def _alert_routes(router: APIRouter, svc: AlertService, guard: Guard) -> None:
+    """Alerts, their notifications, ack and snooze; the rules in force and their edits."""
+    operator, manager = guard(Role.OPERATOR), guard(Role.MANAGER)
+
+    @router.get("/api/alerts", summary="Alerts, newest first")
+    def list_alerts(
+        *,
+        state: Annotated[str, Query(description="open, all, or a state")] = "open",
+        site: str | None = None,
+        room: str | None = None,
+        limit: Annotated[Limit, Query(description="items per page")] = 100,
+        offset: Annotated[Offset, Query(description="items to skip")] = 0,
+        user: Principal = operator,
+    ) -> list[dict[str, Any]]:
+        states = {
+            "open": ["pending", "firing", "acknowledged"],
+            "all": None,
+        }.get(state, [state])
+        valid = {"pending", "firing", "acknowledged", "resolved", "cancelled"}
+        if states is not None and not set(states) <= valid:
+            raise HTTPException(422, f"state {state!r}: use open, all or one of {sorted(valid)}")
+        rows = svc.store.query(states=states, site=site, room=room, limit=limit, offset=offset)
+        return [r.public() for r in rows]
+
+    @router.get("/api/alerts/rules", summary="The rules in force (config, defaults, edits)")
+    def list_rules(user: Principal = operator) -> list[dict[str, Any]]:
+        edits = svc.store.rule_edits()
+        return [
+            {**r.model_dump(mode="json"), "edited": edits.get(r.id) is not None}
+            for r in svc.rules()
+        ]
+
+    @router.put("/api/alerts/rules/{rule_id}", summary="Add or replace a rule (audited)")
+    def put_rule(
+        rule_id: str, body: Annotated[dict[str, Any], Body()], by: Principal = manager
+    ) -> dict[str, Any]:
+        if body.get("id", rule_id) != rule_id:
+            raise HTTPException(422, f"the body's id {body.get('id')!r} differs from {rule_id!r}")
+        try:
+            rule = _call(svc.put_rule, {**body, "id": rule_id}, by=by.name)
+        except ValidationError as exc:
+            errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise HTTPException(422, f"rule {rule_id}: {errors}") from None
+        out: dict[str, Any] = rule.model_dump(mode="json")
+        return out
+
+    @router.delete("/api/alerts/rules/{rule_id}", summary="Undo the edits of a rule (audited)")
+    def revert_rule(rule_id: str, by: Principal = manager) -> dict[str, str]:
+        _call(svc.revert_rule, rule_id, by=by.name)
+        return {"rule": rule_id, "status": "reverted"}
+
+    @router.get("/api/alerts/{alert_id}", summary="One alert, with who was told when")
+    def get_alert(alert_id: AlertId, user: Principal = operator) -> dict[str, Any]:
+        row = _call(svc.get, alert_id)
+        out: dict[str, Any] = row.public()
+        out["notifications"] = [n.public() for n in svc.store.notifications(alert_id=alert_id)]
+        return out
+
+    @router.post("/api/alerts/{alert_id}/ack", summary="Acknowledge (stops escalation)")
+    def ack(alert_id: AlertId, body: AckIn, by: Principal = operator) -> dict[str, Any]:
+        row = _call(svc.ack, alert_id, by=by.name, comment=body.comment, via="api")
+        out: dict[str, Any] = row.public()
+        return out
+
+    @router.post("/api/alerts/{alert_id}/snooze", summary="Hold escalation until a time")
+    def snooze(alert_id: AlertId, body: SnoozeIn, by: Principal = operator) -> dict[str, Any]:
+        until = _until(svc.clock(), body.until_ms, body.duration)
+        out: dict[str, Any] = _call(svc.snooze, alert_id, until_ms=until, by=by.name).public()
+        return out
 
 
-@router.put("/api/alerts/rules/{rule_id}", summary="Add or replace a rule (audited)")
-def put_rule(
-    request: Request, rule_id: str, body: Annotated[dict[str, Any], Body()], by: Manager
-) -> dict[str, Any]:
-    svc = _svc(request)
-    if body.get("id", rule_id) != rule_id:
-        raise HTTPException(422, f"the body's id {body.get('id')!r} differs from {rule_id!r}")
-    try:
-        rule = _call(svc.put_rule, {**body, "id": rule_id}, by=by)
-    except ValidationError as exc:
-        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise HTTPException(422, f"rule {rule_id}: {errors}") from None
-    out: dict[str, Any] = rule.model_dump(mode="json")
-    return out
+def _maintenance_routes(router: APIRouter, svc: AlertService, guard: Guard) -> None:
+    """Rooms in maintenance (their alerts held): listed for operators, set by technicians."""
+    operator, technician = guard(Role.OPERATOR), guard(Role.TECHNICIAN)
 
+    @router.get("/api/maintenance", summary="Rooms in maintenance now")
+    def maintenance_list(user: Principal = operator) -> list[dict[str, Any]]:
+        return svc.store.maintenance(svc.clock())
 
-@router.delete("/api/alerts/rules/{rule_id}", summary="Undo the edits of a rule (audited)")
-def revert_rule(request: Request, rule_id: str, by: Manager) -> dict[str, str]:
-    _call(_svc(request).revert_rule, rule_id, by=by)
-    return {"rule": rule_id, "status": "reverted"}
+    @router.post("/api/rooms/{site}/{room}/maintenance", summary="Hold a room's alerts (audited)")
+    def maintenance_start(
+        site: str, room: str, body: MaintenanceIn, by: Principal = technician
+    ) -> dict[str, Any]:
+        until = _until(svc.clock(), body.until_ms, body.duration)
+        _call(svc.maintenance, site, room, until_ms=until, reason=body.reason, by=by.name)
+        return {"site": site, "room": room, "until_ms": until, "reason": body.reason}
 
-
-@router.get("/api/alerts/{alert_id}", summary="One alert, with who was told when")
-def get_alert(request: Request, alert_id: AlertId, user: Operator) -> dict[str, Any]:
-    svc = _svc(request)
-    row = _call(svc.get, alert_id)
-    out: dict[str, Any] = row.public()
-    out["notifications"] = [n.public() for n in svc.store.notifications(alert_id=alert_id)]
-    return out
-
-
-@router.post("/api/alerts/{alert_id}/ack", summary="Acknowledge (stops escalation)")
-def ack(request: Request, alert_id: AlertId, body: AckIn, by: Operator) -> dict[str, Any]:
-    row = _call(_svc(request).ack, alert_id, by=by, comment=body.comment, via="api")
-    out: dict[str, Any] = row.public()
-    return out
-
-
-@router.post("/api/alerts/{alert_id}/snooze", summary="Hold escalation until a time")
-def snooze(request: Request, alert_id: AlertId, body: SnoozeIn, by: Operator) -> dict[str, Any]:
-    svc = _svc(request)
-    until = _until(svc.clock(), body.until_ms, body.duration)
-    out: dict[str, Any] = _call(svc.snooze, alert_id, until_ms=until, by=by).public()
-    return out
-
-
-@router.get("/api/maintenance", summary="Rooms in maintenance now")
-def maintenance_list(request: Request, user: Operator) -> list[dict[str, Any]]:
-    svc = _svc(request)
-    return svc.store.maintenance(svc.clock())
-
-
-@router.post("/api/rooms/{site}/{room}/maintenance", summary="Hold a room's alerts (audited)")
-def maintenance_start(
-    request: Request, site: str, room: str, body: MaintenanceIn, by: Technician
-) -> dict[str, Any]:
-    svc = _svc(request)
-    until = _until(svc.clock(), body.until_ms, body.duration)
-    _call(svc.maintenance, site, room, until_ms=until, reason=body.reason, by=by)
-    return {"site": site, "room": room, "until_ms": until, "reason": body.reason}
-
-
-@router.delete("/api/rooms/{site}/{room}/maintenance", summary="End a room's maintenance")
-def maintenance_end(request: Request, site: str, room: str, by: Technician) -> dict[str, str]:
-    _call(_svc(request).maintenance, site, room, until_ms=None, reason="", by=by)
-    return {"site": site, "room": room, "status": "ended"}
+    @router.delete("/api/rooms/{site}/{room}/maintenance", summary="End a room's maintenance")
+    def maintenance_end(site: str, room: str, by: Principal = technician) -> dict[str, str]:
+        _call(svc.maintenance, site, room, until_ms=None, reason="", by=by.name)
+        return {"site": site, "room": room, "status": "ended"}
 
 
 # --- the one-tap page ------------------------------------------------------------------
@@ -241,9 +224,7 @@ def _claim(svc: AlertService, token: str) -> tuple[Any, Language]:
     return claim, lang
 
 
-@router.get("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
-def one_tap(request: Request, token: str) -> HTMLResponse:
-    svc = _svc(request)
+def _one_tap_page(svc: AlertService, token: str) -> HTMLResponse:
     try:
         claim, lang = _claim(svc, token)
     except HTTPException as exc:
@@ -273,18 +254,22 @@ def one_tap(request: Request, token: str) -> HTMLResponse:
     return _page("告警确认" if zh else "Acknowledge alert", facts + form, lang)
 
 
-@router.post("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
-def one_tap_ack(
-    request: Request, token: str, comment: Annotated[str | None, Form()] = None
-) -> HTMLResponse:
-    svc = _svc(request)
-    claim, lang = _claim(svc, token)
-    zh = lang == "zh-CN"
-    try:
-        svc.ack(claim.alert_id, by=claim.contact_id, comment=comment or None, via="link")
-    except AlertError as exc:
-        return _page("告警" if zh else "Alert", f"<p>{html.escape(str(exc))}</p>", lang, 409)
-    return _page("已确认" if zh else "Acknowledged", "<p>✔</p>", lang)
+def _one_tap_routes(router: APIRouter, svc: AlertService) -> None:
+    """The page behind the link in each SMS: no login, the link's signature instead."""
+
+    @router.get("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def one_tap(token: str) -> HTMLResponse:
+        return _one_tap_page(svc, token)
+
+    @router.post("/a/{token}", response_class=HTMLResponse, include_in_schema=False)
+    def one_tap_ack(token: str, comment: Annotated[str | None, Form()] = None) -> HTMLResponse:
+        claim, lang = _claim(svc, token)
+        zh = lang == "zh-CN"
+        try:
+            svc.ack(claim.alert_id, by=claim.contact_id, comment=comment or None, via="link")
+        except AlertError as exc:
+            return _page("告警" if zh else "Alert", f"<p>{html.escape(str(exc))}</p>", lang, 409)
+        return _page("已确认" if zh else "Acknowledged", "<p>✔</p>", lang)
 
 
 # --- Twilio callbacks ------------------------------------------------------------------
@@ -300,27 +285,27 @@ async def _twilio_form(request: Request, svc: AlertService) -> dict[str, str]:
     return form
 
 
-@router.post("/api/alerts/twilio/status", include_in_schema=False)
-async def twilio_status(request: Request) -> PlainTextResponse:
-    svc = _svc(request)
-    form = await _twilio_form(request, svc)
-    try:
-        status = parse_status_callback(form)
-    except TwilioCallbackError as exc:
-        raise HTTPException(422, str(exc)) from None
-    svc.delivery(status.message_sid, status.status)
-    return PlainTextResponse("", status_code=204)
+def _twilio_routes(router: APIRouter, svc: AlertService) -> None:
+    """Twilio's delivery reports and inbound SMS: no login, Twilio's signature instead."""
 
+    @router.post("/api/alerts/twilio/status", include_in_schema=False)
+    async def twilio_status(request: Request) -> PlainTextResponse:
+        form = await _twilio_form(request, svc)
+        try:
+            status = parse_status_callback(form)
+        except TwilioCallbackError as exc:
+            raise HTTPException(422, str(exc)) from None
+        svc.delivery(status.message_sid, status.status)
+        return PlainTextResponse("", status_code=204)
 
-@router.post("/api/alerts/twilio/inbound", include_in_schema=False)
-async def twilio_inbound(request: Request) -> PlainTextResponse:
-    svc = _svc(request)
-    form = await _twilio_form(request, svc)
-    try:
-        sms = parse_inbound(form)
-    except TwilioCallbackError as exc:
-        raise HTTPException(422, str(exc)) from None
-    svc.reply(sms.sender, sms.text, via="sms-reply")
-    return PlainTextResponse(
-        '<?xml version="1.0" encoding="UTF-8"?><Response/>', media_type="text/xml"
-    )
+    @router.post("/api/alerts/twilio/inbound", include_in_schema=False)
+    async def twilio_inbound(request: Request) -> PlainTextResponse:
+        form = await _twilio_form(request, svc)
+        try:
+            sms = parse_inbound(form)
+        except TwilioCallbackError as exc:
+            raise HTTPException(422, str(exc)) from None
+        svc.reply(sms.sender, sms.text, via="sms-reply")
+        return PlainTextResponse(
+            '<?xml version="1.0" encoding="UTF-8"?><Response/>', media_type="text/xml"
+        )

@@ -1,13 +1,28 @@
-"""Escalation, pure: given an alert's timeline and its policy, which levels are due now
-and when to look again. Levels are due at ``fired + level.after``; once every due level
-has been told, ``repeat`` re-notifies those reached until someone acknowledges; a snooze
-holds everything until it ends. The caller persists ``level`` and ``notified_ms``."""
+"""Escalation: who is told of a firing alert, and when.
+
+:func:`step` is pure: given an alert's timeline and its policy, which levels are due now and
+when to look again. Levels are due at ``fired + level.after``; once every due level has been
+told, ``repeat`` re-notifies those reached until someone acknowledges; a snooze holds
+everything until it ends.
+
+:class:`Escalator` runs it for the open alerts: it keeps when to look at each firing alert
+again, persists ``level`` and ``notified_ms``, and queues a notification per recipient
+(:func:`coldchain.alerting.recipients.recipients`, the choice the edge fallback makes too)
+with the dispatcher. Contacts an agent already texted (an edge notice) are not told of the
+alarm again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from alerts.context import AlertContext
+from alerts.dispatch import Dispatcher, Notice
+from alerts.store import AlertRow
+from coldchain.alerting.recipients import recipients
 from coldchain.alerting.settings import Policy
+from coldchain.alerting.states import AlertState
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +69,77 @@ def step(
     elif policy.repeat is not None and due:
         nexts.append(now_ms + round(policy.repeat * 1000))
     return Step(due, reminder, min(nexts) if nexts else None)
+
+
+class Escalator:
+    """Escalation of the open alerts; ``due`` maps an alert id to when to look at it next."""
+
+    def __init__(self, ctx: AlertContext, dispatcher: Dispatcher) -> None:
+        self.ctx, self.dispatcher = ctx, dispatcher
+        self.due: dict[int, int] = {}
+
+    def schedule(self, alert_id: int, at_ms: int) -> None:
+        self.due[alert_id] = at_ms
+
+    def cancel(self, alert_id: int) -> None:
+        self.due.pop(alert_id, None)
+
+    def escalate(self, now: int, *, only: int | None = None) -> None:
+        """Notify the levels due now of every alert due (or of alert ``only``)."""
+        ids = [only] if only is not None else [i for i, at in self.due.items() if at <= now]
+        for alert_id in ids:
+            row = self.ctx.open.get(alert_id)
+            policy = self.ctx.policy(row) if row else None
+            if (
+                row is None
+                or row.state != AlertState.FIRING
+                or row.fired_ms is None
+                or policy is None
+            ):
+                self.due.pop(alert_id, None)
+                continue
+            s = step(
+                policy,
+                fired_ms=row.fired_ms,
+                level=row.level,
+                notified_ms=row.notified_ms,
+                snoozed_until=row.snoozed_until,
+                now_ms=now,
+            )
+            kind = "alarm" if row.severity == "alarm" else "warning"
+            if s.levels:
+                self.notify(row, s.levels, kind, policy)
+                row.level = max(s.levels)
+            if s.reminder:
+                self.notify(row, s.reminder, "reminder", policy)
+            if s.levels or s.reminder:
+                row.notified_ms = now
+                self.ctx.store.update(row.id, level=row.level, notified_ms=now)
+            if s.next_ms is None:
+                self.due.pop(alert_id, None)
+            else:
+                self.due[alert_id] = s.next_ms
+
+    def notify(self, row: AlertRow, levels: Iterable[int], kind: str, policy: Policy) -> None:
+        """Queue a ``kind`` notification of ``row`` to everyone of ``levels``."""
+        ctx = self.ctx
+        levels = list(levels)
+        skip = row.edge_contacts() if kind in ("alarm", "warning") else set()
+        now = ctx.clock()
+        for who in recipients(policy, levels, site=row.site, contacts=ctx.contacts):
+            if who in skip:
+                continue
+            contact = ctx.contacts.get(who)
+            address = contact.phone if contact else ""
+            note = ctx.store.add_notification(
+                alert_ids=[row.id],
+                recipient=who,
+                address=address,
+                kind=kind,
+                level=max(levels) if levels else None,
+                queued_ms=now,
+            )
+            self.dispatcher.submit(
+                Notice(note, who, address, kind, [row.id], row.site, max(levels))
+            )
+            ctx.stats.notifications += 1

@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from coldchain.alerting.states import OPEN_STATES, AlertState
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -69,8 +71,6 @@ CREATE TABLE IF NOT EXISTS rule_edits (
 );
 """
 
-OPEN = ("pending", "firing", "acknowledged")
-
 
 @dataclass(slots=True)
 class AlertRow:
@@ -90,7 +90,7 @@ class AlertRow:
     quantity: str
     unit: str
     direction: str | None
-    state: str
+    state: AlertState
     since_ms: int
     pending_ms: int
     fired_ms: int | None = None
@@ -107,9 +107,12 @@ class AlertRow:
     snoozed_until: int | None = None
     edge_notified: str | None = None
 
+    def __post_init__(self) -> None:
+        self.state = AlertState(self.state)  # the column holds its value
+
     @property
     def is_open(self) -> bool:
-        return self.state in OPEN
+        return self.state in OPEN_STATES
 
     def edge_contacts(self) -> set[str]:
         return set(json.loads(self.edge_notified)) if self.edge_notified else set()

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from firmware_configs import PROFILES_DIR
+from tests.sites import device, one_gateway_site, room, tcp_bus
 
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -55,36 +56,26 @@ def buffered(db: Path) -> int:
 
 
 def site(devices: int, interval: str) -> dict[str, object]:
-    return {
-        "version": 1,
-        "uplink": {"broker": "mqtt://127.0.0.1:1"},
-        "agent": {"max_silence": "0s", "batch_size": 1000},
-        "sites": [
-            {
-                "id": "bench",
-                "name": "Bench",
-                "rooms": [{"id": "room", "name": "Room", "class": "chilled"}],
-            }
+    return one_gateway_site(
+        site_id="bench",
+        site_name="Bench",
+        gateway_id="gw-bench",
+        rooms=[room("room", "Room")],
+        buses=[tcp_bus("tcp", "127.0.0.1", max_concurrent=4)],
+        devices=[
+            device(
+                f"dev{i:03d}",
+                "bench-100",
+                bus="tcp",
+                unit_id=i,
+                room="room",
+                poll_interval=interval,
+            )
+            for i in range(1, devices + 1)
         ],
-        "gateways": [
-            {
-                "id": "gw-bench",
-                "site": "bench",
-                "buses": [{"type": "tcp", "id": "tcp", "host": "127.0.0.1", "max_concurrent": 4}],
-                "devices": [
-                    {
-                        "id": f"dev{i:03d}",
-                        "profile": "bench-100",
-                        "bus": "tcp",
-                        "unit_id": i,
-                        "room": "room",
-                        "poll_interval": interval,
-                    }
-                    for i in range(1, devices + 1)
-                ],
-            }
-        ],
-    }
+        uplink={"broker": "mqtt://127.0.0.1:1"},
+        agent={"max_silence": "0s", "batch_size": 1000},
+    )
 
 
 def main() -> None:

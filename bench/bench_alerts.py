@@ -57,9 +57,9 @@ from alerts.notifiers.cloud import build
 from alerts.service import TICK_S, AlertService
 from coldchain.config.checks import check
 from coldchain.config.site import SiteConfig
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import Reading, SeriesId
 from hub.audit import AuditLog
+from tests import sites
 from tests.smsfakes.twilio import TwilioFake
 
 CENTRE = "centre"
@@ -131,37 +131,31 @@ def site_doc(lay: Layout, notifier: dict[str, Any], args: argparse.Namespace) ->
         for i, s in enumerate(lay.sites)
         for k in range(CONTACTS)
     ]
-    return {
-        "version": 1,
-        "sites": [
-            {
-                "id": s,
-                "name": name(s),
-                "rooms": [{"id": r, "name": f"{r}号库 Room {r}", "class": "chilled"} for r in ids],
-            }
+    return sites.site_doc(
+        [
+            sites.site(s, name(s), [sites.room(r, f"{r}号库 Room {r}") for r in ids])
             for s, ids in lay.sites.items()
         ],
-        "gateways": [
-            {
-                "id": g.id,
-                "site": g.site,
-                "buses": [{"type": "rtu", "id": "bus", "port": "/dev/null"}],
-                "devices": [
-                    {
-                        "id": f"{r}-th",
-                        "profile": "xy-md02",
-                        "bus": "bus",
-                        "unit_id": k + 1,
-                        "room": r,
-                        "poll_interval": f"{round(g.period * 1000)}ms",
-                    }
+        [
+            sites.gateway(
+                g.id,
+                g.site,
+                [sites.rtu_bus()],
+                [
+                    sites.device(
+                        f"{r}-th",
+                        "xy-md02",
+                        unit_id=k + 1,
+                        room=r,
+                        poll_interval=f"{round(g.period * 1000)}ms",
+                    )
                     for k, r in enumerate(g.rooms)
                 ],
-            }
+            )
             for g in lay.gateways
         ],
-        "contacts": contacts,
-        "alert_rules": [
+        contacts=contacts,
+        alert_rules=[
             {
                 "id": "temperature-high",
                 "kind": "threshold",
@@ -169,7 +163,7 @@ def site_doc(lay: Layout, notifier: dict[str, Any], args: argparse.Namespace) ->
                 "alarm": {"delay": f"{round(args.delay * 1000)}ms"},
             }
         ],
-        "alerts": {
+        alerts={
             "default_rules": False,
             "default_policy": {"alarm": "cold"},
             "policies": [{"id": "cold", "levels": [{"contacts": [c["id"] for c in contacts]}]}],
@@ -178,7 +172,7 @@ def site_doc(lay: Layout, notifier: dict[str, Any], args: argparse.Namespace) ->
             "storm_window": f"{round(args.storm_window * 1000)}ms",
             "max_per_hour": 1000,
         },
-    }
+    )
 
 
 # --- what happened, and when --------------------------------------------------------------
@@ -547,7 +541,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     lay = layout(args.rooms, args.storm_rooms, args.periods, random.Random(args.seed))
-    profiles = ProfileRegistry.load()
+    profiles = sites.shipped_profiles()
     fake = TimedTwilio(answer_ms=args.provider_ms, nodelay=not args.stand_in_nagle)
     fake.start()
     try:

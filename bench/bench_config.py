@@ -32,6 +32,7 @@ import yaml
 from coldchain.config.loader import check_site_file
 from coldchain.config.yamlread import HAVE_LIBYAML, load_yaml
 from coldchain.profiles.registry import ProfileRegistry
+from tests.sites import shipped_profiles
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNTY = ROOT / "firmware_configs" / "sites" / "county.yaml"
@@ -88,7 +89,7 @@ def main() -> None:
     parser.add_argument("sizes", nargs="*", type=float, default=[1, 2, 5, 10], help="MB")
     parser.add_argument("--repeat", type=int, default=2, help="runs per size (best counts)")
     args = parser.parse_args()
-    profiles = ProfileRegistry.load()
+    profiles = shipped_profiles()
     print(
         f"# config check benchmark on {platform.machine()} {platform.python_implementation()} "
         f"{platform.python_version()}, PyYAML {yaml.__version__} "

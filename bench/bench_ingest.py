@@ -32,6 +32,8 @@ from coldchain.protocol.messages import Batch, decode_ack, encode_batch
 from coldchain.protocol.topics import Topics
 from coldchain.reading import Reading, SeriesId
 from firmware_configs import PROFILES_DIR
+from tests import sites
+from tests.sites import device, gateway, room, site_doc, tcp_bus
 
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -61,36 +63,18 @@ def wait_port(port: int, timeout: float = 20) -> None:
 
 
 def site(gateways: int, broker: str, store: dict[str, object], data: Path) -> dict[str, object]:
-    return {
-        "version": 1,
-        "uplink": {"broker": broker},
-        "hub": {"data_dir": str(data), "listen": f"127.0.0.1:{free_port()}", "store": store},
-        "sites": [
-            {
-                "id": "bench",
-                "name": "Bench",
-                "rooms": [{"id": "room", "name": "Room", "class": "chilled"}],
-            }
-        ],
-        "gateways": [
-            {
-                "id": f"gw{g:03d}",
-                "site": "bench",
-                "buses": [{"type": "tcp", "id": "tcp", "host": "127.0.0.1"}],
-                "devices": [
-                    {
-                        "id": f"dev{d:03d}",
-                        "profile": "bench-100",
-                        "bus": "tcp",
-                        "unit_id": d + 1,
-                        "room": "room",
-                    }
-                    for d in range(DEVICES)
-                ],
-            }
-            for g in range(gateways)
-        ],
-    }
+    def devices() -> list[dict[str, object]]:  # fresh dicts per gateway: no YAML aliases
+        return [
+            device(f"dev{d:03d}", "bench-100", bus="tcp", unit_id=d + 1, room="room")
+            for d in range(DEVICES)
+        ]
+
+    return site_doc(
+        [sites.site("bench", "Bench", [room("room", "Room")])],
+        [gateway(f"gw{g:03d}", "bench", [tcp_bus()], devices()) for g in range(gateways)],
+        uplink={"broker": broker},
+        hub={"data_dir": str(data), "listen": f"127.0.0.1:{free_port()}", "store": store},
+    )
 
 
 def batches(gw: str, n_batches: int, size: int, t0: int) -> list[bytes]:

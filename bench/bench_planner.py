@@ -10,10 +10,10 @@ import argparse
 from pathlib import Path
 
 from coldchain.config.loader import load_site_config
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusProfile
 from edge_agent.planner import optimal_request_count
 from edge_agent.poller import device_state
+from tests.sites import shipped_profiles
 
 SITE = Path(__file__).resolve().parent.parent / "firmware_configs" / "sites" / "county.yaml"
 
@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("site", nargs="?", type=Path, default=SITE)
     ap.add_argument("--fill", type=int, action="append", default=[])
     args = ap.parse_args()
-    profiles = ProfileRegistry.load()
+    profiles = shipped_profiles()
     cfg = load_site_config(args.site, profiles)
     print(f"# planner benchmark: {args.site.name}")
     print(f"{'fill':>5} {'points':>7} {'per-point':>10} {'planner':>8} {'optimum':>8} {'saved':>6}")

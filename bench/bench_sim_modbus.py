@@ -19,52 +19,25 @@ from typing import Any
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 
 from coldchain.config.site import SiteConfig
-from coldchain.profiles.registry import ProfileRegistry
 from simulator.runtime import Simulation
+from tests.sites import device, one_gateway_site, room, rtu_bus, shipped_profiles, tcp_bus
 
 
 def site(baud: int) -> SiteConfig:
     return SiteConfig.model_validate(
-        {
-            "sites": [
-                {
-                    "id": "s",
-                    "name": "s",
-                    "rooms": [
-                        {"id": "r", "name": "r", "class": "chilled"},
-                        {"id": "h", "name": "h", "class": "sorting"},
-                    ],
-                }
+        one_gateway_site(
+            site_id="s",
+            site_name="s",
+            gateway_id="g",
+            rooms=[room("r", "r"), room("h", "h", "sorting")],
+            buses=[rtu_bus("rtu", "/dev/null", baud=baud), tcp_bus("tcp", "x", port=502)],
+            devices=[
+                device("p", "xy-md02", bus="rtu", unit_id=1, room="r"),
+                device("l", "sorting-line-plc", bus="rtu", unit_id=2, room="h"),
+                device("t", "xy-md02", bus="tcp", unit_id=1, room="r"),
+                device("u", "sorting-line-plc", bus="tcp", unit_id=2, room="h"),
             ],
-            "gateways": [
-                {
-                    "id": "g",
-                    "site": "s",
-                    "buses": [
-                        {"type": "rtu", "id": "rtu", "port": "/dev/null", "baud": baud},
-                        {"type": "tcp", "id": "tcp", "host": "x", "port": 502},
-                    ],
-                    "devices": [
-                        {"id": "p", "profile": "xy-md02", "bus": "rtu", "unit_id": 1, "room": "r"},
-                        {
-                            "id": "l",
-                            "profile": "sorting-line-plc",
-                            "bus": "rtu",
-                            "unit_id": 2,
-                            "room": "h",
-                        },
-                        {"id": "t", "profile": "xy-md02", "bus": "tcp", "unit_id": 1, "room": "r"},
-                        {
-                            "id": "u",
-                            "profile": "sorting-line-plc",
-                            "bus": "tcp",
-                            "unit_id": 2,
-                            "room": "h",
-                        },
-                    ],
-                }
-            ],
-        }
+        )
     )
 
 
@@ -80,7 +53,7 @@ async def median_ms(client: Any, unit: int, table: str, address: int, count: int
 
 
 async def main() -> None:
-    profiles = ProfileRegistry.load()
+    profiles = shipped_profiles()
     print(
         f"# simulated Modbus round trips on {platform.machine()} "
         f"{platform.python_implementation()} {platform.python_version()}"

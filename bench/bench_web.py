@@ -62,6 +62,7 @@ from coldchain.protocol.messages import Batch, decode_ack, encode_batch
 from coldchain.protocol.topics import Topics
 from coldchain.reading import Reading, SeriesId
 from coldchain.store.sqlite.store import SqliteStore
+from tests import sites
 
 SITE_ROOMS = 20  # rooms per site
 GATEWAY_ROOMS = 10  # rooms per gateway
@@ -252,40 +253,29 @@ def gateways(rooms: int) -> dict[str, tuple[str, list[str]]]:
 
 def site(rooms: int, broker: str, data: Path, port: int) -> dict[str, Any]:
     gws = gateways(rooms)
-    sites: dict[str, list[str]] = {}
+    rooms_of: dict[str, list[str]] = {}
     for s, ids in gws.values():
-        sites.setdefault(s, []).extend(ids)
-    return {
-        "version": 1,
-        "uplink": {"broker": broker},
-        "hub": {"data_dir": str(data), "listen": f"127.0.0.1:{port}"},
-        "sites": [
-            {
-                "id": s,
-                "name": f"{s}冷库 Site {s}",
-                "rooms": [{"id": r, "name": f"{r}号库 Room {r}", "class": "chilled"} for r in ids],
-            }
-            for s, ids in sites.items()
+        rooms_of.setdefault(s, []).extend(ids)
+    return sites.site_doc(
+        [
+            sites.site(s, f"{s}冷库 Site {s}", [sites.room(r, f"{r}号库 Room {r}") for r in ids])
+            for s, ids in rooms_of.items()
         ],
-        "gateways": [
-            {
-                "id": g,
-                "site": s,
-                "buses": [{"type": "rtu", "id": "bus", "port": "/dev/null"}],
-                "devices": [
-                    {
-                        "id": f"{r}-th",
-                        "profile": "xy-md02",
-                        "bus": "bus",
-                        "unit_id": k + 1,
-                        "room": r,
-                    }
+        [
+            sites.gateway(
+                g,
+                s,
+                [sites.rtu_bus()],
+                [
+                    sites.device(f"{r}-th", "xy-md02", unit_id=k + 1, room=r)
                     for k, r in enumerate(ids)
                 ],
-            }
+            )
             for g, (s, ids) in gws.items()
         ],
-    }
+        uplink={"broker": broker},
+        hub={"data_dir": str(data), "listen": f"127.0.0.1:{port}"},
+    )
 
 
 def series(gw: str, room: str, point: str) -> SeriesId:

@@ -1,8 +1,9 @@
 """The ``coldchain`` command line.
 
-This is the composition root: subcommands import the package that does the work lazily
-(``simulator``, ``edge_agent``, the hub) so ``coldchain config check`` on a Pi stays light and
-an agent-only install never needs the hub's dependencies.
+The one module of the core that names the other packages, and only inside functions: each
+subcommand imports the package that does the work lazily (``simulator``, ``edge_agent``,
+``hub``, ...) so ``coldchain config check`` on a Pi stays light and an agent-only install
+never needs the hub's dependencies (tests/test_imports.py).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def _dashboards(args: argparse.Namespace) -> int:
 
 
 def _users(args: argparse.Namespace) -> int:
-    from dashboards.users_cli import run
+    from hub.users_cli import run
 
     return run(args)
 
@@ -262,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     users = sub.add_parser(
         "users", help="the hub's users: add, list, remove, set a password, log out everywhere"
     )
-    from dashboards.users_cli import add_arguments as users_arguments
+    from hub.users_cli import add_arguments as users_arguments
 
     users_arguments(users)
     users.set_defaults(handler=_users)

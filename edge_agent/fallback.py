@@ -38,11 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coldchain.alerting.evaluator import Evaluator, Transition
-from coldchain.alerting.facts import AlertFacts, Message
+from coldchain.alerting.facts import AlertFacts, Message, Places, alert_facts, message_extra
 from coldchain.alerting.messages import render
-from coldchain.alerting.rules import EDGE_KINDS, RateOfRiseRule
+from coldchain.alerting.recipients import first_level_contacts
+from coldchain.alerting.rules import EDGE_KINDS
 from coldchain.alerting.rules.base import Watch
 from coldchain.alerting.settings import Policy
+from coldchain.alerting.states import AlertState
 from coldchain.alerting.watches import build_watches, effective_rules
 from coldchain.config.site import Contact, SiteConfig
 from coldchain.config.topology import site_points
@@ -55,7 +57,7 @@ from coldchain.protocol.edge import (
     encode_notices,
 )
 from coldchain.protocol.messages import ProtocolError
-from coldchain.reading import Reading, SeriesId
+from coldchain.reading import Reading
 from coldchain.sms.gsm import GsmNotifier
 from coldchain.sms.types import DeliveryStatus, SendError, Sms
 from coldchain.supervise import wait_event
@@ -115,9 +117,8 @@ class EdgeFallback:
         self.settings = self.gw.fallback
         self._after_ms = round(self.settings.after * 1000)
         self._clock = clock_ms
-        site = cfg.site(self.gw.site)
-        self._site_name, self._timezone = site.name, site.timezone
-        self._rooms = {r.id: r.name for r in site.rooms}
+        self._places = Places.of(cfg)
+        self._timezone = self._places.timezone(self.gw.site)
         self._contacts = {c.id: c for c in cfg.contacts}
         self._policies: dict[str, Policy] = {p.id: p for p in cfg.alerts.policies}
         points = [p for p in site_points(cfg, profiles) if p.gateway == self.gw.id]
@@ -165,7 +166,7 @@ class EdgeFallback:
                 continue
             self._open[o.key] = o.n
             self._firing[o.key] = Transition(
-                w, "firing", o.fired_ms, o.since_ms, o.value, o.limit, o.peak
+                w, AlertState.FIRING, o.fired_ms, o.since_ms, o.value, o.limit, o.peak
             )
         if self._open:
             log.info("edge fallback: %d alarms texted before the restart resumed", len(self._open))
@@ -241,10 +242,10 @@ class EdgeFallback:
         for t in changes:
             if t.watch.severity != "alarm":
                 continue
-            if t.to == "firing":
+            if t.to == AlertState.FIRING:
                 self._firing[t.key] = t
                 fired.append(t)
-            elif t.to == "resolved":
+            elif t.to == AlertState.RESOLVED:
                 self._firing.pop(t.key, None)
                 await self._resolved(t, texting=active)
         if not active:
@@ -259,16 +260,10 @@ class EdgeFallback:
     # --- texting ------------------------------------------------------------------------
 
     def _recipients(self, w: Watch) -> list[Contact]:
-        """The first level of the alert's policy, those who cover its site."""
+        """The first level of the alert's policy, those who cover its site (the hub's
+        choice: :mod:`coldchain.alerting.recipients`)."""
         policy = self._policies.get(w.policy) if w.policy else None
-        if policy is None:
-            return []
-        out = []
-        for cid in policy.levels[0].contacts:
-            c = self._contacts.get(cid)
-            if c is not None and (not c.sites or w.site in c.sites):
-                out.append(c)
-        return out
+        return first_level_contacts(policy, site=w.site, contacts=self._contacts)
 
     def _value_now(self, t: Transition) -> float | None:
         view = self.evaluator.views.series.get(t.watch.series or "")
@@ -277,32 +272,23 @@ class EdgeFallback:
         return t.value
 
     def _facts(self, t: Transition, value: float | None) -> AlertFacts:
-        w = t.watch
-        return AlertFacts(
-            alert_id=self._open.get(w.key, 0),
-            rule_kind=w.rule.kind,
-            severity=w.severity,
-            site=self._site_name,
-            room=self._rooms.get(w.room, w.room) if w.room else None,
-            quantity=w.quantity,
+        """The alert's facts, as the hub writes them (:func:`alert_facts`)."""
+        return alert_facts(
+            t.watch,
+            self._places,
+            alert_id=self._open.get(t.key, 0),
+            rule_kind=t.watch.rule.kind,
             value=value,
-            limit=t.limit if t.limit is not None else w.limit,
-            unit=w.unit,
-            direction=w.direction,
+            limit=t.limit,
             since_ms=t.since_ms,
-            gateway=w.gateway,
-            device=SeriesId.parse(w.series).device if w.series else None,
         )
 
     def _message(self, kind: NoticeMessage, ts: Sequence[Transition], now: int) -> Message:
-        extra = {}
-        for t in ts:
-            if isinstance(t.watch.rule, RateOfRiseRule):
-                extra["window_s"] = str(round(t.watch.rule.window))
         if kind == "resolved":
             facts = tuple(self._facts(t, t.value) for t in ts)
         else:
             facts = tuple(self._facts(t, self._value_now(t)) for t in ts)
+        extra = message_extra(t.watch.rule for t in ts)
         return Message(kind, facts, now_ms=now, timezone=self._timezone, extra=extra)
 
     async def _text_alarms(self, fired: list[Transition], now: int) -> None:

@@ -7,21 +7,29 @@ expected, and a number out of its range (:mod:`coldchain.params`: times 1970 to 
 limits) is a 422 that states the range. Lists are paginated (``limit``, ``offset``).
 
 Every ``/api`` route needs a logged-in user: an operator reads, a technician also sees the
-gateways, a manager also the audit trail (docs/web.md). ``/healthz`` and ``/metrics`` are open.
+gateways, a manager also the audit trail (docs/web.md). The routes ask for a role with the
+guard :func:`api_router` is given (:meth:`hub.auth.Auth.require`). ``/healthz`` and
+``/metrics`` are open.
+
+    app = create_app(ctx, auth.require)
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import PlainTextResponse
 
 from coldchain import __version__, params
+from coldchain.access import Guard, Role
+from coldchain.lookup import UnknownNameError, unknown
 from coldchain.profiles.schema import PointKind
 from coldchain.reading import Reading, SeriesId
 from coldchain.store.base import Agg
-from hub.context import HubContext, not_found
+from hub.context import HubContext
 from hub.metrics import render_metrics
 from hub.model import (
     AuditOut,
@@ -46,9 +54,23 @@ Offset = Annotated[params.Offset, Query(description="items to skip")]
 Time = Annotated[params.TimeText | None, Query(description="epoch ms or ISO 8601")]
 
 
-def _ctx(request: Request) -> HubContext:
-    ctx: HubContext = request.app.state.hub
-    return ctx
+@contextmanager
+def known_names() -> Iterator[None]:
+    """An unknown name (:class:`coldchain.lookup.UnknownNameError`) becomes a 404 that says
+    it, with the closest known name."""
+    try:
+        yield
+    except UnknownNameError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def series_id(ctx: HubContext, text: str) -> SeriesId:
+    """A known series, else a 422 (not a series id) or a 404 (no such point)."""
+    try:
+        with known_names():
+            return ctx.series_id(text)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def parse_time(text: str | None, default: int, name: str) -> int:
@@ -82,31 +104,11 @@ def reading_out(r: Reading) -> ReadingOut:
     )
 
 
-def needs(role: str) -> Any:
-    """A route dependency: the request's user holds ``role`` (the hub installs
-    ``app.state.authorize``, dashboards/auth.py); without it, nothing is served."""
-
-    def check(request: Request) -> None:
-        authorize = getattr(request.app.state, "authorize", None)
-        if authorize is None:
-            raise HTTPException(503, "no access control on this hub")
-        authorize(request, role)
-
-    return Depends(check)
-
-
-router = APIRouter(prefix="/api", dependencies=[needs("operator")])
-
-
-@router.get("/sites", response_model=list[SiteOut], summary="Sites and their rooms")
-def sites(request: Request) -> list[SiteOut]:
-    return [site_out(_ctx(request), s.id) for s in _ctx(request).cfg.sites]
-
-
 def site_out(ctx: HubContext, site_id: str) -> SiteOut:
+    """A configured site with its rooms; :class:`~coldchain.lookup.UnknownNameError` else."""
     site = next((s for s in ctx.cfg.sites if s.id == site_id), None)
     if site is None:
-        raise not_found("site", site_id, (s.id for s in ctx.cfg.sites))
+        raise unknown("site", site_id, (s.id for s in ctx.cfg.sites))
     rooms = []
     for r in site.rooms:
         lim = r.effective_limits
@@ -128,201 +130,13 @@ def site_out(ctx: HubContext, site_id: str) -> SiteOut:
     return SiteOut(id=site.id, name=site.name, timezone=site.timezone, rooms=rooms)
 
 
-@router.get("/sites/{site_id}", response_model=SiteOut, summary="One site")
-def site(request: Request, site_id: str) -> SiteOut:
-    return site_out(_ctx(request), site_id)
-
-
-@router.get("/sites/{site_id}/rooms/{room_id}", response_model=RoomOut, summary="One room")
-def room(request: Request, site_id: str, room_id: str) -> RoomOut:
-    s = site_out(_ctx(request), site_id)
-    found = next((r for r in s.rooms if r.id == room_id), None)
-    if found is None:
-        raise not_found(f"room in {site_id}", room_id, (r.id for r in s.rooms))
-    return found
-
-
-@router.get("/devices", response_model=Page[DeviceOut], summary="Devices, filtered")
-def devices(
-    request: Request,
-    *,
-    site: str | None = None,
-    room: str | None = None,
-    gateway: str | None = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> dict[str, Any]:
-    ctx = _ctx(request)
-    ctx.check_filters(site=site, room=room, gateway=gateway)
-    out = [
-        DeviceOut(
-            site=gw.site,
-            room=d.room,
-            gateway=gw.id,
-            id=d.id,
-            name=d.name,
-            profile=d.profile,
-            model=ctx.profiles.get(d.profile).model,
-            bus=d.bus,
-            unit_id=d.unit_id,
-            poll_interval_s=d.poll_interval,
-            points=[p.name for p in ctx.profiles.get(d.profile).points],
-        )
-        for gw in ctx.cfg.gateways
-        for d in gw.devices
-        if (site in (None, gw.site) and room in (None, d.room) and gateway in (None, gw.id))
-    ]
-    return page_of(out, limit, offset)
-
-
-@router.get("/points", response_model=Page[PointOut], summary="Points (series), filtered")
-def points(
-    request: Request,
-    *,
-    site: str | None = None,
-    room: str | None = None,
-    gateway: str | None = None,
-    kind: PointKind | None = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
-) -> dict[str, Any]:
-    ctx = _ctx(request)
-    ctx.check_filters(site=site, room=room, gateway=gateway)
-    out = [
-        p
-        for p in ctx.points()
-        if site in (None, p.site)
-        and room in (None, p.room)
-        and gateway in (None, p.gateway)
-        and kind in (None, p.kind)
-    ]
-    return page_of(out, limit, offset)
-
-
-@router.get("/latest", response_model=list[ReadingOut], summary="Latest value of each series")
-async def latest(
-    request: Request,
-    *,
-    site: str | None = None,
-    room: str | None = None,
-    series: Annotated[list[str] | None, Query(description="site/gateway/device/point")] = None,
-) -> list[ReadingOut]:
-    ctx = _ctx(request)
-    ctx.check_filters(site=site, room=room)
-    wanted = (
-        [ctx.series_id(s) for s in series]
-        if series
-        else [
-            SeriesId.parse(p.series)
-            for p in ctx.points()
-            if site in (None, p.site) and room in (None, p.room)
-        ]
-    )
-    found = await ctx.store.latest(wanted)
-    return [reading_out(found[s]) for s in wanted if s in found]
-
-
-@router.get("/history", response_model=HistoryOut, summary="History of one series")
-async def history(
-    request: Request,
-    *,
-    series: Annotated[str, Query(description="site/gateway/device/point")],
-    start: Annotated[
-        params.TimeText | None, Query(description="epoch ms or ISO 8601; default end - 24h")
-    ] = None,
-    end: Annotated[
-        params.TimeText | None, Query(description="epoch ms or ISO 8601; default now")
-    ] = None,
-    step: Annotated[
-        params.DurationText | None, Query(description="e.g. 1min, 1h; absent: raw readings")
-    ] = None,
-    agg: Agg = Agg.MEAN,
-) -> HistoryOut:
-    ctx = _ctx(request)
-    sid = ctx.series_id(series)
-    end_ms = parse_time(end, ctx.clock.now_ms(), "end")
-    start_ms = parse_time(start, end_ms - DAY_MS, "start")
-    if start_ms >= end_ms:
-        raise HTTPException(422, f"start ({start_ms}) must be before end ({end_ms})")
-    if step is None:
-        if end_ms - start_ms > 31 * DAY_MS:
-            raise HTTPException(422, "raw readings over more than 31 days: give a step, e.g. 1h")
-        raw = await ctx.store.raw(sid, start_ms, end_ms)
-        return HistoryOut(
-            series=series,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            step_ms=None,
-            agg=None,
-            readings=[reading_out(r) for r in raw],
-        )
-    try:
-        step_ms = params.duration_ms(step, "step")
-    except params.ParamError as exc:
-        raise HTTPException(422, str(exc)) from None
-    if step_ms < 1000:
-        raise HTTPException(422, f"step {step!r} is under a second; use 1s or more")
-    if (end_ms - start_ms) // step_ms > MAX_BUCKETS:
-        least = -(-(end_ms - start_ms) // MAX_BUCKETS) // 1000
-        raise HTTPException(
-            422,
-            f"step {step!r} gives more than {MAX_BUCKETS} buckets over this "
-            f"range; use a step of at least {least}s",
-        )
-    buckets = await ctx.store.range(sid, start_ms, end_ms, step_ms, agg)
-    return HistoryOut(
-        series=series,
-        start_ms=start_ms,
-        end_ms=end_ms,
-        step_ms=step_ms,
-        agg=str(agg),
-        buckets=[BucketOut(ts_ms=b.ts_ms, value=b.value, count=b.count) for b in buckets],
-    )
-
-
-@router.get("/doors", response_model=list[DoorIntervalOut], summary="Door open intervals")
-async def doors(
-    request: Request,
-    *,
-    series: Annotated[str, Query(description="a door point's series")],
-    start: Time = None,
-    end: Time = None,
-) -> list[DoorIntervalOut]:
-    ctx = _ctx(request)
-    sid = ctx.series_id(series)
-    if ctx.kind_of(sid) is not PointKind.DOOR:
-        raise HTTPException(422, f"{series} is a {ctx.kind_of(sid)} point, not a door")
-    end_ms = parse_time(end, ctx.clock.now_ms(), "end")
-    start_ms = parse_time(start, end_ms - DAY_MS, "start")
-    if start_ms >= end_ms:
-        raise HTTPException(422, f"start ({start_ms}) must be before end ({end_ms})")
-    intervals = await ctx.store.door_intervals(sid, start_ms, end_ms)
-    return [
-        DoorIntervalOut(
-            series=series,
-            opened_ms=i.opened_ms,
-            closed_ms=i.closed_ms,
-            duration_s=i.duration_ms(end_ms) / 1000,
-        )
-        for i in intervals
-    ]
-
-
-@router.get(
-    "/gateways",
-    response_model=list[GatewayOut],
-    summary="Gateways and their health",
-    dependencies=[needs("technician")],
-)
-def gateways(request: Request) -> list[GatewayOut]:
-    return [gateway_out(_ctx(request), g.id) for g in _ctx(request).cfg.gateways]
-
-
 def gateway_out(ctx: HubContext, gateway_id: str) -> GatewayOut:
+    """A configured gateway with its state; :class:`~coldchain.lookup.UnknownNameError`
+    else."""
     state = ctx.registry.get(gateway_id)
     gw = next((g for g in ctx.cfg.gateways if g.id == gateway_id), None)
     if state is None or gw is None:
-        raise not_found("gateway", gateway_id, (g.id for g in ctx.cfg.gateways))
+        raise unknown("gateway", gateway_id, (g.id for g in ctx.cfg.gateways))
     return GatewayOut(
         id=state.id,
         site=gw.site,
@@ -336,54 +150,263 @@ def gateway_out(ctx: HubContext, gateway_id: str) -> GatewayOut:
     )
 
 
-@router.get(
-    "/gateways/{gateway_id}",
-    response_model=GatewayOut,
-    summary="One gateway",
-    dependencies=[needs("technician")],
-)
-def gateway(request: Request, gateway_id: str) -> GatewayOut:
-    return gateway_out(_ctx(request), gateway_id)
+def api_router(ctx: HubContext, guard: Guard) -> APIRouter:
+    """The ``/api`` routes of the hub's own data over ``ctx``, each behind ``guard``: an
+    operator for all, a technician for the gateways, a manager for the audit trail."""
+    router = APIRouter(prefix="/api", dependencies=[guard(Role.OPERATOR)])
+    _config_routes(router, ctx)
+    _reading_routes(router, ctx)
+    _gateway_routes(router, ctx, guard)
+    _audit_routes(router, ctx, guard)
+    return router
 
 
-@router.get(
-    "/audit",
-    response_model=Page[AuditOut],
-    summary="The audit trail, newest first",
-    dependencies=[needs("manager")],
-)
-def audit(
-    request: Request,
-    limit: Limit = 100,
-    offset: Offset = 0,
-    action: Annotated[str | None, Query(description="action prefix, e.g. alert.")] = None,
-) -> dict[str, Any]:
-    records, total = _ctx(request).audit.page(limit, offset, action=action)
-    items = [
-        AuditOut(
-            id=r.id,
-            ts_ms=r.ts_ms,
-            actor=r.actor,
-            action=r.action,
-            object=r.object,
-            before=r.before,
-            after=r.after,
-            comment=r.comment,
+def _config_routes(router: APIRouter, ctx: HubContext) -> None:
+    """Sites, rooms, devices and points, as configured."""
+
+    @router.get("/sites", response_model=list[SiteOut], summary="Sites and their rooms")
+    def sites() -> list[SiteOut]:
+        return [site_out(ctx, s.id) for s in ctx.cfg.sites]
+
+    @router.get("/sites/{site_id}", response_model=SiteOut, summary="One site")
+    def site(site_id: str) -> SiteOut:
+        with known_names():
+            return site_out(ctx, site_id)
+
+    @router.get("/sites/{site_id}/rooms/{room_id}", response_model=RoomOut, summary="One room")
+    def room(site_id: str, room_id: str) -> RoomOut:
+        with known_names():
+            s = site_out(ctx, site_id)
+            found = next((r for r in s.rooms if r.id == room_id), None)
+            if found is None:
+                raise unknown(f"room in {site_id}", room_id, (r.id for r in s.rooms))
+        return found
+
+    @router.get("/devices", response_model=Page[DeviceOut], summary="Devices, filtered")
+    def devices(
+        *,
+        site: str | None = None,
+        room: str | None = None,
+        gateway: str | None = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        with known_names():
+            ctx.check_filters(site=site, room=room, gateway=gateway)
+        out = [
+            DeviceOut(
+                site=gw.site,
+                room=d.room,
+                gateway=gw.id,
+                id=d.id,
+                name=d.name,
+                profile=d.profile,
+                model=ctx.profiles.get(d.profile).model,
+                bus=d.bus,
+                unit_id=d.unit_id,
+                poll_interval_s=d.poll_interval,
+                points=[p.name for p in ctx.profiles.get(d.profile).points],
+            )
+            for gw in ctx.cfg.gateways
+            for d in gw.devices
+            if (site in (None, gw.site) and room in (None, d.room) and gateway in (None, gw.id))
+        ]
+        return page_of(out, limit, offset)
+
+    @router.get("/points", response_model=Page[PointOut], summary="Points (series), filtered")
+    def points(
+        *,
+        site: str | None = None,
+        room: str | None = None,
+        gateway: str | None = None,
+        kind: PointKind | None = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        with known_names():
+            ctx.check_filters(site=site, room=room, gateway=gateway)
+        out = [
+            p
+            for p in ctx.points()
+            if site in (None, p.site)
+            and room in (None, p.room)
+            and gateway in (None, p.gateway)
+            and kind in (None, p.kind)
+        ]
+        return page_of(out, limit, offset)
+
+
+def _reading_routes(router: APIRouter, ctx: HubContext) -> None:
+    """Latest values, history and door intervals, from the store."""
+
+    @router.get("/latest", response_model=list[ReadingOut], summary="Latest value of each series")
+    async def latest(
+        *,
+        site: str | None = None,
+        room: str | None = None,
+        series: Annotated[list[str] | None, Query(description="site/gateway/device/point")] = None,
+    ) -> list[ReadingOut]:
+        with known_names():
+            ctx.check_filters(site=site, room=room)
+        wanted = (
+            [series_id(ctx, s) for s in series]
+            if series
+            else [
+                SeriesId.parse(p.series)
+                for p in ctx.points()
+                if site in (None, p.site) and room in (None, p.room)
+            ]
         )
-        for r in records
-    ]
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+        found = await ctx.store.latest(wanted)
+        return [reading_out(found[s]) for s in wanted if s in found]
+
+    @router.get("/history", response_model=HistoryOut, summary="History of one series")
+    async def history(
+        *,
+        series: Annotated[str, Query(description="site/gateway/device/point")],
+        start: Annotated[
+            params.TimeText | None, Query(description="epoch ms or ISO 8601; default end - 24h")
+        ] = None,
+        end: Annotated[
+            params.TimeText | None, Query(description="epoch ms or ISO 8601; default now")
+        ] = None,
+        step: Annotated[
+            params.DurationText | None, Query(description="e.g. 1min, 1h; absent: raw readings")
+        ] = None,
+        agg: Agg = Agg.MEAN,
+    ) -> HistoryOut:
+        sid = series_id(ctx, series)
+        end_ms = parse_time(end, ctx.clock.now_ms(), "end")
+        start_ms = parse_time(start, end_ms - DAY_MS, "start")
+        if start_ms >= end_ms:
+            raise HTTPException(422, f"start ({start_ms}) must be before end ({end_ms})")
+        if step is None:
+            if end_ms - start_ms > 31 * DAY_MS:
+                raise HTTPException(
+                    422, "raw readings over more than 31 days: give a step, e.g. 1h"
+                )
+            raw = await ctx.store.raw(sid, start_ms, end_ms)
+            return HistoryOut(
+                series=series,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                step_ms=None,
+                agg=None,
+                readings=[reading_out(r) for r in raw],
+            )
+        try:
+            step_ms = params.duration_ms(step, "step")
+        except params.ParamError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if step_ms < 1000:
+            raise HTTPException(422, f"step {step!r} is under a second; use 1s or more")
+        if (end_ms - start_ms) // step_ms > MAX_BUCKETS:
+            least = -(-(end_ms - start_ms) // MAX_BUCKETS) // 1000
+            raise HTTPException(
+                422,
+                f"step {step!r} gives more than {MAX_BUCKETS} buckets over this "
+                f"range; use a step of at least {least}s",
+            )
+        buckets = await ctx.store.range(sid, start_ms, end_ms, step_ms, agg)
+        return HistoryOut(
+            series=series,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            step_ms=step_ms,
+            agg=str(agg),
+            buckets=[BucketOut(ts_ms=b.ts_ms, value=b.value, count=b.count) for b in buckets],
+        )
+
+    @router.get("/doors", response_model=list[DoorIntervalOut], summary="Door open intervals")
+    async def doors(
+        *,
+        series: Annotated[str, Query(description="a door point's series")],
+        start: Time = None,
+        end: Time = None,
+    ) -> list[DoorIntervalOut]:
+        sid = series_id(ctx, series)
+        if ctx.kind_of(sid) is not PointKind.DOOR:
+            raise HTTPException(422, f"{series} is a {ctx.kind_of(sid)} point, not a door")
+        end_ms = parse_time(end, ctx.clock.now_ms(), "end")
+        start_ms = parse_time(start, end_ms - DAY_MS, "start")
+        if start_ms >= end_ms:
+            raise HTTPException(422, f"start ({start_ms}) must be before end ({end_ms})")
+        intervals = await ctx.store.door_intervals(sid, start_ms, end_ms)
+        return [
+            DoorIntervalOut(
+                series=series,
+                opened_ms=i.opened_ms,
+                closed_ms=i.closed_ms,
+                duration_s=i.duration_ms(end_ms) / 1000,
+            )
+            for i in intervals
+        ]
 
 
-def create_app(ctx: HubContext) -> FastAPI:
+def _gateway_routes(router: APIRouter, ctx: HubContext, guard: Guard) -> None:
+    """The gateways and their health: technicians and above."""
+
+    @router.get(
+        "/gateways",
+        response_model=list[GatewayOut],
+        summary="Gateways and their health",
+        dependencies=[guard(Role.TECHNICIAN)],
+    )
+    def gateways() -> list[GatewayOut]:
+        return [gateway_out(ctx, g.id) for g in ctx.cfg.gateways]
+
+    @router.get(
+        "/gateways/{gateway_id}",
+        response_model=GatewayOut,
+        summary="One gateway",
+        dependencies=[guard(Role.TECHNICIAN)],
+    )
+    def gateway(gateway_id: str) -> GatewayOut:
+        with known_names():
+            return gateway_out(ctx, gateway_id)
+
+
+def _audit_routes(router: APIRouter, ctx: HubContext, guard: Guard) -> None:
+    """The audit trail: managers and above."""
+
+    @router.get(
+        "/audit",
+        response_model=Page[AuditOut],
+        summary="The audit trail, newest first",
+        dependencies=[guard(Role.MANAGER)],
+    )
+    def audit(
+        limit: Limit = 100,
+        offset: Offset = 0,
+        action: Annotated[str | None, Query(description="action prefix, e.g. alert.")] = None,
+    ) -> dict[str, Any]:
+        records, total = ctx.audit.page(limit, offset, action=action)
+        items = [
+            AuditOut(
+                id=r.id,
+                ts_ms=r.ts_ms,
+                actor=r.actor,
+                action=r.action,
+                object=r.object,
+                before=r.before,
+                after=r.after,
+                comment=r.comment,
+            )
+            for r in records
+        ]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def create_app(ctx: HubContext, guard: Guard) -> FastAPI:
+    """The hub's app with its ``/api`` routes (behind ``guard``), ``/metrics`` and
+    ``/healthz``; the hub adds the other routers and the access middleware."""
     app = FastAPI(
         title="coldchain hub",
         version=__version__,
         description="Cold-chain monitoring: sites, rooms, readings, gateways. Times are UTC "
         "epoch milliseconds unless given as ISO 8601.",
     )
-    app.state.hub = ctx
-    app.include_router(router)
+    app.include_router(api_router(ctx, guard))
 
     @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
     def metrics() -> str:

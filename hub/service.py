@@ -18,7 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
-from alerts.api import router as alerts_router
+from alerts.api import alerts_router
 from alerts.notifiers.base import Notifier
 from alerts.notifiers.factory import build_all
 from alerts.service import AlertService
@@ -32,15 +32,15 @@ from coldchain.protocol.topics import TopicError, Topics
 from coldchain.reading import Reading
 from coldchain.secrets import resolve
 from coldchain.store.base import Store, StoreError
-from dashboards.auth import AccessMiddleware, Auth
-from dashboards.reports.api import router as reports_router
-from dashboards.web import WebContext, mount_ui
+from dashboards.reports.api import reports_router
+from dashboards.web import Renderer, WebContext, mount_ui
 from dashboards.web.live import Board, LiveEvents
-from dashboards.web.pages import needs
 from gateway.ingest import Ingest, run_ingest
 from gateway.registry import Registry
+from hub.accounts import accounts_router
 from hub.api import create_app
 from hub.audit import AuditLog
+from hub.auth import AccessMiddleware, Auth
 from hub.context import HubContext
 
 log = logging.getLogger(__name__)
@@ -133,21 +133,29 @@ class Hub:
             clock=clock,
         )
         self.ctx.alerts = self.alerts
-        self.app = create_app(self.ctx)
-        self.app.state.alerts = self.alerts
-        self.app.include_router(alerts_router)
-        # the web UI, and login for it and for every API route (dashboards/auth.py)
+        # login for the web UI and every API route; ``guard`` is the one role check every
+        # router is built with (hub/auth.py)
         self.auth = Auth(data_dir)
         self.auth.bootstrap()
+        guard = self.auth.require
+        self.app = create_app(self.ctx, guard)
+        self.app.include_router(alerts_router(self.alerts, guard))
         self.events = LiveEvents()  # wakes the live board's streams on each ingest
-        self.app.state.authorize = self.auth.authorize
         board = Board(cfg, profiles, self.registry, self.alerts)
-        web = WebContext(
-            cfg, self.store, self.registry, self.alerts, self.auth, self.events, board, clock
+        web = WebContext(cfg, self.store, self.registry, self.alerts, self.events, board, clock)
+        ui = Renderer(cfg)
+        self.app.include_router(accounts_router(self.auth, self.audit, ui))
+        mount_ui(self.app, web, guard, ui)
+        self.app.include_router(
+            reports_router(
+                cfg=cfg,
+                profiles=profiles,
+                store=self.store,
+                alerts=self.alerts.store,
+                clock=clock,
+                guard=guard,
+            )
         )
-        mount_ui(self.app, web)
-        # reports: managers and above (dashboards/reports/api.py reads app.state.hub/alerts)
-        self.app.include_router(reports_router, dependencies=[needs("manager")])
         self.app.add_middleware(AccessMiddleware, auth=self.auth)
         self.socket = listen_socket(listen or cfg.hub.listen)
         host, port = self.socket.getsockname()[:2]

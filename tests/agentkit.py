@@ -22,6 +22,7 @@ from firmware_configs import SITES_DIR
 from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
 from tests.services import Broker
+from tests.sites import shipped_profiles
 
 FAST_AGENT = {"batch_interval": "200ms", "health_interval": "1s", "ack_timeout": "3s"}
 
@@ -40,7 +41,7 @@ async def county(
 ) -> AsyncIterator[County]:
     """The example county simulated; its sensors publish to ``broker``, its agents' uplink
     points at ``broker`` too."""
-    profiles = ProfileRegistry.load()
+    profiles = shipped_profiles()
     config = load_site_config(SITES_DIR / "county.yaml", profiles)
     async with Simulation(
         config, profiles, seed=3, broker=broker.url, mqtt_interval=1.0, control_port=0

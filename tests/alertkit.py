@@ -9,67 +9,42 @@ from coldchain.alerting.evaluator import Evaluator, Transition
 from coldchain.alerting.watches import build_watches, effective_rules
 from coldchain.config.site import SiteConfig
 from coldchain.config.topology import site_points
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import Quality, Reading, SeriesId
+from tests.sites import device, one_gateway_site, room, rtu_bus, shipped_profiles
 
 MIN = 60_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z, 08:00 in Shanghai
 
-PROFILES = ProfileRegistry.load()
+PROFILES = shipped_profiles()
 
 
 def site(**alerts: Any) -> dict[str, Any]:
     """The test site as a config dict; ``alerts`` go into the alerts section."""
-    return {
-        "version": 1,
-        "sites": [
-            {
-                "id": "s1",
-                "name": "双溪禽类冷库 Shuangxi poultry",
-                "rooms": [
-                    {"id": "chill", "name": "冷鲜禽 Chilled poultry", "class": "chilled"},
-                    {"id": "other", "name": "冻品库 Frozen", "class": "frozen"},
-                ],
-            }
+    return one_gateway_site(
+        site_name="双溪禽类冷库 Shuangxi poultry",
+        rooms=[
+            room("chill", "冷鲜禽 Chilled poultry"),
+            room("other", "冻品库 Frozen", "frozen"),
         ],
-        "gateways": [
-            {
-                "id": "gw1",
-                "site": "s1",
-                "buses": [{"type": "rtu", "id": "bus", "port": "/dev/null"}],
-                "devices": [
-                    {
-                        "id": "probe",
-                        "profile": "xy-md02",
-                        "bus": "bus",
-                        "unit_id": 1,
-                        "room": "chill",
-                    },
-                    {
-                        "id": "ctl",
-                        "profile": "dixell-xr60cx",
-                        "bus": "bus",
-                        "unit_id": 2,
-                        "room": "chill",
-                    },
-                    {
-                        "id": "di",
-                        "profile": "waveshare-modbus-rtu-io-8ch-mains",
-                        "bus": "bus",
-                        "unit_id": 3,
-                        "room": "chill",
-                        "points": {f"door_{i}": {"enabled": False} for i in range(2, 8)},
-                    },
-                    {"id": "fz", "profile": "xy-md02", "bus": "bus", "unit_id": 4, "room": "other"},
-                ],
-            }
+        buses=[rtu_bus()],
+        devices=[
+            device("probe", "xy-md02", unit_id=1, room="chill"),
+            device("ctl", "dixell-xr60cx", unit_id=2, room="chill"),
+            device(
+                "di",
+                "waveshare-modbus-rtu-io-8ch-mains",
+                unit_id=3,
+                room="chill",
+                points={f"door_{i}": {"enabled": False} for i in range(2, 8)},
+            ),
+            device("fz", "xy-md02", unit_id=4, room="other"),
         ],
-        "contacts": [
+        contacts=[
             {"id": f"c{i}", "name": f"Contact {i}", "phone": f"+861380000000{i}"}
             for i in range(1, 5)
         ],
-        "alerts": alerts,
-    }
+        alerts=alerts,
+    )
 
 
 def config(**alerts: Any) -> SiteConfig:

@@ -18,8 +18,8 @@ from coldchain.clock import WALL, Clock
 from coldchain.config.site import SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.store.base import Store
-from dashboards.auth import COOKIE
-from dashboards.csrf import HEADER as CSRF_HEADER
+from hub.auth import COOKIE
+from hub.csrf import HEADER as CSRF_HEADER
 from hub.service import Hub
 
 TEST_USER, TEST_PASSWORD = "test-admin", "test-admin-password"

@@ -14,6 +14,7 @@ from coldchain.profiles.codec import Decoded, decode_bit, decode_words
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusPoint, ModbusProfile, MqttProfile, PointKind, Table
 from simulator.device import SimDevice
+from tests.sites import device, mqtt_bus, one_gateway_site, room, rtu_bus, tcp_bus
 
 RTU_BAUD = 19200
 
@@ -31,34 +32,16 @@ def one_bus_site(
 ) -> dict[str, Any]:
     """A site of one chilled room and one gateway with one bus: ``devices`` as (id,
     profile, unit id), each polled every ``poll_interval``."""
-    return {
-        "version": 1,
-        "sites": [
-            {
-                "id": "depot",
-                "name": "Depot",
-                "rooms": [{"id": "chill", "name": "Chilled", "class": "chilled"}],
-            }
+    return one_gateway_site(
+        site_id="depot",
+        site_name="Depot",
+        rooms=[room("chill", "Chilled")],
+        buses=[bus],
+        devices=[
+            device(d, p, bus=bus["id"], unit_id=u, room="chill", poll_interval=poll_interval)
+            for d, p, u in devices
         ],
-        "gateways": [
-            {
-                "id": "gw1",
-                "site": "depot",
-                "buses": [bus],
-                "devices": [
-                    {
-                        "id": d,
-                        "profile": p,
-                        "bus": bus["id"],
-                        "unit_id": u,
-                        "room": "chill",
-                        "poll_interval": poll_interval,
-                    }
-                    for d, p, u in devices
-                ],
-            }
-        ],
-    }
+    )
 
 
 def all_profiles_site(profiles: ProfileRegistry) -> dict[str, Any]:
@@ -67,45 +50,34 @@ def all_profiles_site(profiles: ProfileRegistry) -> dict[str, Any]:
     Devices with a counter (a PLC) stand in the sorting hall, the rest in the chilled room.
     """
     modbus = sorted((p for p in profiles if isinstance(p, ModbusProfile)), key=lambda p: p.id)
-    devices: list[dict[str, Any]] = [
-        {
-            "id": f"{p.id}-{bus}",
-            "profile": p.id,
-            "bus": bus,
-            "unit_id": unit,
-            "room": "hall" if any(pt.kind is PointKind.COUNTER for pt in p.points) else "chill",
-        }
+    devices = [
+        device(
+            f"{p.id}-{bus}",
+            p.id,
+            bus=bus,
+            unit_id=unit,
+            room="hall" if any(pt.kind is PointKind.COUNTER for pt in p.points) else "chill",
+        )
         for unit, p in enumerate(modbus, start=1)
         for bus in ("rs485", "plc")
     ]
     mqtt = sorted((p for p in profiles if isinstance(p, MqttProfile)), key=lambda p: p.id)
-    devices += [{"id": p.id, "profile": p.id, "bus": "local", "room": "chill"} for p in mqtt]
-    return {
-        "version": 1,
-        "sites": [
-            {
-                "id": "depot",
-                "name": "Test depot",
-                "rooms": [
-                    {"id": "chill", "name": "Chilled", "class": "chilled"},
-                    {"id": "freeze", "name": "Frozen", "class": "frozen"},
-                    {"id": "hall", "name": "Sorting hall", "class": "sorting"},
-                ],
-            }
+    devices += [device(p.id, p.id, bus="local", room="chill") for p in mqtt]
+    return one_gateway_site(
+        site_id="depot",
+        site_name="Test depot",
+        rooms=[
+            room("chill", "Chilled"),
+            room("freeze", "Frozen", "frozen"),
+            room("hall", "Sorting hall", "sorting"),
         ],
-        "gateways": [
-            {
-                "id": "gw1",
-                "site": "depot",
-                "buses": [
-                    {"type": "rtu", "id": "rs485", "port": "/dev/ttyUSB0", "baud": RTU_BAUD},
-                    {"type": "tcp", "id": "plc", "host": "10.0.0.9", "port": 502},
-                    {"type": "mqtt", "id": "local", "host": "localhost"},
-                ],
-                "devices": devices,
-            }
+        buses=[
+            rtu_bus("rs485", "/dev/ttyUSB0", baud=RTU_BAUD),
+            tcp_bus("plc", "10.0.0.9", port=502),
+            mqtt_bus("local", "localhost"),
         ],
-    }
+        devices=devices,
+    )
 
 
 async def read_point(client: Any, unit: int, point: ModbusPoint) -> Decoded:

@@ -22,7 +22,6 @@ import yaml
 from coldchain.clock import ScaledClock
 from coldchain.config.loader import load_site_config
 from coldchain.config.topology import site_points
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import PointKind
 from edge_agent.agent import Agent
 from firmware_configs import SITES_DIR
@@ -30,6 +29,7 @@ from hub.service import Hub
 from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
 from tests.services import Broker, until
+from tests.sites import shipped_profiles
 
 SPEED = 120.0  # 2 simulated minutes per wall second
 SIM_HOURS = 2.0  # 60 s of wall time
@@ -43,7 +43,7 @@ START = 1_767_571_200.0  # Monday 2026-01-05 08:00 in Shanghai: doors open, defr
 async def test_an_accelerated_run_over_real_parts_keeps_one_time(
     tmp_path: Path, mosquitto: Broker
 ) -> None:
-    profiles = ProfileRegistry.load()
+    profiles = shipped_profiles()
     config = load_site_config(SITES_DIR / "county.yaml", profiles)
     clock = ScaledClock(speed=SPEED, start=START)  # the same morning whenever it runs
     start_ms = clock.now_ms()

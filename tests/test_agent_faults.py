@@ -152,6 +152,7 @@ async def test_agent_killed_during_a_burst_loses_nothing(tmp_path: Path, mosquit
         await until(lambda: hub.status.get(gw) == "offline", "the clean stop saying so", 10)
 
 
+@pytest.mark.slow
 async def test_malformed_sensor_payloads_are_counted_and_nothing_else_moves(
     tmp_path: Path, mosquitto: Broker
 ) -> None:

@@ -32,10 +32,10 @@ FIRST_LEVEL = {"+8613800000001", "+8613800000002", "+8613700000006"}
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 async def test_a_failed_compressor_and_a_stuck_door_reach_the_three_people_of_the_site(
-    tmp_path: Path, mosquitto: Broker, twilio_fake: TwilioFake
+    tmp_path: Path, mosquitto: Broker, twilio_fake: TwilioFake, profiles: ProfileRegistry
 ) -> None:
-    profiles = ProfileRegistry.load()
     county = load_site_config(SITES_DIR / "county.yaml", profiles)
     async with Simulation(county, profiles, seed=5, speed=600.0, broker=mosquitto.url) as sim:
         doc = simulated_config(sim.config, sim.endpoints())

@@ -100,6 +100,7 @@ def test_every_command_explains_itself_with_help(command: str) -> None:
     assert result.returncode == 0, f"coldchain {command} --help: {result.stderr}"
     assert result.stderr == ""
     assert out.startswith(f"usage: {parser.prog}"), out
+    assert "``" not in out, f"coldchain {command} --help shows reST markup (``...``)"
     flat = " ".join(out.split())
     assert parser.description, f"coldchain {command} has no description"
     assert " ".join(parser.description.split()) in flat

@@ -118,12 +118,11 @@ def test_timestamps_in_simulated_time_are_accepted_by_a_hub_on_the_same_clock() 
 
 
 async def test_default_time_ranges_of_api_chart_and_reports_follow_the_hubs_clock(
-    tmp_path: Path, mosquitto: Broker
+    tmp_path: Path, mosquitto: Broker, profiles: ProfileRegistry
 ) -> None:
     """In an accelerated demo, simulated time runs ahead of the wall: the history API's,
     the room chart's and the reports' default "now" read the wall clock, so their default
     24 h ranges ended hours before the newest reading and the charts were empty."""
-    profiles = ProfileRegistry.load()
     path = SITES_DIR / "county.yaml"
     cfg = load_site_config(path, profiles)
     clock = ManualClock(time.time() + 2 * DAY_S)

@@ -28,11 +28,6 @@ KEYS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def shipped() -> ProfileRegistry:
-    return ProfileRegistry.load()
-
-
 def _load(case_dir: Path) -> dict[str, Any]:
     case: dict[str, Any] = yaml.safe_load((case_dir / "case.yaml").read_text(encoding="utf-8"))
     unknown = set(case) - KEYS
@@ -45,14 +40,14 @@ def _load(case_dir: Path) -> dict[str, Any]:
 
 
 def _profile(
-    case_dir: Path, case: dict[str, Any], shipped: ProfileRegistry
+    case_dir: Path, case: dict[str, Any], profiles: ProfileRegistry
 ) -> ModbusProfile | MqttProfile:
     local = case_dir / f"{case['profile']}.yaml"
     if local.exists():
         profile, errors = check_profile_file(local)
         assert profile is not None, "\n".join(e.format() for e in errors)
         return profile
-    return shipped.get(case["profile"])
+    return profiles.get(case["profile"])
 
 
 def _decode(profile: ModbusProfile | MqttProfile, case: dict[str, Any]) -> Decoded:
@@ -71,9 +66,9 @@ def _decode(profile: ModbusProfile | MqttProfile, case: dict[str, Any]) -> Decod
 
 
 @pytest.mark.parametrize("case_dir", CASE_DIRS, ids=[d.name for d in CASE_DIRS])
-def test_codec_case(case_dir: Path, shipped: ProfileRegistry) -> None:
+def test_codec_case(case_dir: Path, profiles: ProfileRegistry) -> None:
     case = _load(case_dir)
-    profile = _profile(case_dir, case, shipped)
+    profile = _profile(case_dir, case, profiles)
     if "expect_error" in case:
         with pytest.raises((CodecError, PayloadError)) as info:
             _decode(profile, case)
@@ -88,7 +83,7 @@ def test_codec_case(case_dir: Path, shipped: ProfileRegistry) -> None:
         assert got.value == pytest.approx(want["value"], abs=1e-9)
 
 
-def test_every_shipped_profile_has_a_golden_case(shipped: ProfileRegistry) -> None:
+def test_every_shipped_profile_has_a_golden_case(profiles: ProfileRegistry) -> None:
     covered = {_load(d)["profile"] for d in CASE_DIRS}
-    missing = sorted(set(shipped.ids()) - covered)
+    missing = sorted(set(profiles.ids()) - covered)
     assert not missing, f"add a case under tests/cases/codec/ for: {', '.join(missing)}"

@@ -18,11 +18,6 @@ from coldchain.profiles.registry import ProfileRegistry
 CASES = Path(__file__).parent / "cases" / "config"
 
 
-@pytest.fixture(scope="module")
-def profiles() -> ProfileRegistry:
-    return ProfileRegistry.load()
-
-
 def report(case: Path, profiles: ProfileRegistry) -> str:
     text = (case / "site.yaml").read_text(encoding="utf-8")
     result = check_site_file("site.yaml", profiles, text=text)

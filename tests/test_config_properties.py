@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from coldchain.config.errors import InvalidConfigError
 from coldchain.config.loader import CheckResult, check_site_file, load_site_config
-from coldchain.profiles.registry import ProfileRegistry
+from tests.sites import shipped_profiles
 
 COUNTY = Path(__file__).parent.parent / "firmware_configs" / "sites" / "county.yaml"
-PROFILES = ProfileRegistry.load()
+PROFILES = shipped_profiles()
 YAML_BREAKS = re.compile(r"\r\n|[\n\r\x85\u2028\u2029]")
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -13,32 +13,18 @@ from coldchain.config.loader import check_site_file
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusProfile
 from firmware_configs import SITES_DIR
+from tests import sites
+from tests.sites import one_gateway_site, shipped_profiles
 
-PROFILES = ProfileRegistry.load()
+PROFILES = shipped_profiles()
 
 
 def site(devices: list[dict[str, Any]], **room: Any) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "sites": [
-            {
-                "id": "s1",
-                "name": "Site",
-                "rooms": [{"id": "fz", "name": "Freezer", "class": "frozen", **room}],
-            }
-        ],
-        "gateways": [
-            {
-                "id": "gw1",
-                "site": "s1",
-                "buses": [
-                    {"type": "rtu", "id": "bus", "port": "/dev/ttyUSB0"},
-                    {"type": "mqtt", "id": "wifi", "host": "localhost"},
-                ],
-                "devices": devices,
-            }
-        ],
-    }
+    return one_gateway_site(
+        rooms=[sites.room("fz", "Freezer", "frozen", **room)],
+        buses=[sites.rtu_bus("bus", "/dev/ttyUSB0"), sites.mqtt_bus("wifi", "localhost")],
+        devices=devices,
+    )
 
 
 def warnings(doc: dict[str, Any], profiles: ProfileRegistry = PROFILES) -> list[str]:

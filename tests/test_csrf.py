@@ -13,8 +13,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from dashboards.auth import COOKIE, LOGIN_COOKIE
-from dashboards.csrf import FIELD, HEADER
+import pytest
+
+from hub.auth import COOKIE, LOGIN_COOKIE
+from hub.csrf import FIELD, HEADER
 from tests.alertkit import PROFILES
 from tests.browser import add_user, chromium, logged_in
 from tests.hubkit import TEST_PASSWORD, TEST_USER, running_hub_service
@@ -61,6 +63,7 @@ def auto_submit(action: str, fields: dict[str, str]) -> str:
     )
 
 
+@pytest.mark.slow
 async def test_a_page_on_another_port_cannot_create_an_admin_through_a_logged_in_browser(
     tmp_path: Path, mosquitto: Broker
 ) -> None:
@@ -93,6 +96,7 @@ async def test_a_page_on_another_port_cannot_create_an_admin_through_a_logged_in
             assert user.role == "operator"
 
 
+@pytest.mark.slow
 async def test_a_page_on_another_port_cannot_log_a_browser_in_as_the_attacker(
     tmp_path: Path, mosquitto: Broker
 ) -> None:
@@ -251,6 +255,7 @@ async def test_the_signed_sms_links_and_twilio_callbacks_need_no_csrf_token(
         del hub
 
 
+@pytest.mark.slow
 async def test_a_logged_in_browser_logs_in_again_from_the_login_page(
     tmp_path: Path, mosquitto: Broker
 ) -> None:

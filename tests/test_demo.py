@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_demo_runs_the_whole_system_and_stops(tmp_path: Path) -> None:
     result = subprocess.run(
         [

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ import msgpack
 import pytest
 import yaml
 
+from alerts.dispatch import Batch
+from alerts.dispatch import Notice as Queued
+from alerts.service import AlertService
+from coldchain.alerting.states import AlertState
 from coldchain.config.loader import load_site_config
 from coldchain.config.site import SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
@@ -199,6 +204,55 @@ async def test_an_alarm_in_fallback_texts_the_first_level_then_resolved_and_not_
         assert len(modem.messages) == 4
     finally:
         await run.fb.aclose()
+
+
+async def test_the_hub_and_the_fallback_say_the_same_of_the_same_alarm(
+    tmp_path: Path, modem: GsmModemEmulator
+) -> None:
+    # The facts of an alert were computed twice and drifted: the fallback put the door's
+    # "1" into a door-open text (the hub shows no value without a unit), and only the
+    # fallback said over what window a temperature rose. Both now use one implementation.
+    cfg = fallback_config(modem.path).model_copy(deep=True)
+    rise = {"id": "temperature-rise", "kind": "rate_of_rise", "severity": "alarm"}
+    cfg = SiteConfig.model_validate(
+        cfg.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        | {"alert_rules": [rise | {"rise": 3.0, "window": "15min"}]}
+    )
+    run = Drive(cfg, tmp_path / "agent")
+    hub = AlertService(
+        cfg, PROFILES, db_path=tmp_path / "hub.db", audit=lambda **_: 0, clock=lambda: run.t
+    )
+    try:
+        for m in range(40):
+            temp = 2.0 if m < 20 else 2.0 + 0.4 * (m - 20)  # a rise, then past the limit
+            values = {"probe__temperature": temp, "di__door_1": 1.0 if m >= 5 else 0.0}
+            await run.at(m, **values)
+            now = run.t
+            hub.on_readings(
+                [Reading(SeriesId("s1", "gw1", *k.split("__")), now, v) for k, v in values.items()]
+            )
+            hub.tick()
+        edge = run.fb._firing  # what the fallback would text, by watch key
+        kinds = {t.watch.rule.kind for t in edge.values()}
+        assert {"door_open", "door_open_warm", "rate_of_rise"} <= kinds, sorted(edge)
+        for key, t in edge.items():
+            row = hub.store.open_by_key(key)
+            assert row is not None, key
+            assert row.state == AlertState.FIRING, key
+            facts = replace(run.fb._facts(t, t.value), alert_id=row.id)
+            assert facts == hub.facts(row), key
+            if t.watch.rule.kind == "door_open":
+                assert (facts.value, facts.limit, facts.device) == (None, None, "di")
+            texted = run.fb._message("alarm", [t], run.t)
+            note = Queued(1, "c1", "+8613800000001", "alarm", [row.id], "s1", 0)
+            sms = hub._composer.compose(Batch("c1", note.address, "s1", [note]), run.t)
+            assert sms is not None
+            assert texted.extra == ({"window_s": "900"} if "rise" in key else {}), key
+            if "rise" in key:
+                says(sms.text, "15分钟升")
+    finally:
+        await run.fb.aclose()
+        await hub.aclose()
 
 
 async def test_alarms_firing_when_fallback_begins_are_texted_as_one_message(
@@ -424,7 +478,6 @@ async def running(task: Any) -> AsyncIterator[asyncio.Task[None]]:
 
 
 def e2e_config(tmp_path: Path, sim: Simulation, broker: str, modem: str) -> SiteConfig:
-    profiles = ProfileRegistry.load()
     doc = simulated_config(sim.config, sim.endpoints())
     doc["agent"] = FAST_AGENT
     doc["uplink"] = {"broker": broker}
@@ -441,16 +494,19 @@ def e2e_config(tmp_path: Path, sim: Simulation, broker: str, modem: str) -> Site
             d["points"] = {"temperature": {"enabled": False}}
     path = tmp_path / "sim.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
-    return load_site_config(path, profiles)
+    return load_site_config(path, PROFILES)
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.slow
 async def test_agent_texts_a_compressor_failure_during_an_outage_and_tells_the_hub_first(
-    tmp_path: Path, restartable_mosquitto: MosquittoProcess, modem: GsmModemEmulator
+    tmp_path: Path,
+    restartable_mosquitto: MosquittoProcess,
+    modem: GsmModemEmulator,
+    profiles: ProfileRegistry,
 ) -> None:
     broker = restartable_mosquitto.broker
     assert broker is not None
-    profiles = ProfileRegistry.load()
     county = load_site_config(SITES_DIR / "county.yaml", profiles)
     watcher = Watcher(broker.host, broker.port)
     async with (

@@ -25,12 +25,15 @@ GW, SPEED, FIRST_LEVEL = edge.GW, edge.SPEED, edge.FIRST_LEVEL
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 async def test_the_hub_takes_over_an_edge_alarm_without_paging_twice(
-    tmp_path: Path, restartable_mosquitto: MosquittoProcess, modem: GsmModemEmulator
+    tmp_path: Path,
+    restartable_mosquitto: MosquittoProcess,
+    modem: GsmModemEmulator,
+    profiles: ProfileRegistry,
 ) -> None:
     broker = restartable_mosquitto.broker
     assert broker is not None
-    profiles = ProfileRegistry.load()
     county = load_site_config(SITES_DIR / "county.yaml", profiles)
     async with Simulation(county, profiles, seed=3, speed=SPEED, broker=broker.url) as sim:
         cfg = edge.e2e_config(tmp_path, sim, broker.url, modem.path)

@@ -38,6 +38,7 @@ from gateway.ingest import IngestStats
 from gateway.registry import Registry
 from hub.audit import AuditLog
 from hub.metrics import render_metrics
+from tests.sites import shipped_profiles
 
 if TYPE_CHECKING:
     from hub.context import HubContext
@@ -130,11 +131,6 @@ def band_values(band: Any) -> list[float]:
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def profiles() -> ProfileRegistry:
-    return ProfileRegistry.load()
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +288,7 @@ def hub_metric_names(tmp_path: Path, county: SiteConfig) -> dict[str, set[tuple[
     registry.on_health(gw.id, json.dumps(health).encode())
     alerts = AlertService(
         county,
-        ProfileRegistry.load(),
+        shipped_profiles(),
         db_path=tmp_path / "hub.db",
         audit=AuditLog(tmp_path / "hub.db").record,
     )

@@ -152,7 +152,7 @@ def _http(url: str, method: str, headers: dict[str, str]) -> int:
 
 def signed_cookie(hub: Hub, claims_text: str) -> str:
     """A session cookie carrying ``claims_text``, signed with the hub's own key."""
-    from dashboards.auth import COOKIE
+    from hub.auth import COOKIE
 
     body = base64.urlsafe_b64encode(claims_text.encode()).rstrip(b"=").decode()
     return f"{COOKIE}={body}.{hub.auth.sessions._mac(body)}"
@@ -214,10 +214,13 @@ async def good_batch_is_acked(
 
 @pytest.mark.parametrize("case", load_cases(), ids=lambda c: c.name)
 async def test_hostile_input_is_refused_and_the_hub_stays_up(
-    case: Case, tmp_path: Path, mosquitto: Broker, caplog: pytest.LogCaptureFixture
+    case: Case,
+    tmp_path: Path,
+    mosquitto: Broker,
+    caplog: pytest.LogCaptureFixture,
+    profiles: ProfileRegistry,
 ) -> None:
     caplog.set_level(logging.INFO)
-    profiles = ProfileRegistry.load()
     path = SITES_DIR / "county.yaml"
     cfg = load_site_config(path, profiles)
     topics = Topics(cfg.uplink.prefix)

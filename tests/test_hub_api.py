@@ -12,12 +12,12 @@ from urllib.parse import quote
 import pytest
 
 from coldchain.config.loader import load_site_config
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import Quality, Reading, SeriesId
 from firmware_configs import SITES_DIR
 from hub.service import Hub
 from tests.hubkit import get, running_hub_service
 from tests.services import Broker
+from tests.sites import shipped_profiles
 
 T0 = 1_764_300_000_000
 TEMP = SeriesId("chengqu-centre", "gw-centre-cold", "cr1-probe-door", "temperature")
@@ -26,7 +26,7 @@ DOOR = SeriesId("chengqu-centre", "gw-centre-cold", "cr1-doors", "door_1")
 
 @contextlib.asynccontextmanager
 async def hub_with_data(tmp_path: Path, broker: Broker) -> AsyncIterator[Hub]:
-    profiles = ProfileRegistry.load()
+    profiles = shipped_profiles()
     path = SITES_DIR / "county.yaml"
     cfg = load_site_config(path, profiles)
     async with running_hub_service(

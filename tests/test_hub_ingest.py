@@ -158,6 +158,7 @@ def store_keys(path: Path) -> set[tuple[str, int]]:
     return {(name, ts) for name, ts in rows}
 
 
+@pytest.mark.slow
 async def test_hub_killed_mid_ingest_loses_and_doubles_nothing(
     tmp_path: Path, mosquitto: Broker
 ) -> None:

@@ -15,6 +15,7 @@ from coldchain.protocol.messages import ProtocolError
 from gateway.registry import Registry
 from hub.audit import AuditLog
 from tests.services import until
+from tests.sites import shipped_profiles
 
 
 def test_registry_follows_status_health_and_the_timeout(tmp_path: Path) -> None:
@@ -76,11 +77,10 @@ def test_audit_records_cannot_be_edited_or_deleted(tmp_path: Path) -> None:
 
 async def test_the_hub_audits_each_new_config_once(tmp_path: Path) -> None:
     from coldchain.config.loader import load_site_config
-    from coldchain.profiles.registry import ProfileRegistry
     from firmware_configs import SITES_DIR
     from hub.service import Hub
 
-    profiles = ProfileRegistry.load()
+    profiles = shipped_profiles()
     path = tmp_path / "site.yaml"
     path.write_text((SITES_DIR / "county.yaml").read_text())
 
@@ -107,7 +107,6 @@ async def test_ingest_retries_a_failing_store_and_acks_only_after(tmp_path: Path
     import time
 
     from coldchain.config.loader import load_site_config
-    from coldchain.profiles.registry import ProfileRegistry
     from coldchain.protocol.messages import Batch, decode_ack, encode_batch
     from coldchain.reading import Reading, SeriesId
     from coldchain.store.base import StoreError, WriteResult
@@ -124,7 +123,7 @@ async def test_ingest_retries_a_failing_store_and_acks_only_after(tmp_path: Path
                 raise StoreError("disk full (test)")
             return await super().write(readings)
 
-    profiles = ProfileRegistry.load()
+    profiles = shipped_profiles()
     cfg = load_site_config(SITES_DIR / "county.yaml", profiles)
     store = FlakyStore(tmp_path / "s.db")
     ingest = Ingest(cfg, profiles, store)

@@ -75,8 +75,7 @@ def test_plausible_values_and_no_value_are_left_alone() -> None:
     assert implausible(Reading(SID, NOW, None, Quality.BAD, "probe open"), info) is None
 
 
-def test_site_points_carry_the_profiles_valid_range() -> None:
-    profiles = ProfileRegistry.load()
+def test_site_points_carry_the_profiles_valid_range(profiles: ProfileRegistry) -> None:
     cfg = load_site_config(SITES_DIR / "county.yaml", profiles)
     points = {str(p.sid): p for p in site_points(cfg, profiles)}
     door = points["chengqu-centre/gw-centre-cold/cr1-doors/door_1"]
@@ -86,10 +85,10 @@ def test_site_points_carry_the_profiles_valid_range() -> None:
 
 async def test_one_implausible_value_makes_one_bad_reading_not_a_rejected_batch(
     tmp_path: Path,
+    profiles: ProfileRegistry,
 ) -> None:
     """A batch carrying 1e308 was stored whole; a batch carrying ``true`` was refused
     whole, never acknowledged, and resent by the gateway forever."""
-    profiles = ProfileRegistry.load()
     cfg = load_site_config(SITES_DIR / "county.yaml", profiles)
     store = SqliteStore(tmp_path / "store.db")
     ingest = Ingest(cfg, profiles, store)
@@ -121,8 +120,8 @@ async def test_one_implausible_value_makes_one_bad_reading_not_a_rejected_batch(
 
 async def test_a_batch_larger_than_the_largest_legal_one_is_refused_undecoded(
     tmp_path: Path,
+    profiles: ProfileRegistry,
 ) -> None:
-    profiles = ProfileRegistry.load()
     cfg = load_site_config(SITES_DIR / "county.yaml", profiles)
     store = SqliteStore(tmp_path / "store.db")
     ingest = Ingest(cfg, profiles, store)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.auth import User
-from dashboards.throttle import LoginThrottle, Policy
+from coldchain.access import Principal
 from dashboards.web.i18n import wait
+from hub.throttle import LoginThrottle, Policy
 from tests.alertkit import PROFILES
 from tests.browser import add_user
 from tests.hubkit import running_hub_service
@@ -123,7 +123,7 @@ async def test_login_has_no_rate_limit_nor_lockout(
         checks: list[str] = []
         check = hub.auth.users.check
 
-        def counted(name: str, password: str) -> User | None:
+        def counted(name: str, password: str) -> Principal | None:
             checks.append(name)
             return check(name, password)
 

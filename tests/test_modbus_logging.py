@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from coldchain.config.site import AgentSettings, RtuBus, SiteConfig, TcpBus
-from coldchain.profiles.registry import ProfileRegistry
 from edge_agent.agent import modbus_states_of
 from edge_agent.buffer import Stats
 from edge_agent.health import report
@@ -26,6 +25,7 @@ from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
 from tests.services import until
 from tests.simkit import load_site, one_bus_site
+from tests.sites import shipped_profiles
 
 INTERVAL = "300ms"
 DEVICES = [("p1", "xy-md02", 1), ("ctl", "dixell-xr60cx", 2)]
@@ -47,7 +47,7 @@ async def polling(
 ) -> AsyncIterator[tuple[Simulation, BusPoller]]:
     """The simulated bus of ``doc`` polled by a real BusPoller, backoff capped at 0.5 s so that
     a failure spans many polls in a few seconds."""
-    profiles = ProfileRegistry.load()
+    profiles = shipped_profiles()
     cfg = load_site(tmp_path / "site.yaml", doc, profiles)
     async with Simulation(cfg, profiles, seed=1) as sim:
         gw = SiteConfig.model_validate(simulated_config(cfg, sim.endpoints())).gateways[0]
@@ -96,6 +96,7 @@ def noise(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.mark.parametrize("transport", ["rtu", "tcp"])
+@pytest.mark.slow
 async def test_a_silent_device_is_logged_once_when_it_fails_and_once_when_it_recovers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, transport: str
 ) -> None:
@@ -131,6 +132,7 @@ async def test_a_silent_device_is_logged_once_when_it_fails_and_once_when_it_rec
     assert noise(caplog) == []
 
 
+@pytest.mark.slow
 async def test_late_replies_on_a_slow_line_are_not_logged_at_every_poll(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -32,27 +32,22 @@ STATES: dict[str, dict[str, float]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def registry() -> ProfileRegistry:
-    return ProfileRegistry.load()
-
-
-def mqtt(registry: ProfileRegistry, profile_id: str) -> MqttProfile:
-    profile = registry.get(profile_id)
+def mqtt(profiles: ProfileRegistry, profile_id: str) -> MqttProfile:
+    profile = profiles.get(profile_id)
     assert isinstance(profile, MqttProfile)
     return profile
 
 
-def test_states_cover_every_mqtt_profile(registry: ProfileRegistry) -> None:
-    shipped = {p.id: {q.name for q in p.points} for p in registry if isinstance(p, MqttProfile)}
+def test_states_cover_every_mqtt_profile(profiles: ProfileRegistry) -> None:
+    shipped = {p.id: {q.name for q in p.points} for p in profiles if isinstance(p, MqttProfile)}
     assert {k: set(v) for k, v in STATES.items()} == shipped
 
 
 @pytest.mark.parametrize("profile_id", sorted(STATES))
 def test_encode_then_decode_gives_the_values_back(
-    registry: ProfileRegistry, profile_id: str
+    profiles: ProfileRegistry, profile_id: str
 ) -> None:
-    profile = mqtt(registry, profile_id)
+    profile = mqtt(profiles, profile_id)
     base = base_topic(profile, "dev-1")
     messages = encode_payloads(profile, base, STATES[profile_id], ts_ms=1_714_545_000_000)
     assert set(messages) == set(topics(profile, base))
@@ -64,8 +59,8 @@ def test_encode_then_decode_gives_the_values_back(
     assert got == pytest.approx(STATES[profile_id])
 
 
-def test_zigbee2mqtt_payload_looks_like_zigbee2mqtt(registry: ProfileRegistry) -> None:
-    profile = mqtt(registry, "aqara-mccgq11lm")
+def test_zigbee2mqtt_payload_looks_like_zigbee2mqtt(profiles: ProfileRegistry) -> None:
+    profile = mqtt(profiles, "aqara-mccgq11lm")
     (payload,) = encode_payloads(profile, "zigbee2mqtt/d1", {"door": 1}).values()
     doc = json.loads(payload)
     assert doc["contact"] is False  # door open: the magnet is away
@@ -74,8 +69,8 @@ def test_zigbee2mqtt_payload_looks_like_zigbee2mqtt(registry: ProfileRegistry) -
     assert json.loads(payload)["contact"] is True
 
 
-def test_tasmota_payload_has_time_id_and_unit(registry: ProfileRegistry) -> None:
-    profile = mqtt(registry, "tasmota-ds18b20")
+def test_tasmota_payload_has_time_id_and_unit(profiles: ProfileRegistry) -> None:
+    profile = mqtt(profiles, "tasmota-ds18b20")
     msgs = encode_payloads(profile, "tele/probe-7", {"temperature": 2.5}, ts_ms=1_714_545_000_000)
     doc = json.loads(msgs["tele/probe-7/SENSOR"])
     assert doc["Time"] == "2024-05-01T06:30:00"  # 1714545000 s after the epoch, UTC
@@ -85,8 +80,8 @@ def test_tasmota_payload_has_time_id_and_unit(registry: ProfileRegistry) -> None
     assert list(doc) == ["Time", "DS18B20", "TempUnit"]
 
 
-def test_shelly_gen1_sends_plain_text(registry: ProfileRegistry) -> None:
-    profile = mqtt(registry, "shelly-dw2")
+def test_shelly_gen1_sends_plain_text(profiles: ProfileRegistry) -> None:
+    profile = mqtt(profiles, "shelly-dw2")
     msgs = encode_payloads(profile, "shellies/d1", {"door": 1, "temperature": -1.5})
     assert msgs == {
         "shellies/d1/sensor/state": b"open",
@@ -94,8 +89,8 @@ def test_shelly_gen1_sends_plain_text(registry: ProfileRegistry) -> None:
     }
 
 
-def test_shelly_gen2_component_status(registry: ProfileRegistry) -> None:
-    profile = mqtt(registry, "shelly-plus-ht")
+def test_shelly_gen2_component_status(profiles: ProfileRegistry) -> None:
+    profile = mqtt(profiles, "shelly-plus-ht")
     msgs = encode_payloads(profile, "ht-1", {"temperature": 20.0, "battery": 80})
     assert json.loads(msgs["ht-1/status/temperature:0"]) == {"id": 0, "tC": 20, "tF": 68.0}
     power = json.loads(msgs["ht-1/status/devicepower:0"])
@@ -104,29 +99,29 @@ def test_shelly_gen2_component_status(registry: ProfileRegistry) -> None:
     assert "humidity" not in "".join(msgs)  # a point without a value is not sent
 
 
-def test_base_topic_templating(registry: ProfileRegistry) -> None:
-    dw2 = mqtt(registry, "shelly-dw2")
+def test_base_topic_templating(profiles: ProfileRegistry) -> None:
+    dw2 = mqtt(profiles, "shelly-dw2")
     assert base_topic(dw2, "chill-door") == "shellies/chill-door"
     assert base_topic(dw2, "x", "shellies/shellydw2-483FDA1B2C3D") == (
         "shellies/shellydw2-483FDA1B2C3D"
     )
     assert base_topic(dw2, "d9", "site-a/{name}/dw2") == "site-a/d9/dw2"
-    ht = mqtt(registry, "shelly-plus-ht")
+    ht = mqtt(profiles, "shelly-plus-ht")
     assert base_topic(ht, "tea-humidity") == "tea-humidity"
     with pytest.raises(PayloadError) as info:
         base_topic(dw2, "d9", "shellies/{mac}")
     assert "shellies/{mac}: cannot fill in the base topic (KeyError('mac'))" in str(info.value)
 
 
-def test_a_topic_the_device_does_not_use_carries_nothing(registry: ProfileRegistry) -> None:
-    profile = mqtt(registry, "shelly-dw2")
+def test_a_topic_the_device_does_not_use_carries_nothing(profiles: ProfileRegistry) -> None:
+    profile = mqtt(profiles, "shelly-dw2")
     assert decode_payload(profile, "shellies/d1", "shellies/d1/sensor/tilt", b"12") == []
     assert decode_payload(profile, "shellies/d1", "shellies/d2/sensor/state", b"open") == []
 
 
-def test_missing_field_keeps_what_did_decode(registry: ProfileRegistry) -> None:
+def test_missing_field_keeps_what_did_decode(profiles: ProfileRegistry) -> None:
     # Right after pairing Zigbee2MQTT has no battery yet: the door state must still count.
-    profile = mqtt(registry, "aqara-mccgq11lm")
+    profile = mqtt(profiles, "aqara-mccgq11lm")
     with pytest.raises(PayloadError) as info:
         decode_payload(profile, "zigbee2mqtt/d1", "zigbee2mqtt/d1", b'{"contact":false}')
     err = info.value
@@ -149,16 +144,16 @@ def test_missing_field_keeps_what_did_decode(registry: ProfileRegistry) -> None:
     ],
 )
 def test_malformed_zigbee2mqtt_payloads(
-    registry: ProfileRegistry, payload: bytes, message: str
+    profiles: ProfileRegistry, payload: bytes, message: str
 ) -> None:
-    profile = mqtt(registry, "aqara-mccgq11lm")
+    profile = mqtt(profiles, "aqara-mccgq11lm")
     with pytest.raises(PayloadError) as info:
         decode_payload(profile, "zigbee2mqtt/d1", "zigbee2mqtt/d1", payload)
     assert message in str(info.value)
 
 
-def test_nested_field_through_a_non_object(registry: ProfileRegistry) -> None:
-    profile = mqtt(registry, "shelly-plus-ht")
+def test_nested_field_through_a_non_object(profiles: ProfileRegistry) -> None:
+    profile = mqtt(profiles, "shelly-plus-ht")
     with pytest.raises(PayloadError) as info:
         decode_payload(profile, "h", "h/status/devicepower:0", b'{"id":0,"battery":64}')
     assert str(info.value) == (
@@ -167,8 +162,8 @@ def test_nested_field_through_a_non_object(registry: ProfileRegistry) -> None:
     )
 
 
-def test_text_payload_that_is_not_a_number(registry: ProfileRegistry) -> None:
-    profile = mqtt(registry, "shelly-dw2")
+def test_text_payload_that_is_not_a_number(profiles: ProfileRegistry) -> None:
+    profile = mqtt(profiles, "shelly-dw2")
     with pytest.raises(PayloadError) as info:
         decode_payload(profile, "s/d", "s/d/sensor/temperature", b"n/a")
     assert (
@@ -177,15 +172,15 @@ def test_text_payload_that_is_not_a_number(registry: ProfileRegistry) -> None:
     )
 
 
-def test_out_of_range_value_is_a_bad_reading_not_an_error(registry: ProfileRegistry) -> None:
-    profile = mqtt(registry, "shelly-dw2")
+def test_out_of_range_value_is_a_bad_reading_not_an_error(profiles: ProfileRegistry) -> None:
+    profile = mqtt(profiles, "shelly-dw2")
     ((_, decoded),) = decode_payload(profile, "s/d", "s/d/sensor/temperature", b"999")
     assert (decoded.value, decoded.quality) == (None, Quality.BAD)
     assert decoded.reason == "out of sensor range -20..60: 999"
 
 
-def test_encode_rejects_unknown_points_and_unmapped_values(registry: ProfileRegistry) -> None:
-    profile = mqtt(registry, "shelly-dw2")
+def test_encode_rejects_unknown_points_and_unmapped_values(profiles: ProfileRegistry) -> None:
+    profile = mqtt(profiles, "shelly-dw2")
     with pytest.raises(PayloadError) as info:
         encode_payloads(profile, "s/d", {"tilt": 12})
     assert "profile shelly-dw2 has no point 'tilt' (has door, temperature, battery, lux)" in str(

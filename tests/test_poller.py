@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from coldchain.config.site import AgentSettings, RtuBus, SiteConfig, TcpBus
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import PointKind, Table
 from coldchain.reading import Quality, Reading
 from edge_agent.agent import modbus_states_of
@@ -24,6 +23,7 @@ from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
 from tests.services import until
 from tests.simkit import load_site, one_bus_site
+from tests.sites import shipped_profiles
 
 INTERVAL = 0.4
 TIMEOUT = 0.15
@@ -49,7 +49,7 @@ class Recorder:
 async def poller(
     tmp_path: Path, doc: dict[str, Any]
 ) -> AsyncIterator[tuple[Simulation, BusPoller, Recorder]]:
-    profiles = ProfileRegistry.load()
+    profiles = shipped_profiles()
     cfg = load_site(tmp_path / "site.yaml", doc, profiles)
     async with Simulation(cfg, profiles, seed=1) as sim:
         live = SiteConfig.model_validate(simulated_config(cfg, sim.endpoints()))
@@ -82,6 +82,7 @@ RTU = {
 }
 
 
+@pytest.mark.slow
 async def test_a_silent_device_costs_one_timeout_per_cycle_then_is_backed_off(
     tmp_path: Path,
 ) -> None:
@@ -134,6 +135,7 @@ async def test_an_illegal_address_split_is_learned_and_remembered(tmp_path: Path
 
 
 @pytest.mark.parametrize("outage", [1.0])
+@pytest.mark.slow
 async def test_a_tcp_endpoint_that_goes_away_is_reconnected(tmp_path: Path, outage: float) -> None:
     tcp = {"type": "tcp", "id": "plc", "host": "10.0.0.9", "timeout": "200ms"}
     async with poller(tmp_path, site(tcp, [("plc", "sorting-line-plc", 1)])) as (sim, p, rec):

@@ -17,30 +17,28 @@ from coldchain.profiles.schema import ModbusProfile, MqttProfile
 COUNTY = firmware_configs.SITES_DIR / "county.yaml"
 
 
-def test_every_shipped_profile_loads() -> None:
-    registry = ProfileRegistry.load()
+def test_every_shipped_profile_loads(profiles: ProfileRegistry) -> None:
     files = sorted(p.stem for p in firmware_configs.PROFILES_DIR.glob("*.yaml"))
-    assert registry.ids() == files
-    for profile in registry:
+    assert profiles.ids() == files
+    for profile in profiles:
         assert len(profile.source) > 40, f"{profile.id}: name the manual or page in 'source'"
         if isinstance(profile, MqttProfile):
             assert "{name}" in profile.base_topic, f"{profile.id}: base_topic without {{name}}"
 
 
-def test_the_profiles_the_foundation_needs_are_shipped() -> None:
-    registry = ProfileRegistry.load()
+def test_the_profiles_the_foundation_needs_are_shipped(profiles: ProfileRegistry) -> None:
     wanted = {
         "xy-md02", "md02", "renke-rs-ws-n01-8", "dixell-xr60cx", "carel-ir33plus",
         "waveshare-modbus-rtu-io-8ch", "sorting-line-plc", "aqara-mccgq11lm",
         "aqara-wsdcgq11lm", "tasmota-ds18b20", "shelly-dw2", "shelly-plus-ht",
     }  # fmt: skip
-    assert wanted <= set(registry.ids())
-    formats = {p.payload_format for p in registry if isinstance(p, MqttProfile)}
+    assert wanted <= set(profiles.ids())
+    formats = {p.payload_format for p in profiles if isinstance(p, MqttProfile)}
     assert formats == {"zigbee2mqtt", "tasmota", "shelly-gen1", "shelly-gen2"}
 
 
-def test_sorting_line_plc_declares_a_hole_between_its_blocks() -> None:
-    plc = ProfileRegistry.load().get("sorting-line-plc")
+def test_sorting_line_plc_declares_a_hole_between_its_blocks(profiles: ProfileRegistry) -> None:
+    plc = profiles.get("sorting-line-plc")
     assert isinstance(plc, ModbusProfile)
     (hole,) = plc.unreadable
     holding = sorted(p.address for p in plc.points if p.table == "holding")

@@ -18,26 +18,26 @@ from pathlib import Path
 import pypdf
 import pytest
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from alerts.service import AlertService
+from coldchain.access import Principal, Role
+from coldchain.clock import WALL
 from coldchain.config.limits import Band
 from coldchain.config.site import SiteConfig
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import Quality, Reading, SeriesId
 from coldchain.store.sqlite.store import SqliteStore
 from dashboards.reports import build, series
-from dashboards.reports.api import router
+from dashboards.reports.api import reports_router
 from dashboards.reports.excursions import Excursion, Side, find
 from dashboards.reports.mkt import mkt_celsius
-from gateway.registry import Registry
 from hub.audit import AuditLog
-from hub.context import HubContext
 from hub.service import listen_socket
+from tests.sites import device, one_gateway_site, room, rtu_bus, shipped_profiles
 
 MIN = 60_000
 HOUR = 60 * MIN
-PROFILES = ProfileRegistry.load()
+PROFILES = shipped_profiles()
 # 2026-01-02 00:00 in Asia/Shanghai (UTC+8, no DST) is 2026-01-01T16:00:00Z.
 DAY = date(2026, 1, 2)
 M = 1_767_283_200_000
@@ -258,51 +258,26 @@ def test_the_day_is_the_sites_local_day() -> None:
 
 def site_config() -> SiteConfig:
     return SiteConfig.model_validate(
-        {
-            "version": 1,
-            "sites": [
-                {
-                    "id": "s1",
-                    "name": "双溪镇禽类冷库",
-                    "rooms": [
-                        {"id": "chill", "name": "冷鲜禽库", "class": "chilled"},
-                        {"id": "frozen", "name": "冻品库", "class": "frozen"},
-                        {"id": "hall", "name": "分拣大厅", "class": "sorting"},
-                    ],
-                }
+        one_gateway_site(
+            site_name="双溪镇禽类冷库",
+            rooms=[
+                room("chill", "冷鲜禽库"),
+                room("frozen", "冻品库", "frozen"),
+                room("hall", "分拣大厅", "sorting"),
             ],
-            "gateways": [
-                {
-                    "id": "gw1",
-                    "site": "s1",
-                    "buses": [{"type": "rtu", "id": "bus", "port": "/dev/null"}],
-                    "devices": [
-                        {
-                            "id": "probe",
-                            "profile": "xy-md02",
-                            "bus": "bus",
-                            "unit_id": 1,
-                            "room": "chill",
-                        },
-                        {
-                            "id": "ctl",
-                            "profile": "dixell-xr60cx",
-                            "bus": "bus",
-                            "unit_id": 2,
-                            "room": "chill",
-                            "points": {"probe_1": {"enabled": False}},
-                        },
-                        {
-                            "id": "fz",
-                            "profile": "xy-md02",
-                            "bus": "bus",
-                            "unit_id": 3,
-                            "room": "frozen",
-                        },
-                    ],
-                }
+            buses=[rtu_bus()],
+            devices=[
+                device("probe", "xy-md02", unit_id=1, room="chill"),
+                device(
+                    "ctl",
+                    "dixell-xr60cx",
+                    unit_id=2,
+                    room="chill",
+                    points={"probe_1": {"enabled": False}},
+                ),
+                device("fz", "xy-md02", unit_id=3, room="frozen"),
             ],
-        }
+        )
     )
 
 
@@ -488,8 +463,15 @@ class _Server(uvicorn.Server):
 @dataclass
 class Served:
     url: str
+    no_alerts_url: str  # the same reports, of a hub that runs without alerts
     app: FastAPI
     alerts: AlertService
+
+
+def no_login(role: Role) -> object:
+    """The test's guard: every request is an admin's (login and roles: test_web_auth)."""
+    del role
+    return Depends(lambda: Principal("test-admin", Role.ADMIN))
 
 
 @contextlib.asynccontextmanager
@@ -498,29 +480,38 @@ async def serve_reports(tmp_path: Path) -> AsyncIterator[Served]:
     store = SqliteStore(tmp_path / "store.db")
     await store.write(day_readings())
     audit = AuditLog(tmp_path / "hub.db")
-    registry = Registry(tmp_path / "hub.db", ["gw1"], health_timeout_s=180)
     now = [M + 10 * HOUR + 4 * MIN]
     svc = AlertService(
         cfg, PROFILES, db_path=tmp_path / "hub.db", audit=audit.record, clock=lambda: now[0]
     )
     seed_alerts(svc)
+    clock = WALL  # "now" of an unfinished day
     app = FastAPI()
-    app.state.hub = HubContext(cfg, PROFILES, store, registry, audit)
-    app.state.alerts = svc
-    app.include_router(router)
+    app.include_router(
+        reports_router(
+            cfg=cfg, profiles=PROFILES, store=store, alerts=svc.store, clock=clock, guard=no_login
+        )
+    )
+    without = FastAPI()
+    without.include_router(
+        reports_router(
+            cfg=cfg, profiles=PROFILES, store=store, alerts=None, clock=clock, guard=no_login
+        )
+    )
+    app.mount("/no-alerts", without)
     sock = listen_socket("127.0.0.1:0")
     host, port = sock.getsockname()[:2]
     server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]), name="reports-api")
     try:
-        yield Served(f"http://{host}:{port}", app, svc)
+        url = f"http://{host}:{port}"
+        yield Served(url, f"{url}/no-alerts", app, svc)
     finally:
         server.should_exit = True
         await task
         sock.close()
         await store.close()
         svc.store.close()
-        registry.close()
         audit.close()
 
 
@@ -700,8 +691,7 @@ async def test_daily_log_over_http(tmp_path: Path) -> None:
         assert "format=csv" in page
 
         # without alerts in the hub there is no acknowledgements section
-        del srv.app.state.alerts
-        got = await fetch(q + "&format=csv")
+        got = await fetch(q.replace(srv.url, srv.no_alerts_url) + "&format=csv")
         assert got.status == 200
         assert "Alerts, acknowledgements and comments" not in csv_sections(got.body)
 

@@ -10,14 +10,14 @@ from coldchain.alerting.evaluator import Evaluator
 from coldchain.alerting.watches import build_watches, effective_rules
 from coldchain.config.loader import load_site_config
 from coldchain.config.topology import site_points
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import MqttProfile, PointKind, PointRole
 from coldchain.reading import Quality, Reading, SeriesId
 from dashboards.grafana.common import room_points as grafana_room_points
 from dashboards.reports.load import room_points as report_room_points
 from firmware_configs import SITES_DIR
+from tests.sites import shipped_profiles
 
-PROFILES = ProfileRegistry.load()
+PROFILES = shipped_profiles()
 COUNTY = load_site_config(SITES_DIR / "county.yaml", PROFILES)
 T0 = 1_767_225_600_000
 MIN = 60_000

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.auth import COOKIE, SessionClaims
+from hub.auth import COOKIE, SessionClaims
 from tests.alertkit import PROFILES
 from tests.browser import add_user, chromium, logged_in
 from tests.hubkit import TEST_PASSWORD, TEST_USER, running_hub_service
@@ -98,6 +98,7 @@ async def test_a_password_change_ends_the_users_sessions(tmp_path: Path, mosquit
         assert again is not None
 
 
+@pytest.mark.slow
 async def test_an_admin_logs_a_user_out_everywhere(tmp_path: Path, mosquitto: Broker) -> None:
     cfg = _config(tmp_path)
     async with running_hub_service(cfg, PROFILES, tmp_path / "hub", mosquitto.url) as hub:

@@ -18,51 +18,22 @@ from pymodbus.exceptions import ModbusIOException
 from coldchain.cli import main as coldchain_main
 from coldchain.config.loader import load_site_config
 from coldchain.config.site import RtuBus, TcpBus
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusProfile
 from coldchain.reading import Quality
 from tests.simkit import load_site, read_point
+from tests.sites import device, one_gateway_site, room, rtu_bus, shipped_profiles, tcp_bus
 
-PROFILES = ProfileRegistry.load()
-SITE: dict[str, Any] = {
-    "version": 1,
-    "sites": [
-        {
-            "id": "depot",
-            "name": "Depot",
-            "rooms": [
-                {"id": "chill", "name": "Chilled", "class": "chilled"},
-                {"id": "hall", "name": "Hall", "class": "sorting"},
-            ],
-        }
+PROFILES = shipped_profiles()
+SITE: dict[str, Any] = one_gateway_site(
+    site_id="depot",
+    site_name="Depot",
+    rooms=[room("chill", "Chilled"), room("hall", "Hall", "sorting")],
+    buses=[rtu_bus("rs485", "/dev/ttyUSB0", baud=9600), tcp_bus("plc", "10.0.0.9", port=502)],
+    devices=[
+        device("probe", "xy-md02", bus="rs485", unit_id=1, room="chill"),
+        device("line", "sorting-line-plc", bus="plc", unit_id=1, room="hall"),
     ],
-    "gateways": [
-        {
-            "id": "gw1",
-            "site": "depot",
-            "buses": [
-                {"type": "rtu", "id": "rs485", "port": "/dev/ttyUSB0", "baud": 9600},
-                {"type": "tcp", "id": "plc", "host": "10.0.0.9", "port": 502},
-            ],
-            "devices": [
-                {
-                    "id": "probe",
-                    "profile": "xy-md02",
-                    "bus": "rs485",
-                    "unit_id": 1,
-                    "room": "chill",
-                },
-                {
-                    "id": "line",
-                    "profile": "sorting-line-plc",
-                    "bus": "plc",
-                    "unit_id": 1,
-                    "room": "hall",
-                },
-            ],
-        }
-    ],
-}
+)
 
 
 async def http(url: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:

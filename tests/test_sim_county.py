@@ -19,8 +19,7 @@ from tests.simkit import check_device
 COUNTY = firmware_configs.SITES_DIR / "county.yaml"
 
 
-async def test_county_runs(mosquitto: Broker) -> None:
-    profiles = ProfileRegistry.load()
+async def test_county_runs(mosquitto: Broker, profiles: ProfileRegistry) -> None:
     config = load_site_config(COUNTY, profiles)
     seen: set[str] = set()
     async with aiomqtt.Client(mosquitto.host, mosquitto.port) as sub:

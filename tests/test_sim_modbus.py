@@ -13,15 +13,15 @@ import pytest
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException, ModbusIOException
 
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusProfile
 from coldchain.reading import Quality
 from simulator.device import SimDevice
 from simulator.runtime import Simulation
 from tests.services import until
 from tests.simkit import RTU_BAUD, all_profiles_site, check_device, load_site, read_point, unit
+from tests.sites import shipped_profiles
 
-PROFILES = ProfileRegistry.load()
+PROFILES = shipped_profiles()
 
 
 @pytest.fixture

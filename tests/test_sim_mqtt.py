@@ -10,7 +10,6 @@ from pathlib import Path
 import aiomqtt
 
 from coldchain.profiles.payload import PayloadError, base_topic, decode_payload
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import MqttProfile
 from coldchain.reading import Quality
 from simulator.device import SimDevice
@@ -18,8 +17,9 @@ from simulator.mqtt import mqtt_topics
 from simulator.runtime import Simulation
 from tests.services import Broker, until
 from tests.simkit import all_profiles_site, load_site
+from tests.sites import shipped_profiles
 
-PROFILES = ProfileRegistry.load()
+PROFILES = shipped_profiles()
 
 
 class Inbox:

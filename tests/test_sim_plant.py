@@ -14,7 +14,6 @@ import firmware_configs
 from coldchain.config.loader import check_site_file, load_site_config
 from coldchain.config.site import RtuBus, SiteConfig
 from coldchain.profiles.codec import decode_words
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusPoint, ModbusProfile, PointKind, Table
 from simulator.device import encode, probe_open_raw
 from simulator.endpoints import simulated_config
@@ -24,9 +23,10 @@ from simulator.journal import Journal
 from simulator.pdu import SlaveError
 from simulator.plant import Plant
 from simulator.signals import signal_for
+from tests.sites import shipped_profiles
 from tests.test_sim_cli import SITE
 
-PROFILES = ProfileRegistry.load()
+PROFILES = shipped_profiles()
 T0 = 1_764_300_000.0
 
 

@@ -19,13 +19,13 @@ import pytest
 from alerts.store import AlertRow
 from coldchain.config.loader import load_site_config
 from coldchain.config.topology import site_points
-from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import PointKind
 from firmware_configs import SITES_DIR
 from simulator.faults import FaultKind
 from tests.sitekit import SiteRun, describe
+from tests.sites import shipped_profiles
 
-PROFILES = ProfileRegistry.load()
+PROFILES = shipped_profiles()
 SITE = load_site_config(SITES_DIR / "county.yaml", PROFILES)
 T0 = 1_767_542_400.0  # Monday 2026-01-05 00:00 in Shanghai (the site's zone)
 HOUR = 3600.0

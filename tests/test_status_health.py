@@ -174,11 +174,10 @@ async def ingest_running(
 
 
 async def test_an_exception_in_a_message_handler_dropped_the_mqtt_session(
-    tmp_path: Path, mosquitto: Broker
+    tmp_path: Path, mosquitto: Broker, profiles: ProfileRegistry
 ) -> None:
     """A handler raising (RecursionError from a deep retained status) ended the session;
     the retained message came back on every reconnect: a reconnect loop every ~0.5 s."""
-    profiles = ProfileRegistry.load()
     cfg = load_site_config(SITES_DIR / "county.yaml", profiles)
     store = SqliteStore(tmp_path / "store.db")
     ingest = Ingest(cfg, profiles, store)

@@ -17,6 +17,7 @@ from tests.testhub import running_hub
 GW = "gw-centre-cold"
 
 
+@pytest.mark.slow
 async def test_unacknowledged_batches_are_resent_after_the_timeout(
     tmp_path: Path, mosquitto: Broker
 ) -> None:

@@ -4,14 +4,16 @@ what is wrong."""
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
 import pytest
 
+from coldchain.access import ROLES
 from coldchain.cli import main
-from dashboards import auth, users_cli
-from dashboards.auth import Users
+from hub import users_cli
+from hub.auth import Users
 
 
 def test_users_add_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -126,7 +128,12 @@ def test_users_refuses_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_the_cli_knows_the_roles_of_the_hub() -> None:
-    assert users_cli.ROLES == auth.ROLES
+    parser = argparse.ArgumentParser()
+    users_cli.add_arguments(parser)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    role = next(a for a in sub.choices["add"]._actions if a.dest == "role")
+    assert role.choices is not None
+    assert list(role.choices) == [r.value for r in ROLES]  # what hub.auth.Users accepts
 
 
 def test_users_add_generate_for_an_existing_user_deleted_its_password_file(

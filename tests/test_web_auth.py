@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.auth import COOKIE, AuthError, Sessions, Users
+from hub.auth import COOKIE, AuthError, Sessions, Users
 from tests.alertkit import PROFILES
 from tests.browser import add_user, chromium, logged_in
 from tests.hubkit import TEST_USER, running_hub_service, session_header
@@ -21,6 +21,7 @@ from tests.test_alerts_api import _config
 from tests.webclient import raw, script_login
 
 
+@pytest.mark.slow
 async def test_login_failure_says_so_and_an_operator_is_kept_to_its_role(
     tmp_path: Path, mosquitto: Broker
 ) -> None:

@@ -29,10 +29,10 @@ TILE = "#tile-chengqu-centre--cold-room-1"
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.slow
 async def test_a_failed_compressor_turns_the_tile_to_alarm_live_and_is_acknowledged(
-    tmp_path: Path, mosquitto: Broker
+    tmp_path: Path, mosquitto: Broker, profiles: ProfileRegistry
 ) -> None:
-    profiles = ProfileRegistry.load()
     county = load_site_config(SITES_DIR / "county.yaml", profiles)
     async with Simulation(county, profiles, seed=5, speed=600.0, broker=mosquitto.url) as sim:
         doc = simulated_config(sim.config, sim.endpoints())

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from coldchain.reading import Reading, SeriesId
 from tests.alertkit import PROFILES
 from tests.browser import add_user, chromium, logged_in
@@ -40,6 +42,7 @@ def mkt_by_hand(pairs: list[tuple[int, float]]) -> float:
     return 10_000 / -math.log(mean) - 273.15
 
 
+@pytest.mark.slow
 async def test_room_chart_pages_and_roles(tmp_path: Path, mosquitto: Broker) -> None:
     cfg = _config(tmp_path)
     async with running_hub_service(cfg, PROFILES, tmp_path / "hub", mosquitto.url) as hub:

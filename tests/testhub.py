@@ -1,9 +1,28 @@
-"""A small acknowledging hub for the agent tests, following docs/protocol.md: it decodes
-every telemetry batch strictly, stores readings idempotently by (series, timestamp), and only
-then publishes the ack. It counts what it saw so tests can prove "no loss, no double".
+"""A second, minimal acknowledging ingest for the agent's tests (``test_agent_e2e``,
+``test_agent_faults``, ``test_uplink``), following docs/protocol.md: it decodes every
+telemetry batch strictly, keeps readings by (series, timestamp), and only then publishes the
+ack. It counts what it saw so tests can prove "no loss, no double".
 
-The real hub (gateway/) is issue 4; this one exists only so the agent can be tested end to end
-against a real broker.
+Why the real ingest (:mod:`gateway.ingest`, in process through ``tests/hubkit.py``, as
+``test_hub_ingest`` uses it) does not serve these tests:
+
+* ``drop_first`` loses the first copy of every batch before anything is kept or acked: a hub
+  that fails between receiving and committing, for every batch, deterministically. That is
+  how ``test_uplink`` proves the agent resends what is unacknowledged and nothing once acked.
+  The real hub reaches that state only when killed at a random moment (``test_hub_ingest``
+  covers that case separately).
+* ``acking = False`` makes the hub absent for exactly the window a test chooses while the
+  broker stays up (``test_agent_faults``: a backlog builds on disk, then drains in batches);
+  the real hub would have to be stopped and started, with its timing.
+* ``batches`` counts every copy of every batch (gateway, epoch, seq) and ``duplicates`` every
+  reading received twice. The real store upserts by (series, timestamp) (writes are
+  idempotent by design), so a resend leaves no trace there and "acked once, never sent again"
+  cannot be read from it.
+* It needs no site config, profiles or store: these tests check the agent against the wire
+  protocol, not the hub's series and plausibility checks.
+
+Keep it to the protocol. A test of what the real ingest does (rejections, bounds, the store,
+acks after commit) belongs against the real ingest.
 """
 
 from __future__ import annotations

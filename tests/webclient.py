@@ -14,8 +14,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from dashboards.auth import COOKIE, LOGIN_COOKIE
-from dashboards.csrf import FIELD, HEADER
+from hub.auth import COOKIE, LOGIN_COOKIE
+from hub.csrf import FIELD, HEADER
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

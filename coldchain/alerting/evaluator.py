@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from coldchain.alerting.rules.base import Watch
 from coldchain.alerting.settings import Suppression
+from coldchain.alerting.states import AlertState
 from coldchain.alerting.suppress import FOREVER, suppressed_until, suppression_ended
 from coldchain.alerting.views import GatewayView, SeriesView, Views
 from coldchain.config.site import DefrostSchedule, SiteConfig
@@ -33,15 +34,16 @@ from coldchain.profiles.schema import PointKind
 from coldchain.reading import Reading
 
 Phase = Literal["idle", "pending", "firing"]
-Change = Literal["pending", "firing", "resolved", "cancelled"]
+"""Where a watch is in the evaluator (idle: its condition does not hold)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """A watch's condition changed: ``to`` pending, firing, resolved or cancelled."""
+    """A watch's condition changed: ``to`` pending, firing, resolved or cancelled (never
+    acknowledged: that is a person's doing, not the data's)."""
 
     watch: Watch
-    to: Change
+    to: AlertState
     ts_ms: int
     since_ms: int
     value: float | None
@@ -272,7 +274,7 @@ class Evaluator:
         st.wake_ms = at
         heapq.heappush(self._wakes, (at, next(self._seq), st.watch.key))
 
-    def _emit(self, st: _State, to: Change, t: int, out: list[Transition]) -> None:
+    def _emit(self, st: _State, to: AlertState, t: int, out: list[Transition]) -> None:
         out.append(Transition(st.watch, to, t, st.since_ms, st.value, st.limit, st.peak))
 
     def _judge(self, st: _State, t: int, out: list[Transition]) -> None:
@@ -286,7 +288,7 @@ class Evaluator:
         st.limit = st.limit if v.limit is None else v.limit
         if not v.bad:
             if st.phase != "idle":
-                change: Change = "resolved" if st.phase == "firing" else "cancelled"
+                change = AlertState.RESOLVED if st.phase == "firing" else AlertState.CANCELLED
                 st.phase = "idle"
                 self._emit(st, change, t, out)
             return
@@ -297,7 +299,7 @@ class Evaluator:
         if held > t:
             if st.phase == "pending":
                 st.phase = "idle"
-                self._emit(st, "cancelled", t, out)
+                self._emit(st, AlertState.CANCELLED, t, out)
             if held < FOREVER:
                 self._wake(st, held)
             return
@@ -305,7 +307,7 @@ class Evaluator:
             since = v.since_ms if v.since_ms is not None else t
             st.since_ms = max(since, self._suppression(w, t, ended=True))
             st.phase, st.peak = "pending", v.value
-            self._emit(st, "pending", t, out)
+            self._emit(st, AlertState.PENDING, t, out)
         else:
             st.peak = _worse(w, st.peak, v.value)
         due = st.since_ms + w.delay_ms
@@ -313,4 +315,4 @@ class Evaluator:
             self._wake(st, due)
         elif v.past:  # inside the recovery band it stays pending: see Verdict.past
             st.phase = "firing"
-            self._emit(st, "firing", t, out)
+            self._emit(st, AlertState.FIRING, t, out)

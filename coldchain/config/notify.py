@@ -1,6 +1,10 @@
 """Notifier settings: how the hub (and an agent's GSM modem) reaches people.
 
-A discriminated union on ``type``. Cloud SMS providers in China send only pre-approved
+A discriminated union on ``type``, :data:`Notifier`: the one list of notifier kinds. Each
+settings class says whether its kind texts a phone number (``texts_phones``); the hub builds
+each kind through ``alerts.notifiers.factory.BUILDERS`` (one builder per kind, checked
+against :data:`NOTIFIER_KINDS` at import). Adding a kind is a settings class here, in the
+union, plus its notifier class and builder. Cloud SMS providers in China send only pre-approved
 templates, so each names its template code per message kind (see
 :data:`MESSAGE_KINDS`); Twilio and the GSM modem send the rendered text. Credentials are
 :data:`~coldchain.secrets.SecretRef` values (``env:NAME`` or ``file:/path``), never the
@@ -9,7 +13,7 @@ secret itself. ``endpoint`` exists so a private gateway or a test stand-in can b
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -29,6 +33,9 @@ TemplateMap = Annotated[
 
 
 class _Notifier(StrictModel):
+    texts_phones: ClassVar[bool] = True
+    """This kind sends to a contact's phone number (else it posts to a group or a URL)."""
+
     id: str = Field(description="notifier id, named by escalation levels", pattern=ID)
     timeout: Duration = Field(10.0, description="how long one request may take")
 
@@ -85,6 +92,8 @@ class GsmModem(_Notifier):
 class Webhook(_Notifier):
     """A JSON POST to any URL, signed with HMAC-SHA256 when a secret is given."""
 
+    texts_phones: ClassVar[bool] = False
+
     type: Literal["webhook"] = "webhook"
     url: str = Field(description="where to POST")
     secret: SecretRef | None = Field(None, description="HMAC-SHA256 key for X-Coldchain-Signature")
@@ -93,6 +102,8 @@ class Webhook(_Notifier):
 class DingTalkRobot(_Notifier):
     """A DingTalk group robot (custom robot webhook, signed)."""
 
+    texts_phones: ClassVar[bool] = False
+
     type: Literal["dingtalk"] = "dingtalk"
     url: str = Field(description="webhook URL with access_token")
     secret: SecretRef | None = Field(None, description="the robot's SEC... signing secret")
@@ -100,6 +111,8 @@ class DingTalkRobot(_Notifier):
 
 class WeComRobot(_Notifier):
     """A WeCom (企业微信) group robot webhook."""
+
+    texts_phones: ClassVar[bool] = False
 
     type: Literal["wecom"] = "wecom"
     url: str = Field(description="webhook URL with key")
@@ -124,5 +137,9 @@ Notifier = Annotated[
     | FileNotifier,
     Field(discriminator="type"),
 ]
-SMS_TYPES = ("aliyun", "tencent", "twilio", "gsm", "file")
+NOTIFIER_KINDS: dict[str, type[_Notifier]] = {
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(Notifier)[0])
+}
+"""Notifier kind (its ``type``) -> settings class, in the union's order."""
+SMS_TYPES = tuple(kind for kind, cls in NOTIFIER_KINDS.items() if cls.texts_phones)
 """Notifier types that text a phone number; the others post to a group or a URL."""

@@ -1,16 +1,18 @@
-"""What the live board shows: one tile per room, built from the alert evaluator's live view
-of the site (latest value of every series, each room's defrost, door and maintenance state),
-the open alerts and the gateway registry. Pure apart from reading those; no store query, so
+"""What the live board shows: one tile per room, built from the snapshot the alert side
+publishes (:class:`~coldchain.alerting.snapshot.AlertSnapshot`: the open alerts, the latest
+reading of every series, each room's defrost and maintenance state) and the gateway
+registry. Pure apart from reading those; no store query and no reach into the evaluator, so
 a tile costs microseconds and the board can be rebuilt on every ingest."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
-from alerts.service import AlertService
 from coldchain.alerting.messages import display_name
+from coldchain.alerting.snapshot import AlertSnapshot, SeriesNow
 from coldchain.config.site import SiteConfig
 from coldchain.config.topology import PointInfo, site_points
 from coldchain.profiles.registry import ProfileRegistry
@@ -76,6 +78,12 @@ class Tile:
         return f"{self.site}/{self.room}"
 
 
+class AlertSource(Protocol):
+    """What the board needs of the alert side (the hub's ``AlertService``)."""
+
+    def snapshot(self) -> AlertSnapshot: ...
+
+
 class Board:
     """Builds the tiles of every room."""
 
@@ -84,7 +92,7 @@ class Board:
         cfg: SiteConfig,
         profiles: ProfileRegistry,
         registry: Registry,
-        alerts: AlertService,
+        alerts: AlertSource,
     ) -> None:
         self.cfg, self.registry, self.alerts = cfg, registry, alerts
         self._points: dict[tuple[str, str], list[PointInfo]] = {}
@@ -95,14 +103,14 @@ class Board:
         return self._points.get((site, room), [])
 
     def tiles(self, now_ms: int, lang: Lang) -> list[Tile]:
+        snap = self.alerts.snapshot()
         online = {g.id: g.state == "online" for g in self.registry.all()}
         by_room: dict[tuple[str, str], list[TileAlert]] = {}
-        for row in sorted(self.alerts.open.values(), key=lambda r: r.id):
-            if row.state in SHOWN and row.room is not None:
-                since = row.fired_ms or row.since_ms
-                what = condition(row.kind, row.quantity, row.direction, lang)
-                by_room.setdefault((row.site, row.room), []).append(
-                    TileAlert(row.id, row.rule, what, row.severity, row.state, since)
+        for a in snap.alerts:  # by id
+            if a.state in SHOWN and a.room is not None:
+                what = condition(a.kind, a.quantity, a.direction, lang)
+                by_room.setdefault((a.site, a.room), []).append(
+                    TileAlert(a.id, a.rule, what, a.severity, a.state, a.since_ms)
                 )
         out = []
         for site in self.cfg.sites:
@@ -115,15 +123,15 @@ class Board:
                     state="ok",
                     alerts=by_room.get((site.id, room.id), []),
                 )
-                self._fill(tile, online, now_ms)
+                self._fill(tile, snap, online, now_ms)
                 out.append(tile)
         return out
 
-    def _fill(self, tile: Tile, online: dict[str, bool], now_ms: int) -> None:
+    def _fill(self, tile: Tile, snap: AlertSnapshot, online: dict[str, bool], now_ms: int) -> None:
         points = self.points(tile.site, tile.room)
         gateways = {p.sid.gateway for p in points}
-        self._values(tile, points)
-        room = self.alerts.evaluator.views.rooms.get((tile.site, tile.room))
+        self._values(tile, points, snap.series)
+        room = snap.room(tile.site, tile.room)
         severities = {a.severity for a in tile.alerts}
         offline = (gateways and not any(online.get(g, False) for g in gateways)) or (
             tile.last_ms is None or now_ms - tile.last_ms > STALE_MS
@@ -134,16 +142,15 @@ class Board:
             tile.state = "offline"
         elif severities:
             tile.state = "warning"
-        elif room is not None and (room.maintenance_until_ms or 0) > now_ms:
+        elif (room.maintenance_until_ms or 0) > now_ms:
             tile.state = "maintenance"
-        elif room is not None and room.defrosting:
+        elif room.defrosting:
             tile.state = "defrost"
 
-    def _values(self, tile: Tile, points: list[PointInfo]) -> None:
+    def _values(self, tile: Tile, points: list[PointInfo], series: Mapping[str, SeriesNow]) -> None:
         """Room air temperature and humidity, door state and since when, last reading."""
-        views = self.alerts.evaluator.views
         for p in points:
-            v = views.series.get(str(p.sid))
+            v = series.get(str(p.sid))
             if v is None or v.ts_ms is None:
                 continue
             tile.last_ms = max(tile.last_ms or 0, v.ts_ms)

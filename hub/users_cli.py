@@ -1,7 +1,8 @@
 """``coldchain users``: the hub's users, their roles and passwords, their sessions.
 
-Light at import (argparse only): the command's parser is built with every ``coldchain``
-command; the users database (:mod:`dashboards.auth`) is opened only when it runs.
+Light at import (argparse and :mod:`coldchain.access` only): the command's parser is built
+with every ``coldchain`` command; the users database (:mod:`hub.auth`) is opened only when
+it runs.
 
     coldchain users DATA_DIR add NAME --role ROLE [--password-file F | --generate]
     coldchain users DATA_DIR list | remove NAME | password NAME | logout NAME
@@ -17,10 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from dashboards.auth import Users
+from coldchain.access import ROLES
 
-ROLES = ("operator", "technician", "manager", "admin")  # dashboards.auth.ROLES, in order
+if TYPE_CHECKING:
+    from hub.auth import Users
 
 DESCRIPTION = """\
 Manage the hub's users: who may log in to the web UI and the API, and with which role.
@@ -59,7 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "it was generated.",
     )
     add.add_argument("name", metavar="NAME", help="letters, digits, '-', '_' or '.'")
-    add.add_argument("--role", choices=ROLES, required=True, help="what the user may do")
+    add.add_argument(
+        "--role", choices=[r.value for r in ROLES], required=True, help="what the user may do"
+    )
     _password_arguments(add, generate=True)
     listing = sub.add_parser(
         "list",
@@ -107,7 +110,7 @@ def _password(args: argparse.Namespace) -> tuple[str, Path | None]:
         lines = args.password_file.read_text(encoding="utf-8").splitlines()
         return (lines[0].strip() if lines else ""), None
     if args.generate:
-        from dashboards.auth import AuthError, check_user_name
+        from hub.auth import AuthError, check_user_name
 
         check_user_name(args.name)  # it becomes part of a path
         password = secrets.token_urlsafe(12)
@@ -127,7 +130,7 @@ def _password(args: argparse.Namespace) -> tuple[str, Path | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dashboards.auth import AuthError, Users
+    from hub.auth import AuthError, Users
 
     db = args.data_dir / "hub.db"
     if not args.data_dir.is_dir():
@@ -146,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _do(args: argparse.Namespace, users: Users, db: Path) -> str:
-    from dashboards.auth import AuthError
+    from hub.auth import AuthError
 
     cmd: str = args.users_command
     if cmd == "list":
@@ -184,7 +187,7 @@ def _do(args: argparse.Namespace, users: Users, db: Path) -> str:
 def _check_user(cmd: str, name: str, users: Users, db: Path) -> None:
     """Before any password is read or file written: ``password`` needs the user, ``add``
     a valid name that is not taken (so a failed add leaves every file as it was)."""
-    from dashboards.auth import AuthError, check_user_name
+    from hub.auth import AuthError, check_user_name
 
     if cmd == "password" and users.get(name) is None:
         raise AuthError(f"no user {name!r} in {db}")
@@ -199,7 +202,7 @@ def _sessions(n: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "coldchain users") -> int:
-    """``coldchain users ...`` on its own (also ``python -m dashboards.users_cli``)."""
+    """``coldchain users ...`` on its own (also ``python -m hub.users_cli``)."""
     parser = argparse.ArgumentParser(prog=prog)
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -8,14 +8,15 @@ dir. Each request looks the session up with its user in one query, so logging ou
 password change, a removed user and an admin's "log out everywhere" end sessions at once, and
 a changed role takes effect at once.
 
-Roles are ranked: operator (view, acknowledge) < technician (+ gateways, maintenance) <
-manager (+ reports, rules, audit) < admin (+ users). :class:`AccessMiddleware` refuses
-every request without a valid session except the open paths (login, static files,
-``/healthz``, ``/metrics``, the signed one-tap links ``/a/...`` and Twilio's signed
-callbacks), and every state-changing request from another origin or without its token
-(:mod:`dashboards.csrf`); routes then ask for a role with
-``app.state.authorize(request, role)``. Failed logins are throttled
-(:mod:`dashboards.throttle`).
+Roles are ranked (:class:`coldchain.access.Role`): operator (view, acknowledge) <
+technician (+ gateways, maintenance) < manager (+ reports, rules, audit) < admin (+ users).
+:class:`AccessMiddleware` refuses every request without a valid session except the open
+paths (login, static files, ``/healthz``, ``/metrics``, the signed one-tap links ``/a/...``
+and Twilio's signed callbacks), and every state-changing request from another origin or
+without its token (:mod:`hub.csrf`). A route asks for a role with the one dependency,
+:meth:`Auth.require` (a :data:`coldchain.access.Guard`, handed to every router factory),
+which yields the request's :class:`~coldchain.access.Principal`. Failed logins are throttled
+(:mod:`hub.throttle`). The login, logout, session and users routes are :mod:`hub.accounts`.
 
     coldchain users DATA_DIR add NAME --role operator [--password-file F | --generate]
 """
@@ -38,16 +39,16 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, quote
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import cookie_parser
 
-from dashboards import csrf
-from dashboards.throttle import LoginThrottle
+from coldchain.access import ROLES, Principal, Role
+from hub import csrf
+from hub.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
-ROLES: Final = ("operator", "technician", "manager", "admin")
 COOKIE: Final = "coldchain_session"
 LOGIN_COOKIE: Final = "coldchain_login"  # the login form's pre-session nonce
 SESSION_TTL_S: Final = 12 * 3600  # one shift and a half
@@ -80,25 +81,12 @@ class AuthError(ValueError):
     """A user could not be added or changed; says why."""
 
 
-def rank(role: str) -> int:
-    return ROLES.index(role)
-
-
 def hash_password(password: str, salt: bytes) -> bytes:
     return hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    name: str
-    role: str
-
-    def allows(self, role: str) -> bool:
-        return rank(self.role) >= rank(role)
 
 
 def check_user_name(name: str) -> None:
@@ -126,9 +114,10 @@ class Users:
         if len(password) < 8:
             raise AuthError(f"password for {name}: use at least 8 characters")
 
-    def add(self, name: str, role: str, password: str) -> User:
+    def add(self, name: str, role: Role | str, password: str) -> Principal:
         if role not in ROLES:
             raise AuthError(f"role {role!r}: use one of {', '.join(ROLES)}")
+        role = Role(role)
         check_user_name(name)
         self._check_password(name, password)
         salt = secrets.token_bytes(16)
@@ -140,7 +129,7 @@ class Users:
                 )
             except sqlite3.IntegrityError:
                 raise AuthError(f"user {name!r} exists already") from None
-        return User(name, role)
+        return Principal(name, role)
 
     def set_password(self, name: str, password: str) -> int:
         """Change a user's password and end every session of the user (their number)."""
@@ -161,23 +150,23 @@ class Users:
             self._db.execute("DELETE FROM sessions WHERE user = ?", (name,))
             return self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
 
-    def get(self, name: str) -> User | None:
+    def get(self, name: str) -> Principal | None:
         with self._lock:
             cur = self._db.execute("SELECT name, role FROM users WHERE name = ?", (name,))
             row = cur.fetchone()
-        return User(row[0], row[1]) if row else None
+        return Principal(row[0], Role(row[1])) if row else None
 
-    def all(self) -> list[User]:
+    def all(self) -> list[Principal]:
         with self._lock:
             rows = self._db.execute("SELECT name, role FROM users ORDER BY name").fetchall()
-        return [User(n, r) for n, r in rows]
+        return [Principal(n, Role(r)) for n, r in rows]
 
     def count(self) -> int:
         with self._lock:
             n: int = self._db.execute("SELECT count(*) FROM users").fetchone()[0]
         return n
 
-    def check(self, name: str, password: str) -> User | None:
+    def check(self, name: str, password: str) -> Principal | None:
         """The user when the password is right, else None (same work either way)."""
         with self._lock:
             row = self._db.execute(
@@ -187,7 +176,7 @@ class Users:
         got = hash_password(password, salt)
         if row is None or not hmac.compare_digest(got, want):
             return None
-        return User(row[0], row[1])
+        return Principal(row[0], Role(row[1]))
 
     # --- sessions ---
 
@@ -202,7 +191,7 @@ class Users:
             )
         return sid
 
-    def session_user(self, sid: str, now_ms: int) -> User | None:
+    def session_user(self, sid: str, now_ms: int) -> Principal | None:
         """The user of a live session (not expired, not revoked, user still there)."""
         with self._lock:
             row = self._db.execute(
@@ -210,7 +199,7 @@ class Users:
                 "WHERE s.id = ? AND s.revoked_ms IS NULL AND s.expires_ms > ?",
                 (sid, now_ms),
             ).fetchone()
-        return User(row[0], row[1]) if row else None
+        return Principal(row[0], Role(row[1])) if row else None
 
     def revoke_session(self, sid: str) -> bool:
         with self._lock:
@@ -271,7 +260,7 @@ class Session:
     """A live session: its id, its user and the token its state-changing requests carry."""
 
     sid: str
-    user: User
+    user: Principal
     csrf_token: str
 
 
@@ -358,7 +347,7 @@ class Auth:
         if self.users.count():
             return
         password = secrets.token_urlsafe(12)
-        self.users.add("admin", "admin", password)
+        self.users.add("admin", Role.ADMIN, password)
         path = self.data_dir / "admin-password"
         path.touch(mode=0o600)
         path.write_text(password + "\n", encoding="utf-8")
@@ -368,18 +357,26 @@ class Auth:
         value = cookies.get(COOKIE)
         return self.sessions.verify(value) if value else None
 
-    def user_of(self, cookie_header: str | None) -> User | None:
+    def user_of(self, cookie_header: str | None) -> Principal | None:
         session = self.session_of(_cookies(cookie_header))
         return session.user if session else None
 
-    def authorize(self, request: Request, role: str) -> str:
-        """The name of the request's user when it holds ``role``; else 401 / 403."""
-        user: User | None = getattr(request.state, "user", None)
-        if user is None:
-            raise HTTPException(401, "log in first: POST /login")
-        if not user.allows(role):
-            raise HTTPException(403, f"{user.name} is {user.role}; this needs {role} or above")
-        return user.name
+    @staticmethod
+    def require(role: Role) -> Any:
+        """The route dependency (a :data:`coldchain.access.Guard`): the request's
+        :class:`~coldchain.access.Principal` when it holds ``role``; else 401 without a
+        session, 403 below the role (saying who holds what, and what is needed)."""
+
+        def principal(request: Request) -> Principal:
+            user: Principal | None = getattr(request.state, "user", None)
+            if user is None:
+                raise HTTPException(401, "log in first: POST /login")
+            why = user.refusal(role)
+            if why is not None:
+                raise HTTPException(403, why)
+            return user
+
+        return Depends(principal)
 
 
 def _cookies(header: str | None) -> dict[str, str]:
@@ -410,11 +407,14 @@ class RefusedError(Exception):
 
 
 class AccessMiddleware:
-    """Puts the session (``request.state.session``) and its user (``request.state.user``)
-    on the request; refuses a request without one (401 for the API, a redirect to the login
-    page for pages) unless its path is open; refuses (403) a state-changing request from
-    another origin or without its session's token, and a login without the token of its
-    pre-session cookie (:mod:`dashboards.csrf`), but for the signed SMS links and callbacks.
+    """Puts the session (``request.state.session``), its user (``request.state.user``, a
+    :class:`~coldchain.access.Principal`) and its CSRF token (``request.state.csrf_token``;
+    each None without a session) on the request: :meth:`Auth.require` reads the user, the
+    pages' renderer both. Refuses a request without a session (401 for the API, a redirect
+    to the login page for pages) unless its path is open; refuses (403) a state-changing
+    request from another origin or without its session's token, and a login without the
+    token of its pre-session cookie (:mod:`hub.csrf`), but for the signed SMS links and
+    callbacks.
     """
 
     def __init__(self, app: ASGIApp, auth: Auth) -> None:
@@ -431,6 +431,7 @@ class AccessMiddleware:
         state = scope.setdefault("state", {})
         state["session"] = session
         state["user"] = session.user if session else None
+        state["csrf_token"] = session.csrf_token if session else None
         path: str = scope["path"]
         if session is None and not is_open(path):
             await _unauthenticated(scope, send, path)

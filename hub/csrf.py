@@ -12,7 +12,7 @@ A request that changes state (every method but GET, HEAD and OPTIONS) must
    header, or the form field ``csrf_token``), or for the login form the one made from its
    pre-session cookie (a signed double submit).
 
-:class:`dashboards.auth.AccessMiddleware` applies both to every such request but the ones
+:class:`hub.auth.AccessMiddleware` applies both to every such request but the ones
 that carry their own signature (the SMS one-tap links, Twilio's callbacks).
 """
 
