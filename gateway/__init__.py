@@ -1,6 +1,11 @@
 """The centre's side of the gateways.
 
-Enrollment and credentials, config distribution, telemetry ingest into the store with
-end-to-end acknowledgement, online/offline tracking, and the technicians' provisioning and
-commissioning commands.
+``ingest``: telemetry from the broker, decoded with bounded size and checked (a known
+gateway, known series, plausible values and times), written to the store, then acknowledged
+to the gateway end to end, so the agent deletes only what the store holds. ``registry``: each
+gateway's state (online, offline, unknown) from its retained status and last will, its
+latest health report, and when it was last heard, kept in the hub database.
+
+Gateway identities on the broker, config distribution and remote commissioning are not here
+yet (docs/architecture.md).
 """
