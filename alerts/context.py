@@ -6,14 +6,21 @@ escalation, composition, people's actions, maintenance, rule edits) each hold it
 stay true: ``open`` holds exactly the open alerts (pending, firing, acknowledged) by id, the
 same objects the parts update, and ``evaluator`` is the one judging readings now (a rule
 edit replaces it, keeping what it knew of the live state).
+
+``audit`` is a :class:`StoreAudit`: given the hub's audit log (an :class:`AuditTrail`), each
+record is written on the alert store's connection, in the transaction open there, so an
+alert's change and its record commit together; given a plain function, the record is handed
+to it once that transaction has committed (the function cannot join it).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, runtime_checkable
 
 from alerts.store import AlertRow, AlertStore
 from coldchain.alerting.evaluator import Evaluator
@@ -38,6 +45,75 @@ class Audit(Protocol):
         after: Any = None,
         comment: str | None = None,
     ) -> int: ...
+
+
+@runtime_checkable
+class AuditTrail(Protocol):
+    """The hub's audit log (:class:`hub.audit.AuditLog`), seen from the alert side."""
+
+    def record(
+        self,
+        *,
+        actor: str,
+        action: str,
+        obj: str,
+        before: Any = None,
+        after: Any = None,
+        comment: str | None = None,
+    ) -> int: ...
+
+    def record_on(
+        self,
+        db: sqlite3.Connection,
+        *,
+        actor: str,
+        action: str,
+        obj: str,
+        before: Any = None,
+        after: Any = None,
+        comment: str | None = None,
+    ) -> int: ...
+
+
+class StoreAudit:
+    """Audits the alert side's changes in the alert store's transactions (see the module
+    docstring). Returns the record's id, or 0 when a plain function will write it later."""
+
+    def __init__(self, store: AlertStore, sink: AuditTrail | Audit) -> None:
+        self.store = store
+        self.trail: AuditTrail | None = None
+        self.function: Audit | None = None
+        if isinstance(sink, AuditTrail):
+            self.trail = sink
+        else:
+            self.function = sink
+
+    def __call__(
+        self,
+        *,
+        actor: str,
+        action: str,
+        obj: str,
+        before: Any = None,
+        after: Any = None,
+        comment: str | None = None,
+    ) -> int:
+        record: dict[str, Any] = {
+            "actor": actor,
+            "action": action,
+            "obj": obj,
+            "before": before,
+            "after": after,
+            "comment": comment,
+        }
+        trail, function = self.trail, self.function
+        if trail is not None:
+            return self.store.write_with(lambda db: trail.record_on(db, **record))
+        assert function is not None
+        if self.store.in_transaction:
+            self.store.after_commit(partial(function, **record))
+            return 0
+        return function(**record)
 
 
 @dataclass

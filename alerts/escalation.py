@@ -8,14 +8,15 @@ everything until it ends.
 :class:`Escalator` runs it for the open alerts: it keeps when to look at each firing alert
 again, persists ``level`` and ``notified_ms``, and queues a notification per recipient
 (:func:`coldchain.alerting.recipients.recipients`, the choice the edge fallback makes too)
-with the dispatcher. Contacts an agent already texted (an edge notice) are not told of the
-alarm again.
+with the dispatcher once the store's transaction has committed. Contacts an agent already
+texted (an edge notice) are not told of the alarm again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 from alerts.context import AlertContext
 from alerts.dispatch import Dispatcher, Notice
@@ -139,7 +140,6 @@ class Escalator:
                 level=max(levels) if levels else None,
                 queued_ms=now,
             )
-            self.dispatcher.submit(
-                Notice(note, who, address, kind, [row.id], row.site, max(levels))
-            )
+            notice = Notice(note, who, address, kind, [row.id], row.site, max(levels))
+            ctx.store.after_commit(partial(self.dispatcher.submit, notice))
             ctx.stats.notifications += 1

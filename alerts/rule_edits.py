@@ -77,8 +77,11 @@ class RuleEdits:
         old = ctx.evaluator
         ctx.evaluator = build_evaluator(ctx.cfg, ctx.points, self.rules(), ctx.clock())
         for name, view in ctx.evaluator.views.series.items():
-            if name in old.views.series:  # a new rate rule needs the history from now on
-                old.views.series[name].keep_history = view.keep_history
+            kept = old.views.series.get(name)
+            if kept is not None:  # a new rate rule's window fills from now on
+                kept.windows = {ms: w for ms, w in kept.windows.items() if ms in view.windows}
+                for window_ms in view.windows:
+                    kept.track(window_ms)
         ctx.evaluator.views = old.views
         now = ctx.clock()
         for row in list(ctx.open.values()):

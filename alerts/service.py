@@ -2,7 +2,7 @@
 (pending -> firing -> acknowledged -> resolved) persisted in the hub database, escalation,
 and the dispatcher that texts people.
 
-    svc = AlertService(cfg, profiles, db_path=..., audit=audit.record, notifiers=[...])
+    svc = AlertService(cfg, profiles, db_path=..., audit=audit_log, notifiers=[...])
     svc.start(latest_readings)        # restore open alerts; seed the evaluator
     ingest.on_readings = svc.on_readings
     await svc.run()                   # clock: delays, escalation, sending
@@ -18,6 +18,12 @@ module and shares one :class:`~alerts.context.AlertContext`:
 * :mod:`alerts.rule_edits`: rules edited at run time.
 
 Every transition and notification is audited through ``audit`` (the hub's append-only log).
+Each input (a batch of readings, a tick, a person's action, an agent's notices) is applied in
+one transaction of the alert store: all the transitions one evaluation produces, their audit
+records (when ``audit`` is the hub's :class:`~alerts.context.AuditTrail`, on the same
+connection) and the notifications they queue commit together, once; notifications go to the
+dispatcher after that commit. With ``writer_thread`` (the hub) the commit of an evaluation on
+the event loop is made on the store's writer thread (:class:`~alerts.store.AlertStore`).
 :meth:`AlertService.snapshot` publishes what the live board shows, as an immutable
 :class:`~coldchain.alerting.snapshot.AlertSnapshot`.
 """
@@ -33,7 +39,7 @@ from typing import Any
 
 from alerts.actions import Actions
 from alerts.compose import Composer
-from alerts.context import AlertContext, AlertStats, Audit, wall_ms
+from alerts.context import AlertContext, AlertStats, Audit, AuditTrail, StoreAudit, wall_ms
 from alerts.dispatch import Dispatcher, Notice
 from alerts.escalation import Escalator
 from alerts.lifecycle import Lifecycle
@@ -41,7 +47,7 @@ from alerts.maintenance import Maintenance
 from alerts.notifiers.base import Notifier
 from alerts.rule_edits import RuleEdits, build_evaluator, current_rules
 from alerts.store import AlertRow, AlertStore
-from coldchain.alerting.evaluator import Evaluator
+from coldchain.alerting.evaluator import Evaluator, Transition
 from coldchain.alerting.facts import AlertFacts
 from coldchain.alerting.rules import AnyRule
 from coldchain.alerting.snapshot import AlertSnapshot, OpenAlert
@@ -64,24 +70,29 @@ class AlertService:
         profiles: ProfileRegistry,
         *,
         db_path: Path,
-        audit: Audit,
+        audit: AuditTrail | Audit,
         notifiers: Iterable[Notifier] = (),
         link_key: bytes | None = None,
         twilio_token: str | None = None,
         clock: Clock | Callable[[], int] = wall_ms,
+        writer_thread: bool = False,
     ) -> None:
         # ``clock``: the hub's Clock (a demo's scaled one), or a function of epoch ms (a
         # test's hand-moved clock). Rule delays, windows, hold-offs, escalation, linger and
         # the times in messages all read it; ``self.clock()`` is its epoch ms.
         self.timebase = as_clock(clock)
         self.clock: Callable[[], int] = self.timebase.now_ms
-        self.cfg, self.profiles, self.audit = cfg, profiles, audit
-        self.store = AlertStore(db_path)
+        self.cfg, self.profiles = cfg, profiles
+        # ``writer_thread``: evaluations on the event loop commit on the store's writer thread
+        self.store = AlertStore(db_path, writer_thread=writer_thread)
+        self.audit = StoreAudit(self.store, audit)
         self.link_key = link_key or secrets.token_bytes(32)
         self.twilio_token = twilio_token  # verifies Twilio's callbacks
         self.points = site_points(cfg, profiles)
         evaluator = build_evaluator(cfg, self.points, current_rules(cfg, self.store), self.clock())
-        self._ctx = ctx = AlertContext(cfg, self.points, self.store, audit, self.clock, evaluator)
+        self._ctx = ctx = AlertContext(
+            cfg, self.points, self.store, self.audit, self.clock, evaluator
+        )
         self.contacts, self.policies = ctx.contacts, ctx.policies
         self.sites, self.rooms = ctx.sites, ctx.rooms
         self.stats: AlertStats = ctx.stats
@@ -126,8 +137,9 @@ class AlertService:
             self.evaluator.seed(r)
         now = self.clock()
         self._maintenance.restore(now)
-        for row in self.store.open_alerts():
-            self._lifecycle.resume(row, now)
+        with self.store.transaction():
+            for row in self.store.open_alerts():
+                self._lifecycle.resume(row, now)
         for n in self.store.notifications(status="queued"):
             self.dispatcher.submit(
                 Notice(
@@ -141,7 +153,8 @@ class AlertService:
 
     def resume(self, row: AlertRow) -> None:
         """Take up an alert opened elsewhere (an agent's edge notice) as firing."""
-        self._lifecycle.resume(row, self.clock())
+        with self.store.transaction():
+            self._lifecycle.resume(row, self.clock())
 
     def edge_notices(self, gateway: str, payload: bytes) -> list[tuple[str, int]]:
         """An agent's ``alerts`` message: record what it texted; the (id, rev) to ack.
@@ -150,23 +163,32 @@ class AlertService:
         from coldchain.protocol.edge import decode_notices
 
         msg = decode_notices(payload, gateway=gateway, now_ms=self.clock())
-        return apply_notices(self, gateway, msg.notices)
+        with self.store.transaction():
+            return apply_notices(self, gateway, msg.notices)
 
     # --- inputs ---------------------------------------------------------------------------
 
     def on_readings(self, readings: list[Reading]) -> None:
-        """New readings, stored: judge them now (called by the ingest after each commit)."""
+        """New readings, stored: judge them now (called by the ingest after each commit).
+        The transitions they cause are written in one transaction."""
         started = time.perf_counter()
-        self._lifecycle.apply(self.evaluator.feed(readings))
+        self._apply(self.evaluator.feed(readings))
         self.stats.evaluations_s += time.perf_counter() - started
 
     def on_gateway(self, gateway: str, *, online: bool) -> None:
-        self._lifecycle.apply(self.evaluator.gateway(gateway, online=online, ts_ms=self.clock()))
+        self._apply(self.evaluator.gateway(gateway, online=online, ts_ms=self.clock()))
 
     def tick(self) -> None:
+        """Delays, hold-offs and escalation steps due now, in one transaction."""
         now = self.clock()
-        self._lifecycle.apply(self.evaluator.tick(now))
-        self._escalator.escalate(now)
+        with self.store.transaction(background=True):
+            self._lifecycle.apply(self.evaluator.tick(now))
+            self._escalator.escalate(now)
+
+    def _apply(self, transitions: list[Transition]) -> None:
+        if transitions:
+            with self.store.transaction(background=True):
+                self._lifecycle.apply(transitions)
 
     async def run(self) -> None:
         """The clock and the dispatcher, until cancelled."""
@@ -220,29 +242,36 @@ class AlertService:
         self, alert_id: int, *, by: str, comment: str | None = None, via: str = "api"
     ) -> AlertRow:
         """Acknowledge: escalation stops; the alert stays open until its condition clears."""
-        return self._actions.ack(alert_id, by=by, comment=comment, via=via)
+        with self.store.transaction():
+            return self._actions.ack(alert_id, by=by, comment=comment, via=via)
 
     def snooze(self, alert_id: int, *, until_ms: int, by: str) -> AlertRow:
-        return self._actions.snooze(alert_id, until_ms=until_ms, by=by)
+        with self.store.transaction():
+            return self._actions.snooze(alert_id, until_ms=until_ms, by=by)
 
     def reply(self, phone: str, text: str, *, via: str) -> AlertRow | None:
         """An SMS reply: "1234" (the code in the message) acknowledges that alert; a
         reply without a code acknowledges the sender's only open alert."""
-        return self._actions.reply(phone, text, via=via)
+        with self.store.transaction():
+            return self._actions.reply(phone, text, via=via)
 
     def delivery(self, ref: str, status: str) -> None:
         """A delivery report: ``ref`` is our notification ids ("12-13") or a provider's id."""
-        self._actions.delivery(ref, status)
+        with self.store.transaction():
+            self._actions.delivery(ref, status)
 
     # --- maintenance and rules --------------------------------------------------------------
 
     def maintenance(
         self, site: str, room: str, *, until_ms: int | None, reason: str, by: str
     ) -> None:
-        self._maintenance.set(site, room, until_ms=until_ms, reason=reason, by=by)
+        with self.store.transaction():
+            self._maintenance.set(site, room, until_ms=until_ms, reason=reason, by=by)
 
     def put_rule(self, body: dict[str, Any], *, by: str) -> AnyRule:
-        return self._rule_edits.put(body, by=by)
+        with self.store.transaction():
+            return self._rule_edits.put(body, by=by)
 
     def revert_rule(self, rule_id: str, *, by: str) -> None:
-        self._rule_edits.revert(rule_id, by=by)
+        with self.store.transaction():
+            self._rule_edits.revert(rule_id, by=by)

@@ -43,6 +43,7 @@ import os
 import platform
 import random
 import socket
+import sqlite3
 import tempfile
 import time
 from collections import defaultdict
@@ -247,6 +248,29 @@ class Recorder:
         after: Any = None,
         comment: str | None = None,
     ) -> int:
+        self._note(action, obj, after)
+        return self.audit.record(
+            actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
+        )
+
+    def record_on(
+        self,
+        db: sqlite3.Connection,
+        *,
+        actor: str,
+        action: str,
+        obj: str,
+        before: Any = None,
+        after: Any = None,
+        comment: str | None = None,
+    ) -> int:
+        """As the hub's audit log does: inside the alert store's transaction."""
+        self._note(action, obj, after)
+        return self.audit.record_on(
+            db, actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
+        )
+
+    def _note(self, action: str, obj: str, after: Any) -> None:
         if action == "alert.firing":
             now = time.time()
             alert_id = int(obj.split("/")[1])
@@ -255,9 +279,6 @@ class Recorder:
             if t0 is None:  # the tick: the delay ran out at since + delay
                 t0 = (int(after["since_ms"]) + self.delay_ms) / 1000
             self.firings[alert_id] = Firing(alert_id, site, t0, now, self.feeding is not None)
-        return self.audit.record(
-            actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
-        )
 
     def feed(self, svc: AlertService, readings: list[Reading]) -> None:
         """``svc.on_readings`` as the ingest calls it, timed."""
@@ -557,9 +578,10 @@ def main() -> None:
                 cfg,
                 profiles,
                 db_path=Path(tmp) / "hub.db",
-                audit=rec.record,
+                audit=rec,
                 notifiers=[build(notifier)],
                 link_key=KEY,
+                writer_thread=True,  # as the hub runs it
             )
             svc.start()
             try:

@@ -3,6 +3,10 @@
 Append-only by construction: SQLite triggers refuse UPDATE and DELETE, so not even a bug in
 the hub can rewrite history (21 CFR 11.10(e): old values stay visible; GSP: records cannot be
 edited or deleted).
+
+:meth:`AuditLog.record` commits each record on its own. :meth:`AuditLog.record_on` writes one
+on another connection to the same database, inside that connection's transaction: the alert
+store uses it so that an alert's change and its audit record commit together or not at all.
 """
 
 from __future__ import annotations
@@ -65,21 +69,34 @@ class AuditLog:
         after: Any = None,
         comment: str | None = None,
     ) -> int:
+        """Append one record, committed on its own; its id."""
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO audit (ts, actor, action, object, before, after, comment) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    time.time_ns() // 1_000_000,
-                    actor,
-                    action,
-                    obj,
-                    None if before is None else json.dumps(before, ensure_ascii=False),
-                    None if after is None else json.dumps(after, ensure_ascii=False),
-                    comment,
-                ),
+            return _insert(
+                self._db,
+                actor=actor,
+                action=action,
+                obj=obj,
+                before=before,
+                after=after,
+                comment=comment,
             )
-            return int(cur.lastrowid or 0)
+
+    def record_on(
+        self,
+        db: sqlite3.Connection,
+        *,
+        actor: str,
+        action: str,
+        obj: str,
+        before: Any = None,
+        after: Any = None,
+        comment: str | None = None,
+    ) -> int:
+        """Append one record through ``db``, a connection to this log's database, as part of
+        the transaction open on it (it commits or rolls back with the caller's changes)."""
+        return _insert(
+            db, actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
+        )
 
     def last(self, action: str, obj: str) -> AuditRecord | None:
         rows = self._select(
@@ -125,3 +142,29 @@ class AuditLog:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _insert(
+    db: sqlite3.Connection,
+    *,
+    actor: str,
+    action: str,
+    obj: str,
+    before: Any,
+    after: Any,
+    comment: str | None,
+) -> int:
+    cur = db.execute(
+        "INSERT INTO audit (ts, actor, action, object, before, after, comment) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            time.time_ns() // 1_000_000,
+            actor,
+            action,
+            obj,
+            None if before is None else json.dumps(before, ensure_ascii=False),
+            None if after is None else json.dumps(after, ensure_ascii=False),
+            comment,
+        ),
+    )
+    return int(cur.lastrowid or 0)

@@ -126,11 +126,12 @@ class Hub:
             cfg,
             profiles,
             db_path=data_dir / "hub.db",
-            audit=self.audit.record,
+            audit=self.audit,
             notifiers=self._notifiers(),
             link_key=self._link_key(),
             twilio_token=self._twilio_token(),
             clock=clock,
+            writer_thread=True,  # a storm's commit must not hold the ingest's event loop
         )
         self.ctx.alerts = self.alerts
         # login for the web UI and every API route; ``guard`` is the one role check every

@@ -138,7 +138,7 @@ class Hub:
             self.cfg,
             PROFILES,
             db_path=db_path,
-            audit=audit.record,
+            audit=audit,
             notifiers=notifiers,
             link_key=KEY,
             clock=clock,

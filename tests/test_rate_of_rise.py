@@ -3,12 +3,18 @@ samples: the bug was a single +8 °C spike texting "rising fast" 1 s later, then
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from coldchain.alerting.rules.rate import RateOfRiseRule, theil_sen, thin
-from coldchain.alerting.views import RATE_WINDOW_MAX
-from tests.alertkit import MIN, T0, Run, evaluator
+from coldchain.alerting.rules.base import CLEAR, Watch
+from coldchain.alerting.rules.rate import RateOfRiseRule, check_by_definition, theil_sen, thin
+from coldchain.alerting.views import RATE_WINDOW_MAX, SeriesView, Views
+from coldchain.reading import Quality
+from tests.alertkit import MIN, T0, Run, evaluator, r
 
 RATE = "temperature-rise"  # the built-in rule: 3 °C over 15 min, a warning
 
@@ -98,3 +104,85 @@ def test_settings_that_would_never_fire_are_refused() -> None:
     with pytest.raises(ValidationError, match=f"less than or equal to {RATE_WINDOW_MAX}"):
         RateOfRiseRule.model_validate({**base, "min_samples": RATE_WINDOW_MAX + 1})
     RateOfRiseRule.model_validate({**base, "min_span": "15min"})
+
+
+# --- the window kept as a queue gives the definition's verdicts -----------------------------
+
+
+def _watch(rule: RateOfRiseRule) -> Watch:
+    return Watch(
+        key=f"{rule.id}/warning/x",
+        rule=rule,
+        tier="warning",
+        severity="warning",
+        policy=None,
+        site="s1",
+        room="chill",
+        gateway="gw1",
+        series="x",
+        quantity="temperature",
+        unit="°C",
+        delay_ms=0,
+        inputs=("x",),
+        limit=rule.rise,
+    )
+
+
+def _same_as_definition(rule: RateOfRiseRule, steps: list[tuple[int, float | None]]) -> None:
+    """Feed ``steps`` (ms after the previous reading, value or None for a bad reading) and
+    compare every verdict, idle and active, with :func:`check_by_definition`."""
+    views = Views()
+    view = views.series["x"] = SeriesView(room="chill", kind="temperature")
+    view.track(rule.window_ms())
+    w = _watch(rule)
+    history: list[tuple[int, float]] = []
+    t = T0
+    for dt, value in steps:
+        t += dt
+        good = value is not None
+        reading = r("probe/temperature", t, value, Quality.GOOD if good else Quality.BAD)
+        assert view.update(reading)
+        if value is not None:
+            history.append((t, value))
+        for active in (False, True):
+            got = rule.check(w, views, t, active)
+            want = check_by_definition(rule, history, active)
+            if active or want.bad:
+                assert got == want, (len(history), active)
+            else:  # idle and clear: the shared verdict, nothing kept of it
+                assert got is CLEAR, (len(history), want)
+
+
+@settings(max_examples=150)
+@given(
+    window_min=st.integers(1, 20),
+    min_samples=st.integers(3, 8),
+    rise=st.sampled_from([0.5, 1.0, 3.0]),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([0, 1_000, 10_000, 30_000, 60_000, 90_000, 600_000]),
+            st.one_of(st.none(), st.integers(-40, 120).map(lambda v: v / 10)),
+        ),
+        max_size=90,
+    ),
+)
+def test_the_kept_window_gives_the_definitions_verdict(
+    window_min: int, min_samples: int, rise: float, steps: list[tuple[int, float | None]]
+) -> None:
+    rule = RateOfRiseRule(id="rise", rise=rise, window=f"{window_min}min", min_samples=min_samples)
+    _same_as_definition(rule, steps)
+
+
+def test_a_dense_long_series_thins_and_caps_as_the_definition() -> None:
+    """Windows of more than MAX_POINTS samples (thinned) and more than RATE_WINDOW_MAX
+    (capped), in and out of both, with drifts that raise and clear the rule."""
+    rnd = random.Random(12)
+    steps: list[tuple[int, float | None]] = []
+    value = 2.0
+    for k in range(3_000):
+        dt = (
+            rnd.choice([500, 1_000, 2_000]) if (k // 700) % 2 == 0 else rnd.choice([30_000, 60_000])
+        )
+        value += rnd.uniform(-0.05, 0.08) if (k // 300) % 2 else rnd.uniform(-0.08, 0.05)
+        steps.append((dt, None if rnd.random() < 0.02 else round(value, 2)))
+    _same_as_definition(RateOfRiseRule(id="rise", rise=3.0, window="15min"), steps)

@@ -11,6 +11,17 @@ maintenance) never start pending and drop back from pending; a firing alert stay
 Readings are judged at their own timestamps, so a backlog replayed after an outage fires
 only for excursions that lasted the delay; :meth:`Evaluator.tick` judges pending delays,
 hold-off ends and silent sensors against the clock.
+
+What stays true of the cost: a reading is judged only by the watches of its own series (and
+of its room when it changes the room's defrost, door or power state). The tick judges only
+what is due: every deadline (a delay running out, a hold-off or maintenance ending, a series
+falling silent) sits in a heap keyed by its due time, with lazy deletion (an entry that is no
+longer a watch's current one is skipped when popped). A tick with nothing due pops nothing
+and judges nothing, whatever the number of watches; :attr:`Evaluator.judgements` counts the
+judgements made, so tests can prove it. Watches the clock re-checks (``Watch.timed``: stale,
+gateway offline) are judged on the scan cadence (``scan_interval_ms``) only when their
+deadline (``RuleLogic.due_ms``) has come, or while they are pending or firing (a firing stale
+alert's figure, how long the sensor has been silent, grows with the clock).
 """
 
 from __future__ import annotations
@@ -64,6 +75,12 @@ class _State:
     limit: float | None = None
     peak: float | None = None
     wake_ms: int | None = None
+    timer_ms: int | None = None  # the live entry of a timed watch in Evaluator._timers
+    order: int = 0  # when it was added: due timed watches are judged in this order
+
+
+def _by_order(st: _State) -> int:
+    return st.order
 
 
 def _worse(w: Watch, a: float | None, b: float | None) -> float | None:
@@ -85,7 +102,7 @@ class Evaluator:
         scan_interval_ms: int = 1000,
     ) -> None:
         self.suppression: Suppression = cfg.alerts.suppression
-        self.views = Views(started_ms=now_ms)
+        self._views = Views(started_ms=now_ms)
         self._site_room: dict[str, tuple[str, str]] = {}
         self._schedules: dict[tuple[str, str], tuple[DefrostSchedule, ZoneInfo]] = {}
         for site in cfg.sites:
@@ -94,40 +111,69 @@ class Evaluator:
                 if room.defrost is not None:
                     self._schedules[(site.id, room.id)] = (room.defrost, ZoneInfo(site.timezone))
         watches = list(watches)
-        rate_series = {w.series for w in watches if w.rule.kind == "rate_of_rise"}
         for p in points:
             key = str(p.sid)
-            self.views.series[key] = SeriesView(
-                room=p.room, kind=str(p.kind), keep_history=key in rate_series
-            )
+            self.views.series[key] = SeriesView(room=p.room, kind=str(p.kind))
             self._site_room[key] = (p.site, p.room)
+        for w in watches:
+            window_ms = w.rule.window_ms()
+            view = self.views.series.get(w.series or "")
+            if window_ms is not None and view is not None:
+                view.track(window_ms)
         for g in cfg.gateways:
             self.views.gateways[g.id] = GatewayView()
         self._states: dict[str, _State] = {}
         self._by_input: dict[str, list[_State]] = defaultdict(list)
         self._by_room: dict[tuple[str, str], list[_State]] = defaultdict(list)
         self._by_gateway: dict[str, list[_State]] = defaultdict(list)
-        self._timed: list[_State] = []
-        self._wakes: list[tuple[int, int, str]] = []
+        self._timed_active: dict[str, _State] = {}  # timed watches pending or firing
+        self._timers: list[tuple[int, int, str]] = []  # (due, seq, key) of idle timed watches
+        self._wakes: list[tuple[int, int, str]] = []  # (due, seq, key): delays, hold-offs
+        self._maintenance_ends: list[tuple[int, str, str]] = []  # (until, site, room)
         self._seq = itertools.count()
         self._scan_interval_ms = scan_interval_ms
         self._next_scan_ms = now_ms
+        self.judgements = 0
+        """Judgements made so far (one per watch judged); tests count them, not time."""
         for w in watches:
             self.add(w)
 
     # --- set-up -----------------------------------------------------------------------
 
     def add(self, w: Watch) -> None:
-        st = _State(w)
+        st = _State(w, order=len(self._states))
         self._states[w.key] = st
-        for name in w.inputs:
+        for name in dict.fromkeys(w.inputs):  # once per series, so feed needs no dedup
             self._by_input[name].append(st)
         if w.room is not None:
             self._by_room[(w.site, w.room)].append(st)
         if w.gateway is not None and w.quantity in ("gateway", "data"):
             self._by_gateway[w.gateway].append(st)
         if w.timed:
-            self._timed.append(st)
+            self._arm(st)
+
+    @property
+    def views(self) -> Views:
+        """The live state the rules read."""
+        return self._views
+
+    @views.setter
+    def views(self, views: Views) -> None:
+        """Take over live state kept elsewhere (an evaluator rebuilt after a rule edit keeps
+        its predecessor's): the deadlines it implies (maintenance ends, silent series) are
+        read from it again."""
+        self._views = views
+        self._maintenance_ends = [
+            (v.maintenance_until_ms, site, room)
+            for (site, room), v in views.rooms.items()
+            if v.maintenance_until_ms is not None
+        ]
+        heapq.heapify(self._maintenance_ends)
+        self._timers.clear()
+        for st in self._states.values():
+            if st.watch.timed:
+                st.timer_ms = None
+                self._arm(st)
 
     def watch(self, key: str) -> Watch | None:
         st = self._states.get(key)
@@ -143,13 +189,18 @@ class Evaluator:
         st.phase, st.since_ms, st.value, st.peak = phase, since_ms, value, peak
         if phase == "pending":
             self._wake(st, since_ms + st.watch.delay_ms)
+        if st.watch.timed:
+            self._arm(st)
         return True
 
     def seed(self, r: Reading) -> None:
         """Know a series' last reading (from the store, at start) without judging it."""
-        view = self.views.series.get(str(r.series))
-        if view is not None:
-            view.update(r)
+        name = str(r.series)
+        view = self._views.series.get(name)
+        if view is not None and view.update(r):
+            for st in self._by_input.get(name, ()):
+                if st.watch.timed:
+                    self._arm(st)
 
     # --- inputs -----------------------------------------------------------------------
 
@@ -158,15 +209,17 @@ class Evaluator:
         out: list[Transition] = []
         for r in readings:
             name = str(r.series)
-            view = self.views.series.get(name)
+            view = self._views.series.get(name)
             if view is None or not view.update(r):
                 continue
-            dirty = list(self._by_input.get(name, ()))
+            own = self._by_input.get(name, ())
             place = self._site_room[name]
-            if self._room_event(place, view, name, r.ts_ms):
-                dirty.extend(self._by_room.get(place, ()))
+            if not self._room_event(place, view, name, r.ts_ms):
+                for st in own:
+                    self._judge(st, r.ts_ms, out)
+                continue
             seen: set[str] = set()
-            for st in dirty:
+            for st in (*own, *self._by_room.get(place, ())):
                 if st.watch.key not in seen:
                     seen.add(st.watch.key)
                     self._judge(st, r.ts_ms, out)
@@ -174,7 +227,7 @@ class Evaluator:
 
     def gateway(self, gateway: str, *, online: bool, ts_ms: int) -> list[Transition]:
         """A gateway's link went up or down."""
-        view = self.views.gateways.get(gateway)
+        view = self._views.gateways.get(gateway)
         if view is None or view.online == online:
             return []
         view.online = online
@@ -188,10 +241,12 @@ class Evaluator:
         self, site: str, room: str, *, until_ms: int | None, reason: str, now_ms: int
     ) -> list[Transition]:
         """Start (``until_ms``) or end (None) maintenance of a room."""
-        view = self.views.room_of(site, room)
+        view = self._views.room_of(site, room)
         if until_ms is None and view.maintenance_until_ms is not None:
             view.maintenance_ended_ms = min(now_ms, view.maintenance_until_ms)
         view.maintenance_until_ms, view.maintenance_reason = until_ms, reason if until_ms else ""
+        if until_ms is not None:
+            heapq.heappush(self._maintenance_ends, (until_ms, site, room))
         out: list[Transition] = []
         for st in self._by_room.get((site, room), ()):
             self._judge(st, now_ms, out)
@@ -200,9 +255,12 @@ class Evaluator:
     def tick(self, now_ms: int) -> list[Transition]:
         """Judge what the clock decides: delays run out, hold-offs end, sensors fall silent."""
         out: list[Transition] = []
-        for view in self.views.rooms.values():
-            if view.maintenance_until_ms is not None and view.maintenance_until_ms <= now_ms:
-                view.maintenance_ended_ms = view.maintenance_until_ms
+        ends = self._maintenance_ends
+        while ends and ends[0][0] <= now_ms:
+            at, site, room = heapq.heappop(ends)
+            view = self._views.room_of(site, room)
+            if view.maintenance_until_ms == at:  # else ended or moved since: a stale entry
+                view.maintenance_ended_ms = at
                 view.maintenance_until_ms, view.maintenance_reason = None, ""
         while self._wakes and self._wakes[0][0] <= now_ms:
             at, _, key = heapq.heappop(self._wakes)
@@ -212,8 +270,7 @@ class Evaluator:
                 self._judge(st, now_ms, out)
         if now_ms >= self._next_scan_ms:
             self._next_scan_ms = now_ms + self._scan_interval_ms
-            for st in self._timed:
-                self._judge(st, now_ms, out)
+            self._scan(now_ms, out)
         return out
 
     def active(self) -> list[tuple[Watch, Phase, int]]:
@@ -224,7 +281,7 @@ class Evaluator:
 
     def _room_event(self, place: tuple[str, str], view: SeriesView, name: str, ts: int) -> bool:
         """Update the room's defrost/door/power state; True if it changed."""
-        room = self.views.room_of(*place)
+        room = self._views.room_of(*place)
         on = view.good and view.value is not None and view.value >= 0.5
         if view.kind == PointKind.DEFROST:
             was = room.defrosting
@@ -255,7 +312,7 @@ class Evaluator:
     def _suppression(self, w: Watch, t: int, *, ended: bool) -> int:
         if w.room is None:
             return 0 if ended else t
-        room = self.views.room_of(w.site, w.room)
+        room = self._views.room_of(w.site, w.room)
         sched = self._schedules.get((w.site, w.room))
         schedule, tz = sched if sched is not None else (None, None)
         fn = suppression_ended if ended else suppressed_until
@@ -268,6 +325,43 @@ class Evaluator:
             suppressible=w.suppressible,
         )
 
+    def _scan(self, now_ms: int, out: list[Transition]) -> None:
+        """Judge the timed watches that are due: those whose deadline has come, and those
+        pending or firing (their figure moves with the clock)."""
+        due: dict[str, _State] = dict(self._timed_active)
+        timers = self._timers
+        while timers and timers[0][0] <= now_ms:
+            at, _, key = heapq.heappop(timers)
+            st = self._states[key]
+            if st.timer_ms != at:
+                continue  # superseded by a later arming
+            st.timer_ms = None
+            deadline = st.watch.rule.due_ms(st.watch, self._views)
+            if deadline is not None and deadline > now_ms:
+                self._arm(st)  # fresh readings moved it on since: re-armed, not judged
+            elif deadline is not None:
+                due[key] = st
+        for st in sorted(due.values(), key=_by_order):  # as the full scan used to order them
+            self._judge(st, now_ms, out)
+
+    def _arm(self, st: _State, judged_ms: int | None = None) -> None:
+        """Keep a timed watch where the scan finds it: among the active ones while pending or
+        firing, else in the heap at the time its rule says it could turn bad (one live entry
+        per watch, never later than that time). An idle watch judged at or after that time
+        was held (maintenance): its wake re-judges it, the heap does not."""
+        w = st.watch
+        if st.phase != "idle":
+            self._timed_active[w.key] = st
+            return
+        self._timed_active.pop(w.key, None)
+        deadline = w.rule.due_ms(w, self._views)
+        if deadline is None or (st.timer_ms is not None and st.timer_ms <= deadline):
+            return  # never by time alone, or an entry at or before it will come up first
+        if judged_ms is not None and deadline <= judged_ms:
+            return  # held at its deadline: the wake at the hold's end re-judges it
+        st.timer_ms = deadline
+        heapq.heappush(self._timers, (deadline, next(self._seq), w.key))
+
     def _wake(self, st: _State, at: int) -> None:
         if st.wake_ms is not None and st.wake_ms <= at:
             return
@@ -278,12 +372,18 @@ class Evaluator:
         out.append(Transition(st.watch, to, t, st.since_ms, st.value, st.limit, st.peak))
 
     def _judge(self, st: _State, t: int, out: list[Transition]) -> None:
+        self.judgements += 1
+        self._decide(st, t, out)
+        if st.watch.timed:
+            self._arm(st, t)
+
+    def _decide(self, st: _State, t: int, out: list[Transition]) -> None:
         w = st.watch
         if st.phase != "idle" and t < st.since_ms:
             # a reading from before the condition began (a backlog replayed after an alert
             # was resumed from disk or from an agent's notice) says nothing about it now
             return
-        v = w.rule.check(w, self.views, t, st.phase != "idle")
+        v = w.rule.check(w, self._views, t, st.phase != "idle")
         st.value = st.value if v.value is None else v.value
         st.limit = st.limit if v.limit is None else v.limit
         if not v.bad:

@@ -4,12 +4,12 @@ link. Updated from readings and gateway events; read by the rule kinds' ``check`
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
+from coldchain.alerting.trend import RiseWindow
 from coldchain.reading import Quality, Reading
 
-RATE_WINDOW_MAX = 512  # readings kept per series for rate-of-rise
+RATE_WINDOW_MAX = 512  # samples kept per rate-of-rise window of a series
 
 
 @dataclass(slots=True)
@@ -23,8 +23,14 @@ class SeriesView:
     good: bool = True
     bad_since_ms: int | None = None  # first bad-quality reading of the current run
     changed_ms: int | None = None  # when the current value began (doors, power)
-    history: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=RATE_WINDOW_MAX))
-    keep_history: bool = False
+    windows: dict[int, RiseWindow] = field(default_factory=dict)  # rate-of-rise, by window ms
+
+    def track(self, window_ms: int) -> RiseWindow:
+        """The rate-of-rise window of ``window_ms`` over this series, kept from now on."""
+        win = self.windows.get(window_ms)
+        if win is None:
+            win = self.windows[window_ms] = RiseWindow(window_ms, RATE_WINDOW_MAX)
+        return win
 
     def update(self, r: Reading) -> bool:
         """Apply a reading; False for one older than what is known (ignored)."""
@@ -37,8 +43,8 @@ class SeriesView:
             self.value = r.value
             self.good = True
             self.bad_since_ms = None
-            if self.keep_history:
-                self.history.append((r.ts_ms, r.value))
+            for win in self.windows.values():
+                win.push(r.ts_ms, r.value)
         else:
             if self.good or self.bad_since_ms is None:
                 self.bad_since_ms = r.ts_ms

@@ -42,6 +42,15 @@ class RuleBase(StrictModel):
             and (not self.room_classes or room.room_class in self.room_classes)
         )
 
+    def due_ms(self, w: Watch, views: Views) -> int | None:
+        """The earliest time at which ``check`` could turn bad with no new input (a reading,
+        a gateway event): None, the verdict of most kinds moves only with their inputs."""
+        return None
+
+    def window_ms(self) -> int | None:
+        """The trend window the kind reads from its series' view (None: none)."""
+        return None
+
 
 class Graded(StrictModel):
     """A rule with one severity and one escalation policy."""
@@ -111,6 +120,12 @@ class Verdict:
     the band is for clearing (Dixell ``AFH``)."""
 
 
+CLEAR = Verdict(bad=False)
+"""The shared verdict "the condition does not hold" for a watch that is idle (neither
+pending nor firing): the evaluator keeps nothing of such a verdict (no alert to carry a
+value or limit), so the rules return this one instead of building one per reading."""
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Watch:
     """One rule (tier) applied to one subject: a series, a room or a gateway.
@@ -152,6 +167,16 @@ class RuleLogic(Protocol):
         """Whether the watch's condition holds at ``now_ms``; ``active``: the alert is
         pending or firing (a rule keeps it so when it has no evidence either way, and a
         recovery differential keeps it inside its band: see :attr:`Verdict.past`)."""
+        ...
+
+    def due_ms(self, w: Watch, views: Views) -> int | None:
+        """For a timed watch, idle: the earliest time at which ``check`` could turn bad by
+        the clock alone (None: not by the clock). Never later than that time: the evaluator
+        judges the watch then, and not before."""
+        ...
+
+    def window_ms(self) -> int | None:
+        """The trend window (ms) the evaluator keeps for the watch's series (None: none)."""
         ...
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from coldchain.alerting.rules.base import (
+    CLEAR,
     Graded,
     RuleBase,
     Verdict,
@@ -52,4 +53,4 @@ class DoorOpenRule(RuleBase, Graded):
             return Verdict(bad=active)  # no data yet (a hub just started): keep what is known
         if s.value >= 0.5:
             return Verdict(bad=True, value=1.0, since_ms=s.changed_ms)
-        return Verdict(bad=False, value=0.0)
+        return Verdict(bad=False, value=0.0) if active else CLEAR

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from coldchain.alerting.rules.base import Graded, RuleBase, Verdict, Watch, WatchContext
+from coldchain.alerting.rules.base import (
+    CLEAR,
+    Graded,
+    RuleBase,
+    Verdict,
+    Watch,
+    WatchContext,
+)
 from coldchain.durations import Duration
 from coldchain.profiles.schema import PointKind, PointRole
 
@@ -69,4 +76,6 @@ class DoorOpenWarmRule(RuleBase, Graded):
             elif warmest is None or s.value > warmest:
                 warmest = s.value
         bad = door_open and warmest is not None and w.limit is not None and warmest > w.limit
+        if not bad and not active:
+            return CLEAR
         return Verdict(bad=bad, value=warmest, limit=w.limit)

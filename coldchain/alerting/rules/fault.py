@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from coldchain.alerting.rules.base import RuleBase, SensorRule, Verdict, Watch, WatchContext
+from coldchain.alerting.rules.base import (
+    CLEAR,
+    RuleBase,
+    SensorRule,
+    Verdict,
+    Watch,
+    WatchContext,
+)
 from coldchain.durations import Duration
 
 if TYPE_CHECKING:
@@ -37,5 +44,5 @@ class SensorFaultRule(RuleBase, SensorRule):
         if s is None or s.ts_ms is None:
             return Verdict(bad=active)
         if s.good:
-            return Verdict(bad=False)
+            return CLEAR
         return Verdict(bad=True, since_ms=s.bad_since_ms)

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from coldchain.alerting.rules.base import Graded, RuleBase, Verdict, Watch, WatchContext
+from coldchain.alerting.rules.base import (
+    CLEAR,
+    Graded,
+    RuleBase,
+    Verdict,
+    Watch,
+    WatchContext,
+)
 from coldchain.durations import Duration
 
 if TYPE_CHECKING:
@@ -50,5 +57,5 @@ class GatewayOfflineRule(RuleBase, Graded):
     def check(self, w: Watch, views: Views, now_ms: int, active: bool) -> Verdict:
         gw = views.gateways.get(w.gateway or "")
         if gw is None or gw.online:
-            return Verdict(bad=False)
+            return CLEAR
         return Verdict(bad=True, since_ms=gw.offline_since_ms)

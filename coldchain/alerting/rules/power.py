@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from coldchain.alerting.rules.base import (
+    CLEAR,
     Graded,
     RuleBase,
     Verdict,
@@ -53,4 +54,4 @@ class PowerRule(RuleBase, Graded):
             return Verdict(bad=active)
         if s.value < 0.5:
             return Verdict(bad=True, value=0.0, since_ms=s.changed_ms)
-        return Verdict(bad=False, value=1.0)
+        return Verdict(bad=False, value=1.0) if active else CLEAR

@@ -7,17 +7,22 @@ stray sample moves the median of the pairwise slopes hardly at all, so a single 
 raises it; a real rise moves every pair. It needs ``min_samples`` samples covering at least
 ``min_span`` of the window, so two samples never decide. A window holding more than
 :data:`MAX_POINTS` samples is thinned evenly, which bounds the cost of a check.
+
+The evaluator keeps each watched series' window as a queue
+(:class:`~coldchain.alerting.trend.RiseWindow`): a check reads it in O(1) amortised instead
+of scanning the series' history; :func:`check_by_definition` is the plain definition the
+tests and ``bench/bench_evaluator.py`` hold it to.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
 from coldchain.alerting.rules.base import (
+    CLEAR,
     Graded,
     RuleBase,
     Verdict,
@@ -25,6 +30,7 @@ from coldchain.alerting.rules.base import (
     WatchContext,
     series_watch,
 )
+from coldchain.alerting.trend import MAX_POINTS, theil_sen, thin
 from coldchain.alerting.views import RATE_WINDOW_MAX
 from coldchain.durations import Duration, format_duration
 from coldchain.profiles.schema import PointKind, PointRole
@@ -34,9 +40,7 @@ if TYPE_CHECKING:
     from coldchain.config.site import Room, Site
     from coldchain.config.topology import PointInfo
 
-
-MAX_POINTS = 24
-"""Samples of a window the slope is computed from, at most (276 pairs)."""
+__all__ = ["MAX_POINTS", "RateOfRiseRule", "check_by_definition", "theil_sen", "thin"]
 
 
 class RateOfRiseRule(RuleBase, Graded):
@@ -88,43 +92,53 @@ class RateOfRiseRule(RuleBase, Graded):
                     limit=self.rise,
                 )
 
+    def window_ms(self) -> int:
+        return round(self.window * 1000)
+
+    def span_ms(self) -> int:
+        """How much of the window the samples must cover."""
+        return round((self.min_span if self.min_span is not None else self.window / 2) * 1000)
+
     def check(self, w: Watch, views: Views, now_ms: int, active: bool) -> Verdict:
         s = views.series.get(w.series or "")
-        if s is None or not s.history:
-            return Verdict(bad=active, limit=self.rise, past=False)
-        window_ms = round(self.window * 1000)
-        start = s.history[-1][0] - window_ms
-        samples: list[tuple[int, float]] = []
-        for ts, v in reversed(s.history):
-            if ts < start:
-                break
-            samples.append((ts, v))
-        samples.reverse()
-        span_ms = round((self.min_span if self.min_span is not None else self.window / 2) * 1000)
-        if len(samples) < self.min_samples or samples[-1][0] - samples[0][0] < span_ms:
+        win = None if s is None else s.windows.get(self.window_ms())
+        if win is None or len(win) < self.min_samples or win.span_ms() < self.span_ms():
             # too little to tell a trend: neither raise nor resolve on it
-            return Verdict(bad=active, limit=self.rise, past=False)
-        rise = round(theil_sen(thin(samples, MAX_POINTS)) * window_ms, 2)
+            return Verdict(bad=True, limit=self.rise, past=False) if active else CLEAR
+        return self.judge_rise(round(win.slope() * self.window_ms(), 2), active)
+
+    def judge_rise(self, rise: float, active: bool) -> Verdict:
+        """The verdict on a window's rise (°C over the window)."""
         # Clears at half the rise, so a rise hovering at the limit is one alert.
         past = rise >= self.rise
         bad = past or (active and rise >= self.rise / 2)
+        if not bad and not active:
+            return CLEAR
         return Verdict(bad=bad, value=rise, limit=self.rise, past=past)
 
 
-def thin(samples: Sequence[tuple[int, float]], most: int) -> Sequence[tuple[int, float]]:
-    """At most ``most`` of ``samples``, evenly spaced, the first and the last kept."""
-    n = len(samples)
-    if n <= most:
-        return samples
-    return [samples[round(i * (n - 1) / (most - 1))] for i in range(most)]
-
-
-def theil_sen(samples: Sequence[tuple[int, float]]) -> float:
-    """The median slope (value per ms) over every pair of samples at different times."""
-    slopes = [
-        (vj - vi) / (tj - ti)
-        for i, (ti, vi) in enumerate(samples)
-        for tj, vj in samples[i + 1 :]
-        if tj != ti
-    ]
-    return statistics.median(slopes) if slopes else 0.0
+def check_by_definition(
+    rule: RateOfRiseRule, history: Sequence[tuple[int, float]], active: bool
+) -> Verdict:
+    """The rule's verdict by its definition, from the series' good samples (the last
+    :data:`~coldchain.alerting.views.RATE_WINDOW_MAX` of them): scan back to the window's
+    start from the latest, thin, take the Theil-Sen slope. O(window) per call: the reference
+    :meth:`RateOfRiseRule.check` is held to, not what the evaluator runs."""
+    if len(history) > RATE_WINDOW_MAX:
+        history = list(history)[-RATE_WINDOW_MAX:]
+    if not history:
+        return Verdict(bad=active, limit=rule.rise, past=False)
+    window_ms = rule.window_ms()
+    start = history[-1][0] - window_ms
+    samples: list[tuple[int, float]] = []
+    for ts, v in reversed(history):
+        if ts < start:
+            break
+        samples.append((ts, v))
+    samples.reverse()
+    if len(samples) < rule.min_samples or samples[-1][0] - samples[0][0] < rule.span_ms():
+        return Verdict(bad=active, limit=rule.rise, past=False)
+    rise = round(theil_sen(thin(samples, MAX_POINTS)) * window_ms, 2)
+    past = rise >= rule.rise
+    bad = past or (active and rise >= rule.rise / 2)
+    return Verdict(bad=bad, value=rise, limit=rule.rise, past=past)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from coldchain.alerting.rules.base import (
+    CLEAR,
     RuleBase,
     Tier,
     Verdict,
@@ -92,8 +93,10 @@ class ThresholdRule(RuleBase):
             # No good value: not evidence of an excursion (sensor_fault covers it); an
             # active alert stays active rather than resolving on a missing reading, and a
             # pending one does not fire on it.
+            if not active:
+                return CLEAR
             value = None if s is None else s.value
-            return Verdict(bad=active, value=value, limit=w.limit, past=False)
+            return Verdict(bad=True, value=value, limit=w.limit, past=False)
         limit = w.limit
         if w.direction == "above":
             past = s.value > limit
@@ -101,4 +104,6 @@ class ThresholdRule(RuleBase):
         else:
             past = s.value < limit
             bad = past or (active and s.value <= limit + self.hysteresis)
+        if not bad and not active:
+            return CLEAR  # the quiet path: nothing built per reading
         return Verdict(bad=bad, value=s.value, limit=limit, since_ms=s.ts_ms, past=past)
