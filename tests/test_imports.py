@@ -16,6 +16,7 @@ from the source (every ``import``, at module level or inside a function):
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+@functools.cache
 def modules() -> dict[str, Path]:
     return {module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
 
@@ -106,8 +108,10 @@ def edges_of(name: str, path: Path) -> Iterator[Edge]:
                 yield Edge(name, f"{module}.{a.name}", id(node) in lazy, node.lineno)
 
 
-def all_edges() -> list[Edge]:
-    return [e for name, path in modules().items() for e in edges_of(name, path)]
+@functools.cache
+def all_edges() -> tuple[Edge, ...]:
+    """Every import of the tree, parsed once per test session (the tree does not change)."""
+    return tuple(e for name, path in modules().items() for e in edges_of(name, path))
 
 
 def top(name: str) -> str:
