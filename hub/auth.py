@@ -357,10 +357,6 @@ class Auth:
         value = cookies.get(COOKIE)
         return self.sessions.verify(value) if value else None
 
-    def user_of(self, cookie_header: str | None) -> Principal | None:
-        session = self.session_of(_cookies(cookie_header))
-        return session.user if session else None
-
     @staticmethod
     def require(role: Role) -> Any:
         """The route dependency (a :data:`coldchain.access.Guard`): the request's
