@@ -47,6 +47,7 @@ class Actions:
         row.acked_ms, row.acked_by, row.ack_comment, row.ack_via = now, by, comment, via
         if row.is_open:
             row.state = AlertState.ACKNOWLEDGED
+            ctx.changed.add(row.id)
         ctx.store.update(
             row.id, state=row.state, acked_ms=now, acked_by=by, ack_comment=comment, ack_via=via
         )

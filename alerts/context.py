@@ -4,8 +4,11 @@ the audit log, the clock, the evaluator and the open alerts.
 One :class:`AlertContext` per :class:`~alerts.service.AlertService`; the parts (lifecycle,
 escalation, composition, people's actions, maintenance, rule edits) each hold it. What must
 stay true: ``open`` holds exactly the open alerts (pending, firing, acknowledged) by id, the
-same objects the parts update, and ``evaluator`` is the one judging readings now (a rule
-edit replaces it, keeping what it knew of the live state).
+same objects the parts update, and ``open_keys`` the same by watch key (changed only through
+:meth:`AlertContext.opened` and :meth:`AlertContext.closed`, so the lifecycle finds a
+watch's open alert without a query); ``changed`` names the alerts opened, closed or changed
+in state since the live board's last snapshot; and ``evaluator`` is the one judging readings
+now (a rule edit replaces it, keeping what it knew of the live state).
 
 ``audit`` is a :class:`StoreAudit`: given the hub's audit log (an :class:`AuditTrail`), each
 record is written on the alert store's connection, in the transaction open there, so an
@@ -134,6 +137,8 @@ class AlertContext:
     clock: Callable[[], int]  # epoch ms, the hub's (possibly scaled) time
     evaluator: Evaluator
     open: dict[int, AlertRow] = field(default_factory=dict)
+    open_keys: dict[str, AlertRow] = field(default_factory=dict)
+    changed: set[int] = field(default_factory=set)
     stats: AlertStats = field(default_factory=AlertStats)
 
     def __post_init__(self) -> None:
@@ -148,3 +153,16 @@ class AlertContext:
 
     def policy(self, row: AlertRow) -> Policy | None:
         return self.policies.get(row.policy or "")
+
+    def opened(self, row: AlertRow) -> None:
+        """``row`` is open (new, resumed or taken up again)."""
+        self.open[row.id] = row
+        self.open_keys[row.key] = row
+        self.changed.add(row.id)
+
+    def closed(self, row: AlertRow) -> None:
+        """``row`` is closed (resolved or cancelled)."""
+        self.open.pop(row.id, None)
+        if self.open_keys.get(row.key) is row:
+            del self.open_keys[row.key]
+        self.changed.add(row.id)

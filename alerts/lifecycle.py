@@ -58,7 +58,7 @@ class Lifecycle:
         ):
             self.close(row, AlertState.RESOLVED, now, reason="its rule no longer exists")
             return
-        self.ctx.open[row.id] = row
+        self.ctx.opened(row)
         if row.state == AlertState.FIRING:
             self.escalator.schedule(row.id, now)
 
@@ -70,7 +70,7 @@ class Lifecycle:
         told = row.level >= 0 or bool(row.edge_contacts())
         row.state, row.resolved_ms = state, ts
         ctx.store.update(row.id, state=state, resolved_ms=ts, value=row.value, peak=row.peak)
-        ctx.open.pop(row.id, None)
+        ctx.closed(row)
         self.escalator.cancel(row.id)
         ctx.audit(
             actor="hub",
@@ -87,7 +87,7 @@ class Lifecycle:
 
     def _pending(self, t: Transition) -> None:
         ctx = self.ctx
-        if ctx.store.open_by_key(t.key) is not None:
+        if t.key in ctx.open_keys:
             return  # resumed after a restart, or raised from an agent's notice
         w = t.watch
         row = ctx.store.insert(
@@ -111,14 +111,11 @@ class Lifecycle:
             limit_value=t.limit,
             peak=t.peak,
         )
-        ctx.open[row.id] = row
+        ctx.opened(row)
         self._audit(row, t)
 
     def _row(self, t: Transition) -> AlertRow | None:
-        row = self.ctx.store.open_by_key(t.key)
-        if row is not None:
-            self.ctx.open[row.id] = row
-        return row
+        return self.ctx.open_keys.get(t.key)
 
     def _firing(self, t: Transition) -> None:
         row = self._row(t)
@@ -129,6 +126,7 @@ class Lifecycle:
         if row.state != AlertState.PENDING:
             return
         row.state, row.fired_ms, row.value, row.peak = AlertState.FIRING, t.ts_ms, t.value, t.peak
+        self.ctx.changed.add(row.id)
         row.limit_value = t.limit
         self.ctx.store.update(
             row.id,

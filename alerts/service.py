@@ -50,7 +50,7 @@ from alerts.store import AlertRow, AlertStore
 from coldchain.alerting.evaluator import Evaluator, Transition
 from coldchain.alerting.facts import AlertFacts
 from coldchain.alerting.rules import AnyRule
-from coldchain.alerting.snapshot import AlertSnapshot, OpenAlert
+from coldchain.alerting.snapshot import AlertSnapshot, OpenAlert, SnapshotBuilder
 from coldchain.clock import Clock, as_clock
 from coldchain.config.notify import SMS_TYPES
 from coldchain.config.site import SiteConfig
@@ -99,6 +99,9 @@ class AlertService:
         self.open: dict[int, AlertRow] = ctx.open
         self.notifiers = notifiers = list(notifiers)
         channel_ids = {n.id for n in cfg.alerts.notifiers if n.type not in SMS_TYPES}
+        self._snapshots = SnapshotBuilder()
+        self._shown: dict[int, OpenAlert] = {}  # what the last snapshot listed, by id
+        self._shown_tuple: tuple[OpenAlert, ...] = ()
         self._composer = Composer(ctx, self.link_key)
         self.dispatcher = Dispatcher(
             self.store,
@@ -207,9 +210,26 @@ class AlertService:
 
     def snapshot(self) -> AlertSnapshot:
         """The open alerts and the live state of series and rooms, as of now; immutable.
-        Costs one copy of each series' latest reading and each room's state, no history."""
-        alerts = (
-            OpenAlert(
+        Costs what changed since the previous snapshot (the alerts opened, closed or
+        changed in state, the latest reading of each series updated), a copy of the open
+        alerts' list and each room's state; no history."""
+        return self._snapshots.build(self._open_alerts(), self.evaluator.views)
+
+    def _open_alerts(self) -> tuple[OpenAlert, ...]:
+        """The open alerts as the board lists them, in id order, updated from
+        ``ctx.changed``."""
+        ctx, shown = self._ctx, self._shown
+        if not ctx.changed:
+            return self._shown_tuple
+        resort = False
+        for alert_id in ctx.changed:
+            row = ctx.open.get(alert_id)
+            if row is None:
+                shown.pop(alert_id, None)
+                continue
+            if alert_id not in shown and shown and alert_id < next(reversed(shown)):
+                resort = True  # an older alert taken up again: keep the id order
+            shown[alert_id] = OpenAlert(
                 id=row.id,
                 rule=row.rule,
                 kind=row.kind,
@@ -221,9 +241,11 @@ class AlertService:
                 room=row.room,
                 since_ms=row.fired_ms or row.since_ms,
             )
-            for row in self.open.values()
-        )
-        return AlertSnapshot.build(alerts, self.evaluator.views)
+        ctx.changed.clear()
+        if resort:
+            self._shown = shown = dict(sorted(shown.items()))
+        self._shown_tuple = tuple(shown.values())
+        return self._shown_tuple
 
     # --- messages -------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""``coldchain hub`` as a technician starts it: the config's warnings are in its log."""
+"""``coldchain hub`` as a technician starts it: the config's warnings are in its log, and
+it settles the garbage collector once built (start-up objects frozen, fewer collections)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ def test_a_room_whose_rules_watch_no_room_air_is_warned_in_the_hubs_log(tmp_path
         warned = [x for x in lines if "WARNING" in x and "site config:" in x]
         assert len(warned) == 1, "".join(lines)
         assert "room s1/fz: its temperature rules watch no point" in warned[0]
+        settled = [x for x in lines if "garbage collector:" in x]
+        assert len(settled) == 1, "".join(lines)
+        assert "thresholds (10000, 20, 20)" in settled[0]
+        assert int(settled[0].split("garbage collector: ")[1].split()[0]) > 10_000  # frozen
     finally:
         hub.terminate()
         hub.wait(timeout=30)

@@ -13,7 +13,12 @@ only for excursions that lasted the delay; :meth:`Evaluator.tick` judges pending
 hold-off ends and silent sensors against the clock.
 
 What stays true of the cost: a reading is judged only by the watches of its own series (and
-of its room when it changes the room's defrost, door or power state). The tick judges only
+of its room when it changes the room's defrost, door or power state). Most of those need no
+judging on most readings: a watch whose rule gives a quiet range (``RuleLogic.quiet_range``:
+a threshold's side of its limit, any value for a sensor fault) stays idle on a good reading
+inside it, so while all such watches of a series are idle, a good reading inside the
+intersection of their ranges is judged only by the series' other watches (a rate of rise, a
+silent-sensor timer): one comparison instead of a call per watch. The tick judges only
 what is due: every deadline (a delay running out, a hold-off or maintenance ending, a series
 falling silent) sits in a heap keyed by its due time, with lazy deletion (an entry that is no
 longer a watch's current one is skipped when popped). A tick with nothing due pops nothing
@@ -28,9 +33,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -77,6 +83,19 @@ class _State:
     wake_ms: int | None = None
     timer_ms: int | None = None  # the live entry of a timed watch in Evaluator._timers
     order: int = 0  # when it was added: due timed watches are judged in this order
+    quiet: _Quiet | None = None  # its series' quiet path, if the watch has a quiet range
+
+
+@dataclass(slots=True)
+class _Quiet:
+    """A series' quiet path: while none of the watches with a quiet range is pending or
+    firing (``busy`` counts those that are), a good reading within ``lo``..``hi`` (the
+    intersection of their ranges) needs judging only by the series' ``rest``."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    rest: list[_State] = field(default_factory=list)
+    busy: int = 0
 
 
 def _by_order(st: _State) -> int:
@@ -126,6 +145,7 @@ class Evaluator:
         self._by_input: dict[str, list[_State]] = defaultdict(list)
         self._by_room: dict[tuple[str, str], list[_State]] = defaultdict(list)
         self._by_gateway: dict[str, list[_State]] = defaultdict(list)
+        self._quiet: dict[str, _Quiet] = defaultdict(_Quiet)  # by series
         self._timed_active: dict[str, _State] = {}  # timed watches pending or firing
         self._timers: list[tuple[int, int, str]] = []  # (due, seq, key) of idle timed watches
         self._wakes: list[tuple[int, int, str]] = []  # (due, seq, key): delays, hold-offs
@@ -145,6 +165,13 @@ class Evaluator:
         self._states[w.key] = st
         for name in dict.fromkeys(w.inputs):  # once per series, so feed needs no dedup
             self._by_input[name].append(st)
+        quiet = None if w.timed or w.inputs != (w.series,) else w.rule.quiet_range(w)
+        if quiet is not None and w.series is not None:
+            q = st.quiet = self._quiet[w.series]
+            q.lo, q.hi = max(q.lo, quiet[0]), min(q.hi, quiet[1])
+        else:
+            for name in dict.fromkeys(w.inputs):
+                self._quiet[name].rest.append(st)
         if w.room is not None:
             self._by_room[(w.site, w.room)].append(st)
         if w.gateway is not None and w.quantity in ("gateway", "data"):
@@ -186,7 +213,8 @@ class Evaluator:
         st = self._states.get(key)
         if st is None:
             return False
-        st.phase, st.since_ms, st.value, st.peak = phase, since_ms, value, peak
+        self._set_phase(st, phase)
+        st.since_ms, st.value, st.peak = since_ms, value, peak
         if phase == "pending":
             self._wake(st, since_ms + st.watch.delay_ms)
         if st.watch.timed:
@@ -198,6 +226,10 @@ class Evaluator:
         name = str(r.series)
         view = self._views.series.get(name)
         if view is not None and view.update(r):
+            self._views.changed.add(name)
+            room = self._views.room_of(*self._site_room[name])
+            if room.last_ms is None or r.ts_ms > room.last_ms:
+                room.last_ms = r.ts_ms
             for st in self._by_input.get(name, ()):
                 if st.watch.timed:
                     self._arm(st)
@@ -207,14 +239,26 @@ class Evaluator:
     def feed(self, readings: Iterable[Reading]) -> list[Transition]:
         """Judge new readings, each at its own timestamp."""
         out: list[Transition] = []
+        changed = self._views.changed
         for r in readings:
             name = str(r.series)
             view = self._views.series.get(name)
             if view is None or not view.update(r):
                 continue
+            changed.add(name)
             own = self._by_input.get(name, ())
             place = self._site_room[name]
             if not self._room_event(place, view, name, r.ts_ms):
+                q = self._quiet.get(name)
+                value = view.value
+                if (
+                    q is not None
+                    and not q.busy
+                    and view.good
+                    and value is not None
+                    and q.lo <= value <= q.hi
+                ):
+                    own = q.rest  # the quiet path: see the module's docstring
                 for st in own:
                     self._judge(st, r.ts_ms, out)
                 continue
@@ -280,8 +324,11 @@ class Evaluator:
     # --- the machine --------------------------------------------------------------------
 
     def _room_event(self, place: tuple[str, str], view: SeriesView, name: str, ts: int) -> bool:
-        """Update the room's defrost/door/power state; True if it changed."""
+        """Update the room's defrost/door/power state (and its latest reading's time); True
+        if that state changed."""
         room = self._views.room_of(*place)
+        if room.last_ms is None or ts > room.last_ms:
+            room.last_ms = ts
         on = view.good and view.value is not None and view.value >= 0.5
         if view.kind == PointKind.DEFROST:
             was = room.defrosting
@@ -368,6 +415,13 @@ class Evaluator:
         st.wake_ms = at
         heapq.heappush(self._wakes, (at, next(self._seq), st.watch.key))
 
+    @staticmethod
+    def _set_phase(st: _State, phase: Phase) -> None:
+        q = st.quiet
+        if q is not None:
+            q.busy += (phase != "idle") - (st.phase != "idle")
+        st.phase = phase
+
     def _emit(self, st: _State, to: AlertState, t: int, out: list[Transition]) -> None:
         out.append(Transition(st.watch, to, t, st.since_ms, st.value, st.limit, st.peak))
 
@@ -389,7 +443,7 @@ class Evaluator:
         if not v.bad:
             if st.phase != "idle":
                 change = AlertState.RESOLVED if st.phase == "firing" else AlertState.CANCELLED
-                st.phase = "idle"
+                self._set_phase(st, "idle")
                 self._emit(st, change, t, out)
             return
         if st.phase == "firing":
@@ -398,7 +452,7 @@ class Evaluator:
         held = self._suppression(w, t, ended=False)
         if held > t:
             if st.phase == "pending":
-                st.phase = "idle"
+                self._set_phase(st, "idle")
                 self._emit(st, AlertState.CANCELLED, t, out)
             if held < FOREVER:
                 self._wake(st, held)
@@ -406,7 +460,8 @@ class Evaluator:
         if st.phase == "idle":
             since = v.since_ms if v.since_ms is not None else t
             st.since_ms = max(since, self._suppression(w, t, ended=True))
-            st.phase, st.peak = "pending", v.value
+            self._set_phase(st, "pending")
+            st.peak = v.value
             self._emit(st, AlertState.PENDING, t, out)
         else:
             st.peak = _worse(w, st.peak, v.value)
@@ -414,5 +469,5 @@ class Evaluator:
         if t < due:
             self._wake(st, due)
         elif v.past:  # inside the recovery band it stays pending: see Verdict.past
-            st.phase = "firing"
+            self._set_phase(st, "firing")
             self._emit(st, AlertState.FIRING, t, out)

@@ -65,6 +65,7 @@ class RoomView:
     maintenance_until_ms: int | None = None
     maintenance_reason: str = ""
     maintenance_ended_ms: int | None = None
+    last_ms: int | None = None  # the latest reading (any quality) of any of its series
 
     @property
     def defrosting(self) -> bool:
@@ -89,6 +90,8 @@ class Views:
     rooms: dict[tuple[str, str], RoomView] = field(default_factory=dict)
     gateways: dict[str, GatewayView] = field(default_factory=dict)
     started_ms: int = 0  # when evaluation began: silence before it is not a sensor's fault
+    changed: set[str] = field(default_factory=set)
+    """Series updated since a snapshot last copied them (the snapshot's builder clears it)."""
 
     def room_of(self, site: str, room: str) -> RoomView:
         view = self.rooms.get((site, room))

@@ -57,6 +57,7 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "ago": ("前", "ago"),
     "no_data": ("无数据", "no data"),
     "active_alerts": ("当前告警", "Active alerts"),
+    "more_alerts": ("另有 %d 条", "%d more"),
     "past_alerts": ("历史告警", "Past alerts"),
     "none": ("无", "none"),
     "site": ("站点", "Site"),

@@ -22,6 +22,7 @@ from gateway.registry import Registry
 
 STALE_MS: Final = 5 * 60_000  # a room silent this long shows offline (as sensor-stale fires)
 SHOWN: Final = ("firing", "acknowledged")  # alerts a tile lists (pending ones may cancel)
+TILE_ALERTS: Final = 5  # listed on a tile at most, alarms first; the rest are counted
 
 
 class LiveEvents:
@@ -71,7 +72,8 @@ class Tile:
     door_open: bool | None = None
     door_since_ms: int | None = None
     last_ms: int | None = None
-    alerts: list[TileAlert] = field(default_factory=list)
+    alerts: list[TileAlert] = field(default_factory=list)  # alarms first, then warnings
+    more: int = 0  # open alerts of the room not listed (beyond TILE_ALERTS)
 
     @property
     def key(self) -> str:
@@ -84,8 +86,36 @@ class AlertSource(Protocol):
     def snapshot(self) -> AlertSnapshot: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """What a room's tile reads: its gateways, and the series of its air temperature and
+    humidity probes and its doors, in the site's order."""
+
+    gateways: frozenset[str]
+    temperatures: tuple[str, ...]
+    humidities: tuple[str, ...]
+    doors: tuple[str, ...]
+
+    @classmethod
+    def of(cls, points: list[PointInfo]) -> _Shown:
+        def names(kind: PointKind, role: PointRole | None) -> tuple[str, ...]:
+            return tuple(str(p.sid) for p in points if p.kind is kind and role in (None, p.role))
+
+        return cls(
+            gateways=frozenset(p.sid.gateway for p in points),
+            temperatures=names(PointKind.TEMPERATURE, PointRole.ROOM),
+            humidities=names(PointKind.HUMIDITY, PointRole.ROOM),
+            doors=names(PointKind.DOOR, None),
+        )
+
+
+_NOTHING_SHOWN = _Shown(frozenset(), (), (), ())
+
+
 class Board:
-    """Builds the tiles of every room."""
+    """Builds the tiles of every room. A tile costs the room's alerts and the few series it
+    shows (the first air probe with a good value, the doors), not a pass over every point of
+    the room: a room may have hundreds of probes, and the board is rebuilt on every commit."""
 
     def __init__(
         self,
@@ -98,6 +128,7 @@ class Board:
         self._points: dict[tuple[str, str], list[PointInfo]] = {}
         for p in site_points(cfg, profiles):
             self._points.setdefault((p.sid.site, p.room), []).append(p)
+        self._shown = {key: _Shown.of(points) for key, points in self._points.items()}
 
     def points(self, site: str, room: str) -> list[PointInfo]:
         return self._points.get((site, room), [])
@@ -105,33 +136,43 @@ class Board:
     def tiles(self, now_ms: int, lang: Lang) -> list[Tile]:
         snap = self.alerts.snapshot()
         online = {g.id: g.state == "online" for g in self.registry.all()}
-        by_room: dict[tuple[str, str], list[TileAlert]] = {}
+        # by room: (its alarms, its other alerts), each kept to TILE_ALERTS, and how many
+        by_room: dict[tuple[str, str], tuple[list[TileAlert], list[TileAlert], list[int]]] = {}
         for a in snap.alerts:  # by id
-            if a.state in SHOWN and a.room is not None:
+            if a.state not in SHOWN or a.room is None:
+                continue
+            room_alerts = by_room.get((a.site, a.room))
+            if room_alerts is None:
+                room_alerts = by_room[(a.site, a.room)] = ([], [], [0])
+            room_alerts[2][0] += 1
+            kept = room_alerts[0] if a.severity == "alarm" else room_alerts[1]
+            if len(kept) < TILE_ALERTS:
                 what = condition(a.kind, a.quantity, a.direction, lang)
-                by_room.setdefault((a.site, a.room), []).append(
-                    TileAlert(a.id, a.rule, what, a.severity, a.state, a.since_ms)
-                )
+                kept.append(TileAlert(a.id, a.rule, what, a.severity, a.state, a.since_ms))
         out = []
         for site in self.cfg.sites:
             for room in site.rooms:
+                alarms, others, count = by_room.get((site.id, room.id), ([], [], [0]))
+                listed = (alarms + others)[:TILE_ALERTS]
                 tile = Tile(
                     site=site.id,
                     room=room.id,
                     name=display_name(room.name, lang),
                     site_name=display_name(site.name, lang),
                     state="ok",
-                    alerts=by_room.get((site.id, room.id), []),
+                    alerts=listed,
+                    more=count[0] - len(listed),
                 )
                 self._fill(tile, snap, online, now_ms)
                 out.append(tile)
         return out
 
     def _fill(self, tile: Tile, snap: AlertSnapshot, online: dict[str, bool], now_ms: int) -> None:
-        points = self.points(tile.site, tile.room)
-        gateways = {p.sid.gateway for p in points}
-        self._values(tile, points, snap.series)
+        shown = self._shown.get((tile.site, tile.room), _NOTHING_SHOWN)
+        gateways = shown.gateways
         room = snap.room(tile.site, tile.room)
+        tile.last_ms = room.last_ms
+        self._values(tile, shown, snap.series)
         severities = {a.severity for a in tile.alerts}
         offline = (gateways and not any(online.get(g, False) for g in gateways)) or (
             tile.last_ms is None or now_ms - tile.last_ms > STALE_MS
@@ -147,19 +188,24 @@ class Board:
         elif room.defrosting:
             tile.state = "defrost"
 
-    def _values(self, tile: Tile, points: list[PointInfo], series: Mapping[str, SeriesNow]) -> None:
-        """Room air temperature and humidity, door state and since when, last reading."""
-        for p in points:
-            v = series.get(str(p.sid))
-            if v is None or v.ts_ms is None:
+    @staticmethod
+    def _values(tile: Tile, shown: _Shown, series: Mapping[str, SeriesNow]) -> None:
+        """Room air temperature and humidity (of the first probe with a good value), door
+        state and since when (open if any door is, since the first that opened)."""
+        tile.temperature = _first_good(shown.temperatures, series)
+        tile.humidity = _first_good(shown.humidities, series)
+        for name in shown.doors:
+            v = series.get(name)
+            if v is None or v.ts_ms is None or v.value is None:
                 continue
-            tile.last_ms = max(tile.last_ms or 0, v.ts_ms)
-            good = v.value if v.good else None
-            if p.kind is PointKind.TEMPERATURE and p.role is PointRole.ROOM:
-                tile.temperature = good if tile.temperature is None else tile.temperature
-            elif p.kind is PointKind.HUMIDITY and p.role is PointRole.ROOM:
-                tile.humidity = good if tile.humidity is None else tile.humidity
-            elif p.kind is PointKind.DOOR and v.value is not None:
-                is_open = v.value >= 0.5
-                if tile.door_open is None or (is_open and not tile.door_open):
-                    tile.door_open, tile.door_since_ms = is_open, v.changed_ms
+            is_open = v.value >= 0.5
+            if tile.door_open is None or (is_open and not tile.door_open):
+                tile.door_open, tile.door_since_ms = is_open, v.changed_ms
+
+
+def _first_good(names: tuple[str, ...], series: Mapping[str, SeriesNow]) -> float | None:
+    for name in names:
+        v = series.get(name)
+        if v is not None and v.ts_ms is not None and v.good and v.value is not None:
+            return v.value
+    return None

@@ -10,6 +10,7 @@ files and the pages' error handler to the hub's app.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -40,6 +41,10 @@ HEARTBEAT_S = 15.0
 # Readings wake the streams at once; alert transitions made by the evaluator's clock (a
 # delay running out) are picked up by this poll.
 POLL_S = 0.25
+# A stream redraws the board at most this often: commits come tens of times a second at
+# full ingest, and an alert storm opens thousands of alerts; a redraw costs the changes
+# since the previous one, and the page needs no more than a few a second.
+REDRAW_S = 0.25
 
 
 @dataclass
@@ -99,7 +104,7 @@ def _board_routes(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer
     @router.get("/events")
     async def events(request: Request, user: Principal = operator) -> Response:
         """Server-sent events: ``tile`` with a changed tile's HTML, as soon as readings are
-        committed (or within ``POLL_S`` of an alert's change)."""
+        committed (or within ``POLL_S`` of an alert's change), at most every ``REDRAW_S``."""
         from fastapi.responses import StreamingResponse
 
         lang = i18n.lang_of(request)
@@ -121,8 +126,12 @@ def _board_routes(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer
                     if time.monotonic() - last_beat > HEARTBEAT_S:
                         last_beat = time.monotonic()
                         yield ": beat\n\n"
+                    drawn = time.monotonic()
                     wake.clear()
                     await wait_event(wake, POLL_S)
+                    rest = REDRAW_S - (time.monotonic() - drawn)
+                    if rest > 0:
+                        await asyncio.sleep(rest)
                     if await request.is_disconnected():
                         break
             finally:

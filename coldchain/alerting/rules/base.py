@@ -51,6 +51,12 @@ class RuleBase(StrictModel):
         """The trend window the kind reads from its series' view (None: none)."""
         return None
 
+    def quiet_range(self, w: Watch) -> tuple[float, float] | None:
+        """Values of the watch's own series that leave it idle: see
+        :meth:`RuleLogic.quiet_range`. None (most kinds): no such range, judge every
+        reading."""
+        return None
+
 
 class Graded(StrictModel):
     """A rule with one severity and one escalation policy."""
@@ -177,6 +183,14 @@ class RuleLogic(Protocol):
 
     def window_ms(self) -> int | None:
         """The trend window (ms) the evaluator keeps for the watch's series (None: none)."""
+        ...
+
+    def quiet_range(self, w: Watch) -> tuple[float, float] | None:
+        """``(lo, hi)`` such that, while the watch is idle, a good reading of its own series
+        (``w.series``) with ``lo <= value <= hi`` makes ``check`` return :data:`CLEAR`
+        whatever else is known, so the evaluator may skip judging it (None: no such range;
+        the watch is judged on every reading). Only for watches that are not ``timed`` and
+        whose only input is their series."""
         ...
 
 

@@ -3,6 +3,7 @@ garbage) for longer than a set time."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
@@ -38,6 +39,9 @@ class SensorFaultRule(RuleBase, SensorRule):
         ctx: WatchContext,
     ) -> Iterator[Watch]:
         return self.sensor_watches(self, points, ctx, delay_s=self.longer_than)
+
+    def quiet_range(self, w: Watch) -> tuple[float, float] | None:
+        return (-math.inf, math.inf)  # a good reading is no fault, whatever its value
 
     def check(self, w: Watch, views: Views, now_ms: int, active: bool) -> Verdict:
         s = views.series.get(w.series or "")

@@ -4,6 +4,7 @@ delay, in a warning and an alarm tier, cleared only once back inside by the hyst
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
@@ -86,6 +87,12 @@ class ThresholdRule(RuleBase):
                     direction=self.direction,
                     limit=base + sign * tier.margin,
                 )
+
+    def quiet_range(self, w: Watch) -> tuple[float, float] | None:
+        # idle, a good value is bad only past the limit (the hysteresis is for clearing)
+        if w.limit is None:
+            return (-math.inf, math.inf)
+        return (-math.inf, w.limit) if w.direction == "above" else (w.limit, math.inf)
 
     def check(self, w: Watch, views: Views, now_ms: int, active: bool) -> Verdict:
         s = views.series.get(w.series or "")
