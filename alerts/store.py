@@ -172,13 +172,12 @@ class AlertStore(TransactionalDb):
     def insert(self, **values: Any) -> AlertRow:
         cols = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-        cur = self._write(
-            f"INSERT INTO alerts ({cols}) VALUES ({marks})",  # noqa: S608 - our column names
+        row = self._write_returning(
+            f"INSERT INTO alerts ({cols}) VALUES ({marks}) "  # noqa: S608 - our column names
+            f"RETURNING {', '.join(_ALERT_COLS)}",
             list(values.values()),
         )
-        row = self.get(int(cur.lastrowid or 0))
-        assert row is not None
-        return row
+        return AlertRow(*row)
 
     def update(self, alert_id: int, **values: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in values)

@@ -185,9 +185,18 @@ class TransactionalDb:
             self._begun = True
 
     def _write(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        if self.in_transaction:  # the common case, a statement of the open transaction
+            self._begin()
+            return self._db.execute(sql, args)
         with self.transaction():
             self._begin()
             return self._db.execute(sql, args)
+
+    def _write_returning(self, sql: str, args: Any = ()) -> Any:
+        """Run ``sql`` (``... RETURNING ...``) as :meth:`_write` does; its one row."""
+        with self.transaction():
+            self._begin()
+            return self._db.execute(sql, args).fetchone()
 
     def _read(self, sql: str, args: Any = ()) -> list[Any]:
         with self._guard():
