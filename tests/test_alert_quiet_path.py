@@ -64,7 +64,9 @@ def test_the_quiet_path_decides_exactly_what_judging_every_watch_decides(
 def test_quiet_readings_skip_the_threshold_and_fault_watches() -> None:
     """A good reading inside every limit judges only the watches without a quiet range (the
     rate of rise, the stale timer, the room's door-open-while-warm) and not the four
-    thresholds and the sensor fault; past a limit, all of them."""
+    thresholds and the sensor fault; past the high limit, also the two high thresholds (the
+    low ones and the fault stay quiet); while those are pending, they are judged on every
+    reading."""
     ev = evaluator()
     ev.feed([r("probe/temperature", T0, 2.0)])
     before = ev.judgements
@@ -72,10 +74,13 @@ def test_quiet_readings_skip_the_threshold_and_fault_watches() -> None:
     assert ev.judgements - before == 3
     before = ev.judgements
     ev.feed([r("probe/temperature", T0 + 2 * MIN, 6.0)])  # past the high limit
-    assert ev.judgements - before == 8
-    before = ev.judgements  # the high warning and alarm are pending: all judged
+    assert ev.judgements - before == 5
+    before = ev.judgements  # the high warning and alarm are pending: judged though inside
     ev.feed([r("probe/temperature", T0 + 3 * MIN, 2.0)])
-    assert ev.judgements - before == 8
+    assert ev.judgements - before == 5
     before = ev.judgements  # both cancelled: the quiet path again
     ev.feed([r("probe/temperature", T0 + 4 * MIN, 2.0)])
     assert ev.judgements - before == 3
+    before = ev.judgements  # a bad reading: every watch
+    ev.feed([r("probe/temperature", T0 + 5 * MIN, None, Quality.BAD)])
+    assert ev.judgements - before == 8

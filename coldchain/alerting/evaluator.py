@@ -18,7 +18,9 @@ judging on most readings: a watch whose rule gives a quiet range (``RuleLogic.qu
 a threshold's side of its limit, any value for a sensor fault) stays idle on a good reading
 inside it, so while all such watches of a series are idle, a good reading inside the
 intersection of their ranges is judged only by the series' other watches (a rate of rise, a
-silent-sensor timer): one comparison instead of a call per watch. The tick judges only
+silent-sensor timer): one comparison instead of a call per watch. A good reading outside it
+(past a high limit, say) still skips the idle watches whose own range holds it (the low
+limits, the sensor fault): a comparison each instead of a judgement. The tick judges only
 what is due: every deadline (a delay running out, a hold-off or maintenance ending, a series
 falling silent) sits in a heap keyed by its due time, with lazy deletion (an entry that is no
 longer a watch's current one is skipped when popped). A tick with nothing due pops nothing
@@ -84,6 +86,8 @@ class _State:
     timer_ms: int | None = None  # the live entry of a timed watch in Evaluator._timers
     order: int = 0  # when it was added: due timed watches are judged in this order
     quiet: _Quiet | None = None  # its series' quiet path, if the watch has a quiet range
+    lo: float = -math.inf  # its quiet range (with ``quiet`` only)
+    hi: float = math.inf
 
 
 @dataclass(slots=True)
@@ -168,7 +172,8 @@ class Evaluator:
         quiet = None if w.timed or w.inputs != (w.series,) else w.rule.quiet_range(w)
         if quiet is not None and w.series is not None:
             q = st.quiet = self._quiet[w.series]
-            q.lo, q.hi = max(q.lo, quiet[0]), min(q.hi, quiet[1])
+            st.lo, st.hi = quiet
+            q.lo, q.hi = max(q.lo, st.lo), min(q.hi, st.hi)
         else:
             for name in dict.fromkeys(w.inputs):
                 self._quiet[name].rest.append(st)
@@ -251,16 +256,16 @@ class Evaluator:
             if not self._room_event(place, view, name, r.ts_ms):
                 q = self._quiet.get(name)
                 value = view.value
-                if (
-                    q is not None
-                    and not q.busy
-                    and view.good
-                    and value is not None
-                    and q.lo <= value <= q.hi
-                ):
-                    own = q.rest  # the quiet path: see the module's docstring
-                for st in own:
-                    self._judge(st, r.ts_ms, out)
+                if q is None or not view.good or value is None:
+                    for st in own:
+                        self._judge(st, r.ts_ms, out)
+                elif not q.busy and q.lo <= value <= q.hi:
+                    for st in q.rest:  # the quiet path: see the module's docstring
+                        self._judge(st, r.ts_ms, out)
+                else:  # past some limit: skip only the idle watches it leaves quiet
+                    for st in own:
+                        if st.quiet is None or st.phase != "idle" or not st.lo <= value <= st.hi:
+                            self._judge(st, r.ts_ms, out)
                 continue
             seen: set[str] = set()
             for st in (*own, *self._by_room.get(place, ())):
