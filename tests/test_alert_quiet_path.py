@@ -61,26 +61,43 @@ def test_the_quiet_path_decides_exactly_what_judging_every_watch_decides(
     assert fast.judgements <= full.judgements
 
 
-def test_quiet_readings_skip_the_threshold_and_fault_watches() -> None:
+def test_quiet_readings_skip_the_threshold_fault_and_stale_watches() -> None:
     """A good reading inside every limit judges only the watches without a quiet range (the
-    rate of rise, the stale timer, the room's door-open-while-warm) and not the four
-    thresholds and the sensor fault; past the high limit, also the two high thresholds (the
-    low ones and the fault stay quiet); while those are pending, they are judged on every
-    reading."""
+    rate of rise, the room's door-open-while-warm), not the four thresholds, the sensor
+    fault and the armed silent-sensor timer; past the high limit, also the two high
+    thresholds (the low ones, the fault and the timer stay quiet); while those are pending,
+    they are judged on every reading; a bad reading is judged by every watch."""
     ev = evaluator()
     ev.feed([r("probe/temperature", T0, 2.0)])
     before = ev.judgements
     ev.feed([r("probe/temperature", T0 + MIN, 2.1)])
-    assert ev.judgements - before == 3
+    assert ev.judgements - before == 2
     before = ev.judgements
     ev.feed([r("probe/temperature", T0 + 2 * MIN, 6.0)])  # past the high limit
-    assert ev.judgements - before == 5
+    assert ev.judgements - before == 4
     before = ev.judgements  # the high warning and alarm are pending: judged though inside
     ev.feed([r("probe/temperature", T0 + 3 * MIN, 2.0)])
-    assert ev.judgements - before == 5
+    assert ev.judgements - before == 4
     before = ev.judgements  # both cancelled: the quiet path again
     ev.feed([r("probe/temperature", T0 + 4 * MIN, 2.0)])
-    assert ev.judgements - before == 3
-    before = ev.judgements  # a bad reading: every watch
+    assert ev.judgements - before == 2
+    before = ev.judgements
     ev.feed([r("probe/temperature", T0 + 5 * MIN, None, Quality.BAD)])
     assert ev.judgements - before == 8
+
+
+def test_a_silent_sensor_without_a_timer_is_judged_and_armed_by_its_next_reading() -> None:
+    """Before its first reading a series' silent-sensor watch has no deadline (no timer):
+    the first good reading is judged by it, which arms it; the silence that follows fires."""
+    ev = evaluator()
+    (stale,) = [
+        st
+        for st in ev._states.values()
+        if st.watch.key.startswith("sensor-stale/")
+        and st.watch.series == "s1/gw1/probe/temperature"
+    ]
+    assert stale.timer_ms is None
+    ev.feed([r("probe/temperature", T0 + MIN, 2.0)])
+    assert stale.timer_ms is not None
+    fired = ev.tick(T0 + 7 * MIN)
+    assert [t.key for t in fired if t.key.startswith("sensor-stale/")]

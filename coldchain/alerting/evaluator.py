@@ -15,12 +15,13 @@ hold-off ends and silent sensors against the clock.
 What stays true of the cost: a reading is judged only by the watches of its own series (and
 of its room when it changes the room's defrost, door or power state). Most of those need no
 judging on most readings: a watch whose rule gives a quiet range (``RuleLogic.quiet_range``:
-a threshold's side of its limit, any value for a sensor fault) stays idle on a good reading
-inside it, so while all such watches of a series are idle, a good reading inside the
-intersection of their ranges is judged only by the series' other watches (a rate of rise, a
-silent-sensor timer): one comparison instead of a call per watch. A good reading outside it
-(past a high limit, say) still skips the idle watches whose own range holds it (the low
-limits, the sensor fault): a comparison each instead of a judgement. The tick judges only
+a threshold's side of its limit, any value for a sensor fault or a silent sensor) stays idle
+on a good reading inside it, so while all such watches of a series are idle, a good reading
+inside the intersection of their ranges is judged only by the series' other watches (a rate
+of rise) and by a silent-sensor watch that has no timer yet: one comparison instead of a call
+per watch. A good reading outside it (past a high limit, say) still skips the idle watches
+whose own range holds it (the low limits, the sensor fault): a comparison each instead of a
+judgement. The tick judges only
 what is due: every deadline (a delay running out, a hold-off or maintenance ending, a series
 falling silent) sits in a heap keyed by its due time, with lazy deletion (an entry that is no
 longer a watch's current one is skipped when popped). A tick with nothing due pops nothing
@@ -99,6 +100,7 @@ class _Quiet:
     lo: float = -math.inf
     hi: float = math.inf
     rest: list[_State] = field(default_factory=list)
+    timed: list[_State] = field(default_factory=list)  # those with a range that are timed
     busy: int = 0
 
 
@@ -169,10 +171,12 @@ class Evaluator:
         self._states[w.key] = st
         for name in dict.fromkeys(w.inputs):  # once per series, so feed needs no dedup
             self._by_input[name].append(st)
-        quiet = None if w.timed or w.inputs != (w.series,) else w.rule.quiet_range(w)
+        quiet = None if w.inputs != (w.series,) else w.rule.quiet_range(w)
         if quiet is not None and w.series is not None:
             q = st.quiet = self._quiet[w.series]
             st.lo, st.hi = quiet
+            if w.timed:
+                q.timed.append(st)
             q.lo, q.hi = max(q.lo, st.lo), min(q.hi, st.hi)
         else:
             for name in dict.fromkeys(w.inputs):
@@ -254,18 +258,7 @@ class Evaluator:
             own = self._by_input.get(name, ())
             place = self._site_room[name]
             if not self._room_event(place, view, name, r.ts_ms):
-                q = self._quiet.get(name)
-                value = view.value
-                if q is None or not view.good or value is None:
-                    for st in own:
-                        self._judge(st, r.ts_ms, out)
-                elif not q.busy and q.lo <= value <= q.hi:
-                    for st in q.rest:  # the quiet path: see the module's docstring
-                        self._judge(st, r.ts_ms, out)
-                else:  # past some limit: skip only the idle watches it leaves quiet
-                    for st in own:
-                        if st.quiet is None or st.phase != "idle" or not st.lo <= value <= st.hi:
-                            self._judge(st, r.ts_ms, out)
+                self._judge_series(name, view, own, r.ts_ms, out)
                 continue
             seen: set[str] = set()
             for st in (*own, *self._by_room.get(place, ())):
@@ -273,6 +266,32 @@ class Evaluator:
                     seen.add(st.watch.key)
                     self._judge(st, r.ts_ms, out)
         return out
+
+    def _judge_series(
+        self, name: str, view: SeriesView, own: Iterable[_State], t: int, out: list[Transition]
+    ) -> None:
+        """Judge a reading of ``name`` by its own watches, skipping the quiet ones (see the
+        module's docstring)."""
+        q = self._quiet.get(name)
+        value = view.value
+        if q is None or not view.good or value is None:
+            for st in own:
+                self._judge(st, t, out)
+        elif not q.busy and q.lo <= value <= q.hi:
+            for st in q.rest:
+                self._judge(st, t, out)
+            for st in q.timed:
+                if st.timer_ms is None:  # not armed: judging arms it
+                    self._judge(st, t, out)
+        else:  # past some limit: skip only the idle watches it leaves quiet
+            for st in own:
+                if (
+                    st.quiet is None
+                    or st.phase != "idle"
+                    or not st.lo <= value <= st.hi
+                    or (st.timer_ms is None and st.watch.timed)
+                ):
+                    self._judge(st, t, out)
 
     def gateway(self, gateway: str, *, online: bool, ts_ms: int) -> list[Transition]:
         """A gateway's link went up or down."""

@@ -189,8 +189,10 @@ class RuleLogic(Protocol):
         """``(lo, hi)`` such that, while the watch is idle, a good reading of its own series
         (``w.series``) with ``lo <= value <= hi`` makes ``check`` return :data:`CLEAR`
         whatever else is known, so the evaluator may skip judging it (None: no such range;
-        the watch is judged on every reading). Only for watches that are not ``timed`` and
-        whose only input is their series."""
+        the watch is judged on every reading). Only for watches whose only input is their
+        series. For a ``timed`` watch it also promises that such a reading never brings
+        ``due_ms`` earlier: the evaluator skips judging it only while it has a timer, which
+        then comes up no later than needed."""
         ...
 
 

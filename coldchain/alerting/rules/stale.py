@@ -50,6 +50,10 @@ class StaleRule(RuleBase, SensorRule):
             return None
         return max(s.ts_ms, views.started_ms) + math.ceil(self.after * 1000)
 
+    def quiet_range(self, w: Watch) -> tuple[float, float] | None:
+        # a reading is the opposite of silence, and moves the deadline later, never earlier
+        return (-math.inf, math.inf)
+
     def check(self, w: Watch, views: Views, now_ms: int, active: bool) -> Verdict:
         s = views.series.get(w.series or "")
         gw = views.gateways.get(w.gateway or "")
