@@ -175,6 +175,9 @@ class TransactionalDb:
     def write_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` with the connection inside a write transaction (the open one, or one of
         its own): for another table of the hub database, such as the audit log."""
+        if self.in_transaction:  # the common case: see _write
+            self._begin()
+            return fn(self._db)
         with self.transaction():
             self._begin()
             return fn(self._db)
@@ -191,12 +194,6 @@ class TransactionalDb:
         with self.transaction():
             self._begin()
             return self._db.execute(sql, args)
-
-    def _write_returning(self, sql: str, args: Any = ()) -> Any:
-        """Run ``sql`` (``... RETURNING ...``) as :meth:`_write` does; its one row."""
-        with self.transaction():
-            self._begin()
-            return self._db.execute(sql, args).fetchone()
 
     def _read(self, sql: str, args: Any = ()) -> list[Any]:
         with self._guard():
