@@ -21,15 +21,17 @@ inside the intersection of their ranges is judged only by the series' other watc
 of rise) and by a silent-sensor watch that has no timer yet: one comparison instead of a call
 per watch. A good reading outside it (past a high limit, say) still skips the idle watches
 whose own range holds it (the low limits, the sensor fault): a comparison each instead of a
-judgement. The tick judges only
-what is due: every deadline (a delay running out, a hold-off or maintenance ending, a series
-falling silent) sits in a heap keyed by its due time, with lazy deletion (an entry that is no
-longer a watch's current one is skipped when popped). A tick with nothing due pops nothing
-and judges nothing, whatever the number of watches; :attr:`Evaluator.judgements` counts the
-judgements made, so tests can prove it. Watches the clock re-checks (``Watch.timed``: stale,
-gateway offline) are judged on the scan cadence (``scan_interval_ms``) only when their
-deadline (``RuleLogic.due_ms``) has come, or while they are pending or firing (a firing stale
-alert's figure, how long the sensor has been silent, grows with the clock).
+judgement.
+
+The tick judges only what is due: every deadline (a delay running out, a hold-off or
+maintenance ending, a series falling silent) sits in a heap keyed by its due time, with lazy
+deletion (an entry that is no longer a watch's current one is skipped when popped). A tick
+with nothing due pops nothing and judges nothing, whatever the number of watches;
+:attr:`Evaluator.judgements` counts the judgements made, so tests can prove it. Watches the
+clock re-checks (``Watch.timed``: stale, gateway offline) are judged on the scan cadence
+(``scan_interval_ms``) only when their deadline (``RuleLogic.due_ms``) has come, or while
+they are pending or firing (a firing stale alert's figure, how long the sensor has been
+silent, grows with the clock).
 """
 
 from __future__ import annotations

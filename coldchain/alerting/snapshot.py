@@ -1,5 +1,6 @@
 """What the alert side publishes for the live board: an immutable picture of the open
-alerts, each series' latest reading and each room's defrost and maintenance state.
+alerts, each series' latest reading, each room's defrost and maintenance state and the time
+of its latest reading.
 
 Readers (the live board) see only this, never the evaluator's working state, and may keep a
 snapshot as long as they like: nothing in it changes afterwards. :class:`SnapshotBuilder`
