@@ -56,6 +56,7 @@ from fastapi import Request, Response
 
 from alerts.notifiers.cloud import build
 from alerts.service import TICK_S, AlertService
+from bench.harness import pct
 from coldchain.config.checks import check
 from coldchain.config.site import SiteConfig
 from coldchain.reading import Reading, SeriesId
@@ -384,17 +385,6 @@ def finished(svc: AlertService, rec: Recorder, expected: int) -> bool:
 
 
 # --- figures ------------------------------------------------------------------------------
-
-
-def pct(xs: Sequence[float], q: float) -> float:
-    """The q-th percentile, linear between closest ranks."""
-    s = sorted(xs)
-    if not s:
-        return math.nan
-    k = (len(s) - 1) * q / 100
-    lo = math.floor(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def summary(xs: Sequence[float]) -> str:

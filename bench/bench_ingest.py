@@ -50,7 +50,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -62,52 +61,32 @@ from pathlib import Path
 
 import aiomqtt
 import httpx
-import yaml
 
+from bench.harness import (
+    Procs,
+    admin_password,
+    cpu_seconds,
+    pct,
+    start_hub,
+    start_mosquitto,
+    stop,
+    wait_port,
+)
 from coldchain.protocol.messages import Batch, decode_ack, encode_batch
 from coldchain.protocol.topics import Topics
 from coldchain.reading import Reading, SeriesId
 from firmware_configs import PROFILES_DIR
 from tests import sites
+from tests.services import free_port
 from tests.sites import device, gateway, room, site_doc, tcp_bus
 
 HERE = Path(__file__).resolve().parent
-TICK = os.sysconf("SC_CLK_TCK")
 DEVICES = 10  # per gateway, 100 points each (bench/profiles/bench-100.yaml)
 SERIES = DEVICES * 100  # per gateway
 MIN = 60_000
 EXCURSION_MS = 16 * MIN  # the storm's time above the limit, in reading time
 QUIET_TARGET = 50_000  # readings per hub CPU-second, quiet, alerts on
 STORM_TARGET = 0.5  # storm / quiet
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def wait_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def pct(xs: list[float], p: float) -> float:
-    if not xs:
-        return math.nan
-    s = sorted(xs)
-    return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))]
 
 
 def site(
@@ -361,23 +340,12 @@ class Result:
 
 
 def start(
-    args: argparse.Namespace, t: Path, procs: list[subprocess.Popen[bytes]]
+    args: argparse.Namespace, t: Path, procs: Procs
 ) -> tuple[int, int, subprocess.Popen[bytes], str]:
     """Mosquitto (and VictoriaMetrics) and the hub on a fresh data dir under ``t``, each
     appended to ``procs``; the broker's and the hub's ports, the hub and the admin's
     password."""
-    mport = free_port()
-    (t / "mosquitto.conf").write_text(
-        f"listener {mport} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-        "max_queued_messages 10000\n"
-    )
-    procs.append(
-        subprocess.Popen(
-            ["/usr/sbin/mosquitto", "-c", str(t / "mosquitto.conf")],
-            stderr=subprocess.DEVNULL,
-        )
-    )
-    wait_port(mport)
+    mport = start_mosquitto(t, procs)
     store: dict[str, object] = {"type": "sqlite"}
     if args.store == "victoriametrics":
         vport = free_port()
@@ -397,38 +365,13 @@ def start(
         store = {"type": "influx", "url": f"http://127.0.0.1:{vport}"}
     hport = free_port()
     cfg = site(args.gateways, f"mqtt://127.0.0.1:{mport}", store, t / "hub", hport)
-    (t / "site.yaml").write_text(yaml.safe_dump(cfg))
-    with (t / "hub.log").open("wb") as log:
-        hub = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "coldchain.cli",
-                "hub",
-                str(t / "site.yaml"),
-                "--profiles",
-                str(PROFILES_DIR),
-                "--profiles",
-                str(HERE / "profiles"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-    procs.append(hub)
-    assert hub.stdout is not None
-    hub.stdout.readline()  # "coldchain hub: API ..."
-    wait_port(hport)
-    password_file = t / "hub" / "admin-password"
-    deadline = time.monotonic() + 30
-    while not password_file.exists():
-        if time.monotonic() > deadline:
-            raise RuntimeError("the hub wrote no admin-password")
-        time.sleep(0.05)
-    return mport, hport, hub, password_file.read_text().strip()
+    profiles = ("--profiles", str(PROFILES_DIR), "--profiles", str(HERE / "profiles"))
+    hub = start_hub(t, cfg, hport, procs, *profiles)
+    return mport, hport, hub, admin_password(t / "hub")
 
 
 def run_shape(args: argparse.Namespace, shape: str, t: Path) -> Result:
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: Procs = []
     t.mkdir()
     try:
         mport, hport, hub, password = start(args, t, procs)
@@ -460,9 +403,7 @@ def run_shape(args: argparse.Namespace, shape: str, t: Path) -> Result:
             print(log_path.read_text()[-3000:], file=sys.stderr)
         raise
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            p.wait()
+        stop(procs)
 
 
 def ms(xs: list[float] | None) -> str:

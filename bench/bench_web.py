@@ -43,7 +43,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -55,19 +54,19 @@ from typing import Any
 
 import aiomqtt
 import httpx
-import yaml
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from bench.harness import Procs, admin_password, cpu_seconds, pct, start_hub, start_mosquitto, stop
 from coldchain.protocol.messages import Batch, decode_ack, encode_batch
 from coldchain.protocol.topics import Topics
 from coldchain.reading import Reading, SeriesId
 from coldchain.store.sqlite.store import SqliteStore
 from tests import sites
+from tests.services import free_port
 
 SITE_ROOMS = 20  # rooms per site
 GATEWAY_ROOMS = 10  # rooms per gateway
 MIN, DAY = 60_000, 86_400_000
-TICK = os.sysconf("SC_CLK_TCK")
 SITE, ROOM, GW = "s000", "r00", "s000-gw0"  # the measured room and its gateway
 TILE = f"tile-{SITE}--{ROOM}"
 EPOCH = "bench-web"
@@ -155,28 +154,6 @@ TICK_COST = """
 # --- processes ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
 def browser_cpu() -> float:
     """CPU seconds of every Chromium process (the browser's own and its renderers)."""
     total = 0.0
@@ -201,31 +178,13 @@ def chromium_path() -> str:
 @contextlib.contextmanager
 def processes(tmp: Path, rooms: int) -> Iterator[tuple[int, str, subprocess.Popen[bytes]]]:
     """Mosquitto and the hub; yields the broker's port, the hub's URL and its process."""
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: Procs = []
     try:
-        mport = free_port()
-        (tmp / "mosquitto.conf").write_text(
-            f"listener {mport} 127.0.0.1\nuser root\nallow_anonymous true\nset_tcp_nodelay true\n"
-            "max_queued_messages 10000\n"
-        )
-        procs.append(
-            subprocess.Popen(
-                ["/usr/sbin/mosquitto", "-c", str(tmp / "mosquitto.conf")],
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        wait_port(mport)
+        mport = start_mosquitto(tmp, procs)
         hport = free_port()
-        cfg = site(rooms, f"mqtt://127.0.0.1:{mport}", tmp / "hub", hport)
-        (tmp / "site.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
-        with (tmp / "hub.log").open("wb") as log:
-            hub = subprocess.Popen(
-                [sys.executable, "-m", "coldchain.cli", "hub", str(tmp / "site.yaml")],
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        procs.append(hub)
-        wait_port(hport)
+        hub = start_hub(
+            tmp, site(rooms, f"mqtt://127.0.0.1:{mport}", tmp / "hub", hport), hport, procs
+        )
         yield mport, f"http://127.0.0.1:{hport}", hub
     except BaseException:
         log_path = tmp / "hub.log"
@@ -233,9 +192,7 @@ def processes(tmp: Path, rooms: int) -> Iterator[tuple[int, str, subprocess.Pope
             print(log_path.read_text()[-3000:], file=sys.stderr)
         raise
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            p.wait()
+        stop(procs)
 
 
 # --- the site -----------------------------------------------------------------------------
@@ -395,17 +352,6 @@ async def measured_gateway(
 
 
 # --- figures ------------------------------------------------------------------------------
-
-
-def pct(xs: Sequence[float], q: float) -> float:
-    """The q-th percentile, linear between closest ranks."""
-    s = sorted(xs)
-    if not s:
-        return math.nan
-    k = (len(s) - 1) * q / 100
-    lo = math.floor(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def summary(ms: Sequence[float], digits: int = 0) -> str:
@@ -696,13 +642,7 @@ def main() -> None:
         t = Path(tmp)
         n, fill_s = asyncio.run(fill(t / "hub" / "store.db", args.days))
         with processes(t, args.rooms) as (mport, base, hub):
-            password_file = t / "hub" / "admin-password"
-            deadline = time.monotonic() + 30
-            while not password_file.exists():
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the hub wrote no admin-password")
-                time.sleep(0.05)
-            password = password_file.read_text().strip()
+            password = admin_password(t / "hub")
             print(
                 f"# web UI benchmark: {cpu_model()}, {os.cpu_count()} cores, "
                 f"{platform.machine()}, Python {platform.python_version()}"

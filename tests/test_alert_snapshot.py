@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from coldchain.alerting.snapshot import AlertSnapshot, OpenAlert, SnapshotBuilder
+from coldchain.alerting.snapshot import AlertSnapshot, OpenAlert, SeriesNow, SnapshotBuilder
 from coldchain.alerting.states import AlertState
 from coldchain.alerting.views import Views
 from coldchain.reading import Quality
@@ -19,23 +19,34 @@ from tests.alertkit import MIN, PROFILES, T0, config, evaluator, r
 SERIES = ["probe/temperature", "probe/humidity", "ctl/probe_1", "di/door_1", "fz/temperature"]
 
 
+def copied(views: Views) -> dict[str, SeriesNow]:
+    """Every series' latest, copied from the live state: what a snapshot must hold."""
+    return {
+        name: SeriesNow(v.ts_ms, v.value, v.good, v.changed_ms) for name, v in views.series.items()
+    }
+
+
 def test_incremental_snapshots_equal_full_copies_and_never_change_afterwards() -> None:
     ev = evaluator()
     builder = SnapshotBuilder()
     rnd = random.Random(7)
-    kept: list[tuple[AlertSnapshot, AlertSnapshot]] = []
+    kept: list[tuple[AlertSnapshot, dict[str, SeriesNow]]] = []
     for i in range(40):
         t = T0 + i * MIN
         picked = rnd.sample(SERIES, rnd.randint(0, 3))
         quality = [Quality.GOOD, Quality.GOOD, Quality.BAD]
         ev.feed([r(s, t, rnd.uniform(-2, 8), rnd.choice(quality)) for s in picked])
         snap = builder.build((), ev.views)
-        full = AlertSnapshot.build((), ev.views)
-        assert dict(snap.series) == dict(full.series)
-        assert dict(snap.rooms) == dict(full.rooms)
+        full = copied(ev.views)
+        assert dict(snap.series) == full
+        assert {
+            k: (r.defrosting, r.maintenance_until_ms, r.last_ms) for k, r in snap.rooms.items()
+        } == {
+            k: (r.defrosting, r.maintenance_until_ms, r.last_ms) for k, r in ev.views.rooms.items()
+        }
         kept.append((snap, full))
     for snap, full in kept:  # each as it was when handed out
-        assert dict(snap.series) == dict(full.series)
+        assert dict(snap.series) == full
     assert not ev.views.changed  # the builder took them
 
 
@@ -115,7 +126,7 @@ def test_a_tile_lists_a_few_alerts_alarms_first_and_counts_the_rest(tmp_path: Pa
     warnings = [alert(i, "warning") for i in range(1, 3000)]
     alarms = [alert(i, "alarm") for i in range(3000, 3003)]
     pending = [alert(i, "alarm", AlertState.PENDING) for i in range(4000, 4100)]
-    snap = AlertSnapshot.build((*warnings, *alarms, *pending), ev.views)
+    snap = SnapshotBuilder().build((*warnings, *alarms, *pending), ev.views)
     registry = Registry(tmp_path / "hub.db", ["gw1"], health_timeout_s=60)
     board = Board(cfg, PROFILES, registry, _Fixed(snap))
     (tile,) = [t for t in board.tiles(T0, "en") if t.room == "chill"]

@@ -10,7 +10,7 @@ mapping), the state of every room and the open alerts, never the readings' histo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
@@ -82,27 +82,15 @@ class AlertSnapshot:
     series: Mapping[str, SeriesNow]
     rooms: Mapping[tuple[str, str], RoomNow]
 
-    @classmethod
-    def build(cls, alerts: Iterable[OpenAlert], views: Views) -> AlertSnapshot:
-        """A snapshot copying every series (:class:`SnapshotBuilder` copies only those
-        that changed since its last one)."""
-        series = {name: _series_now(v) for name, v in views.series.items()}
-        return cls(
-            alerts=tuple(sorted(alerts, key=lambda a: a.id)),
-            series=MappingProxyType(series),
-            rooms=_rooms_now(views),
-        )
-
     def room(self, site: str, room: str) -> RoomNow:
         return self.rooms.get((site, room), EMPTY_ROOM)
 
 
 class SnapshotBuilder:
-    """Successive snapshots of one live state, each as :meth:`AlertSnapshot.build` would
-    make it, at the cost of the series updated since the previous one (``Views.changed``)
-    plus a copy of the previous series mapping, not a copy of every series: the live board
-    asks for one on every commit. The first snapshot of a :class:`Views` (or of another one,
-    after it was replaced) copies every series."""
+    """Successive snapshots of one live state, each at the cost of the series updated since
+    the previous one (``Views.changed``) plus a copy of the previous series mapping, not a
+    copy of every series: the live board asks for one on every commit. The first snapshot
+    of a :class:`Views` (or of another one, after it was replaced) copies every series."""
 
     def __init__(self) -> None:
         self._views: Views | None = None
