@@ -10,15 +10,12 @@ once, and in the hub on a writer thread (:mod:`alerts.transactions`).
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from alerts.transactions import TransactionalDb
 from coldchain.alerting.states import OPEN_STATES, AlertState
-
-log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (

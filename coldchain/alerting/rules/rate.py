@@ -9,9 +9,10 @@ raises it; a real rise moves every pair. It needs ``min_samples`` samples coveri
 :data:`MAX_POINTS` samples is thinned evenly, which bounds the cost of a check.
 
 The evaluator keeps each watched series' window as a queue
-(:class:`~coldchain.alerting.trend.RiseWindow`): a check reads it in O(1) amortised instead
-of scanning the series' history; :func:`check_by_definition` is the plain definition the
-tests and ``bench/bench_evaluator.py`` hold it to.
+(:class:`~coldchain.alerting.trend.RiseWindow`): a sample enters and leaves it once, and a
+check reads the kept slope (recomputed over at most :data:`MAX_POINTS` thinned samples when
+the window holds more) instead of scanning the series' history. :func:`check_by_definition`
+is the plain definition the tests and ``bench/bench_evaluator.py`` hold it to.
 """
 
 from __future__ import annotations
