@@ -11,8 +11,9 @@ in state since the live board's last snapshot; and ``evaluator`` is the one judg
 now (a rule edit replaces it, keeping what it knew of the live state).
 
 ``audit`` is a :class:`StoreAudit`: given the hub's audit log (an :class:`AuditTrail`), each
-record is written on the alert store's connection, in the transaction open there, so an
-alert's change and its record commit together; given a plain function, the record is handed
+record is encoded at once and queued in the transaction open on the alert store's connection;
+the records of one transaction are written together just before it commits, so an alert's
+change and its record commit together; given a plain function, the record is handed
 to it once that transaction has committed (the function cannot join it).
 """
 
@@ -65,9 +66,8 @@ class AuditTrail(Protocol):
         comment: str | None = None,
     ) -> int: ...
 
-    def record_on(
+    def row(
         self,
-        db: sqlite3.Connection,
         *,
         actor: str,
         action: str,
@@ -75,12 +75,15 @@ class AuditTrail(Protocol):
         before: Any = None,
         after: Any = None,
         comment: str | None = None,
-    ) -> int: ...
+    ) -> Any: ...
+
+    def insert_rows(self, db: sqlite3.Connection, rows: list[Any]) -> None: ...
 
 
 class StoreAudit:
     """Audits the alert side's changes in the alert store's transactions (see the module
-    docstring). Returns the record's id, or 0 when a plain function will write it later."""
+    docstring). Returns 0 when the record is written later (with the transaction's others,
+    or by a plain function once the transaction has committed), else the function's id."""
 
     def __init__(self, store: AlertStore, sink: AuditTrail | Audit) -> None:
         self.store = store
@@ -101,6 +104,13 @@ class StoreAudit:
         after: Any = None,
         comment: str | None = None,
     ) -> int:
+        trail = self.trail
+        if trail is not None:
+            row = trail.row(
+                actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
+            )
+            self.store.append(trail.insert_rows, row)
+            return 0
         record: dict[str, Any] = {
             "actor": actor,
             "action": action,
@@ -109,9 +119,7 @@ class StoreAudit:
             "after": after,
             "comment": comment,
         }
-        trail, function = self.trail, self.function
-        if trail is not None:
-            return self.store.write_with(lambda db: trail.record_on(db, **record))
+        function = self.function
         assert function is not None
         if self.store.in_transaction:
             self.store.after_commit(partial(function, **record))

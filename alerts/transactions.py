@@ -2,7 +2,8 @@
 committed once, optionally on a writer thread (the base of :class:`alerts.store.AlertStore`).
 
 Changes made inside :meth:`TransactionalDb.transaction` (and records of other tables written
-with :meth:`TransactionalDb.write_with`, such as the audit log's) commit together, once, when
+with :meth:`TransactionalDb.write_with`, or queued with :meth:`TransactionalDb.append` and
+written together just before the commit, such as the audit log's) commit together, once, when
 the outermost block ends: the hub applies all the transitions of one evaluation, with their
 audit records and queued notifications, in one transaction. A change outside any block is
 its own transaction. Work to do once the changes are durable (handing notifications to the
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Batches = dict[Callable[[sqlite3.Connection, list[Any]], object], list[Any]]
 
 
 class TransactionalDb:
@@ -56,6 +58,7 @@ class TransactionalDb:
         self._owner: int | None = None  # that thread
         self._begun = False  # BEGIN issued (at the first write of the block)
         self._after: list[Callable[[], object]] = []
+        self._batches: Batches = {}  # rows queued by append(), by the function that writes them
         self.commits = 0  # transactions committed on this connection
 
     def close(self) -> None:
@@ -100,12 +103,13 @@ class TransactionalDb:
                 loop = self._loop() if background else None
                 if loop is not None and self._writer is not None and self._begun:
                     after, self._after = self._after, []
+                    batches, self._batches = self._batches, {}
                     self._idle.clear()
                     try:
-                        self._writer.submit(self._commit, after, loop)
+                        self._writer.submit(self._commit, batches, after, loop)
                     except BaseException:
                         self._idle.set()
-                        self._after = after
+                        self._after, self._batches = after, batches
                         raise
                     self._begun = False
                     return
@@ -126,9 +130,16 @@ class TransactionalDb:
         except RuntimeError:
             return None
 
-    def _commit(self, after: list[Callable[[], object]], loop: asyncio.AbstractEventLoop) -> None:
-        """On the writer thread: commit what the loop wrote, then hand ``after`` to it."""
+    def _commit(
+        self,
+        batches: Batches,
+        after: list[Callable[[], object]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """On the writer thread: write the queued rows and commit what the loop wrote, then
+        hand ``after`` to it."""
         try:
+            self._flush(batches)
             self._db.execute("COMMIT")
         except Exception:
             log.exception("committing %d alert changes failed; rolled back", len(after))
@@ -152,8 +163,10 @@ class TransactionalDb:
         if not self._begun:
             return
         self._begun = False
+        batches, self._batches = self._batches, {}
         if commit:
             try:
+                self._flush(batches)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -164,6 +177,10 @@ class TransactionalDb:
             self._db.execute("ROLLBACK")
             self._after.clear()
 
+    def _flush(self, batches: Batches) -> None:
+        for write, rows in batches.items():
+            write(self._db, rows)
+
     def after_commit(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` once the calling thread's open transaction has committed (dropped when
         it rolls back); at once when there is none."""
@@ -171,6 +188,22 @@ class TransactionalDb:
             self._after.append(fn)
         else:
             fn()
+
+    def append(self, write: Callable[[sqlite3.Connection, list[Any]], object], row: Any) -> None:
+        """Queue ``row`` in the open transaction (one of its own when there is none): just
+        before it commits, ``write(connection, rows)`` writes the rows queued with the same
+        ``write``, in order, in one call (an ``executemany``); they are dropped if it rolls
+        back. For rows nothing reads back inside the transaction, such as audit records."""
+        if not self.in_transaction:
+            with self.transaction():
+                self.append(write, row)
+            return
+        self._begin()
+        rows = self._batches.get(write)
+        if rows is None:
+            self._batches[write] = [row]
+        else:
+            rows.append(row)
 
     def write_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` with the connection inside a write transaction (the open one, or one of

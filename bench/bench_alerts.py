@@ -60,7 +60,7 @@ from bench.harness import pct
 from coldchain.config.checks import check
 from coldchain.config.site import SiteConfig
 from coldchain.reading import Reading, SeriesId
-from hub.audit import AuditLog
+from hub.audit import AuditLog, AuditRow
 from tests import sites
 from tests.smsfakes.twilio import TwilioFake
 
@@ -254,9 +254,8 @@ class Recorder:
             actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
         )
 
-    def record_on(
+    def row(
         self,
-        db: sqlite3.Connection,
         *,
         actor: str,
         action: str,
@@ -264,12 +263,16 @@ class Recorder:
         before: Any = None,
         after: Any = None,
         comment: str | None = None,
-    ) -> int:
-        """As the hub's audit log does: inside the alert store's transaction."""
+    ) -> AuditRow:
+        """As the hub's audit log does: encoded now, written with the alert store's
+        transaction."""
         self._note(action, obj, after)
-        return self.audit.record_on(
-            db, actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
+        return self.audit.row(
+            actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
         )
+
+    def insert_rows(self, db: sqlite3.Connection, rows: list[AuditRow]) -> None:
+        self.audit.insert_rows(db, rows)
 
     def _note(self, action: str, obj: str, after: Any) -> None:
         if action == "alert.firing":

@@ -4,9 +4,11 @@ Append-only by construction: SQLite triggers refuse UPDATE and DELETE, so not ev
 the hub can rewrite history (21 CFR 11.10(e): old values stay visible; GSP: records cannot be
 edited or deleted).
 
-:meth:`AuditLog.record` commits each record on its own. :meth:`AuditLog.record_on` writes one
-on another connection to the same database, inside that connection's transaction: the alert
-store uses it so that an alert's change and its audit record commit together or not at all.
+:meth:`AuditLog.record` commits each record on its own. :meth:`AuditLog.row` encodes one
+record and :meth:`AuditLog.insert_rows` writes such rows through another connection to the same
+database, inside that connection's transaction: the alert store queues the records of one
+evaluation that way and writes them together just before it commits, so an alert's change and
+its audit record commit together or not at all.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic_core import to_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -70,20 +74,14 @@ class AuditLog:
         comment: str | None = None,
     ) -> int:
         """Append one record, committed on its own; its id."""
+        row = self.row(
+            actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
+        )
         with self._lock:
-            return _insert(
-                self._db,
-                actor=actor,
-                action=action,
-                obj=obj,
-                before=before,
-                after=after,
-                comment=comment,
-            )
+            return int(self._db.execute(INSERT, row).lastrowid or 0)
 
-    def record_on(
+    def row(
         self,
-        db: sqlite3.Connection,
         *,
         actor: str,
         action: str,
@@ -91,12 +89,16 @@ class AuditLog:
         before: Any = None,
         after: Any = None,
         comment: str | None = None,
-    ) -> int:
-        """Append one record through ``db``, a connection to this log's database, as part of
-        the transaction open on it (it commits or rolls back with the caller's changes)."""
-        return _insert(
-            db, actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
-        )
+    ) -> AuditRow:
+        """One record, encoded (stamped now) for :meth:`insert_rows`."""
+        now = time.time_ns() // 1_000_000
+        return (now, actor, action, obj, _json(before), _json(after), comment)
+
+    @staticmethod
+    def insert_rows(db: sqlite3.Connection, rows: list[AuditRow]) -> None:
+        """Append ``rows`` through ``db``, a connection to this log's database, as part of the
+        transaction open on it (they commit or roll back with the caller's changes)."""
+        db.executemany(INSERT, rows)
 
     def last(self, action: str, obj: str) -> AuditRecord | None:
         rows = self._select(
@@ -144,27 +146,16 @@ class AuditLog:
             self._db.close()
 
 
-def _insert(
-    db: sqlite3.Connection,
-    *,
-    actor: str,
-    action: str,
-    obj: str,
-    before: Any,
-    after: Any,
-    comment: str | None,
-) -> int:
-    cur = db.execute(
-        "INSERT INTO audit (ts, actor, action, object, before, after, comment) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            time.time_ns() // 1_000_000,
-            actor,
-            action,
-            obj,
-            None if before is None else json.dumps(before, ensure_ascii=False),
-            None if after is None else json.dumps(after, ensure_ascii=False),
-            comment,
-        ),
-    )
-    return int(cur.lastrowid or 0)
+INSERT = (
+    "INSERT INTO audit (ts, actor, action, object, before, after, comment) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# ts, actor, action, object, before, after, comment: a record as inserted
+AuditRow = tuple[int, str, str, str, str | None, str | None, str | None]
+
+
+def _json(value: Any) -> str | None:
+    """JSON text of a before or after value (UTF-8, not ASCII-escaped; compact). Encoded by
+    pydantic-core: ~0.5 µs for an alert's record where ``json.dumps`` took ~3 µs (three
+    records per alert in a storm)."""
+    return None if value is None else to_json(value).decode()
