@@ -13,11 +13,17 @@ import pytest
 from hypothesis import settings
 
 from coldchain.profiles.registry import ProfileRegistry
-from tests.services import mosquitto, restartable_mosquitto
+from tests.services import mosquitto, restartable_mosquitto, secured_mosquitto
 from tests.sites import shipped_profiles
 from tests.victoria import victoria_metrics
 
-__all__ = ["mosquitto", "profiles", "restartable_mosquitto", "victoria_metrics"]
+__all__ = [
+    "mosquitto",
+    "profiles",
+    "restartable_mosquitto",
+    "secured_mosquitto",
+    "victoria_metrics",
+]
 
 # Property tests judge correctness, not speed: no per-example deadline (the 2 shared cores
 # of a CI run make timings meaningless). In CI the examples are derived from each test's
