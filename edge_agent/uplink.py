@@ -30,13 +30,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiomqtt
 
 from coldchain import __version__
 from coldchain.clock import WALL, Clock
-from coldchain.config.site import AgentSettings, Uplink
+from coldchain.config.site import AgentSettings, Uplink, broker_address
 from coldchain.protocol.limits import AGENT_MAX_BATCH_SIZE
 from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
 from coldchain.protocol.topics import Topics
@@ -61,15 +60,6 @@ class UplinkStats:
     bad_acks: int = 0
     last_error: str | None = None
     in_flight: dict[int, float] = field(default_factory=dict)  # seq -> monotonic send time
-
-
-def broker_address(url: str) -> tuple[str, int, bool]:
-    """(host, port, tls) of ``mqtt://host:port`` or ``mqtts://host:port``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
-    tls = parts.scheme == "mqtts"
-    return parts.hostname, parts.port or (8883 if tls else 1883), tls
 
 
 class UplinkLoop:

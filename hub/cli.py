@@ -121,7 +121,7 @@ async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
             listen=args.listen,
             password=pw_file.read_text().strip() if pw_file else None,
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"coldchain hub: {exc}", file=sys.stderr)
         return 1
     print(

@@ -24,7 +24,12 @@ from alerts.notifiers.factory import build_all
 from alerts.service import AlertService
 from coldchain.clock import WALL, Clock
 from coldchain.config.notify import TwilioSms
-from coldchain.config.site import InfluxStoreSettings, SiteConfig, SqliteStoreSettings
+from coldchain.config.site import (
+    InfluxStoreSettings,
+    SiteConfig,
+    SqliteStoreSettings,
+    broker_address,
+)
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.edge import encode_notice_ack
 from coldchain.protocol.messages import ProtocolError
@@ -101,6 +106,7 @@ class Hub:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.broker = broker or cfg.uplink.broker
+        broker_address(self.broker)  # a malformed --broker is refused here, not when run
         self.password = password
         self.store = store or open_store(cfg.hub.store, data_dir)
         self.registry = Registry(
@@ -297,10 +303,7 @@ class Hub:
             raise
 
     async def run(self) -> None:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(self.broker)
-        host, port = parts.hostname or "localhost", parts.port or 1883
+        host, port, _tls = broker_address(self.broker)
         log.info(
             "hub: API on %s, broker %s, store %s", self.url, self.broker, type(self.store).__name__
         )

@@ -1,7 +1,9 @@
 """``config check`` warns where the alert rules cannot do their job: a room whose rules would
 watch only points not declared room air, a profile point that does not say where it measures,
 and a chilled or frozen room whose defrosts nobody reports (the bug: the pre-cooling room's
-normal defrost raised a warning in the demo)."""
+normal defrost raised a warning in the demo); and where a gateway would send its readings to
+its own sensor broker instead of the centre's (the bug: with no ``uplink`` section an agent
+published to ``mqtt://localhost:1883`` without complaint)."""
 
 from __future__ import annotations
 
@@ -19,11 +21,15 @@ from tests.sites import one_gateway_site, shipped_profiles
 PROFILES = shipped_profiles()
 
 
+CENTRE = {"broker": "mqtts://mqtt.county.example:8883"}
+
+
 def site(devices: list[dict[str, Any]], **room: Any) -> dict[str, Any]:
     return one_gateway_site(
         rooms=[sites.room("fz", "Freezer", "frozen", **room)],
         buses=[sites.rtu_bus("bus", "/dev/ttyUSB0"), sites.mqtt_bus("wifi", "localhost")],
         devices=devices,
+        uplink=CENTRE,
     )
 
 
@@ -95,3 +101,33 @@ def test_loading_a_config_to_run_it_skips_the_checks_that_only_warn() -> None:
     assert run.config is not None
     assert run.errors == []
     assert run.warnings == []
+
+
+def test_a_gateway_whose_uplink_is_its_own_sensor_broker_is_warned() -> None:
+    doc = site([CONTROLLER, DOOR])
+    del doc["uplink"]  # as a new user wrote it: the default, mqtt://localhost:1883
+    (found,) = warnings(doc)
+    assert (
+        "gateways[0].buses[1]: gateway gw1: the uplink broker mqtt://localhost:1883 is this "
+        "gateway's own sensor broker (bus wifi at localhost:1883); its readings would never "
+        "leave the Pi" in found
+    )
+    assert "set uplink.broker to the centre's broker" in found
+    for uplink in ("mqtt://127.0.0.1", "mqtt://127.0.1.1:1883"):  # the same broker, other names
+        assert len(warnings({**doc, "uplink": {"broker": uplink}})) == 1, uplink
+
+
+def test_an_uplink_elsewhere_or_on_another_port_is_not_warned() -> None:
+    doc = site([CONTROLLER, DOOR])
+    assert warnings(doc) == []  # the centre's broker
+    # a loopback uplink on another port (a tunnel to the centre, say) is not the sensors'
+    assert warnings({**doc, "uplink": {"broker": "mqtt://localhost:18830"}}) == []
+    # mqtts on loopback defaults to 8883, not the sensors' 1883
+    assert warnings({**doc, "uplink": {"broker": "mqtts://localhost"}}) == []
+    # a gateway without a local MQTT bus cannot talk to itself
+    no_mqtt = one_gateway_site(
+        rooms=[sites.room("fz", "Freezer", "frozen")],
+        buses=[sites.rtu_bus("bus", "/dev/ttyUSB0")],
+        devices=[CONTROLLER],
+    )
+    assert warnings(no_mqtt) == []

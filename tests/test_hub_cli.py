@@ -1,5 +1,6 @@
 """``coldchain hub`` as a technician starts it: the config's warnings are in its log, and
-it settles the garbage collector once built (start-up objects frozen, fewer collections)."""
+it settles the garbage collector once built (start-up objects frozen, fewer collections);
+a malformed --broker is refused at start."""
 
 from __future__ import annotations
 
@@ -49,3 +50,20 @@ def test_a_room_whose_rules_watch_no_room_air_is_warned_in_the_hubs_log(tmp_path
     finally:
         hub.terminate()
         hub.wait(timeout=30)
+
+
+def test_a_malformed_broker_url_is_refused_at_start_in_one_line(tmp_path: Path) -> None:
+    doc = site([DOOR], defrost={"at": ["02:00"]})
+    doc["hub"] = {"data_dir": str(tmp_path / "hub"), "listen": "127.0.0.1:0"}
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "coldchain.cli", "hub", str(path), "--broker", "tcp://broker"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "coldchain hub: broker URL 'tcp://broker' is not mqtt://host:port" in done.stderr
+    assert "Traceback" not in done.stderr

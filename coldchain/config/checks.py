@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coldchain.config.errors import NO_VALUE
-from coldchain.config.site import Bus, Device, Gateway, SiteConfig
+from coldchain.config.site import Bus, Device, Gateway, SiteConfig, broker_address, is_loopback
 from coldchain.config.yamldoc import PathT
 from coldchain.durations import format_duration
 from coldchain.profiles.registry import ProfileRegistry
@@ -132,12 +132,34 @@ def _check_gateway(
             )
         if b.type == "rtu":
             ports[b.port] = b.id
+    out += _talks_to_itself(cfg, at, g)
     scope = _GatewayScope(
         g, [r.id for r in cfg.site(g.site).rooms], {b.id: b for b in g.buses}, profiles, {}
     )
     for j, d in enumerate(g.devices):
         out += _check_device(scope, (*at, "devices", j), d)
     return out
+
+
+def _talks_to_itself(cfg: SiteConfig, at: PathT, g: Gateway) -> list[Finding]:
+    """A gateway whose uplink is the very broker its own wireless sensors publish to: with
+    no ``uplink`` section the agent connects to ``mqtt://localhost:1883``, which on a Pi is
+    its own sensor broker, and would send everything there, to no hub."""
+    host, port, _tls = broker_address(cfg.uplink.broker)
+    if not is_loopback(host):
+        return []
+    return [
+        Finding(
+            (*at, "buses", j),
+            f"gateway {g.id}: the uplink broker {cfg.uplink.broker} is this gateway's own "
+            f"sensor broker (bus {b.id} at {b.host}:{b.port}); its readings would never "
+            "leave the Pi",
+            "set uplink.broker to the centre's broker, e.g. mqtts://hub.example.org:8883",
+            warning=True,
+        )
+        for j, b in enumerate(g.buses)
+        if b.type == "mqtt" and is_loopback(b.host) and b.port == port
+    ]
 
 
 def _check_device(scope: _GatewayScope, here: PathT, d: Device) -> list[Finding]:

@@ -7,7 +7,9 @@ unit ids) are checked by :mod:`coldchain.config.checks` after the shapes are val
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -216,6 +218,25 @@ class Uplink(StrictModel):
     ca_file: str | None = Field(None, description="CA bundle for mqtts (default: the system's)")
     username: str | None = Field(None, description="broker user; absent: the gateway id")
     password_file: str | None = Field(None, description="file holding the broker password")
+
+
+def broker_address(url: str) -> tuple[str, int, bool]:
+    """(host, port, tls) of ``mqtt://host:port`` or ``mqtts://host:port``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
+    tls = parts.scheme == "mqtts"
+    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class AgentSettings(StrictModel):
