@@ -13,6 +13,7 @@ import json
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from coldchain import __version__
@@ -107,6 +108,24 @@ def _dashboards(args: argparse.Namespace) -> int:
     from dashboards.cli import run
 
     return run(args)
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from gateway.cli import run
+
+    return run(args, audit=_hub_audit)
+
+
+def _hub_audit(data_dir: Path, actor: str, action: str, obj: str, after: dict[str, Any]) -> None:
+    """One record in the audit trail of the hub whose data dir is ``data_dir``."""
+    from hub.audit import AuditLog
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = AuditLog(data_dir / "hub.db")
+    try:
+        log.record(actor=actor, action=action, obj=obj, after=after)
+    finally:
+        log.close()
 
 
 def _users(args: argparse.Namespace) -> int:
@@ -259,6 +278,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     dashboards_arguments(dash)
     dash.set_defaults(handler=_dashboards)
+
+    gateway = sub.add_parser(
+        "gateway",
+        help="gateway identities on the broker: list, provision (a bundle), rotate, revoke",
+    )
+    from gateway.cli import add_arguments as gateway_arguments
+
+    gateway_arguments(gateway)
+    gateway.set_defaults(handler=_gateway)
 
     users = sub.add_parser(
         "users", help="the hub's users: add, list, remove, set a password, log out everywhere"

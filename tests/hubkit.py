@@ -46,6 +46,7 @@ async def running_hub_service(
     config_path: Path | None = None,
     store: Store | None = None,
     clock: Clock = WALL,
+    password: str | None = None,
 ) -> AsyncIterator[Hub]:
     hub = Hub(
         cfg,
@@ -56,6 +57,7 @@ async def running_hub_service(
         store=store,
         listen="127.0.0.1:0",
         clock=clock,
+        password=password,
     )
     hub.auth.users.add(TEST_USER, "admin", TEST_PASSWORD)
     cookie = hub.auth.sessions.issue(TEST_USER)

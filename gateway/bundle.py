@@ -1,0 +1,112 @@
+"""A gateway's provisioning bundle: everything its Pi needs to stream, in one file.
+
+``coldchain gateway CONFIG provision ID --out FILE`` writes a ``.tar.gz`` (mode 0600: it
+holds a password) with one directory, ``coldchain-ID/``:
+
+* ``site.yaml``: the site config as the gateway's agent needs it: the other gateways and the
+  hub's own settings left out; ``uplink`` names the gateway's broker client and where the
+  installed password and CA certificate live (``/etc/coldchain/...``);
+* ``profiles/``: the device profiles its devices use, one YAML file each (``--profiles``
+  this directory alone is all the agent needs);
+* ``broker-password``: its broker password, the only copy (the broker keeps a hash);
+* ``ca.crt``: the CA certificate the centre's config names (``uplink.ca_file``), if any;
+* ``README.txt``: how to run it.
+
+Every contact and site stays in the config: the agent's edge fallback texts the contacts of
+its own site when the uplink is down, and the escalation policies name contacts by id.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from coldchain.config.site import SiteConfig
+from coldchain.profiles.registry import ProfileRegistry
+from gateway.dynsec import Identity
+
+INSTALLED = Path("/etc/coldchain")  # where the install puts the bundle's files on the Pi
+
+
+def agent_config(cfg: SiteConfig, gateway: str, identity: Identity) -> dict[str, Any]:
+    """The site config for ``gateway``'s agent, as a YAML-ready document."""
+    doc = cfg.model_dump(mode="json", exclude_unset=True, by_alias=True)
+    mine = [g for g in doc.get("gateways", []) if g.get("id") == gateway]
+    if not mine:
+        raise ValueError(f"gateway {gateway!r} is not in the site config")
+    doc["gateways"] = mine
+    doc.pop("hub", None)
+    uplink = dict(doc.get("uplink", {}))
+    uplink["username"] = identity.username
+    uplink["password_file"] = str(INSTALLED / "broker-password")
+    if cfg.uplink.ca_file:
+        uplink["ca_file"] = str(INSTALLED / "ca.crt")
+    doc["uplink"] = uplink
+    return doc
+
+
+def profiles_used(cfg: SiteConfig, gateway: str, profiles: ProfileRegistry) -> dict[str, str]:
+    """The YAML of each profile ``gateway``'s devices use, by id."""
+    g = next(g for g in cfg.gateways if g.id == gateway)
+    out = {}
+    for pid in sorted({d.profile for d in g.devices}):
+        body = profiles.get(pid).model_dump(mode="json", exclude_unset=True, by_alias=True)
+        out[pid] = yaml.safe_dump(body, allow_unicode=True, sort_keys=False)
+    return out
+
+
+def readme(gateway: str, identity: Identity, broker: str) -> str:
+    made = time.strftime("%Y-%m-%d %H:%M %Z")
+    return f"""coldchain gateway {gateway}: provisioning bundle, made {made}
+
+Broker: {broker}, client {identity.username}. The password in broker-password is the only
+copy: keep this file as you would the password, and delete it once installed.
+
+Run the agent from this directory (as the install does with the files under {INSTALLED}):
+
+  coldchain agent run site.yaml --gateway {gateway} --profiles profiles \\
+      --password-file broker-password
+"""
+
+
+def write_bundle(
+    out: Path,
+    cfg: SiteConfig,
+    profiles: ProfileRegistry,
+    gateway: str,
+    identity: Identity,
+) -> list[str]:
+    """Write the bundle (see the module docstring) to ``out``, which must not exist; the
+    names of its members."""
+    top = f"coldchain-{gateway}"
+    files: list[tuple[str, bytes, int]] = [
+        (
+            "site.yaml",
+            yaml.safe_dump(
+                agent_config(cfg, gateway, identity), allow_unicode=True, sort_keys=False
+            ).encode(),
+            0o640,
+        ),
+        ("broker-password", (identity.password + "\n").encode(), 0o600),
+        ("README.txt", readme(gateway, identity, cfg.uplink.broker).encode(), 0o644),
+    ]
+    files += [
+        (f"profiles/{pid}.yaml", text.encode(), 0o644)
+        for pid, text in profiles_used(cfg, gateway, profiles).items()
+    ]
+    if cfg.uplink.ca_file:
+        files.append(("ca.crt", Path(cfg.uplink.ca_file).read_bytes(), 0o644))
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    now = int(time.time())
+    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for name, data, mode in files:
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size, info.mode, info.mtime = len(data), mode, now
+            tar.addfile(info, io.BytesIO(data))
+    return [f"{top}/{name}" for name, _, _ in files]

@@ -1,0 +1,184 @@
+"""``coldchain gateway`` as a technician uses it, on a real Mosquitto with the dynamic
+security plugin: a gateway provisioned with the command streams to the real hub with nothing
+but its bundle (its own agent process, started from the bundle's files); ``list`` shows it;
+``revoke`` takes it away; each change is audited without the password."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from coldchain.config.loader import check_site_file
+from coldchain.config.site import SiteConfig
+from coldchain.profiles.registry import ProfileRegistry
+from coldchain.reading import SeriesId
+from hub.audit import AuditLog
+from simulator.endpoints import simulated_config
+from simulator.runtime import Simulation
+from tests.hubkit import running_hub_service
+from tests.services import SecuredBroker, until
+from tests.simkit import load_site, one_bus_site
+from tests.sites import shipped_profiles, tcp_bus
+
+PROFILES = shipped_profiles()
+PROBE = SeriesId("depot", "gw1", "probe", "temperature")
+
+
+async def coldchain(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "coldchain.cli",
+        *args,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def centre(tmp_path: Path, broker: SecuredBroker, plain: SiteConfig, sim: Simulation) -> Path:
+    """The centre's site config, pointing at the simulator and the secured broker, with the
+    hub's data dir holding the broker's admin password."""
+    live = simulated_config(plain, sim.endpoints())
+    data = tmp_path / "hub"
+    live["uplink"] = {"broker": broker.url}
+    live["hub"] = {"data_dir": str(data), "username": broker.hub[0]}
+    data.mkdir()
+    (data / "broker-admin-password").write_text(broker.admin[1] + "\n")
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(live, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+async def test_a_gateway_provisioned_with_the_command_streams_from_its_bundle_alone(
+    tmp_path: Path, secured_mosquitto: SecuredBroker
+) -> None:
+    broker = secured_mosquitto
+    doc = one_bus_site(tcp_bus("tcp"), [("probe", "xy-md02", 1)], poll_interval="1s")
+    plain = load_site(tmp_path / "plain.yaml", doc, PROFILES)
+    async with Simulation(plain, PROFILES, seed=3) as sim:
+        site = centre(tmp_path, broker, plain, sim)
+        cfg = load_site(site, yaml.safe_load(site.read_text()), PROFILES)
+        bundle = tmp_path / "gw1.tar.gz"
+        rc, out, err = await coldchain(
+            "gateway", str(site), "--by", "li-tech", "provision", "gw1", "--out", str(bundle)
+        )
+        assert rc == 0, err
+        assert "gateway gw1: broker client gw1" in out
+        assert os.stat(bundle).st_mode & 0o077 == 0  # it holds a password
+        rc, _, err = await coldchain("gateway", str(site), "provision", "gw1", "--out", "x")
+        assert rc == 1
+        assert "gateway gw1 already has a broker identity (gw1): rotate it" in err
+
+        pi = tmp_path / "pi"
+        with tarfile.open(bundle) as tar:
+            tar.extractall(pi, filter="data")
+        files = pi / "coldchain-gw1"
+        password = (files / "broker-password").read_text().strip()
+        assert len(password) >= 32
+        # the bundle's config and profiles are all the agent needs: valid on their own
+        checked = check_site_file(files / "site.yaml", ProfileRegistry.load(files / "profiles"))
+        assert checked.errors == []
+        assert checked.config is not None
+        assert [g.id for g in checked.config.gateways] == ["gw1"]
+        assert checked.config.uplink.username == "gw1"
+
+        async with running_hub_service(
+            cfg, PROFILES, tmp_path / "hub", broker.url, password=broker.hub[1]
+        ) as hub:
+            agent = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "coldchain.cli", "agent", "run", "site.yaml",
+                "--gateway", "gw1", "--profiles", "profiles",
+                "--password-file", "broker-password", "--data-dir", str(tmp_path / "outbox"),
+                cwd=files,
+                stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+
+                async def stored() -> bool:
+                    return PROBE in await hub.store.latest([PROBE])
+
+                for _ in range(300):
+                    if await stored():
+                        break
+                    await asyncio.sleep(0.1)
+                assert await stored(), "the bundle's agent never reached the hub's store"
+
+                def online() -> bool:
+                    state = hub.registry.get("gw1")
+                    return state is not None and state.state == "online"
+
+                await until(online, "gw1 online")
+
+                rc, out, err = await coldchain("gateway", str(site), "list")
+                assert rc == 0, err
+                (row,) = [line for line in out.splitlines() if line.startswith("gw1 ")]
+                assert row.split()[:3] == ["gw1", "depot", "online"]
+                assert row.endswith("gw1")
+
+                rc, out, err = await coldchain("gateway", str(site), "revoke", "gw1")
+                assert rc == 0, err
+                assert "gateway gw1: revoked (gw1)" in out
+                # cut off: nothing more arrives (it polls every second; the broker's kick
+                # carries no last will, so the hub sees it silent, offline after
+                # hub.health_timeout)
+                await asyncio.sleep(1.0)
+                last = (await hub.store.latest([PROBE]))[PROBE].ts_ms
+                await asyncio.sleep(3.0)
+                assert (await hub.store.latest([PROBE]))[PROBE].ts_ms == last
+            finally:
+                agent.terminate()
+                await agent.wait()
+
+    log = AuditLog(tmp_path / "hub" / "hub.db")
+    records, _ = log.page(50, 0, action="gateway.")
+    assert [(r.action, r.actor, r.object) for r in reversed(records)] == [
+        ("gateway.provision", "li-tech", "gateway/gw1"),
+        ("gateway.revoke", getpass.getuser(), "gateway/gw1"),
+    ]
+    assert records[-1].after == {"client": "gw1", "bundle": str(bundle)}
+    raw = (tmp_path / "hub" / "hub.db").read_bytes()
+    assert password.encode() not in raw  # never stored in clear
+    log.close()
+
+
+async def test_the_command_says_what_is_wrong_and_changes_nothing(
+    tmp_path: Path, secured_mosquitto: SecuredBroker
+) -> None:
+    broker = secured_mosquitto
+    doc = one_bus_site(tcp_bus("tcp"), [("probe", "xy-md02", 1)], poll_interval="1s")
+    doc["uplink"] = {"broker": broker.url}
+    doc["hub"] = {"data_dir": str(tmp_path / "hub")}
+    site = tmp_path / "site.yaml"
+    load_site(site, doc, PROFILES)
+    bundle = tmp_path / "b.tar.gz"
+    out = str(bundle)
+
+    async def fails(*args: str) -> str:
+        rc, stdout, err = await coldchain("gateway", str(site), *args)
+        assert (rc, stdout) == (1, ""), err
+        assert "Traceback" not in err
+        return err
+
+    assert "gateway 'gw9' is not in" in await fails("provision", "gw9", "--out", out)
+    assert "(gw1)" in await fails("provision", "gw9", "--out", out)  # the ones it has
+    assert "the broker's admin password" in await fails("provision", "gw1", "--out", out)
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "broker-admin-password").write_text("not the password\n")
+    err = await fails("list")
+    assert "cannot connect to the broker as its admin" in err
+    bundle.write_text("something of the technician's")
+    assert "exists: choose another --out" in await fails("provision", "gw1", "--out", out)
+    assert bundle.read_text() == "something of the technician's"
+    assert not (tmp_path / "hub" / "hub.db").exists()  # nothing done, nothing audited
