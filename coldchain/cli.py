@@ -116,6 +116,12 @@ def _gateway(args: argparse.Namespace) -> int:
     return run(args, audit=_hub_audit)
 
 
+def _broker(args: argparse.Namespace) -> int:
+    from gateway.cli import run_broker
+
+    return run_broker(args)
+
+
 def _hub_audit(data_dir: Path, actor: str, action: str, obj: str, after: dict[str, Any]) -> None:
     """One record in the audit trail of the hub whose data dir is ``data_dir``."""
     from hub.audit import AuditLog
@@ -192,6 +198,26 @@ def _implied_action(argv: list[str]) -> list[str]:
     if argv[:1] == ["agent"] and (len(argv) == 1 or argv[1] not in (*ACTIONS, "-h", "--help")):
         return [argv[0], IMPLIED_ACTION, *argv[1:]]
     return argv
+
+
+def _fleet_commands(sub: Any) -> None:
+    """``coldchain gateway`` and ``coldchain broker``: the centre's side of the fleet."""
+    gateway = sub.add_parser(
+        "gateway",
+        help="gateway identities on the broker: list, provision (a bundle), rotate, revoke",
+    )
+    from gateway.cli import add_arguments as gateway_arguments
+
+    gateway_arguments(gateway)
+    gateway.set_defaults(handler=_gateway)
+
+    broker = sub.add_parser(
+        "broker", help="the centre's broker: generate its config and identities"
+    )
+    from gateway.cli import add_broker_arguments
+
+    add_broker_arguments(broker)
+    broker.set_defaults(handler=_broker)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,14 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboards_arguments(dash)
     dash.set_defaults(handler=_dashboards)
 
-    gateway = sub.add_parser(
-        "gateway",
-        help="gateway identities on the broker: list, provision (a bundle), rotate, revoke",
-    )
-    from gateway.cli import add_arguments as gateway_arguments
-
-    gateway_arguments(gateway)
-    gateway.set_defaults(handler=_gateway)
+    _fleet_commands(sub)
 
     users = sub.add_parser(
         "users", help="the hub's users: add, list, remove, set a password, log out everywhere"

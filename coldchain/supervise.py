@@ -56,6 +56,15 @@ def _no_delay(client: aiomqtt.Client) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+SUBACK_FAILURE = 0x80  # a SUBACK return code at or above this refuses the subscription
+
+
+def _code(granted: object) -> int:
+    """A SUBACK entry as a number: an int (MQTT 3.1.1 granted QoS) or paho's ReasonCode."""
+    value = getattr(granted, "value", granted)
+    return value if isinstance(value, int) else SUBACK_FAILURE
+
+
 class Client(aiomqtt.Client):
     """An :class:`aiomqtt.Client` that never swallows a cancellation (see
     :func:`honour_cancellation`): connect, subscribe and publish re-raise it."""
@@ -70,9 +79,20 @@ class Client(aiomqtt.Client):
         return self
 
     async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        """Subscribe; a subscription the broker refuses (its SUBACK code 128 or more: an
+        identity whose role does not allow it) raises :class:`aiomqtt.MqttError` instead of
+        leaving a client that silently hears nothing."""
         before = cancels()
         result = await super().subscribe(*args, **kwargs)
         honour_cancellation(before)
+        codes = result if isinstance(result, list | tuple) else [result]
+        refused = [c for c in codes if _code(c) >= SUBACK_FAILURE]
+        if refused:
+            topic = args[0] if args else kwargs.get("topic")
+            raise aiomqtt.MqttError(
+                f"the broker refused the subscription to {topic} ({refused[0]}): is this "
+                "identity's role allowed it?"
+            )
         return result
 
     async def publish(self, *args: Any, **kwargs: Any) -> None:

@@ -239,3 +239,89 @@ async def _list(fleet: Fleet, cfg: SiteConfig, data_dir: Path) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+BROKER_DESCRIPTION = """\
+Generate the centre's broker configuration from the site config: DIR/mosquitto.conf
+(Mosquitto with the dynamic security plugin, no anonymous access, persistence, TCP_NODELAY,
+a packet size limit that fits the largest legal batch, queue limits sized for a hub away for
+a while; each number explained in the file and in docs/security.md) and
+DIR/dynamic-security.json (the plugin's initial state: the broker's admin identity, the
+hub's and a read-only tools identity, with their roles). The admin's and the hub's
+passwords go to DATA_DIR/broker-admin-password and DATA_DIR/broker-hub-password (mode
+0600), where `coldchain gateway` and `coldchain hub` find them; the tools identity's
+password is printed once. An existing DIR/dynamic-security.json is not replaced without
+--force: it holds every gateway's identity."""
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "The centre's MQTT broker."
+    sub = parser.add_subparsers(dest="broker_command", required=True, metavar="ACTION")
+    conf = sub.add_parser(
+        "config",
+        help="write mosquitto.conf and the dynamic security plugin's initial state",
+        description=BROKER_DESCRIPTION,
+    )
+    conf.add_argument("config", metavar="CONFIG", help="the site config (YAML)")
+    conf.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write")
+    conf.add_argument(
+        "--listen",
+        default="0.0.0.0:1883",
+        metavar="HOST:PORT",
+        help="the listener (default: 0.0.0.0:1883)",
+    )
+    conf.add_argument(
+        "--persistence",
+        type=Path,
+        default=Path("/var/lib/mosquitto"),
+        metavar="DIR",
+        help="the broker's persistence directory (default: /var/lib/mosquitto)",
+    )
+    conf.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="the hub's data dir (default: hub.data_dir)"
+    )
+    conf.add_argument(
+        "--plugin", type=Path, metavar="FILE", help="mosquitto_dynamic_security.so (found)"
+    )
+    conf.add_argument(
+        "--force", action="store_true", help="replace an existing dynamic-security.json"
+    )
+    add_profiles_argument(conf)
+
+
+def run_broker(args: argparse.Namespace) -> int:
+    from coldchain.config.errors import InvalidConfigError
+    from coldchain.config.loader import load_site_config
+    from gateway.broker import write_broker_config
+
+    try:
+        cfg = load_site_config(args.config, load_profiles(args))
+    except InvalidConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        print(f"coldchain broker: --listen {args.listen!r} is not HOST:PORT", file=sys.stderr)
+        return 2
+    data_dir = args.data_dir or Path(cfg.hub.data_dir)
+    try:
+        files = write_broker_config(
+            cfg,
+            args.out,
+            data_dir,
+            listen=(host, int(port)),
+            persistence=args.persistence,
+            plugin=args.plugin,
+            source=str(args.config),
+            force=args.force,
+        )
+    except OSError as exc:
+        print(f"coldchain broker: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {files.conf} and {files.state}")
+    print(f"the broker's admin password: {files.admin_password}")
+    print(f"the hub's broker password: {files.hub_password}")
+    user, password = files.reader
+    print(f"read-only tools identity: {user}, password {password} (shown once, stored hashed)")
+    print(f"start the broker with: mosquitto -c {files.conf}")
+    return 0

@@ -215,7 +215,13 @@ class DynSec:
             await self._client.__aenter__()
         except aiomqtt.MqttError as exc:
             raise DynSecError(f"cannot connect to the broker as its admin: {exc}") from exc
-        await self._client.subscribe(RESPONSE, qos=1)
+        try:
+            await self._client.subscribe(RESPONSE, qos=1)
+        except aiomqtt.MqttError as exc:
+            await self._client.__aexit__(None, None, None)
+            raise DynSecError(
+                f"this identity may not use the broker's dynamic security API: {exc}"
+            ) from exc
         self._reader = asyncio.create_task(self._read(), name="dynsec-responses")
         return self
 

@@ -49,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--password-file",
         type=Path,
         metavar="FILE",
-        help="the hub's broker password (default: hub.password_file)",
+        help="the hub's broker password (default: hub.password_file, else "
+        "DATA_DIR/broker-hub-password as `coldchain broker config` writes it, as "
+        "coldchain-hub unless hub.username says otherwise)",
     )
     add_profiles_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -110,15 +112,22 @@ async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
 
     assert isinstance(cfg, SiteConfig)
     assert isinstance(profiles, ProfileRegistry)
+    from gateway.broker import HUB_PASSWORD_FILE, HUB_USER
+
+    data_dir = args.data_dir or Path(cfg.hub.data_dir)
     pw_file = args.password_file or (Path(cfg.hub.password_file) if cfg.hub.password_file else None)
+    username = cfg.hub.username
+    if pw_file is None and (data_dir / HUB_PASSWORD_FILE).exists():  # `coldchain broker config`
+        pw_file, username = data_dir / HUB_PASSWORD_FILE, username or HUB_USER
     try:
         hub = Hub(
             cfg,
             profiles,
-            data_dir=args.data_dir or Path(cfg.hub.data_dir),
+            data_dir=data_dir,
             broker=args.broker,
             config_path=Path(args.config),
             listen=args.listen,
+            username=username,
             password=pw_file.read_text().strip() if pw_file else None,
         )
     except (OSError, ValueError) as exc:

@@ -97,6 +97,7 @@ class Hub:
         broker: str | None = None,
         config_path: Path | None = None,
         store: Store | None = None,
+        username: str | None = None,
         password: str | None = None,
         listen: str | None = None,
         clock: Clock = WALL,
@@ -107,6 +108,7 @@ class Hub:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.broker = broker or cfg.uplink.broker
         broker_address(self.broker)  # a malformed --broker is refused here, not when run
+        self.username = username or cfg.hub.username  # the hub's broker identity
         self.password = password
         self.store = store or open_store(cfg.hub.store, data_dir)
         self.registry = Registry(
@@ -319,7 +321,7 @@ class Hub:
                         self.ingest,
                         host=host,
                         port=port,
-                        username=self.cfg.hub.username,
+                        username=self.username,
                         password=self.password,
                         share_group=self.cfg.hub.share_group,
                         on_message=self._on_message,

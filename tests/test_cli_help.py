@@ -37,6 +37,8 @@ COMMANDS = [
     "gateway rotate",
     "gateway retire",
     "gateway revoke",
+    "broker",
+    "broker config",
     "users",
     "users add",
     "users list",

@@ -16,8 +16,9 @@ import aiomqtt
 import pytest
 
 from coldchain.protocol.topics import Topics
+from coldchain.supervise import Client as SupervisedClient
 from gateway.dynsec import CONTROL, DynSec, DynSecError, Fleet, Identity, client_gateway
-from tests.services import SecuredBroker
+from tests.services import Broker, SecuredBroker
 
 TOPICS = Topics()
 FAILED = 128  # the SUBACK code of a refused subscription (MQTT 3.1.1)
@@ -211,10 +212,10 @@ async def test_a_wrong_admin_identity_is_a_clear_error(secured_mosquitto: Secure
     with pytest.raises(DynSecError, match="cannot connect to the broker as its admin"):
         async with DynSec(broker.host, broker.port, "coldchain-admin", "wrong", timeout=5):
             pass
-    # the hub's identity connects but may not use the control API: no answer comes
-    async with DynSec(broker.host, broker.port, *broker.hub, timeout=1) as ds:
-        with pytest.raises(DynSecError, match="did not answer"):
-            await Fleet(ds, TOPICS).clients()
+    # the hub's identity connects but may not use the control API
+    with pytest.raises(DynSecError, match="may not use the broker's dynamic security API"):
+        async with DynSec(broker.host, broker.port, *broker.hub, timeout=1):
+            pass
 
 
 def test_client_names_map_to_gateways() -> None:
@@ -223,3 +224,25 @@ def test_client_names_map_to_gateways() -> None:
     assert client_gateway("coldchain-hub") == ("coldchain-hub", 1)  # role decides, not name
     for bad in ("GW1", "gw1.0", "gw1.x", "", ".2", "gw1.2.3"):
         assert client_gateway(bad) is None
+
+
+async def test_a_refused_subscription_is_an_error_not_silence(
+    secured_mosquitto: SecuredBroker,
+) -> None:
+    """coldchain's own MQTT client (agent uplink, hub ingest) raises when the broker refuses
+    a subscription, so a wrong role shows in the log and the reconnect loop instead of a
+    client that hears nothing."""
+    broker = secured_mosquitto
+    async with admin(broker) as fleet:
+        b = await fleet.provision("gw-b")
+    async with SupervisedClient(broker.host, broker.port, username=b.username,
+                                password=b.password, timeout=5) as gb:  # fmt: skip
+        await gb.subscribe(TOPICS.topic("gw-b", "ack"), qos=1)  # its own: fine
+        with pytest.raises(aiomqtt.MqttError, match=r"refused the subscription to .*gw-a/ack"):
+            await gb.subscribe(TOPICS.topic("gw-a", "ack"), qos=1)
+
+
+async def test_a_broker_without_the_plugin_is_named_as_such(mosquitto: Broker) -> None:
+    async with DynSec(mosquitto.host, mosquitto.port, "coldchain-admin", "x", timeout=1) as ds:
+        with pytest.raises(DynSecError, match=r"did not answer .* is the plugin loaded"):
+            await Fleet(ds, TOPICS).clients()
