@@ -159,13 +159,16 @@ class AlertService:
         with self.store.transaction():
             self._lifecycle.resume(row, self.clock())
 
-    def edge_notices(self, gateway: str, payload: bytes) -> list[tuple[str, int]]:
+    def edge_notices(
+        self, gateway: str, payload: bytes, *, key: bytes | None = None
+    ) -> list[tuple[str, int]]:
         """An agent's ``alerts`` message: record what it texted; the (id, rev) to ack.
-        Raises :class:`~coldchain.protocol.messages.ProtocolError` when malformed."""
+        Raises :class:`~coldchain.protocol.messages.ProtocolError` when malformed, or when
+        ``key`` (the gateway's message key) is given and its MAC does not verify."""
         from alerts.edge import apply_notices
         from coldchain.protocol.edge import decode_notices
 
-        msg = decode_notices(payload, gateway=gateway, now_ms=self.clock())
+        msg = decode_notices(payload, gateway=gateway, now_ms=self.clock(), key=key)
         with self.store.transaction():
             return apply_notices(self, gateway, msg.notices)
 

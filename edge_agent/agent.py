@@ -42,6 +42,7 @@ class Agent:
         data_dir: Path | None = None,
         uplink_password: str | None = None,
         sensor_password: str | None = None,
+        message_key: bytes | None = None,
         clock: Clock = WALL,
     ) -> None:
         self.cfg, self.gw = cfg, cfg.gateway(gateway_id)
@@ -75,7 +76,14 @@ class Agent:
         self._sensor_password = sensor_password
         self.started = clock.monotonic()
         self.fallback = (  # texts alarms through a GSM modem when the uplink is down too long
-            EdgeFallback(cfg, self.gw.id, profiles, data_dir=self.data_dir, clock_ms=clock.now_ms)
+            EdgeFallback(
+                cfg,
+                self.gw.id,
+                profiles,
+                data_dir=self.data_dir,
+                clock_ms=clock.now_ms,
+                message_key=message_key,
+            )
             if self.gw.fallback is not None
             else None
         )
@@ -85,6 +93,7 @@ class Agent:
             uplink=cfg.uplink,
             settings=s,
             password=uplink_password,
+            message_key=message_key,
             health=self.health,
             fallback=self.fallback,
             clock=clock,

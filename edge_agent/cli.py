@@ -72,6 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="broker password (default: uplink.password_file)",
     )
     run.add_argument(
+        "--key-file",
+        type=Path,
+        metavar="FILE",
+        help="the gateway's message key, shared with the hub: only acks it signed delete "
+        "buffered readings (default: uplink.key_file)",
+    )
+    run.add_argument(
         "-v",
         "--verbose",
         action="store_true",
@@ -185,11 +192,26 @@ async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
         cfg = cfg.model_copy(
             update={"uplink": cfg.uplink.model_copy(update={"broker": args.broker})}
         )
+    from coldchain.protocol.auth import read_key
+
     pw_file = args.password_file or (
         Path(cfg.uplink.password_file) if cfg.uplink.password_file else None
     )
-    password = pw_file.read_text().strip() if pw_file else None
-    agent = Agent(cfg, args.gateway, profiles, data_dir=args.data_dir, uplink_password=password)
+    key_file = args.key_file or (Path(cfg.uplink.key_file) if cfg.uplink.key_file else None)
+    try:
+        password = pw_file.read_text().strip() if pw_file else None
+        key = read_key(key_file) if key_file else None
+    except (OSError, ValueError) as exc:
+        print(f"coldchain agent: {exc}", file=sys.stderr)
+        return 1
+    agent = Agent(
+        cfg,
+        args.gateway,
+        profiles,
+        data_dir=args.data_dir,
+        uplink_password=password,
+        message_key=key,
+    )
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()

@@ -110,8 +110,10 @@ class EdgeFallback:
         *,
         data_dir: Path,
         clock_ms: Clock = wall_ms,
+        message_key: bytes | None = None,
     ) -> None:
         self.cfg, self.gw = cfg, cfg.gateway(gateway_id)
+        self.message_key = message_key  # the hub checks the notices' MAC with it
         if self.gw.fallback is None:
             raise ValueError(f"gateway {gateway_id} has no fallback configured")
         self.settings = self.gw.fallback
@@ -377,7 +379,8 @@ class EdgeFallback:
         try:
             todo = [n for n in self.store.unacked() if self._published.get(n.id) != n.rev]
             messages = [
-                encode_notices(self.gw.id, todo[i : i + CHUNK]) for i in range(0, len(todo), CHUNK)
+                encode_notices(self.gw.id, todo[i : i + CHUNK], key=self.message_key)
+                for i in range(0, len(todo), CHUNK)
             ]
         except (sqlite3.Error, ProtocolError):  # never let notices stop the telemetry
             log.exception("edge fallback: cannot read the notices to publish")

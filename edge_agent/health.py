@@ -83,6 +83,7 @@ def report(
             "batches_resent": uplink.batches_resent,
             "readings_acked": uplink.readings_acked,
             "bad_acks": uplink.bad_acks,
+            "forged_acks": uplink.forged_acks,
             "last_error": uplink.last_error,
         },
         "requests_per_cycle": requests_per_cycle,

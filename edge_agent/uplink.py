@@ -58,6 +58,7 @@ class UplinkStats:
     batches_resent: int = 0
     readings_acked: int = 0
     bad_acks: int = 0
+    forged_acks: int = 0  # acks whose MAC did not verify: ignored
     last_error: str | None = None
     in_flight: dict[int, float] = field(default_factory=dict)  # seq -> monotonic send time
 
@@ -73,6 +74,7 @@ class UplinkLoop:
         uplink: Uplink,
         settings: AgentSettings,
         password: str | None = None,
+        message_key: bytes | None = None,
         health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         backoff_initial: float = 0.5,
         fallback: EdgeFallback | None = None,
@@ -81,6 +83,7 @@ class UplinkLoop:
         self.outbox, self.gateway, self.uplink, self.settings = outbox, gateway, uplink, settings
         self.topics = Topics(uplink.prefix)
         self.password = password
+        self.message_key = message_key  # with one, only acks the hub signed delete batches
         self.health = health
         self.stats = UplinkStats()
         self._ready = asyncio.Event()
@@ -231,10 +234,14 @@ class UplinkLoop:
                 self.fallback.receive_ack(bytes(payload))
                 continue
             try:
-                epoch, seqs = decode_ack(bytes(payload))
+                epoch, seqs = decode_ack(bytes(payload), key=self.message_key, gateway=self.gateway)
             except ProtocolError as exc:
-                self.stats.bad_acks += 1
-                log.warning("ignoring a malformed ack: %s", exc)
+                if exc.reason == "bad_mac":
+                    self.stats.forged_acks += 1
+                    log.warning("ignoring an ack the hub did not sign: %s", exc)
+                else:
+                    self.stats.bad_acks += 1
+                    log.warning("ignoring a malformed ack: %s", exc)
                 continue
             self.stats.readings_acked += await self.outbox.ack(epoch, seqs)
             for seq in seqs:

@@ -9,6 +9,8 @@ holds a password) with one directory, ``coldchain-ID/``:
 * ``profiles/``: the device profiles its devices use, one YAML file each (``--profiles``
   this directory alone is all the agent needs);
 * ``broker-password``: its broker password, the only copy (the broker keeps a hash);
+* ``message-key``: the key it shares with the hub (:mod:`coldchain.protocol.auth`): the hub
+  signs its acks with it and checks the gateway's edge notices;
 * ``ca.crt``: the CA certificate the centre's config names (``uplink.ca_file``), if any;
 * ``README.txt``: how to run it.
 
@@ -29,6 +31,7 @@ import yaml
 
 from coldchain.config.site import SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
+from coldchain.protocol.auth import key_text
 from gateway.dynsec import Identity
 
 INSTALLED = Path("/etc/coldchain")  # where the install puts the bundle's files on the Pi
@@ -45,6 +48,7 @@ def agent_config(cfg: SiteConfig, gateway: str, identity: Identity) -> dict[str,
     uplink = dict(doc.get("uplink", {}))
     uplink["username"] = identity.username
     uplink["password_file"] = str(INSTALLED / "broker-password")
+    uplink["key_file"] = str(INSTALLED / "message-key")
     if cfg.uplink.ca_file:
         uplink["ca_file"] = str(INSTALLED / "ca.crt")
     doc["uplink"] = uplink
@@ -71,7 +75,7 @@ copy: keep this file as you would the password, and delete it once installed.
 Run the agent from this directory (as the install does with the files under {INSTALLED}):
 
   coldchain agent run site.yaml --gateway {gateway} --profiles profiles \\
-      --password-file broker-password
+      --password-file broker-password --key-file message-key
 """
 
 
@@ -81,6 +85,8 @@ def write_bundle(
     profiles: ProfileRegistry,
     gateway: str,
     identity: Identity,
+    *,
+    key: bytes,
 ) -> list[str]:
     """Write the bundle (see the module docstring) to ``out``, which must not exist; the
     names of its members."""
@@ -94,6 +100,7 @@ def write_bundle(
             0o640,
         ),
         ("broker-password", (identity.password + "\n").encode(), 0o600),
+        ("message-key", key_text(key).encode(), 0o600),
         ("README.txt", readme(gateway, identity, cfg.uplink.broker).encode(), 0o644),
     ]
     files += [

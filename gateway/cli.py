@@ -27,6 +27,7 @@ from coldchain.profiles.options import add_profiles_argument, load_profiles
 if TYPE_CHECKING:
     from coldchain.config.site import SiteConfig
     from gateway.dynsec import Fleet
+    from gateway.keys import GatewayKeys
 
 DESCRIPTION = """\
 Give each gateway its own identity on the centre's broker (Mosquitto's dynamic security
@@ -177,31 +178,49 @@ async def _change(
     data_dir: Path,
     audit: Audit,
 ) -> int:
+    from gateway.keys import GatewayKeys
+
+    data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the broker
+    keys = GatewayKeys(data_dir / "hub.db")
+    try:
+        after = await _apply(args, fleet, keys, cfg, profiles)
+    finally:
+        keys.close()
+    action, gw = args.gateway_command, args.gateway
+    audit(data_dir, args.by or getpass.getuser(), f"gateway.{action}", f"gateway/{gw}", after)
+    return 0
+
+
+async def _apply(
+    args: argparse.Namespace, fleet: Fleet, keys: GatewayKeys, cfg: SiteConfig, profiles: Any
+) -> dict[str, Any]:
+    """Do the action; what the audit records of it."""
     from gateway.bundle import write_bundle
 
     action, gw = args.gateway_command, args.gateway
-    after: dict[str, Any]
-    if action in ("provision", "rotate"):
-        identity = await (fleet.provision(gw) if action == "provision" else fleet.rotate(gw))
-        try:
-            members = write_bundle(args.out, cfg, profiles, gw, identity)
-        except OSError:  # the password exists nowhere else: take the client back
-            await fleet.ds.call({"command": "deleteClient", "username": identity.username})
-            raise
-        after = {"client": identity.username, "bundle": str(args.out)}
-        print(f"gateway {gw}: broker client {identity.username}, bundle {args.out}")
-        for m in members:
-            print(f"  {m}")
-        if action == "rotate":
-            print(f"the old password works until: coldchain gateway {args.config} retire {gw}")
-    elif action == "retire":
-        after = {"deleted": await fleet.retire(gw)}
-        print(f"gateway {gw}: retired {', '.join(after['deleted']) or 'nothing'}")
-    else:
-        after = {"deleted": await fleet.revoke(gw)}
-        print(f"gateway {gw}: revoked ({', '.join(after['deleted']) or 'had no identity'})")
-    audit(data_dir, args.by or getpass.getuser(), f"gateway.{action}", f"gateway/{gw}", after)
-    return 0
+    if action == "retire":
+        deleted = await fleet.retire(gw)
+        print(f"gateway {gw}: retired {', '.join(deleted) or 'nothing'}")
+        return {"deleted": deleted}
+    if action == "revoke":
+        deleted = await fleet.revoke(gw)
+        keys.delete(gw)
+        print(f"gateway {gw}: revoked ({', '.join(deleted) or 'had no identity'})")
+        return {"deleted": deleted}
+    identity = await (fleet.provision(gw) if action == "provision" else fleet.rotate(gw))
+    # provision: a new message key; rotate keeps the gateway's (its agent runs on it)
+    key = (keys.get(gw) if action == "rotate" else None) or keys.create(gw)
+    try:
+        members = write_bundle(args.out, cfg, profiles, gw, identity, key=key)
+    except OSError:  # the password exists nowhere else: take the client back
+        await fleet.ds.call({"command": "deleteClient", "username": identity.username})
+        raise
+    print(f"gateway {gw}: broker client {identity.username}, bundle {args.out}")
+    for m in members:
+        print(f"  {m}")
+    if action == "rotate":
+        print(f"the old password works until: coldchain gateway {args.config} retire {gw}")
+    return {"client": identity.username, "bundle": str(args.out)}
 
 
 async def _list(fleet: Fleet, cfg: SiteConfig, data_dir: Path) -> None:

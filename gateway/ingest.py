@@ -135,8 +135,10 @@ class Ingest:
         topics: Topics | None = None,
         on_readings: Callable[[list[Reading]], None] | None = None,
         clock_ms: Callable[[], int] = wall_ms,
+        key_of: Callable[[str], bytes | None] = lambda _gateway: None,
     ) -> None:
         self.store = store
+        self.key_of = key_of  # a gateway's message key: its acks are authenticated
         self.clock_ms = clock_ms  # the hub's clock: timestamps are checked against it
         self.topics = topics or Topics(cfg.uplink.prefix)
         self.allowed = known_series(cfg, profiles)
@@ -263,7 +265,8 @@ class Ingest:
                 except Exception:  # the acks must go out whatever a consumer does
                     log.exception("a consumer of %d stored readings failed", len(readings))
             for b in batches:
-                await publish(self.topics.topic(b.gateway, "ack"), encode_ack(b.epoch, [b.seq]))
+                ack = encode_ack(b.epoch, [b.seq], key=self.key_of(b.gateway), gateway=b.gateway)
+                await publish(self.topics.topic(b.gateway, "ack"), ack)
 
     async def _write(self, readings: list[Reading]) -> WriteResult:
         """Write, retrying a failing store with backoff: nothing is acked meanwhile, and the

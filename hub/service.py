@@ -41,6 +41,7 @@ from dashboards.reports.api import reports_router
 from dashboards.web import Renderer, WebContext, mount_ui
 from dashboards.web.live import Board, LiveEvents
 from gateway.ingest import Ingest, run_ingest
+from gateway.keys import GatewayKeys
 from gateway.registry import Registry
 from hub.accounts import accounts_router
 from hub.api import create_app
@@ -118,6 +119,7 @@ class Hub:
             clock_ms=clock.now_ms,
         )
         self.audit = AuditLog(data_dir / "hub.db")
+        self.keys = GatewayKeys(data_dir / "hub.db")  # message keys: acks and notices signed
         self.topics = Topics(cfg.uplink.prefix)
         self.ingest = Ingest(
             cfg,
@@ -126,6 +128,7 @@ class Hub:
             topics=self.topics,
             on_readings=self._on_readings,
             clock_ms=clock.now_ms,
+            key_of=self.keys.get,
         )
         self.ctx = HubContext(
             cfg, profiles, self.store, self.registry, self.audit, self.ingest.stats, clock=clock
@@ -270,7 +273,7 @@ class Hub:
     def _edge_notices(self, gateway: str, payload: bytes) -> list[tuple[str, bytes]] | None:
         """An agent's edge-fallback notices: record them, acknowledge what was stored.
         Raises :class:`ProtocolError` (nothing stored, nothing acknowledged) when malformed."""
-        stored = self.alerts.edge_notices(gateway, payload)
+        stored = self.alerts.edge_notices(gateway, payload, key=self.keys.get(gateway))
         log.info("gateway %s: %d edge notices recorded", gateway, len(stored))
         return [(self.topics.topic(gateway, "alerts/ack"), encode_notice_ack(stored))]
 
@@ -336,5 +339,6 @@ class Hub:
             await asyncio.shield(self.store.close())
             self.registry.close()
             self.audit.close()
+            self.keys.close()
             self.auth.users.close()
             self.socket.close()

@@ -80,7 +80,11 @@ class Recording:
 
 @contextlib.asynccontextmanager
 async def agents(
-    c: County, tmp_path: Path, only: Sequence[str] | None = None, password: str | None = None
+    c: County,
+    tmp_path: Path,
+    only: Sequence[str] | None = None,
+    password: str | None = None,
+    message_key: bytes | None = None,
 ) -> AsyncIterator[list[Agent]]:
     running = [
         Agent(
@@ -89,6 +93,7 @@ async def agents(
             c.profiles,
             data_dir=tmp_path / "agents" / gw.id,
             uplink_password=password,
+            message_key=message_key,
         )
         for gw in c.cfg.gateways
         if only is None or gw.id in only

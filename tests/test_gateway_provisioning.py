@@ -19,6 +19,7 @@ from coldchain.config.loader import check_site_file
 from coldchain.config.site import SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import SeriesId
+from gateway.keys import GatewayKeys
 from hub.audit import AuditLog
 from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
@@ -46,12 +47,23 @@ async def coldchain(*args: str, cwd: Path | None = None) -> tuple[int, str, str]
     return proc.returncode, out.decode(), err.decode()
 
 
+def hub_key(tmp_path: Path) -> bytes:
+    keys = GatewayKeys(tmp_path / "hub" / "hub.db")
+    try:
+        key = keys.get("gw1")
+    finally:
+        keys.close()
+    assert key is not None
+    return key
+
+
 def centre(tmp_path: Path, broker: SecuredBroker, plain: SiteConfig, sim: Simulation) -> Path:
     """The centre's site config, pointing at the simulator and the secured broker, with the
     hub's data dir holding the broker's admin password."""
     live = simulated_config(plain, sim.endpoints())
     data = tmp_path / "hub"
     live["uplink"] = {"broker": broker.url}
+    live["agent"] = {"health_interval": "1s"}  # the test reads the agent's ack counters
     live["hub"] = {"data_dir": str(data), "username": broker.hub[0]}
     data.mkdir()
     (data / "broker-admin-password").write_text(broker.admin[1] + "\n")
@@ -93,6 +105,10 @@ async def test_a_gateway_provisioned_with_the_command_streams_from_its_bundle_al
         assert checked.config is not None
         assert [g.id for g in checked.config.gateways] == ["gw1"]
         assert checked.config.uplink.username == "gw1"
+        assert checked.config.uplink.key_file == "/etc/coldchain/message-key"
+        # the message key is shared with the hub, and with nobody else
+        assert (files / "message-key").read_text().strip() == hub_key(tmp_path).hex()
+        assert os.stat(files / "message-key").st_mode & 0o077 == 0
 
         async with running_hub_service(
             cfg, PROFILES, tmp_path / "hub", broker.url, password=broker.hub[1]
@@ -100,7 +116,8 @@ async def test_a_gateway_provisioned_with_the_command_streams_from_its_bundle_al
             agent = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "coldchain.cli", "agent", "run", "site.yaml",
                 "--gateway", "gw1", "--profiles", "profiles",
-                "--password-file", "broker-password", "--data-dir", str(tmp_path / "outbox"),
+                "--password-file", "broker-password", "--key-file", "message-key",
+                "--data-dir", str(tmp_path / "outbox"),
                 cwd=files,
                 stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
@@ -120,6 +137,17 @@ async def test_a_gateway_provisioned_with_the_command_streams_from_its_bundle_al
                     return state is not None and state.state == "online"
 
                 await until(online, "gw1 online")
+
+                def acked() -> bool:  # the agent's health: acks the hub signed, verified
+                    state = hub.registry.get("gw1")
+                    uplink = state.report.uplink if state and state.report else None
+                    return uplink is not None and (uplink.readings_acked or 0) > 0
+
+                await until(acked, "the agent's health reporting signed acks", within=30)
+                report = hub.registry.get("gw1").report  # type: ignore[union-attr]
+                assert report is not None
+                assert report.uplink is not None
+                assert report.uplink.forged_acks == 0
 
                 rc, out, err = await coldchain("gateway", str(site), "list")
                 assert rc == 0, err
@@ -150,6 +178,9 @@ async def test_a_gateway_provisioned_with_the_command_streams_from_its_bundle_al
     assert records[-1].after == {"client": "gw1", "bundle": str(bundle)}
     raw = (tmp_path / "hub" / "hub.db").read_bytes()
     assert password.encode() not in raw  # never stored in clear
+    keys = GatewayKeys(tmp_path / "hub" / "hub.db")
+    assert keys.get("gw1") is None  # revoked: its key is gone too
+    keys.close()
     log.close()
 
 

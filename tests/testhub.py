@@ -58,6 +58,7 @@ class AckingHub:
     status: dict[str, str] = field(default_factory=dict)
     health: dict[str, dict[str, Any]] = field(default_factory=dict)
     acking: bool = True  # False: receive and store nothing, ack nothing (a hub that is "down")
+    keys: dict[str, bytes] = field(default_factory=dict)  # gateways' message keys: signed acks
     drop_first: bool = False  # ignore the first copy of every batch (a hub that crashed)
     seen: set[tuple[str, str, int]] = field(default_factory=set)
     connected: bool = False
@@ -117,7 +118,9 @@ class AckingHub:
                 self.duplicates += 1
             self.store[rkey] = r
         await client.publish(
-            self.topics.topic(gateway, "ack"), encode_ack(batch.epoch, [batch.seq]), qos=1
+            self.topics.topic(gateway, "ack"),
+            encode_ack(batch.epoch, [batch.seq], key=self.keys.get(gateway), gateway=gateway),
+            qos=1,
         )
 
 

@@ -218,6 +218,11 @@ class Uplink(StrictModel):
     ca_file: str | None = Field(None, description="CA bundle for mqtts (default: the system's)")
     username: str | None = Field(None, description="broker user; absent: the gateway id")
     password_file: str | None = Field(None, description="file holding the broker password")
+    key_file: str | None = Field(
+        None,
+        description="file holding the gateway's message key (hex), shared with the hub: "
+        "the hub's acks and the gateway's edge notices are authenticated with it",
+    )
 
 
 def broker_address(url: str) -> tuple[str, int, bool]:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from coldchain.protocol import VERSION
+from coldchain.protocol.auth import signed, verifies
 from coldchain.protocol.limits import MAX_NOTICES_BYTES
 from coldchain.protocol.messages import MIN_TS_MS, ProtocolError, pack, unpack
 
@@ -133,13 +134,15 @@ def _notice(n: Notice) -> dict[str, Any]:
     }
 
 
-def encode_notices(gateway: str, notices: Sequence[Notice]) -> bytes:
-    """The ``alerts`` message of ``gateway`` carrying ``notices``."""
+def encode_notices(gateway: str, notices: Sequence[Notice], *, key: bytes | None = None) -> bytes:
+    """The ``alerts`` message of ``gateway`` carrying ``notices``; with its message ``key``,
+    authenticated (:mod:`.auth`)."""
     if not _ID.match(gateway):
         raise ProtocolError(f"bad gateway id {gateway!r}")
     if len(notices) > MAX_NOTICES:
         raise ProtocolError(f"{len(notices)} notices in one message; at most {MAX_NOTICES}")
-    return pack({"v": VERSION, "gw": gateway, "notices": [_notice(n) for n in notices]})
+    fields = {"v": VERSION, "gw": gateway, "notices": [_notice(n) for n in notices]}
+    return pack(signed(key, gateway, fields))
 
 
 # --- strict decoding -----------------------------------------------------------------------
@@ -245,9 +248,13 @@ def _decode_notice(raw: Any, where: str, now_ms: int) -> Notice:
     )
 
 
-def decode_notices(data: bytes, *, gateway: str | None = None, now_ms: int) -> Notices:
+def decode_notices(
+    data: bytes, *, gateway: str | None = None, now_ms: int, key: bytes | None = None
+) -> Notices:
     """Decode and check an ``alerts`` message; ``gateway`` is the one whose topic it came on.
-    Larger than :data:`~coldchain.protocol.limits.MAX_NOTICES_BYTES`: refused undecoded."""
+    Larger than :data:`~coldchain.protocol.limits.MAX_NOTICES_BYTES`: refused undecoded.
+    With that gateway's message ``key``, a message whose MAC is missing or does not verify
+    is refused (reason ``bad_mac``, :mod:`.auth`)."""
     msg = unpack(data, max_bytes=MAX_NOTICES_BYTES, max_items=MAX_NOTICES + 1)
     if not isinstance(msg, dict):
         raise ProtocolError(f"a notices message must be a map, got {type(msg).__name__}")
@@ -258,6 +265,10 @@ def decode_notices(data: bytes, *, gateway: str | None = None, now_ms: int) -> N
         raise ProtocolError(f"bad gateway id {gw!r:.80}")
     if gateway is not None and gw != gateway:
         raise ProtocolError(f"gateway {gw!r:.80} published on the topic of {gateway!r}")
+    if key is not None and not verifies(key, gw, msg):
+        raise ProtocolError(
+            f"notices of {gw}: the MAC is missing or does not verify", reason="bad_mac"
+        )
     raw = msg.get("notices")
     if not isinstance(raw, list):
         raise ProtocolError(f"'notices' must be a list, got {raw!r:.80}")

@@ -36,6 +36,7 @@ from typing import Any
 import msgpack
 
 from coldchain.protocol import VERSION
+from coldchain.protocol.auth import signed, verifies
 from coldchain.protocol.limits import (
     MAX_BATCH_BYTES,
     MAX_BATCH_READINGS,
@@ -295,17 +296,26 @@ def decode_batch(data: bytes, *, gateway: str | None = None, now_ms: int) -> Bat
     return Batch(gw, site, epoch, seq, readings, rejected)
 
 
-def encode_ack(epoch: str, seqs: Sequence[int]) -> bytes:
-    return pack({"v": VERSION, "epoch": epoch, "seqs": list(seqs)})
+def encode_ack(
+    epoch: str, seqs: Sequence[int], *, key: bytes | None = None, gateway: str = ""
+) -> bytes:
+    """An ``ack``; with ``gateway``'s message ``key``, authenticated (:mod:`.auth`)."""
+    return pack(signed(key, gateway, {"v": VERSION, "epoch": epoch, "seqs": list(seqs)}))
 
 
 MAX_ACK_BYTES = 64 * 1024  # an ack names at most a few hundred batches
 
 
-def decode_ack(data: bytes) -> tuple[str, list[int]]:
-    """The (epoch, seqs) of an ``ack``; :class:`ProtocolError` when malformed."""
+def decode_ack(
+    data: bytes, *, key: bytes | None = None, gateway: str = ""
+) -> tuple[str, list[int]]:
+    """The (epoch, seqs) of an ``ack``; :class:`ProtocolError` when malformed, or (reason
+    ``bad_mac``) when ``key`` is given and the ack's MAC for ``gateway`` is missing or does
+    not verify (:mod:`.auth`)."""
     msg = unpack(data, max_bytes=MAX_ACK_BYTES, max_items=MAX_ACK_BYTES)
     _need(isinstance(msg, dict) and msg.get("v") == VERSION, "an ack must be a v1 map")
+    if key is not None and not verifies(key, gateway, msg):
+        raise ProtocolError("the ack's MAC is missing or does not verify", reason="bad_mac")
     epoch, seqs = msg.get("epoch"), msg.get("seqs")
     _need(isinstance(epoch, str) and 0 < len(epoch) <= MAX_EPOCH_CHARS, f"bad epoch {epoch!r:.80}")
     _need(

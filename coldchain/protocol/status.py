@@ -84,6 +84,7 @@ class UplinkHealth(_Message):
     batches_resent: Count | None = None
     readings_acked: Count | None = None
     bad_acks: Count | None = None
+    forged_acks: Count | None = None  # acks whose MAC did not verify, ignored
     last_error: Text = None
 
 

@@ -1,0 +1,61 @@
+"""The gateways' message keys at the hub (in the hub database), shared with each gateway
+through its bundle: the hub signs its acks with them and checks the gateways' edge notices
+(:mod:`coldchain.protocol.auth`). Written by ``coldchain gateway provision`` (a new key) and
+``revoke`` (deleted) in their own process; read by the running hub on each use, so a change
+takes effect at once. A gateway without a key is not authenticated (the demo, a site not
+provisioned)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from coldchain.protocol.auth import new_key
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS gateway_keys (
+    gateway TEXT PRIMARY KEY,
+    key BLOB NOT NULL,          -- 32 bytes, shared with the gateway only
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+class GatewayKeys:
+    """Message keys by gateway id (thread-safe; each call one short statement)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def get(self, gateway: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT key FROM gateway_keys WHERE gateway = ?", (gateway,)
+            ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def create(self, gateway: str) -> bytes:
+        """A new key for ``gateway``, replacing any it had."""
+        key = new_key()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO gateway_keys (gateway, key, created_ms) VALUES (?, ?, ?)",
+                (gateway, key, time.time_ns() // 1_000_000),
+            )
+        return key
+
+    def delete(self, gateway: str) -> bool:
+        with self._lock:
+            cur = self._db.execute("DELETE FROM gateway_keys WHERE gateway = ?", (gateway,))
+        return cur.rowcount > 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
