@@ -6,7 +6,8 @@ the same ack without a MAC, in one run (CPU time, best of several repeats).
 Prints µs per ack on each side, with and without the key (the hub also looks the key up in
 its database for each ack, as it runs), and the difference per 1,000 readings at ``--batch``
 readings per batch (one ack per batch, as the hub sends them).
-TLS is not measured: coldchain does not set it up yet.
+TLS (`coldchain ca`) is not measured
+here yet.
 """
 
 from __future__ import annotations

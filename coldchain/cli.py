@@ -122,6 +122,12 @@ def _broker(args: argparse.Namespace) -> int:
     return run_broker(args)
 
 
+def _ca(args: argparse.Namespace) -> int:
+    from gateway.cli import run_ca
+
+    return run_ca(args)
+
+
 def _hub_audit(data_dir: Path, actor: str, action: str, obj: str, after: dict[str, Any]) -> None:
     """One record in the audit trail of the hub whose data dir is ``data_dir``."""
     from hub.audit import AuditLog
@@ -218,6 +224,12 @@ def _fleet_commands(sub: Any) -> None:
 
     add_broker_arguments(broker)
     broker.set_defaults(handler=_broker)
+
+    ca = sub.add_parser("ca", help="the centre's private CA: the broker's TLS certificate")
+    from gateway.cli import add_ca_arguments
+
+    add_ca_arguments(ca)
+    ca.set_defaults(handler=_ca)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -305,6 +305,13 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     conf.add_argument(
         "--force", action="store_true", help="replace an existing dynamic-security.json"
     )
+    conf.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="FILE",
+        help="the broker's TLS certificate (coldchain ca issue, or your own): a TLS listener",
+    )
+    conf.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key")
     add_profiles_argument(conf)
 
 
@@ -323,6 +330,14 @@ def run_broker(args: argparse.Namespace) -> int:
         print(f"coldchain broker: --listen {args.listen!r} is not HOST:PORT", file=sys.stderr)
         return 2
     data_dir = args.data_dir or Path(cfg.hub.data_dir)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("coldchain broker: give --tls-cert and --tls-key together", file=sys.stderr)
+        return 2
+    tls = None if args.tls_cert is None else (args.tls_cert, args.tls_key)
+    for f in tls or ():
+        if not f.is_file():
+            print(f"coldchain broker: {f}: no such file", file=sys.stderr)
+            return 1
     try:
         files = write_broker_config(
             cfg,
@@ -333,6 +348,7 @@ def run_broker(args: argparse.Namespace) -> int:
             plugin=args.plugin,
             source=str(args.config),
             force=args.force,
+            tls=tls,
         )
     except OSError as exc:
         print(f"coldchain broker: {exc}", file=sys.stderr)
@@ -343,4 +359,66 @@ def run_broker(args: argparse.Namespace) -> int:
     user, password = files.reader
     print(f"read-only tools identity: {user}, password {password} (shown once, stored hashed)")
     print(f"start the broker with: mosquitto -c {files.conf}")
+    return 0
+
+
+CA_DESCRIPTION = """\
+The centre's private certificate authority, so that gateways connect to the broker with
+mqtts:// and verify it: 'init DIR' makes DIR/ca.key (mode 0600) and DIR/ca.crt; 'issue DIR
+--host NAME --out PREFIX' makes the broker's certificate (PREFIX.crt, PREFIX.key) for every
+name and address gateways use to reach it. Then: coldchain broker config --tls-cert
+PREFIX.crt --tls-key PREFIX.key, and uplink.ca_file: DIR/ca.crt in the site config (each
+gateway's bundle carries it)."""
+
+
+def add_ca_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = CA_DESCRIPTION
+    sub = parser.add_subparsers(dest="ca_command", required=True, metavar="ACTION")
+    init = sub.add_parser(
+        "init",
+        help="make a new CA: DIR/ca.crt and DIR/ca.key",
+        description="Make a new private CA (ECDSA P-256) in DIR. Refuses to replace one.",
+    )
+    init.add_argument("dir", type=Path, metavar="DIR", help="where the CA lives")
+    init.add_argument("--name", default="coldchain CA", help="the CA's common name")
+    init.add_argument("--days", type=int, default=3650, help="validity (default: 3650)")
+    issue = sub.add_parser(
+        "issue",
+        help="the broker's certificate, signed by the CA in DIR",
+        description="Issue a server certificate for the broker, naming every host name and "
+        "IP address the gateways connect to (each --host); they verify it as a browser does.",
+    )
+    issue.add_argument("dir", type=Path, metavar="DIR", help="the CA's directory")
+    issue.add_argument(
+        "--host",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="a host name or IP address of the broker; repeatable",
+    )
+    issue.add_argument(
+        "--out", type=Path, required=True, metavar="PREFIX", help="writes PREFIX.crt, PREFIX.key"
+    )
+    issue.add_argument("--days", type=int, default=825, help="validity (default: 825)")
+
+
+def run_ca(args: argparse.Namespace) -> int:
+    from gateway.ca import CaError, init_ca, issue_server
+
+    if args.days < 1:
+        print(f"coldchain ca: --days {args.days}: at least 1", file=sys.stderr)
+        return 2
+    try:
+        if args.ca_command == "init":
+            crt, key = init_ca(args.dir, name=args.name, days=args.days)
+            print(f"CA certificate {crt} (for uplink.ca_file and every bundle)")
+            print(f"CA key {key} (mode 0600: keep it safe, off the broker if you can)")
+        else:
+            issued = issue_server(args.dir, args.host, args.out, days=args.days)
+            until = f"{issued.not_after:%Y-%m-%d}"
+            print(f"certificate {issued.cert}, key {issued.key}, valid until {until}")
+            print(f"next: coldchain broker config --tls-cert {issued.cert} --tls-key {issued.key}")
+    except (CaError, OSError) as exc:
+        print(f"coldchain ca: {exc}", file=sys.stderr)
+        return 1
     return 0
