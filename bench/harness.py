@@ -73,7 +73,16 @@ def start_hub(
     (tmp / "site.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
     with (tmp / "hub.log").open("wb") as log:
         hub = subprocess.Popen(
-            [sys.executable, "-m", "coldchain.cli", "hub", str(tmp / "site.yaml"), *args],
+            # the benchmarks' broker is anonymous: --insecure
+            [
+                sys.executable,
+                "-m",
+                "coldchain.cli",
+                "hub",
+                str(tmp / "site.yaml"),
+                "--insecure",
+                *args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=log,
         )

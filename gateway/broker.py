@@ -25,11 +25,16 @@ TLS 1.2 or later; without, plain MQTT, and the file says so.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import secrets
+import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import aiomqtt
 
 from coldchain.config.site import SiteConfig
 from coldchain.protocol.limits import MAX_BATCH_BYTES
@@ -191,3 +196,44 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+PROBE_GATEWAY = "coldchain-open-broker-check"  # a gateway id no site uses
+
+
+async def anonymous_publish_reaches(
+    host: str,
+    port: int,
+    topics: Topics,
+    *,
+    tls: ssl.SSLContext | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    within: float = 2.0,
+) -> bool | None:
+    """Whether a client with no credentials can publish on a gateway's topic and be heard:
+    it connects anonymously and publishes a probe on a gateway's ``status`` topic, which the
+    hub's identity (``username``) listens to. True: the broker is open; False: the anonymous
+    client was refused, or its publish dropped; None: the broker could not be reached."""
+    topic = topics.topic(PROBE_GATEWAY, "status")
+    token = secrets.token_hex(8).encode()
+    try:
+        async with aiomqtt.Client(
+            host, port, username=username, password=password, tls_context=tls, timeout=within
+        ) as listener:
+            await listener.subscribe(topic, qos=1)
+            try:
+                async with aiomqtt.Client(host, port, tls_context=tls, timeout=within) as anon:
+                    await anon.publish(topic, token, qos=1)
+            except aiomqtt.MqttError:
+                return False  # refused, or cut off for publishing there
+            try:
+                async with asyncio.timeout(within):
+                    async for message in listener.messages:
+                        if message.payload == token:
+                            return True
+            except TimeoutError:
+                return False
+    except (aiomqtt.MqttError, OSError):
+        return None
+    return False

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -326,10 +327,11 @@ async def run_ingest(
     password: str | None = None,
     share_group: str | None = None,
     on_message: Callable[[str, bytes], Replies] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """The ingest's MQTT loop: subscribe, receive, write, ack; reconnect forever. Status,
     health and edge-fallback notices go to ``on_message``, which may answer with messages
-    to publish (QoS 1)."""
+    to publish (QoS 1). ``tls``: connect with TLS (an ``mqtts://`` broker)."""
     backoff = 0.5
     while True:
         try:
@@ -339,6 +341,7 @@ async def run_ingest(
                 identifier=identifier,
                 username=username,
                 password=password,
+                tls_context=tls,
                 clean_session=False,
                 keepalive=30,
             ) as client:

@@ -10,8 +10,12 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coldchain.profiles.options import add_profiles_argument, load_profiles
+
+if TYPE_CHECKING:
+    from hub.service import Hub
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the hub's broker password (default: hub.password_file, else "
         "DATA_DIR/broker-hub-password as `coldchain broker config` writes it, as "
         "coldchain-hub unless hub.username says otherwise)",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="start even if the broker lets clients without credentials publish on the "
+        "gateways' topics (a test or a lab; never a site)",
     )
     add_profiles_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -105,6 +115,40 @@ def settle_gc() -> None:
     )
 
 
+async def _broker_secured(hub: Hub, *, insecure: bool) -> bool:
+    """Refuse a broker on which a client with no credentials can publish as a gateway
+    (``gateway.broker.anonymous_publish_reaches``), unless ``insecure``."""
+    from coldchain.config.site import broker_address
+    from gateway.broker import anonymous_publish_reaches
+
+    if insecure:
+        log.warning("--insecure: the broker is not checked for anonymous publishing")
+        return True
+    host, port, tls = broker_address(hub.broker)
+    found = await anonymous_publish_reaches(
+        host,
+        port,
+        hub.topics,
+        tls=hub.tls_context() if tls else None,
+        username=hub.username,
+        password=hub.password,
+    )
+    if found is None:
+        log.warning(
+            "broker %s unreachable at start: not checked for anonymous publishing", hub.broker
+        )
+    elif found:
+        print(
+            f"coldchain hub: the broker {hub.broker} lets a client with no credentials publish "
+            "on the gateways' topics: anyone on its network could forge readings, acks and "
+            "notices. Secure it (coldchain broker config, docs/security.md), or start with "
+            "--insecure for a test or a lab.",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
     from coldchain.config.site import SiteConfig
     from coldchain.profiles.registry import ProfileRegistry
@@ -132,6 +176,8 @@ async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
         )
     except (OSError, ValueError) as exc:
         print(f"coldchain hub: {exc}", file=sys.stderr)
+        return 1
+    if not await _broker_secured(hub, insecure=args.insecure):
         return 1
     print(
         f"coldchain hub: API {hub.url}/docs, broker {hub.broker}, data {hub.data_dir}", flush=True

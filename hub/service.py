@@ -13,6 +13,7 @@ import hashlib
 import logging
 import secrets
 import socket
+import ssl
 from collections.abc import Generator
 from pathlib import Path
 
@@ -307,8 +308,13 @@ class Hub:
             await task
             raise
 
+    def tls_context(self) -> ssl.SSLContext:
+        """For an ``mqtts://`` broker: verified against ``uplink.ca_file`` (the CA the
+        gateways use too), or the system's CAs."""
+        return ssl.create_default_context(cafile=self.cfg.uplink.ca_file)
+
     async def run(self) -> None:
-        host, port, _tls = broker_address(self.broker)
+        host, port, tls = broker_address(self.broker)
         log.info(
             "hub: API on %s, broker %s, store %s", self.url, self.broker, type(self.store).__name__
         )
@@ -328,6 +334,7 @@ class Hub:
                         password=self.password,
                         share_group=self.cfg.hub.share_group,
                         on_message=self._on_message,
+                        tls=self.tls_context() if tls else None,
                     ),
                     name="ingest",
                 )

@@ -112,11 +112,16 @@ def test_the_generated_broker_runs_secured_and_the_hub_and_tools_find_their_pass
             stderr=subprocess.DEVNULL,
         )
         try:
+            # its ingest connects as the hub's identity, once its start-up check found
+            # the broker refusing an anonymous client
             wait_for(
-                lambda: "u'coldchain-hub'" in log.read_text()[before:], "the hub connected", 30
+                lambda: "as coldchain-hub (" in log.read_text()[before:], "the hub connected", 30
             )
+            seen = log.read_text()[before:]
+            assert "u'coldchain-hub')" in seen.split("as coldchain-hub (")[1].splitlines()[0]
+            assert "not authorised" in seen.split("as coldchain-hub (")[0]  # the probe
             time.sleep(0.5)
-            assert "not authorised" not in log.read_text()[before:].lower()
+            assert hub.poll() is None  # running
         finally:
             hub.terminate()
             hub.wait(timeout=30)

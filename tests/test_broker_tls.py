@@ -43,9 +43,10 @@ def coldchain(*args: str) -> subprocess.CompletedProcess[str]:
 def broker(conf: Path, port: int) -> Iterator[None]:
     run_conf = conf.with_name("run.conf")  # as root in a test: stay root (see test_broker_config)
     run_conf.write_text("user root\n" + conf.read_text())
-    proc = subprocess.Popen(
-        [str(MOSQUITTO), "-c", str(run_conf)], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL
-    )
+    with conf.with_name("mosquitto.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [str(MOSQUITTO), "-c", str(run_conf)], stderr=log, stdout=subprocess.DEVNULL
+        )
     try:
         wait_for(lambda: port_open("127.0.0.1", port), f"mosquitto on {port}")
         yield
@@ -100,7 +101,7 @@ def test_gateways_connect_over_tls_with_the_bundles_ca_and_nothing_else_gets_in(
 
     doc = one_bus_site(tcp_bus("tcp", port=1502), [("probe", "xy-md02", 1)], poll_interval="1s")
     doc["uplink"] = {"broker": f"mqtts://127.0.0.1:{port}", "ca_file": str(ca / "ca.crt")}
-    doc["hub"] = {"data_dir": str(tmp_path / "hub")}
+    doc["hub"] = {"data_dir": str(tmp_path / "hub"), "listen": "127.0.0.1:0"}
     site = tmp_path / "site.yaml"
     site.write_text(yaml.safe_dump(doc))
     out = tmp_path / "broker"
@@ -133,6 +134,21 @@ def test_gateways_connect_over_tls_with_the_bundles_ca_and_nothing_else_gets_in(
         password = (files / "broker-password").read_text().strip()
 
         assert connects(files / "ca.crt", "gw1", password, port) == "ok"
+        # the hub too connects over TLS, checked against uplink.ca_file
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "coldchain.cli", "hub", str(site)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            assert hub.stdout is not None
+            assert "coldchain hub: API" in hub.stdout.readline()  # its start-up check passed
+            log = out / "mosquitto.log"
+            wait_for(lambda: "as coldchain-hub (" in log.read_text(), "the hub's ingest", 30)
+        finally:
+            hub.terminate()
+            hub.wait(timeout=30)
         # a CA the broker's certificate does not come from
         assert coldchain("ca", "init", str(tmp_path / "other")).returncode == 0
         why = connects(tmp_path / "other" / "ca.crt", "gw1", password, port)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.services import Broker
 from tests.test_config_warnings import DOOR, site
 
 
@@ -67,3 +68,31 @@ def test_a_malformed_broker_url_is_refused_at_start_in_one_line(tmp_path: Path) 
     assert done.returncode == 1
     assert "coldchain hub: broker URL 'tcp://broker' is not mqtt://host:port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_open_broker_is_refused_at_start_unless_insecure(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """A broker that lets a client with no credentials publish as a gateway is refused: the
+    hub says so and exits; --insecure (a test, a lab) starts anyway, with a warning."""
+    doc = site([DOOR], defrost={"at": ["02:00"]})
+    doc["uplink"] = {"broker": mosquitto.url}
+    doc["hub"] = {"data_dir": str(tmp_path / "hub"), "listen": "127.0.0.1:0"}
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    cli = [sys.executable, "-m", "coldchain.cli", "hub", str(path)]
+    done = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert "lets a client with no credentials publish on the gateways' topics" in done.stderr
+    assert "Traceback" not in done.stderr
+    hub = subprocess.Popen(
+        [*cli, "--insecure"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert hub.stdout is not None
+        assert "coldchain hub: API" in hub.stdout.readline()
+    finally:
+        hub.terminate()
+        hub.wait(timeout=30)
+    assert hub.stderr is not None
+    assert "--insecure: the broker is not checked" in hub.stderr.read()
