@@ -178,6 +178,7 @@ async def test_hub_killed_mid_ingest_loses_and_doubles_nothing(
                 mosquitto.url,
                 "--listen",
                 "127.0.0.1:0",
+                "--insecure",  # the test's broker is anonymous
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
