@@ -19,7 +19,7 @@ from coldchain.config.site import AgentSettings, Device, Gateway, MqttBus, SiteC
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusProfile, MqttProfile, PointKind
 from coldchain.reading import Reading
-from edge_agent import health
+from edge_agent import health, watchdog
 from edge_agent.buffer import AsyncOutbox, Outbox, Policy
 from edge_agent.fallback import EdgeFallback
 from edge_agent.mqtt_input import MqttDevice, MqttInput, mqtt_device
@@ -161,9 +161,14 @@ class Agent:
             len(self.inputs),
             self.outbox.sync.epoch,
         )
+        interval = watchdog.watchdog_interval()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._flusher(), name="flusher")
+                if interval is not None:  # systemd's WatchdogSec (deploy/pi)
+                    tg.create_task(
+                        watchdog.keep_alive(self.outbox.stats, interval), name="watchdog"
+                    )
                 tg.create_task(self.uplink.run(), name="uplink")
                 if self.fallback is not None:
                     tg.create_task(self.fallback.run(), name="fallback")
@@ -173,7 +178,9 @@ class Agent:
                     tg.create_task(
                         i.run(password=self._sensor_password), name=f"sensors-{i.bus.id}"
                     )
+                watchdog.notify("READY=1")
         finally:
+            watchdog.notify("STOPPING=1")
             await asyncio.shield(self.flush())
             for p in self.pollers:
                 p.link.close()

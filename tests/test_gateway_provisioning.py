@@ -21,6 +21,7 @@ from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import SeriesId
 from gateway.keys import GatewayKeys
 from hub.audit import AuditLog
+from hub.service import Hub
 from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
 from tests.hubkit import running_hub_service
@@ -45,6 +46,21 @@ async def coldchain(*args: str, cwd: Path | None = None) -> tuple[int, str, str]
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+def plain_site(tmp_path: Path) -> SiteConfig:
+    """One gateway, gw1, with one XY-MD02 on a Modbus TCP bus polled every second."""
+    doc = one_bus_site(tcp_bus("tcp"), [("probe", "xy-md02", 1)], poll_interval="1s")
+    return load_site(tmp_path / "plain.yaml", doc, PROFILES)
+
+
+async def until_stored(hub: Hub, failure: str) -> None:
+    """Wait up to 30 s for gw1's probe in the hub's store."""
+    for _ in range(300):
+        if PROBE in await hub.store.latest([PROBE]):
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail(failure)
 
 
 def hub_key(tmp_path: Path) -> bytes:
@@ -77,8 +93,7 @@ async def test_a_gateway_provisioned_with_the_command_streams_from_its_bundle_al
     tmp_path: Path, secured_mosquitto: SecuredBroker
 ) -> None:
     broker = secured_mosquitto
-    doc = one_bus_site(tcp_bus("tcp"), [("probe", "xy-md02", 1)], poll_interval="1s")
-    plain = load_site(tmp_path / "plain.yaml", doc, PROFILES)
+    plain = plain_site(tmp_path)
     async with Simulation(plain, PROFILES, seed=3) as sim:
         site = centre(tmp_path, broker, plain, sim)
         cfg = load_site(site, yaml.safe_load(site.read_text()), PROFILES)
@@ -122,15 +137,7 @@ async def test_a_gateway_provisioned_with_the_command_streams_from_its_bundle_al
                 stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
             try:
-
-                async def stored() -> bool:
-                    return PROBE in await hub.store.latest([PROBE])
-
-                for _ in range(300):
-                    if await stored():
-                        break
-                    await asyncio.sleep(0.1)
-                assert await stored(), "the bundle's agent never reached the hub's store"
+                await until_stored(hub, "the bundle's agent never reached the hub's store")
 
                 def online() -> bool:
                     state = hub.registry.get("gw1")
