@@ -6,8 +6,7 @@ the same ack without a MAC, in one run (CPU time, best of several repeats).
 Prints µs per ack on each side, with and without the key (the hub also looks the key up in
 its database for each ack, as it runs), and the difference per 1,000 readings at ``--batch``
 readings per batch (one ack per batch, as the hub sends them).
-TLS (`coldchain ca`) is not measured
-here yet.
+TLS is measured by bench/bench_tls.py.
 """
 
 from __future__ import annotations
