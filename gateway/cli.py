@@ -194,33 +194,24 @@ async def _change(
 async def _apply(
     args: argparse.Namespace, fleet: Fleet, keys: GatewayKeys, cfg: SiteConfig, profiles: Any
 ) -> dict[str, Any]:
-    """Do the action; what the audit records of it."""
-    from gateway.bundle import write_bundle
+    """Do the action and say what it did; what the audit records of it."""
+    from gateway.provision import change
 
     action, gw = args.gateway_command, args.gateway
+    out = args.out if action in ("provision", "rotate") else None
+    done = await change(action, gw, fleet=fleet, keys=keys, cfg=cfg, profiles=profiles, out=out)
     if action == "retire":
-        deleted = await fleet.retire(gw)
-        print(f"gateway {gw}: retired {', '.join(deleted) or 'nothing'}")
-        return {"deleted": deleted}
-    if action == "revoke":
-        deleted = await fleet.revoke(gw)
-        keys.delete(gw)
-        print(f"gateway {gw}: revoked ({', '.join(deleted) or 'had no identity'})")
-        return {"deleted": deleted}
-    identity = await (fleet.provision(gw) if action == "provision" else fleet.rotate(gw))
-    # provision: a new message key; rotate keeps the gateway's (its agent runs on it)
-    key = (keys.get(gw) if action == "rotate" else None) or keys.create(gw)
-    try:
-        members = write_bundle(args.out, cfg, profiles, gw, identity, key=key)
-    except OSError:  # the password exists nowhere else: take the client back
-        await fleet.ds.call({"command": "deleteClient", "username": identity.username})
-        raise
-    print(f"gateway {gw}: broker client {identity.username}, bundle {args.out}")
-    for m in members:
-        print(f"  {m}")
-    if action == "rotate":
-        print(f"the old password works until: coldchain gateway {args.config} retire {gw}")
-    return {"client": identity.username, "bundle": str(args.out)}
+        print(f"gateway {gw}: retired {', '.join(done.deleted) or 'nothing'}")
+    elif action == "revoke":
+        print(f"gateway {gw}: revoked ({', '.join(done.deleted) or 'had no identity'})")
+    else:
+        assert done.identity is not None
+        print(f"gateway {gw}: broker client {done.identity.username}, bundle {args.out}")
+        for m in done.members:
+            print(f"  {m}")
+        if action == "rotate":
+            print(f"the old password works until: coldchain gateway {args.config} retire {gw}")
+    return done.after
 
 
 async def _list(fleet: Fleet, cfg: SiteConfig, data_dir: Path) -> None:

@@ -41,6 +41,7 @@ from coldchain.store.base import Store, StoreError
 from dashboards.reports.api import reports_router
 from dashboards.web import Renderer, WebContext, mount_ui
 from dashboards.web.live import Board, LiveEvents
+from gateway.api import identities_router
 from gateway.ingest import Ingest, run_ingest
 from gateway.keys import GatewayKeys
 from gateway.registry import Registry
@@ -153,6 +154,19 @@ class Hub:
         guard = self.auth.require
         self.app = create_app(self.ctx, guard)
         self.app.include_router(alerts_router(self.alerts, guard))
+        self.app.include_router(
+            identities_router(
+                cfg=cfg,
+                profiles=profiles,
+                broker=self.broker,
+                tls=self.tls_context,
+                data_dir=data_dir,
+                audit=lambda actor, action, obj, after: self.audit.record(
+                    actor=actor, action=action, obj=obj, after=after
+                ),
+                guard=guard,
+            )
+        )
         self.events = LiveEvents()  # wakes the live board's streams on each ingest
         board = Board(cfg, profiles, self.registry, self.alerts)
         web = WebContext(cfg, self.store, self.registry, self.alerts, self.events, board, clock)

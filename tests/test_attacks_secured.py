@@ -13,7 +13,6 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-import yaml
 
 from coldchain.protocol.edge import encode_notices
 from coldchain.protocol.messages import Batch, encode_ack, encode_batch
@@ -23,13 +22,11 @@ from coldchain.supervise import Client
 from edge_agent.agent import Agent
 from gateway.dynsec import DynSec, Fleet
 from gateway.keys import GatewayKeys
-from simulator.runtime import Simulation
 from tests.agentkit import Recording
 from tests.hubkit import running_hub_service
 from tests.services import SecuredBroker, until
-from tests.simkit import load_site
 from tests.test_edge_fallback import NOTICE
-from tests.test_gateway_provisioning import PROBE, PROFILES, centre, plain_site, until_stored
+from tests.test_gateway_provisioning import PROBE, PROFILES, simulated_centre, until_stored
 
 TOPICS = Topics()
 MIN = 60_000
@@ -40,10 +37,7 @@ async def test_the_attacks_of_issue_13_fail_against_the_secured_setup(
     tmp_path: Path, secured_mosquitto: SecuredBroker
 ) -> None:
     broker = secured_mosquitto
-    plain = plain_site(tmp_path)
-    async with Simulation(plain, PROFILES, seed=3) as sim:
-        site = centre(tmp_path, broker, plain, sim)
-        cfg = load_site(site, yaml.safe_load(site.read_text()), PROFILES)
+    async with simulated_centre(tmp_path, broker) as (_site, cfg):
         async with DynSec(broker.host, broker.port, *broker.admin) as ds:
             fleet = Fleet(ds, TOPICS)
             gw1 = await fleet.provision("gw1")

@@ -16,17 +16,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from simulator.runtime import Simulation
 from tests.hubkit import running_hub_service
 from tests.services import SecuredBroker
-from tests.simkit import load_site
 from tests.test_gateway_provisioning import (
     PROFILES,
-    centre,
     coldchain,
-    plain_site,
+    simulated_centre,
     until_stored,
 )
 
@@ -118,10 +114,7 @@ async def test_the_pi_install_makes_a_working_hardened_gateway_and_upgrades_in_p
     if os.geteuid() != 0:
         pytest.fail("the install test runs as root (it makes users and owns files)")
     broker = secured_mosquitto
-    plain = plain_site(tmp_path)
-    async with Simulation(plain, PROFILES, seed=3) as sim:
-        site = centre(tmp_path, broker, plain, sim)
-        cfg = load_site(site, yaml.safe_load(site.read_text()), PROFILES)
+    async with simulated_centre(tmp_path, broker) as (site, cfg):
         bundle = tmp_path / "gw1.tar.gz"
         rc, _, err = await coldchain("gateway", str(site), "provision", "gw1", "--out", str(bundle))
         assert rc == 0, err

@@ -6,10 +6,12 @@ but its bundle (its own agent process, started from the bundle's files); ``list`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import sys
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,18 @@ def plain_site(tmp_path: Path) -> SiteConfig:
     return load_site(tmp_path / "plain.yaml", doc, PROFILES)
 
 
+@contextlib.asynccontextmanager
+async def simulated_centre(
+    tmp_path: Path, broker: SecuredBroker
+) -> AsyncIterator[tuple[Path, SiteConfig]]:
+    """The simulator serving gw1's probe, and the centre's site config for it on ``broker``
+    (:func:`centre`): (its path, the config)."""
+    plain = plain_site(tmp_path)
+    async with Simulation(plain, PROFILES, seed=3) as sim:
+        site = centre(tmp_path, broker, plain, sim)
+        yield site, load_site(site, yaml.safe_load(site.read_text()), PROFILES)
+
+
 async def until_stored(hub: Hub, failure: str) -> None:
     """Wait up to 30 s for gw1's probe in the hub's store."""
     for _ in range(300):
@@ -93,10 +107,7 @@ async def test_a_gateway_provisioned_with_the_command_streams_from_its_bundle_al
     tmp_path: Path, secured_mosquitto: SecuredBroker
 ) -> None:
     broker = secured_mosquitto
-    plain = plain_site(tmp_path)
-    async with Simulation(plain, PROFILES, seed=3) as sim:
-        site = centre(tmp_path, broker, plain, sim)
-        cfg = load_site(site, yaml.safe_load(site.read_text()), PROFILES)
+    async with simulated_centre(tmp_path, broker) as (site, cfg):
         bundle = tmp_path / "gw1.tar.gz"
         rc, out, err = await coldchain(
             "gateway", str(site), "--by", "li-tech", "provision", "gw1", "--out", str(bundle)
