@@ -26,8 +26,8 @@ BUNDLE=""
 UNINSTALL=0
 START=1
 PYTHON="${PYTHON:-python3}"
-
-die() { echo "install.sh: $*" >&2; exit 1; }
+# shellcheck source=../common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,17 +45,10 @@ ROOT="${ROOT%/}"  # "/" becomes "": paths below are "$ROOT/etc/..."
 UNIT="$ROOT/etc/systemd/system/coldchain-agent.service"
 JOURNAL="$ROOT/etc/systemd/journald.conf.d/coldchain.conf"
 VENV_DIR=/opt/coldchain/venv
-LIVE_SYSTEMD=0
-if [ -z "$ROOT" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
-    LIVE_SYSTEMD=1
-fi
 
 if [ "$UNINSTALL" = 1 ]; then
-    if [ "$LIVE_SYSTEMD" = 1 ]; then
-        systemctl disable --now coldchain-agent.service 2>/dev/null || true
-    fi
-    rm -f "$UNIT" "$JOURNAL" "$ROOT/etc/systemd/system/multi-user.target.wants/coldchain-agent.service"
-    [ "$LIVE_SYSTEMD" = 1 ] && systemctl daemon-reload
+    remove_units coldchain-agent.service
+    rm -f "$JOURNAL"
     rm -rf "$ROOT/opt/coldchain" "$ROOT/etc/coldchain"
     echo "removed: the coldchain-agent service, $VENV_DIR, /etc/coldchain (config and secrets)"
     echo "kept: /var/lib/coldchain (the outbox: readings not yet delivered to the centre)"
@@ -77,23 +70,12 @@ GATEWAY="${TOP##*/coldchain-}"
 echo "gateway $GATEWAY into ${ROOT:-/}"
 
 # --- the system user --------------------------------------------------------------------
-prefix=()
-[ -n "$ROOT" ] && prefix=(--prefix "$ROOT")
-if ! grep -q '^coldchain:' "$ROOT/etc/passwd"; then
-    useradd "${prefix[@]}" --system --no-create-home --home-dir /var/lib/coldchain \
-        --shell /usr/sbin/nologin --user-group --groups dialout coldchain
-    echo "user coldchain (in dialout)"
-fi
-uid="$(awk -F: '$1 == "coldchain" { print $3 }' "$ROOT/etc/passwd")"
-gid="$(awk -F: '$1 == "coldchain" { print $3 }' "$ROOT/etc/group")"
+make_user coldchain /var/lib/coldchain dialout
+uid="$(id_of passwd coldchain)"
+gid="$(id_of group coldchain)"
 
 # --- the agent's venv (upgraded in place) -------------------------------------------------
-mkdir -p "$ROOT/opt/coldchain"
-[ -x "$ROOT$VENV_DIR/bin/python" ] || "$PYTHON" -m venv "$ROOT$VENV_DIR"
-"$ROOT$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check \
-    -r "$SOURCE/requirements/agent.lock"
-"$ROOT$VENV_DIR/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-    --force-reinstall "$SOURCE"
+make_venv "$SOURCE/requirements/agent.lock"
 echo "agent $("$ROOT$VENV_DIR/bin/coldchain" --version) in $VENV_DIR"
 
 # --- the bundle: config and secrets, readable by the agent only --------------------------
@@ -170,15 +152,7 @@ RateLimitBurst=1000
 EOF
 echo "service coldchain-agent, journald limits"
 
-if [ "$LIVE_SYSTEMD" = 1 ]; then
-    systemctl daemon-reload
+if [ "$(live_systemd)" = 1 ]; then
     systemctl restart systemd-journald || true
-    systemctl enable coldchain-agent.service
-    if [ "$START" = 1 ]; then
-        systemctl restart coldchain-agent.service
-        echo "started: journalctl -u coldchain-agent -f"
-    fi
-elif command -v systemctl >/dev/null; then
-    systemctl --root="${ROOT:-/}" enable coldchain-agent.service >/dev/null
-    echo "enabled in ${ROOT:-/} (starts at boot)"
 fi
+enable_units "$START" coldchain-agent.service

@@ -1,0 +1,165 @@
+#!/bin/bash
+# Install (or upgrade) the coldchain centre on a Debian 12 host: the hub as a systemd service,
+# and the broker that `coldchain broker config` generated as another. deploy/README.md has
+# the whole sequence.
+#
+#   sudo deploy/centre/install.sh site.yaml            install, or upgrade in place
+#   sudo deploy/centre/install.sh --uninstall          remove; says what it keeps
+#
+# Options: --root DIR installs into DIR instead of / (an image, or a test); --source DIR is
+# the coldchain source (default: this checkout); --grafana DIR also writes the Grafana
+# dashboards and provisioning files there (coldchain dashboards build); --no-start enables
+# the services without starting them.
+#
+# What it makes:
+#   user coldchain-hub (system, no login)
+#   /opt/coldchain/venv          the hub, from requirements/hub.lock
+#   /etc/coldchain/site.yaml     the site config (root:coldchain-hub 0640)
+#   /var/lib/coldchain-hub/      the hub's data (hub.db, the SQLite store, its broker and
+#                                admin passwords): coldchain-hub 0750; kept on uninstall
+#   coldchain-hub.service        the hub, hardened, Restart=always
+#   coldchain-broker.service     mosquitto -c /etc/coldchain/broker/mosquitto.conf as the
+#                                mosquitto user (Debian's mosquitto package), Restart=always
+set -euo pipefail
+
+ROOT=/
+SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CONFIG=""
+GRAFANA=""
+UNINSTALL=0
+START=1
+PYTHON="${PYTHON:-python3}"
+# shellcheck source=../common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --root) ROOT="$2"; shift 2 ;;
+        --source) SOURCE="$2"; shift 2 ;;
+        --grafana) GRAFANA="$2"; shift 2 ;;
+        --uninstall) UNINSTALL=1; shift ;;
+        --no-start) START=0; shift ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -*) die "unknown option $1 (see --help)" ;;
+        *) [ -z "$CONFIG" ] || die "one site config"; CONFIG="$1"; shift ;;
+    esac
+done
+
+ROOT="${ROOT%/}"  # "/" becomes "": paths below are "$ROOT/etc/..."
+UNITS="$ROOT/etc/systemd/system"
+VENV_DIR=/opt/coldchain/venv
+DATA=/var/lib/coldchain-hub
+
+if [ "$UNINSTALL" = 1 ]; then
+    remove_units coldchain-hub.service coldchain-broker.service
+    rm -rf "$ROOT/opt/coldchain"
+    echo "removed: the coldchain-hub and coldchain-broker services, $VENV_DIR"
+    echo "kept: $DATA (hub.db: alerts, audit trail, users; the store: the readings),"
+    echo "      /etc/coldchain (the site config, the CA, the broker's identities) and the user"
+    exit 0
+fi
+
+[ -n "$CONFIG" ] || die "give the site config (coldchain config check it first)"
+[ -f "$CONFIG" ] || die "$CONFIG: no such file"
+[ -f "$SOURCE/requirements/hub.lock" ] || die "$SOURCE is not a coldchain source (--source)"
+[ "$(id -u)" = 0 ] || die "run as root (sudo): it makes a system user and services"
+
+# --- the system user --------------------------------------------------------------------
+make_user coldchain-hub "$DATA"
+uid="$(id_of passwd coldchain-hub)"
+gid="$(id_of group coldchain-hub)"
+
+# --- the hub's venv (upgraded in place) ---------------------------------------------------
+make_venv "$SOURCE/requirements/hub.lock"
+"$ROOT$VENV_DIR/bin/coldchain" config check "$CONFIG" >/dev/null \
+    || die "$CONFIG does not pass coldchain config check: fix it first"
+echo "hub $("$ROOT$VENV_DIR/bin/coldchain" --version) in $VENV_DIR"
+
+# --- config and data ----------------------------------------------------------------------
+install -d -m 0755 "$ROOT/etc/coldchain"
+install -m 0640 -o 0 -g "$gid" "$CONFIG" "$ROOT/etc/coldchain/site.yaml"
+install -d -m 0750 -o "$uid" -g "$gid" "$ROOT$DATA"
+# what coldchain broker config left there as root (the hub's and the admin's passwords)
+chown -R "$uid:$gid" "$ROOT$DATA"
+if [ -d "$ROOT/etc/coldchain/broker" ] && grep -q '^mosquitto:' "$ROOT/etc/passwd"; then
+    chown -R "$(id_of passwd mosquitto)" "$ROOT/etc/coldchain/broker"  # the plugin saves its state there
+fi
+if [ -n "$GRAFANA" ]; then
+    "$ROOT$VENV_DIR/bin/coldchain" dashboards build "$CONFIG" --out "$ROOT$GRAFANA" >/dev/null
+    echo "Grafana dashboards and provisioning in $GRAFANA"
+fi
+
+# --- systemd ------------------------------------------------------------------------------
+mkdir -p "$UNITS"
+cat > "$UNITS/coldchain-hub.service" <<EOF
+# Written by coldchain's deploy/centre/install.sh; run it again to change.
+[Unit]
+Description=coldchain hub: ingest, store, alerts and SMS, web UI, API
+After=network-online.target coldchain-broker.service
+Wants=network-online.target
+
+[Service]
+ExecStart=$VENV_DIR/bin/coldchain hub /etc/coldchain/site.yaml --data-dir $DATA
+User=coldchain-hub
+Group=coldchain-hub
+Restart=always
+RestartSec=5
+TimeoutStopSec=60
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+ReadWritePaths=$DATA
+PrivateTmp=yes
+PrivateDevices=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+UMask=0027
+
+[Install]
+WantedBy=multi-user.target
+EOF
+cat > "$UNITS/coldchain-broker.service" <<'EOF'
+# Written by coldchain's deploy/centre/install.sh: the broker coldchain broker config generated
+# (disable Debian's own mosquitto.service, which would take the same port).
+[Unit]
+Description=coldchain broker (Mosquitto with the dynamic security plugin)
+After=network-online.target
+Wants=network-online.target
+ConditionPathExists=/etc/coldchain/broker/mosquitto.conf
+
+[Service]
+ExecStart=/usr/sbin/mosquitto -c /etc/coldchain/broker/mosquitto.conf
+User=mosquitto
+Group=mosquitto
+Restart=always
+RestartSec=5
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+ReadWritePaths=/var/lib/mosquitto /etc/coldchain/broker
+PrivateTmp=yes
+PrivateDevices=yes
+CapabilityBoundingSet=
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+
+[Install]
+WantedBy=multi-user.target
+EOF
+echo "services coldchain-hub, coldchain-broker"
+
+enable_units "$START" coldchain-hub.service coldchain-broker.service

@@ -1,0 +1,112 @@
+"""``deploy/centre/install.sh`` into a temporary root: the hub's system user, its venv from
+``requirements/hub.lock``, the site config readable by the hub only, its data dir (taking
+over the passwords ``coldchain broker config`` left there), hardened units for the hub and
+the generated broker that ``systemd-analyze verify`` accepts, Grafana's files; the
+installed hub, run from that venv with those files, connects to a secured broker; the
+uninstall keeps the data and says so."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.services import SecuredBroker
+from tests.test_deploy_pi import new_root, owner, verify_unit
+from tests.test_gateway_provisioning import plain_site
+
+REPO = Path(__file__).resolve().parent.parent
+INSTALL = REPO / "deploy" / "centre" / "install.sh"
+
+
+def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(INSTALL), *args, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_centre_install_makes_a_hub_service_that_runs(
+    tmp_path: Path, secured_mosquitto: SecuredBroker
+) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("the install test runs as root (it makes users and owns files)")
+    broker = secured_mosquitto
+    plain_site(tmp_path)  # writes plain.yaml: one gateway, one probe
+    doc = yaml.safe_load((tmp_path / "plain.yaml").read_text())
+    doc["uplink"] = {"broker": broker.url}
+    doc["hub"] = {"listen": "127.0.0.1:0"}
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump(doc))
+
+    root = new_root(tmp_path)
+    (root / "usr/sbin").mkdir(parents=True)
+    shutil.copy2("/usr/sbin/mosquitto", root / "usr/sbin/mosquitto")  # for verify
+    data = root / "var/lib/coldchain-hub"
+    data.mkdir(parents=True)  # as coldchain broker config leaves it: root's 0600 password
+    (data / "broker-hub-password").write_text(broker.hub[1] + "\n")
+    os.chmod(data / "broker-hub-password", 0o600)
+
+    done = install(root, str(site), "--grafana", "/etc/coldchain/grafana")
+    assert done.returncode == 0, done.stderr
+    passwd = {line.split(":")[0]: line.split(":") for line in (root / "etc/passwd").open()}
+    uid, gid = int(passwd["coldchain-hub"][2]), int(passwd["coldchain-hub"][3])
+    assert passwd["coldchain-hub"][6].strip() == "/usr/sbin/nologin"
+    assert owner(root / "etc/coldchain/site.yaml") == (0, gid, 0o640)
+    assert owner(data) == (uid, gid, 0o750)
+    assert owner(data / "broker-hub-password")[:2] == (uid, gid)  # the hub can read it now
+    assert (root / "etc/coldchain/grafana/dashboards/prometheus/overview.json").is_file()
+    hub_unit = (root / "etc/systemd/system/coldchain-hub.service").read_text().splitlines()
+    for line in (
+        "ExecStart=/opt/coldchain/venv/bin/coldchain hub /etc/coldchain/site.yaml "
+        "--data-dir /var/lib/coldchain-hub",
+        "User=coldchain-hub",
+        "Restart=always",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/coldchain-hub",
+        "CapabilityBoundingSet=",
+    ):
+        assert line in hub_unit, line
+    broker_unit = (root / "etc/systemd/system/coldchain-broker.service").read_text()
+    assert "ExecStart=/usr/sbin/mosquitto -c /etc/coldchain/broker/mosquitto.conf" in broker_unit
+    for unit in ("coldchain-hub.service", "coldchain-broker.service"):
+        wants = root / "etc/systemd/system/multi-user.target.wants" / unit
+        assert os.readlink(wants) == f"/etc/systemd/system/{unit}"
+        verify_unit(root, unit)
+
+    # the installed hub, from its venv, with the installed config and data, on the broker:
+    # it finds its password in its data dir and passes the open-broker check
+    hub = subprocess.Popen(
+        [
+            str(root / "opt/coldchain/venv/bin/coldchain"), "hub",
+            str(root / "etc/coldchain/site.yaml"), "--data-dir", str(data),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert hub.stdout is not None
+        assert "coldchain hub: API" in hub.stdout.readline()
+    finally:
+        hub.terminate()
+        hub.wait(timeout=30)
+    assert (data / "hub.db").exists()
+
+    gone = install(root, "--uninstall")
+    assert gone.returncode == 0, gone.stderr
+    assert "kept: /var/lib/coldchain-hub" in gone.stdout
+    assert not (root / "opt/coldchain").exists()
+    assert not (root / "etc/systemd/system/coldchain-hub.service").exists()
+    assert (data / "hub.db").exists()
+    assert (root / "etc/coldchain/site.yaml").exists()
