@@ -101,6 +101,9 @@ async def test_each_gateway_publishes_and_hears_only_its_own_topics(
         assert await sub(gb, TOPICS.topic("gw-a", "ack")) == FAILED
         assert await sub(gb, TOPICS.topic("gw-a", "config")) == FAILED
         assert await sub(gb, TOPICS.all("telemetry")) == FAILED
+        assert await sub(gb, TOPICS.all("telemetry", share="sniff")) == FAILED
+        # the hub may share its subscriptions among ingest workers (hub.share_group)
+        assert await sub(hub, TOPICS.all("status", share="ingest")) == 1
         assert await sub(ga, TOPICS.topic("gw-a", "ack")) == 1
         # nobody but the hub acks: B forging A's ack, A acking itself, both dropped
         await gb.publish(TOPICS.topic("gw-a", "ack"), b"forged by b", qos=1)
