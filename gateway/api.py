@@ -31,6 +31,7 @@ from gateway.broker import ADMIN_PASSWORD_FILE, ADMIN_USER
 from gateway.dynsec import DynSec, DynSecError, Fleet
 from gateway.keys import GatewayKeys
 from gateway.provision import Action, change
+from gateway.registry import Registry
 
 # records a change in the hub's audit trail: (actor, action, object, after)
 AuditFn = Callable[[str, str, str, dict[str, Any]], object]
@@ -44,6 +45,7 @@ def identities_router(
     broker: str,
     tls: Callable[[], ssl.SSLContext],
     data_dir: Path,
+    registry: Registry,
     audit: AuditFn,
     guard: Guard,
 ) -> APIRouter:
@@ -91,6 +93,7 @@ def identities_router(
                         gateway_id,
                         fleet=Fleet(ds, topics),
                         keys=keys,
+                        registry=registry,
                         cfg=cfg,
                         profiles=profiles,
                         out=out,

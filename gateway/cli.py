@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from coldchain.config.site import SiteConfig
     from gateway.dynsec import Fleet
     from gateway.keys import GatewayKeys
+    from gateway.registry import Registry
 
 DESCRIPTION = """\
 Give each gateway its own identity on the centre's broker (Mosquitto's dynamic security
@@ -179,27 +180,38 @@ async def _change(
     audit: Audit,
 ) -> int:
     from gateway.keys import GatewayKeys
+    from gateway.registry import Registry
 
     data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the broker
     keys = GatewayKeys(data_dir / "hub.db")
+    registry = Registry(data_dir / "hub.db", [], health_timeout_s=cfg.hub.health_timeout)
     try:
-        after = await _apply(args, fleet, keys, cfg, profiles)
+        after = await _apply(args, fleet, keys=keys, registry=registry, cfg=cfg, profiles=profiles)
     finally:
         keys.close()
+        registry.close()
     action, gw = args.gateway_command, args.gateway
     audit(data_dir, args.by or getpass.getuser(), f"gateway.{action}", f"gateway/{gw}", after)
     return 0
 
 
 async def _apply(
-    args: argparse.Namespace, fleet: Fleet, keys: GatewayKeys, cfg: SiteConfig, profiles: Any
+    args: argparse.Namespace,
+    fleet: Fleet,
+    *,
+    keys: GatewayKeys,
+    registry: Registry,
+    cfg: SiteConfig,
+    profiles: Any,
 ) -> dict[str, Any]:
     """Do the action and say what it did; what the audit records of it."""
     from gateway.provision import change
 
     action, gw = args.gateway_command, args.gateway
     out = args.out if action in ("provision", "rotate") else None
-    done = await change(action, gw, fleet=fleet, keys=keys, cfg=cfg, profiles=profiles, out=out)
+    done = await change(
+        action, gw, fleet=fleet, keys=keys, registry=registry, cfg=cfg, profiles=profiles, out=out
+    )
     if action == "retire":
         print(f"gateway {gw}: retired {', '.join(done.deleted) or 'nothing'}")
     elif action == "revoke":

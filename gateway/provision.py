@@ -13,6 +13,7 @@ from coldchain.profiles.registry import ProfileRegistry
 from gateway.bundle import write_bundle
 from gateway.dynsec import Fleet, Identity
 from gateway.keys import GatewayKeys
+from gateway.registry import Registry
 
 Action = Literal["provision", "rotate", "retire", "revoke"]
 ACTIONS: tuple[Action, ...] = ("provision", "rotate", "retire", "revoke")
@@ -35,18 +36,20 @@ async def change(
     *,
     fleet: Fleet,
     keys: GatewayKeys,
+    registry: Registry,
     cfg: SiteConfig,
     profiles: ProfileRegistry,
     out: Path | None = None,
 ) -> Outcome:
     """Make ``action`` for ``gateway``; ``out`` is where provision and rotate write the
-    bundle (it must not exist)."""
+    bundle (it must not exist). ``keys`` and ``registry``: the hub's, in its database."""
     if action in ("retire", "revoke"):
         if action == "retire":
             deleted = await fleet.retire(gateway)
         else:
             deleted = await fleet.revoke(gateway)
             keys.delete(gateway)
+            registry.revoked(gateway)
         return Outcome({"deleted": deleted}, deleted=deleted)
     if out is None:
         raise ValueError(f"{action} writes a bundle: give where")

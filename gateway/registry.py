@@ -125,6 +125,12 @@ class Registry:
         self._set(gateway, health=stored, last_seen=at, version=report.version or "")
         self._state_change(gateway, "online", at)
 
+    def revoked(self, gateway: str) -> None:
+        """Its broker identity was revoked (``coldchain gateway revoke``): offline now. The
+        broker's kick carries no last will, so nothing else would say so before the health
+        timeout."""
+        self._state_change(gateway, "offline", self._now())
+
     def on_telemetry(self, gateway: str) -> None:
         if gateway in self.known:
             at = self._now()

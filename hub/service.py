@@ -161,6 +161,7 @@ class Hub:
                 broker=self.broker,
                 tls=self.tls_context,
                 data_dir=data_dir,
+                registry=self.registry,
                 audit=lambda actor, action, obj, after: self.audit.record(
                     actor=actor, action=action, obj=obj, after=after
                 ),

@@ -77,6 +77,7 @@ async def test_technicians_manage_gateway_identities_through_the_api(
             assert r.json() == {"gateway": "gw1", "deleted": ["gw1"]}
             r = await http.post("/api/gateways/gw1/revoke", headers=admin)
             assert r.json() == {"gateway": "gw1", "deleted": ["gw1.2"]}
+            assert getattr(hub.registry.get("gw1"), "state", None) == "offline"
             assert (await http.get("/api/gateway-identities", headers=admin)).json() == {}
             r = await http.post("/api/gateways/gw1/rotate", headers=admin)
             assert r.status_code == 409  # nothing left to rotate

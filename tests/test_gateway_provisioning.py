@@ -176,9 +176,9 @@ async def test_a_gateway_provisioned_with_the_command_streams_from_its_bundle_al
                 rc, out, err = await coldchain("gateway", str(site), "revoke", "gw1")
                 assert rc == 0, err
                 assert "gateway gw1: revoked (gw1)" in out
-                # cut off: nothing more arrives (it polls every second; the broker's kick
-                # carries no last will, so the hub sees it silent, offline after
-                # hub.health_timeout)
+                # offline at once (the broker's kick carries no last will: the command says
+                # so in the hub's registry), and cut off: nothing more arrives
+                assert getattr(hub.registry.get("gw1"), "state", None) == "offline"
                 await asyncio.sleep(1.0)
                 last = (await hub.store.latest([PROBE]))[PROBE].ts_ms
                 await asyncio.sleep(3.0)
