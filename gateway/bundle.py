@@ -12,7 +12,10 @@ holds a password) with one directory, ``coldchain-ID/``:
 * ``message-key``: the key it shares with the hub (:mod:`coldchain.protocol.auth`): the hub
   signs its acks with it and checks the gateway's edge notices;
 * ``ca.crt``: the CA certificate the centre's config names (``uplink.ca_file``), if any;
-* ``README.txt``: how to run it.
+* ``README.txt``: how to install or run it;
+* when coldchain runs from its source tree (a checkout at the centre): ``install.sh`` and
+  ``common.sh`` (``deploy/pi/``), ``agent.lock`` and a wheel of coldchain built from that
+  tree, so ``sudo coldchain-ID/install.sh`` on the Pi needs nothing else.
 
 Every contact and site stays in the config: the agent's edge fallback texts the contacts of
 its own site when the uplink is down, and the escalation policies name contacts by id.
@@ -20,9 +23,13 @@ its own site when the uplink is down, and the escalation policies name contacts 
 
 from __future__ import annotations
 
+import functools
 import io
 import os
+import subprocess
+import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -65,6 +72,42 @@ def profiles_used(cfg: SiteConfig, gateway: str, profiles: ProfileRegistry) -> d
     return out
 
 
+SOURCE_TREE = Path(__file__).resolve().parents[1]
+
+
+def installer_files() -> list[tuple[str, bytes, int]]:
+    """The Pi's installer and what it installs (see the module docstring), or none when
+    coldchain does not run from its source tree."""
+    root = SOURCE_TREE
+    script, common = root / "deploy" / "pi" / "install.sh", root / "deploy" / "common.sh"
+    lock = root / "requirements" / "agent.lock"
+    if not all(p.is_file() for p in (script, common, lock, root / "pyproject.toml")):
+        return []
+    name, wheel = _wheel(root)
+    return [
+        ("install.sh", script.read_bytes(), 0o755),
+        ("common.sh", common.read_bytes(), 0o644),
+        ("agent.lock", lock.read_bytes(), 0o644),
+        (name, wheel, 0o644),
+    ]
+
+
+@functools.cache
+def _wheel(root: Path) -> tuple[str, bytes]:
+    """A wheel of coldchain built from ``root`` (once per process)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run(  # noqa: S603 - our own interpreter, pip and source tree
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", tmp, str(root)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wheels = list(Path(tmp).glob("coldchain-*.whl"))
+        if done.returncode != 0 or len(wheels) != 1:
+            raise OSError(f"building coldchain's wheel for the bundle failed: {done.stderr[-500:]}")
+        return wheels[0].name, wheels[0].read_bytes()
+
+
 def readme(gateway: str, identity: Identity, broker: str) -> str:
     made = time.strftime("%Y-%m-%d %H:%M %Z")
     return f"""coldchain gateway {gateway}: provisioning bundle, made {made}
@@ -72,7 +115,11 @@ def readme(gateway: str, identity: Identity, broker: str) -> str:
 Broker: {broker}, client {identity.username}. The password in broker-password is the only
 copy: keep this file as you would the password, and delete it once installed.
 
-Run the agent from this directory (as the install does with the files under {INSTALLED}):
+Install it on the Pi (Raspberry Pi OS / Debian 12) as a service, if install.sh is here:
+
+  sudo ./install.sh
+
+Or run the agent from this directory (as the install does with the files under {INSTALLED}):
 
   coldchain agent run site.yaml --gateway {gateway} --profiles profiles \\
       --password-file broker-password --key-file message-key
@@ -109,6 +156,7 @@ def write_bundle(
     ]
     if cfg.uplink.ca_file:
         files.append(("ca.crt", Path(cfg.uplink.ca_file).read_bytes(), 0o644))
+    files += installer_files()
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     now = int(time.time())
     with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:

@@ -1,10 +1,11 @@
-"""``deploy/pi/install.sh`` as a technician runs it on a new Pi, into a temporary root: from
-a bundle made by ``coldchain gateway provision`` it makes the system user (in dialout), the
-agent's venv from ``requirements/agent.lock``, the config and secrets readable by the agent
-only, the outbox directory, and a hardened ``Type=notify`` unit with the watchdog that
-``systemd-analyze verify`` accepts; the installed agent, run from that venv with those
-files, streams to the real hub; running it again upgrades in place and keeps the outbox;
-``--uninstall`` says what it keeps and keeps it."""
+"""``deploy/pi/install.sh`` as a technician runs it on a new Pi, into a temporary root: the
+copy inside a bundle made by ``coldchain gateway provision`` (with the agent's wheel, nothing
+else needed), and the checkout's with the bundle as its argument. It makes the system user
+(in dialout), the agent's venv (``requirements/agent.lock``), the config and secrets
+readable by the agent only, the outbox directory, and a hardened ``Type=notify`` unit with
+the watchdog that ``systemd-analyze verify`` accepts; the installed agent, run from that
+venv with those files, streams to the real hub; running it again upgrades in place and keeps
+the outbox; ``--uninstall`` says what it keeps and keeps it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -30,9 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 INSTALL = REPO / "deploy" / "pi" / "install.sh"
 
 
-def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def install(root: Path, *args: str, script: Path = INSTALL) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(INSTALL), *args, "--root", str(root)],
+        ["bash", str(script), *args, "--root", str(root)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -126,8 +128,14 @@ async def test_the_pi_install_makes_a_working_hardened_gateway_and_upgrades_in_p
         rc, _, err = await coldchain("gateway", str(site), "provision", "gw1", "--out", str(bundle))
         assert rc == 0, err
 
+        # on the Pi: the bundle unpacked, its own installer run, nothing else needed
+        with tarfile.open(bundle) as tar:
+            tar.extractall(tmp_path / "pi", filter="data")
+        unpacked = tmp_path / "pi" / "coldchain-gw1"
+        script = unpacked / "install.sh"
+        assert list(unpacked.glob("coldchain-*.whl"))
         root = new_root(tmp_path)
-        done = await asyncio.to_thread(install, root, str(bundle))
+        done = await asyncio.to_thread(install, root, script=script)
         assert done.returncode == 0, done.stderr
         assert "gateway gw1 into" in done.stdout
 
@@ -159,7 +167,7 @@ async def test_the_pi_install_makes_a_working_hardened_gateway_and_upgrades_in_p
     outbox = root / "var/lib/coldchain" / "gw1.outbox.db"
     assert outbox.exists()
     before = outbox.stat().st_ino
-    again = await asyncio.to_thread(install, root, str(bundle))  # an upgrade in place
+    again = await asyncio.to_thread(install, root, str(bundle))  # from the checkout: an upgrade
     assert again.returncode == 0, again.stderr
     assert outbox.stat().st_ino == before  # the outbox untouched
     assert (root / "etc/passwd").read_text().count("\ncoldchain:") == 1

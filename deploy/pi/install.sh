@@ -2,12 +2,14 @@
 # Install (or upgrade, or remove) a coldchain gateway on Raspberry Pi OS / Debian 12 from the
 # bundle `coldchain gateway CONFIG provision ID --out FILE` made at the centre.
 #
-#   sudo deploy/pi/install.sh gw-meilin.tar.gz          install, or upgrade in place
+#   sudo coldchain-gw-meilin/install.sh                 from the bundle, unpacked: it carries
+#                                                       this script and the agent's wheel
+#   sudo deploy/pi/install.sh gw-meilin.tar.gz          from a coldchain checkout
 #   sudo deploy/pi/install.sh --uninstall               remove; says what it keeps
 #
 # Options: --root DIR installs into DIR instead of / (an image being prepared, or a test);
-# --source DIR is the coldchain source to install (default: this checkout); --no-start
-# enables the service without starting it.
+# --source DIR is the coldchain source to install (default: the wheel beside this script in
+# a bundle, else this checkout); --no-start enables the service without starting it.
 #
 # What it makes:
 #   user coldchain (system, no login, in group dialout for the RS-485 adapters)
@@ -21,13 +23,19 @@
 set -euo pipefail
 
 ROOT=/
-SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SOURCE=""
 BUNDLE=""
 UNINSTALL=0
 START=1
 PYTHON="${PYTHON:-python3}"
-# shellcheck source=../common.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+if [ -f "$HERE/common.sh" ]; then  # in a bundle
+    # shellcheck source=/dev/null
+    . "$HERE/common.sh"
+else
+    # shellcheck source=../common.sh
+    . "$HERE/../common.sh"
+fi
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -42,6 +50,15 @@ while [ $# -gt 0 ]; do
 done
 
 ROOT="${ROOT%/}"  # "/" becomes "": paths below are "$ROOT/etc/..."
+WHEEL="$(find "$HERE" -maxdepth 1 -name 'coldchain-*.whl' | head -n 1)"
+if [ -z "$SOURCE" ] && [ -n "$WHEEL" ]; then  # a bundle: its own wheel and lock file
+    SOURCE="$WHEEL"
+    LOCK="$HERE/agent.lock"
+else
+    SOURCE="${SOURCE:-$(cd "$HERE/../.." && pwd)}"
+    LOCK="$SOURCE/requirements/agent.lock"
+fi
+[ -z "$BUNDLE" ] && [ -f "$HERE/site.yaml" ] && BUNDLE="$HERE"  # run from inside a bundle
 UNIT="$ROOT/etc/systemd/system/coldchain-agent.service"
 JOURNAL="$ROOT/etc/systemd/journald.conf.d/coldchain.conf"
 VENV_DIR=/opt/coldchain/venv
@@ -57,14 +74,18 @@ if [ "$UNINSTALL" = 1 ]; then
 fi
 
 [ -n "$BUNDLE" ] || die "give the gateway's bundle (coldchain gateway ... provision ID --out FILE)"
-[ -f "$BUNDLE" ] || die "$BUNDLE: no such file"
-[ -f "$SOURCE/requirements/agent.lock" ] || die "$SOURCE is not a coldchain source (--source)"
+[ -e "$BUNDLE" ] || die "$BUNDLE: no such file"
+[ -f "$LOCK" ] || die "$SOURCE is not a coldchain source (--source)"
 [ "$(id -u)" = 0 ] || die "run as root (sudo): it makes a system user and a service"
 
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-tar -xzf "$BUNDLE" -C "$WORK" --no-same-owner
-TOP="$(find "$WORK" -mindepth 1 -maxdepth 1 -type d -name 'coldchain-*' | head -n 1)"
+if [ -d "$BUNDLE" ]; then  # unpacked already
+    TOP="$(cd "$BUNDLE" && pwd)"
+else
+    WORK="$(mktemp -d)"
+    trap 'rm -rf "$WORK"' EXIT
+    tar -xzf "$BUNDLE" -C "$WORK" --no-same-owner || die "$BUNDLE is not a coldchain bundle"
+    TOP="$(find "$WORK" -mindepth 1 -maxdepth 1 -type d -name 'coldchain-*' | head -n 1)"
+fi
 [ -n "$TOP" ] && [ -f "$TOP/site.yaml" ] || die "$BUNDLE is not a coldchain bundle"
 GATEWAY="${TOP##*/coldchain-}"
 echo "gateway $GATEWAY into ${ROOT:-/}"
@@ -75,7 +96,7 @@ uid="$(id_of passwd coldchain)"
 gid="$(id_of group coldchain)"
 
 # --- the agent's venv (upgraded in place) -------------------------------------------------
-make_venv "$SOURCE/requirements/agent.lock"
+make_venv "$LOCK"
 echo "agent $("$ROOT$VENV_DIR/bin/coldchain" --version) in $VENV_DIR"
 
 # --- the bundle: config and secrets, readable by the agent only --------------------------
