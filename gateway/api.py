@@ -104,6 +104,8 @@ def identities_router(
         except DynSecError as exc:
             conflict = "already has" in str(exc) or "no broker identity" in str(exc)
             raise HTTPException(409 if conflict else 502, str(exc)) from None
+        except OSError as exc:  # the bundle could not be made: its client was taken back
+            raise HTTPException(503, f"the bundle could not be made: {exc}") from None
         finally:
             keys.close()
         audit(user.name, f"gateway.{action}", f"gateway/{gateway_id}", done.after)

@@ -159,9 +159,13 @@ def write_bundle(
     files += installer_files()
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     now = int(time.time())
-    with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-        for name, data, mode in files:
-            info = tarfile.TarInfo(f"{top}/{name}")
-            info.size, info.mode, info.mtime = len(data), mode, now
-            tar.addfile(info, io.BytesIO(data))
+    try:
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            for name, data, mode in files:
+                info = tarfile.TarInfo(f"{top}/{name}")
+                info.size, info.mode, info.mtime = len(data), mode, now
+                tar.addfile(info, io.BytesIO(data))
+    except BaseException:
+        out.unlink(missing_ok=True)  # no half bundle with a password in it left behind
+        raise
     return [f"{top}/{name}" for name, _, _ in files]
