@@ -236,9 +236,14 @@ class UplinkLoop:
             try:
                 epoch, seqs = decode_ack(bytes(payload), key=self.message_key, gateway=self.gateway)
             except ProtocolError as exc:
-                if exc.reason == "bad_mac":
+                if exc.reason == "bad_mac":  # counted; logged at 1, 1000, 2000... (the SD card)
                     self.stats.forged_acks += 1
-                    log.warning("ignoring an ack the hub did not sign: %s", exc)
+                    if self.stats.forged_acks == 1 or self.stats.forged_acks % 1000 == 0:
+                        log.warning(
+                            "ignoring an ack the hub did not sign (%d so far): %s",
+                            self.stats.forged_acks,
+                            exc,
+                        )
                 else:
                     self.stats.bad_acks += 1
                     log.warning("ignoring a malformed ack: %s", exc)
