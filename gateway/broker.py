@@ -214,7 +214,8 @@ async def anonymous_publish_reaches(
     """Whether a client with no credentials can publish on a gateway's topic and be heard:
     it connects anonymously and publishes a probe on a gateway's ``status`` topic, which the
     hub's identity (``username``) listens to. True: the broker is open; False: the anonymous
-    client was refused, or its publish dropped; None: the broker could not be reached."""
+    client was refused, or its publish dropped; None: the hub's identity could not connect
+    (the broker down, or the identity refused)."""
     topic = topics.topic(PROBE_GATEWAY, "status")
     token = secrets.token_hex(8).encode()
     try:

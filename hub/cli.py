@@ -135,7 +135,9 @@ async def _broker_secured(hub: Hub, *, insecure: bool) -> bool:
     )
     if found is None:
         log.warning(
-            "broker %s unreachable at start: not checked for anonymous publishing", hub.broker
+            "broker %s: could not connect as the hub at start (down, or the hub's identity "
+            "refused): not checked for anonymous publishing",
+            hub.broker,
         )
     elif found:
         print(
