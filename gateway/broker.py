@@ -54,13 +54,13 @@ PACKET_OVERHEAD = 64 * 1024
 @dataclass(frozen=True)
 class BrokerFiles:
     """What :func:`write_broker_config` wrote, and the tools identity's password (shown once,
-    written nowhere)."""
+    written nowhere; None when an existing state was kept)."""
 
     conf: Path
     state: Path
     admin_password: Path
     hub_password: Path
-    reader: tuple[str, str]
+    reader: tuple[str, str] | None
 
 
 def find_plugin(root: Path = Path("/usr/lib")) -> Path | None:
@@ -148,8 +148,9 @@ def write_broker_config(
 ) -> BrokerFiles:
     """Write ``out/mosquitto.conf`` and ``out/dynamic-security.json`` (a new broker's
     identities: admin, hub, read-only tools), and the admin's and the hub's passwords into
-    ``data_dir`` (mode 0600). Refuses to replace an existing state unless ``force``: that
-    would forget every gateway's identity."""
+    ``data_dir`` (mode 0600). An existing state is kept (every gateway's identity is in
+    it): only ``mosquitto.conf`` is written again, and no password changes (``reader`` is
+    None then); ``force`` makes a new state, and every gateway must be provisioned again."""
     plugin = plugin or find_plugin()
     if plugin is None:
         raise FileNotFoundError(
@@ -157,18 +158,9 @@ def write_broker_config(
             "mosquitto package, or give its path with --plugin"
         )
     state = out / "dynamic-security.json"
-    if state.exists() and not force:
-        raise FileExistsError(
-            f"{state} exists: it holds every gateway's broker identity; "
-            "--force replaces it (and every gateway must be provisioned again)"
-        )
+    keep = state.exists() and not force
     out.mkdir(parents=True, exist_ok=True)
     data_dir.mkdir(parents=True, exist_ok=True)
-    admin = (ADMIN_USER, new_password())
-    hub = (cfg.hub.username or HUB_USER, new_password())
-    reader = (READER_USER, new_password())
-    doc = initial_state(Topics(cfg.uplink.prefix), admin=admin, hub=hub, reader=reader)
-    _write_private(state, json.dumps(doc, indent=2) + "\n")
     conf = out / "mosquitto.conf"
     conf.write_text(
         mosquitto_conf(
@@ -184,6 +176,13 @@ def write_broker_config(
     )
     admin_file = data_dir / ADMIN_PASSWORD_FILE
     hub_file = data_dir / HUB_PASSWORD_FILE
+    if keep:
+        return BrokerFiles(conf, state, admin_file, hub_file, None)
+    admin = (ADMIN_USER, new_password())
+    hub = (cfg.hub.username or HUB_USER, new_password())
+    reader = (READER_USER, new_password())
+    doc = initial_state(Topics(cfg.uplink.prefix), admin=admin, hub=hub, reader=reader)
+    _write_private(state, json.dumps(doc, indent=2) + "\n")
     _write_private(admin_file, admin[1] + "\n")
     _write_private(hub_file, hub[1] + "\n")
     return BrokerFiles(conf, state, admin_file, hub_file, reader)

@@ -272,8 +272,9 @@ DIR/dynamic-security.json (the plugin's initial state: the broker's admin identi
 hub's and a read-only tools identity, with their roles). The admin's and the hub's
 passwords go to DATA_DIR/broker-admin-password and DATA_DIR/broker-hub-password (mode
 0600), where `coldchain gateway` and `coldchain hub` find them; the tools identity's
-password is printed once. An existing DIR/dynamic-security.json is not replaced without
---force: it holds every gateway's identity."""
+password is printed once. Run again, it writes mosquitto.conf only and keeps
+DIR/dynamic-security.json (every gateway's identity) and every password; --force makes new
+identities, and every gateway must then be provisioned again."""
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -306,7 +307,9 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
         "--plugin", type=Path, metavar="FILE", help="mosquitto_dynamic_security.so (found)"
     )
     conf.add_argument(
-        "--force", action="store_true", help="replace an existing dynamic-security.json"
+        "--force",
+        action="store_true",
+        help="new identities even if DIR/dynamic-security.json exists (gateways: provision again)",
     )
     conf.add_argument(
         "--tls-cert",
@@ -356,6 +359,10 @@ def run_broker(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"coldchain broker: {exc}", file=sys.stderr)
         return 1
+    if files.reader is None:
+        print(f"wrote {files.conf}; kept {files.state} (every identity and password as it was)")
+        print(f"start or restart the broker with: mosquitto -c {files.conf}")
+        return 0
     print(f"wrote {files.conf} and {files.state}")
     print(f"the broker's admin password: {files.admin_password}")
     print(f"the hub's broker password: {files.hub_password}")

@@ -2,7 +2,8 @@
 written: nobody anonymous, the hub connecting with the password it left in the hub's data
 dir (``coldchain hub`` finds it on its own), ``coldchain gateway`` administering with the
 admin's, the tools identity read-only with the password shown once; the limits it sets are
-those docs/security.md explains; an existing state is never replaced by accident."""
+those docs/security.md explains; run again, it rewrites the config and keeps every identity
+and password, and only --force makes new ones."""
 
 from __future__ import annotations
 
@@ -126,9 +127,11 @@ def test_the_generated_broker_runs_secured_and_the_hub_and_tools_find_their_pass
             hub.terminate()
             hub.wait(timeout=30)
 
-    again = coldchain(*args)  # would forget every gateway's identity: refused
-    assert again.returncode == 1
-    assert "dynamic-security.json exists" in again.stderr
+    again = coldchain(*args, "--listen", f"127.0.0.1:{port + 1}")  # a changed listener:
+    assert again.returncode == 0, again.stderr  # the conf written again, identities kept
+    assert "kept" in again.stdout
+    assert (out / "dynamic-security.json").read_text() == state
+    assert f"listener {port + 1} 127.0.0.1" in (out / "mosquitto.conf").read_text()
     assert (hub_dir / "broker-admin-password").read_text().strip() == admin_pw
     forced = coldchain(*args, "--force")
     assert forced.returncode == 0, forced.stderr
