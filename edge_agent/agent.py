@@ -147,6 +147,7 @@ class Agent:
             inputs=self.inputs,
             suppressed=self.filter.suppressed,
             clock=self.clock,
+            data_dir=self.data_dir,
         )
         if self.fallback is not None:
             report["fallback"] = dataclasses.asdict(self.fallback.stats)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,15 @@ from edge_agent.poller import BusPoller
 from edge_agent.uplink import UplinkStats
 
 THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
+# the Raspberry Pi firmware's throttling flags, as `vcgencmd get_throttled` prints them
+THROTTLED = Path("/sys/devices/platform/soc/soc:firmware/get_throttled")
+THROTTLE_BITS = {  # bit -> what it means (now: bits 0-3; since boot: bits 16-19)
+    0: "under_voltage",
+    1: "frequency_capped",
+    2: "throttled",
+    3: "soft_temperature_limit",
+}
+TIME_ERROR = 5  # adjtimex(2): the clock is not synchronised
 
 
 def cpu_temperature(path: Path = THERMAL) -> float | None:
@@ -22,6 +34,66 @@ def cpu_temperature(path: Path = THERMAL) -> float | None:
         return int(path.read_text().strip()) / 1000
     except (OSError, ValueError):
         return None
+
+
+def throttling(path: Path = THROTTLED) -> dict[str, bool] | None:
+    """The Pi firmware's throttling flags, now and since boot (``under_voltage``,
+    ``under_voltage_since_boot``, ...), or None where the kernel does not expose them.
+    Under-voltage is the most common Pi failure: a weak supply or cable."""
+    try:
+        bits = int(path.read_text().strip(), 16)
+    except (OSError, ValueError):
+        return None
+    out = {}
+    for bit, name in THROTTLE_BITS.items():
+        out[name] = bool(bits >> bit & 1)
+        out[f"{name}_since_boot"] = bool(bits >> (bit + 16) & 1)
+    return out
+
+
+class _Timex(ctypes.Structure):
+    # struct timex's leading fields (adjtimex(2)); the rest is room for the kernel to fill
+    _fields_ = (
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("rest", ctypes.c_byte * 256),
+    )
+
+
+def clock_synchronised() -> bool | None:
+    """Whether the kernel's clock is synchronised (NTP), as ``timedatectl`` reports it:
+    ``adjtimex(2)`` with nothing to change, which answers TIME_ERROR while it is not. None
+    where that cannot be asked (not Linux)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        state = libc.adjtimex(ctypes.byref(_Timex()))
+    except (OSError, AttributeError):
+        return None
+    if state < 0:
+        return None
+    return bool(state != TIME_ERROR)
+
+
+def disk(path: Path) -> dict[str, int] | None:
+    """Free and total bytes of the filesystem holding ``path`` (the outbox), or None."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return {"free_bytes": st.f_bavail * st.f_frsize, "total_bytes": st.f_blocks * st.f_frsize}
+
+
+def system(data_dir: Path) -> dict[str, Any]:
+    """The Pi itself: the outbox's disk, power and throttling, the clock."""
+    return {
+        "disk": disk(data_dir),
+        "throttling": throttling(),
+        "clock_synchronised": clock_synchronised(),
+    }
 
 
 def report(
@@ -33,6 +105,7 @@ def report(
     inputs: Sequence[MqttInput],
     suppressed: int,
     clock: Clock = WALL,
+    data_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The report, stamped and aged in ``clock`` time (``started``: ``clock.monotonic()``)."""
     now_ms = clock.now_ms()
@@ -69,6 +142,7 @@ def report(
         "version": __version__,
         "uptime_s": round(clock.monotonic() - started, 1),
         "cpu_temp_c": cpu_temperature(),
+        "system": None if data_dir is None else system(data_dir),
         "buffer": {
             "pending": buffer.pending,
             "oldest_unsent_age_s": None if oldest is None else round((now_ms - oldest) / 1000, 1),

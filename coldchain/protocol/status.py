@@ -108,6 +108,22 @@ class DeviceHealth(_Message):
 
 
 DeviceId = Annotated[str, Field(pattern=ID)]
+Bytes = Annotated[int, Field(ge=0, le=2**62)]
+
+
+class DiskHealth(_Message):
+    free_bytes: Bytes | None = None
+    total_bytes: Bytes | None = None
+
+
+class SystemHealth(_Message):
+    """The Pi itself: the outbox's disk, the firmware's throttling flags (under-voltage,
+    frequency capped, throttled, soft temperature limit; now and ``_since_boot``), and
+    whether the kernel's clock is synchronised."""
+
+    disk: DiskHealth | None = None
+    throttling: Annotated[dict[str, bool], Field(max_length=16)] | None = None
+    clock_synchronised: bool | None = None
 
 
 class HealthReport(_Message):
@@ -118,6 +134,7 @@ class HealthReport(_Message):
     version: Version | None = None
     uptime_s: Annotated[float, Field(ge=0.0, le=10.0**12)] | None = None
     cpu_temp_c: Annotated[float, Field(ge=-100.0, le=200.0)] | None = None
+    system: SystemHealth | None = None
     buffer: BufferHealth | None = None
     uplink: UplinkHealth | None = None
     requests_per_cycle: Count | None = None

@@ -1,0 +1,71 @@
+"""The agent's health report says what a technician checks on the Pi itself: the outbox's
+disk, the firmware's throttling flags (under-voltage above all), and whether the kernel's
+clock is synchronised; the hub's model takes them as they are."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from coldchain.protocol.status import health_from
+from edge_agent import health
+from edge_agent.buffer import Stats
+from edge_agent.uplink import UplinkStats
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "since_boot"),
+    [
+        ("0x0", set(), set()),
+        ("0x50005", {"under_voltage", "throttled"}, {"under_voltage", "throttled"}),
+        ("0x80000", set(), {"soft_temperature_limit"}),
+        ("0xa", {"frequency_capped", "soft_temperature_limit"}, set()),
+    ],
+)
+def test_the_firmwares_throttling_flags_are_read_as_vcgencmd_prints_them(
+    tmp_path: Path, text: str, now: set[str], since_boot: set[str]
+) -> None:
+    path = tmp_path / "get_throttled"
+    path.write_text(text + "\n")
+    flags = health.throttling(path)
+    assert flags is not None
+    assert {k for k, v in flags.items() if v and not k.endswith("_since_boot")} == now
+    assert {k.removesuffix("_since_boot") for k, v in flags.items() if v and "since" in k} == (
+        since_boot
+    )
+
+
+def test_no_flags_where_the_kernel_has_none(tmp_path: Path) -> None:
+    assert health.throttling(tmp_path / "absent") is None
+    (tmp_path / "garbage").write_text("throttled=0x0")  # vcgencmd's own output, not sysfs
+    assert health.throttling(tmp_path / "garbage") is None
+
+
+def test_the_outbox_disk_and_the_clock(tmp_path: Path) -> None:
+    d = health.disk(tmp_path)
+    assert d is not None
+    assert 0 < d["free_bytes"] <= d["total_bytes"]
+    assert health.disk(tmp_path / "absent") is None
+    synced = health.clock_synchronised()
+    if sys.platform == "linux":
+        assert isinstance(synced, bool)  # this machine's answer, whichever it is
+
+
+def test_the_report_carries_them_and_the_hub_reads_them_back(tmp_path: Path) -> None:
+    doc = health.report(
+        started=0.0,
+        buffer=Stats(0, 0, 0, None, 0, 0, 0),
+        uplink=UplinkStats(),
+        pollers=[],
+        inputs=[],
+        suppressed=0,
+        data_dir=tmp_path,
+    )
+    report = health_from(doc)
+    assert report.system is not None
+    assert report.system.disk is not None
+    assert report.system.disk.free_bytes == doc["system"]["disk"]["free_bytes"]
+    assert report.system.clock_synchronised == doc["system"]["clock_synchronised"]
+    assert report.system.throttling == doc["system"]["throttling"]
