@@ -95,6 +95,28 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "backlog": ("积压", "Backlog"),
     "poll_success": ("采集成功率", "Poll success"),
     "version": ("版本", "Agent version"),
+    "pi": ("网关设备", "The Pi"),
+    "pi_ok": ("正常", "ok"),
+    "hint_under_voltage": (
+        "电压不足：请检查电源和电源线",  # noqa: RUF001 - Chinese punctuation
+        "under-voltage now: check the power supply and cable",
+    ),
+    "hint_under_voltage_since_boot": (
+        "开机后曾电压不足：请检查电源和电源线",  # noqa: RUF001 - Chinese punctuation
+        "under-voltage since boot: check the power supply and cable",
+    ),
+    "hint_throttled": (
+        "CPU 降频（过热或电源不足）",  # noqa: RUF001 - Chinese punctuation
+        "CPU throttled (heat or power)",
+    ),
+    "hint_disk": (
+        "存储将满：剩余 %d%%",  # noqa: RUF001 - Chinese punctuation
+        "disk nearly full: %d%% free",
+    ),
+    "hint_clock": (
+        "时钟未同步：读数时间可能有误",  # noqa: RUF001 - Chinese punctuation
+        "clock not synchronised: reading times may be wrong",
+    ),
     "add_user": ("添加用户", "Add user"),
     "add": ("添加", "Add"),
     "remove": ("删除", "Remove"),

@@ -33,6 +33,7 @@ from coldchain.store.base import Store
 from coldchain.supervise import wait_event
 from dashboards.web import i18n
 from dashboards.web.chart import RANGES, room_chart
+from dashboards.web.hints import pi_hints
 from dashboards.web.live import Board, LiveEvents, Tile
 from dashboards.web.render import HERE, Renderer, safe_next, templates
 from gateway.registry import Registry
@@ -231,7 +232,7 @@ def _other_pages(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
 
     @router.get("/gateways", response_class=HTMLResponse)
     def gateways_page(request: Request, user: Principal = technician) -> HTMLResponse:
-        return ui.page(request, "gateways.html", gateways=web.registry.all())
+        return ui.page(request, "gateways.html", gateways=web.registry.all(), hints=pi_hints)
 
     @router.get("/reports", response_class=HTMLResponse)
     def reports_page(request: Request, user: Principal = manager) -> HTMLResponse:

@@ -1,0 +1,32 @@
+"""Plain-language hints about a gateway's Pi, from its last health report's ``system``
+part (``edge_agent/health.py``): what a technician should check before driving out."""
+
+from __future__ import annotations
+
+from coldchain.protocol.status import HealthReport
+
+DISK_LOW = 0.10  # free share of the outbox's filesystem below which the page warns
+
+
+def pi_hints(report: HealthReport | None) -> list[tuple[str, int | None]]:
+    """(i18n key, its number or None) for each thing to check, worst first; empty when all
+    is well or nothing is known."""
+    system = report.system if report is not None else None
+    if system is None:
+        return []
+    out: list[tuple[str, int | None]] = []
+    flags = system.throttling or {}
+    if flags.get("under_voltage"):
+        out.append(("hint_under_voltage", None))
+    elif flags.get("under_voltage_since_boot"):
+        out.append(("hint_under_voltage_since_boot", None))
+    if flags.get("throttled"):
+        out.append(("hint_throttled", None))
+    disk = system.disk
+    if disk and disk.free_bytes is not None and disk.total_bytes:
+        free = disk.free_bytes / disk.total_bytes
+        if free < DISK_LOW:
+            out.append(("hint_disk", round(free * 100)))
+    if system.clock_synchronised is False:
+        out.append(("hint_clock", None))
+    return out

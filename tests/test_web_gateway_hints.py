@@ -1,0 +1,74 @@
+"""The gateways page says in plain words what to check on a Pi, from its last health report:
+under-voltage (now, or since boot), throttling, a nearly full disk, an unsynchronised
+clock; "ok" when all is well, "—" when nothing is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from coldchain.protocol.status import health_from
+from dashboards.web.hints import pi_hints
+from tests.hubkit import get, running_hub_service
+from tests.services import Broker
+from tests.test_config_warnings import DOOR, site
+
+GIB = 1024**3
+
+
+def report(**system: Any) -> dict[str, Any]:
+    return {"v": 1, "ts": 1_767_225_600_000, "version": "0.1.0", "system": system}
+
+
+def flags(**on: bool) -> dict[str, bool]:
+    names = ("under_voltage", "frequency_capped", "throttled", "soft_temperature_limit")
+    out = dict.fromkeys(names, False) | {f"{n}_since_boot": False for n in names}
+    return out | on
+
+
+def test_hints_from_the_system_report() -> None:
+    ok = report(
+        disk={"free_bytes": 20 * GIB, "total_bytes": 32 * GIB},
+        throttling=flags(),
+        clock_synchronised=True,
+    )
+    assert pi_hints(health_from(ok)) == []
+    bad = report(
+        disk={"free_bytes": 1 * GIB, "total_bytes": 32 * GIB},
+        throttling=flags(under_voltage=True, under_voltage_since_boot=True, throttled=True),
+        clock_synchronised=False,
+    )
+    assert pi_hints(health_from(bad)) == [
+        ("hint_under_voltage", None),
+        ("hint_throttled", None),
+        ("hint_disk", 3),
+        ("hint_clock", None),
+    ]
+    earlier = report(throttling=flags(under_voltage_since_boot=True))
+    assert pi_hints(health_from(earlier)) == [("hint_under_voltage_since_boot", None)]
+    assert pi_hints(health_from({"v": 1})) == []  # an older agent: nothing known
+    assert pi_hints(None) == []
+
+
+async def test_the_gateways_page_shows_them(tmp_path: Path, mosquitto: Broker) -> None:
+    from coldchain.config.site import SiteConfig
+    from tests.sites import shipped_profiles
+
+    doc = site([DOOR], defrost={"at": ["02:00"]})
+    cfg = SiteConfig.model_validate(doc)
+    async with running_hub_service(cfg, shipped_profiles(), tmp_path / "hub", mosquitto.url) as hub:
+        bad = report(
+            disk={"free_bytes": 1 * GIB, "total_bytes": 32 * GIB},
+            throttling=flags(under_voltage=True),
+            clock_synchronised=False,
+        )
+        hub.registry.on_health("gw1", json.dumps(bad).encode())
+        status, body = await get(f"{hub.url}/gateways")
+        assert status == 200
+        assert isinstance(body, str)
+        for text in ("电压不足：请检查电源和电源线", "存储将满：剩余 3%", "时钟未同步"):  # noqa: RUF001
+            assert text in body, text
+        hub.registry.on_health("gw1", json.dumps(report(clock_synchronised=True)).encode())
+        status, body = await get(f"{hub.url}/gateways")
+        assert '<td class="pi">正常</td>' in body
