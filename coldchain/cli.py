@@ -117,13 +117,13 @@ def _gateway(args: argparse.Namespace) -> int:
 
 
 def _broker(args: argparse.Namespace) -> int:
-    from gateway.cli import run_broker
+    from gateway.centre_cli import run_broker
 
     return run_broker(args)
 
 
 def _ca(args: argparse.Namespace) -> int:
-    from gateway.cli import run_ca
+    from gateway.centre_cli import run_ca
 
     return run_ca(args)
 
@@ -220,13 +220,13 @@ def _fleet_commands(sub: Any) -> None:
     broker = sub.add_parser(
         "broker", help="the centre's broker: generate its config and identities"
     )
-    from gateway.cli import add_broker_arguments
+    from gateway.centre_cli import add_broker_arguments
 
     add_broker_arguments(broker)
     broker.set_defaults(handler=_broker)
 
     ca = sub.add_parser("ca", help="the centre's private CA: the broker's TLS certificate")
-    from gateway.cli import add_ca_arguments
+    from gateway.centre_cli import add_ca_arguments
 
     add_ca_arguments(ca)
     ca.set_defaults(handler=_ca)

@@ -30,7 +30,7 @@ from coldchain.protocol.topics import Topics
 from gateway.broker import ADMIN_PASSWORD_FILE, ADMIN_USER
 from gateway.dynsec import DynSec, DynSecError, Fleet
 from gateway.keys import GatewayKeys
-from gateway.provision import Action, change
+from gateway.provision import ACTIONS, Action, change
 from gateway.registry import Registry
 
 # records a change in the hub's audit trail: (actor, action, object, after)
@@ -120,7 +120,7 @@ def identities_router(
             },
         )
 
-    for action in ("provision", "rotate", "retire", "revoke"):
+    for action in ACTIONS:
         router.add_api_route(
             f"/gateways/{{gateway_id}}/{action}",
             _endpoint(act, action, technician),

@@ -172,7 +172,6 @@ class GatewayClients:
 
     gateway: str
     usernames: tuple[str, ...]  # oldest first
-    disabled: tuple[str, ...] = ()
 
 
 def client_gateway(username: str) -> tuple[str, int] | None:
@@ -298,20 +297,16 @@ class Fleet:
     async def clients(self) -> dict[str, GatewayClients]:
         """Every gateway that has a client on the broker, by id."""
         (data,) = await self.ds.call({"command": "listClients", "verbose": True, "count": -1})
-        found: dict[str, list[tuple[int, str, bool]]] = {}
+        found: dict[str, list[tuple[int, str]]] = {}
         for c in (data or {}).get("clients", []):
             username = str(c.get("username", ""))
             parsed = client_gateway(username)
             roles = {r.get("rolename") for r in c.get("roles", [])}
             if parsed is None or gateway_role(parsed[0]) not in roles:
                 continue
-            found.setdefault(parsed[0], []).append((parsed[1], username, bool(c.get("disabled"))))
+            found.setdefault(parsed[0], []).append((parsed[1], username))
         return {
-            gw: GatewayClients(
-                gw,
-                tuple(u for _, u, _ in sorted(names)),
-                tuple(u for _, u, off in sorted(names) if off),
-            )
+            gw: GatewayClients(gw, tuple(u for _, u in sorted(names)))
             for gw, names in sorted(found.items())
         }
 
