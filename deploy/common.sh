@@ -72,3 +72,25 @@ remove_units() {
     done
     if [ "$(live_systemd)" = 1 ]; then systemctl daemon-reload; fi
 }
+
+# sandbox: the systemd sandboxing every coldchain service gets (no capabilities, no kernel
+# or clock changes, IP and Unix sockets only), for a unit's [Service] section
+sandbox() {
+    cat <<'EOF'
+CapabilityBoundingSet=
+AmbientCapabilities=
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+SystemCallArchitectures=native
+UMask=0027
+EOF
+}

@@ -111,21 +111,7 @@ ProtectHome=yes
 ReadWritePaths=$DATA
 PrivateTmp=yes
 PrivateDevices=yes
-CapabilityBoundingSet=
-AmbientCapabilities=
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-SystemCallArchitectures=native
-UMask=0027
+$(sandbox)
 
 [Install]
 WantedBy=multi-user.target
