@@ -92,6 +92,12 @@ def _agent(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _modbus(args: argparse.Namespace) -> int:
+    from edge_agent.commission_cli import run
+
+    return run(args)
+
+
 def _hub(args: argparse.Namespace) -> int:
     from hub.cli import run
 
@@ -207,7 +213,19 @@ def _implied_action(argv: list[str]) -> list[str]:
 
 
 def _fleet_commands(sub: Any) -> None:
-    """``coldchain gateway`` and ``coldchain broker``: the centre's side of the fleet."""
+    """``coldchain modbus`` (on a Pi), ``coldchain gateway``, ``broker`` and ``ca`` (at the
+    centre): the technicians' commands."""
+    from edge_agent.commission_cli import DESCRIPTION as MODBUS_DESCRIPTION
+    from edge_agent.commission_cli import add_arguments as modbus_arguments
+
+    modbus = sub.add_parser(
+        "modbus",
+        help="commissioning on the bus: scan for devices, read them, set their address",
+        description=MODBUS_DESCRIPTION,
+    )
+    modbus_arguments(modbus)
+    modbus.set_defaults(handler=_modbus)
+
     gateway = sub.add_parser(
         "gateway",
         help="gateway identities on the broker: list, provision (a bundle), rotate, revoke",

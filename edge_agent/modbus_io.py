@@ -67,8 +67,10 @@ class PymodbusNoise(logging.Filter):
 
     * ``No response received ...`` (ERROR, at every timeout, ``CLOSING CONNECTION`` included):
       a :class:`ReadError`; the poller logs a device's failure once, with its context;
-    * ``received pdu without a corresponding request`` (WARNING): a reply that came after its
-      request had timed out (a slow device, or a stop in mid-request); already counted;
+    * ``received pdu without a corresponding request`` (WARNING), and ``request ask for id=N
+      but got id=M`` (ERROR) when it came during the next request, to another unit: a reply
+      that came after its request had timed out (a slow device, or a stop in mid-request);
+      already counted;
     * ``Repeating....``: pymodbus's stand-in for its previous message, which may be dropped;
     * the dump of the last 20 frames (``>>>>> send: 0x1 0x4 ...``) that pymodbus appends to
       every ERROR while its logger is not at DEBUG: the rest of such a message is kept.
@@ -81,6 +83,7 @@ class PymodbusNoise(logging.Filter):
     DROPPED = (
         "No response received",
         "received pdu without a corresponding request",
+        "request ask for id=",
         "Repeating....",
     )
     FRAMES = "\n>>>>> "
@@ -124,16 +127,30 @@ class Request:
 class ModbusLink:
     """A pymodbus client for one bus, connected on demand."""
 
-    def __init__(self, bus: RtuBus | TcpBus) -> None:
+    def __init__(self, bus: RtuBus | TcpBus, *, count_received: bool = False) -> None:
         self.bus = bus
         self._client: Any = None
+        # Bytes that arrived on the link, frames pymodbus dropped included (a reply with a
+        # bad CRC is silence to pymodbus): commissioning tells garble from nobody by it.
+        self.received = 0
+        self._trace = self._count if count_received else None
         filter_pymodbus_noise()  # wherever the agent's Modbus runs: agent, demo, tests
+
+    def _count(self, sending: bool, data: bytes) -> bytes:
+        if not sending:
+            self.received += len(data)
+        return data
 
     def _make(self) -> Any:
         b = self.bus
         if isinstance(b, TcpBus):
             return AsyncModbusTcpClient(
-                b.host, port=b.port, timeout=b.timeout, retries=0, reconnect_delay=0
+                b.host,
+                port=b.port,
+                timeout=b.timeout,
+                retries=0,
+                reconnect_delay=0,
+                trace_packet=self._trace,
             )
         return AsyncModbusSerialClient(
             b.port,
@@ -144,6 +161,7 @@ class ModbusLink:
             timeout=b.timeout,
             retries=0,
             reconnect_delay=0,
+            trace_packet=self._trace,
         )
 
     @property
@@ -189,10 +207,31 @@ class ModbusLink:
             Table.INPUT: self._client.read_input_registers,
             Table.HOLDING: self._client.read_holding_registers,
         }[req.table]
+        rr = await self._exchange(where, fn(req.start, count=req.count, device_id=req.unit))
+        if req.table.is_bits:
+            bits = list(rr.bits)[: req.count]
+            if len(bits) < req.count:
+                raise ReadError("garbage", where, f"{len(bits)} bits for {req.count}")
+            return bits
+        regs = list(rr.registers)
+        if len(regs) != req.count:
+            raise ReadError("garbage", where, f"{len(regs)} registers for {req.count}")
+        return regs
+
+    async def write_register(self, address: int, word: int, unit: int) -> None:
+        """Write one holding register (function 06); raise :class:`ReadError` if the device
+        does not confirm it (commissioning: ``coldchain modbus set``)."""
+        if not self.connected:
+            await self.connect()
+        where = Request(Table.HOLDING, address, 1, unit).where(self.bus.id, self._endpoint())
+        await self._exchange(where, self._client.write_register(address, word, device_id=unit))
+
+    async def _exchange(self, where: str, call: Any) -> Any:
+        """Await pymodbus's request ``call``; its reply, or :class:`ReadError` with a kind."""
         before = cancels()
         try:
             try:
-                rr = await fn(req.start, count=req.count, device_id=req.unit)
+                rr = await call
             except ConnectionException as exc:
                 self.close()
                 raise ReadError("link", where, str(exc)) from exc
@@ -212,12 +251,4 @@ class ModbusLink:
             code = getattr(rr, "exception_code", None)
             name = EXCEPTION_NAMES.get(code or 0, "unknown")
             raise ReadError("exception", where, f"exception {code} ({name})", code)
-        if req.table.is_bits:
-            bits = list(rr.bits)[: req.count]
-            if len(bits) < req.count:
-                raise ReadError("garbage", where, f"{len(bits)} bits for {req.count}")
-            return bits
-        regs = list(rr.registers)
-        if len(regs) != req.count:
-            raise ReadError("garbage", where, f"{len(regs)} registers for {req.count}")
-        return regs
+        return rr

@@ -6,6 +6,7 @@ to the gateway end to end, so the agent deletes only what the store holds. ``reg
 gateway's state (online, offline, unknown) from its retained status and last will, its
 latest health report, and when it was last heard, kept in the hub database.
 
-Gateway identities on the broker, config distribution and remote commissioning are not here
-yet (docs/architecture.md).
+Gateway identities on the broker (``dynsec``, ``provision``, ``keys``, ``bundle``), the
+centre's broker config and CA (``broker``, ``ca``) and their commands are here too. Config
+distribution and commissioning from the centre are not here yet (docs/architecture.md).
 """

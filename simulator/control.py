@@ -6,6 +6,7 @@ simulation's event loop, so nothing is shared across threads).
     GET    /faults                        active faults
     POST   /faults   {"kind", "target", "code"?, "point"?}   inject (201, the fault)
     DELETE /faults[?kind=K][&target=T]    clear matching faults (all without a query)
+    POST   /power-cycle  {"target"}       switch device gateway/device off and on
     GET    /journal                       the journal's series
     GET    /journal/<site/gateway/device/point>[?since_wall_ms=N]   served values
 
@@ -42,6 +43,8 @@ class Controlled(Protocol):
     def faults(self) -> list[dict[str, Any]]: ...
 
     def journal_series(self) -> list[str]: ...
+
+    def power_cycle(self, target: str) -> dict[str, Any]: ...
 
     def journal_entries(self, series: str, since_wall_ms: int | None) -> list[dict[str, Any]]: ...
 
@@ -97,6 +100,11 @@ class ControlServer:
             if method == "DELETE":
                 kind, target = query.get("kind"), query.get("target")
                 return 200, {"cleared": self.call(lambda: t.clear(kind, target))}
+        if method == "POST" and parts == ["power-cycle"]:
+            target = _json_object(body).get("target")
+            if not isinstance(target, str):
+                raise _BadRequestError('give "target" (gateway/device) as a string')
+            return 200, self.call(lambda: t.power_cycle(target))
         if method == "GET" and parts[:1] == ["journal"]:
             if len(parts) == 1:
                 return 200, {"series": self.call(t.journal_series)}

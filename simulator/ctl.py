@@ -5,6 +5,7 @@
     python -m simulator.ctl --url URL inject KIND TARGET [--code N] [--point NAME]
     python -m simulator.ctl --url URL clear [KIND [TARGET]]
     python -m simulator.ctl --url URL journal [SERIES] [--since-wall-ms N]
+    python -m simulator.ctl --url URL power-cycle GATEWAY/DEVICE
 
 KIND is one of silent, exception, garbage, bad_crc, probe_open (a device ``gateway/device``),
 door_stuck_open, compressor_failure, power_cut, jam (a room ``site/room``), link_down (a
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     jr = sub.add_parser("journal", help="journal series, or the served values of one")
     jr.add_argument("series", nargs="?")
     jr.add_argument("--since-wall-ms", type=int)
+    pc = sub.add_parser(
+        "power-cycle",
+        help="switch a device off and on (a unit id or baud written to it takes effect)",
+    )
+    pc.add_argument("target", metavar="GATEWAY/DEVICE")
     return parser
 
 
@@ -94,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             query = {k: v for k, v in (("kind", args.kind), ("target", args.target)) if v}
             suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
             out = request(args.url, "DELETE", f"/faults{suffix}")
+        elif args.action == "power-cycle":
+            out = request(args.url, "POST", "/power-cycle", {"target": args.target})
         else:
             path = "/journal" + (f"/{args.series}" if args.series else "")
             if args.since_wall_ms is not None:

@@ -136,6 +136,9 @@ class SimDevice:
         self.probe_open: set[str] = set()
         self.values: dict[str, float | None] = {}
         self.reasons: dict[str, str | None] = {}
+        self.latency = 0.0  # seconds it takes to start answering on RTU, beyond the wire
+        # Configuration written to registers that act only after a power cycle, by name.
+        self.pending: dict[str, Callable[[], None]] = {}
         if isinstance(profile, ModbusProfile):
             self._init_config_registers(profile)
 
@@ -228,10 +231,15 @@ class SimDevice:
         if any(a not in covered for a in range(address, end)):
             raise SlaveError(ExceptionCode.ILLEGAL_DATA_ADDRESS, "register is read-only")
         staged = dict(zip(range(address, end), values, strict=True))
-        updates = [self._config_update(c.name, staged[c.address], c.codes, c.scale) for c in config]
+        updates = [
+            (c, self._config_update(c.name, staged[c.address], c.codes, c.scale)) for c in config
+        ]
         self.image.put(table, address, values)
-        for apply in updates:
-            apply()
+        for c, apply in updates:
+            if c.takes_effect == "after_power_cycle":
+                self.pending[c.name] = apply  # reads back at once, acts after a power cycle
+            else:
+                apply()
         for p in points:
             if p.address >= address and p.end <= end:
                 self._point_written(p)
@@ -257,6 +265,14 @@ class SimDevice:
             line.clear_jam()
         elif p.kind is PointKind.SETPOINT:
             self.overrides[p.name] = decoded.value
+
+    def power_cycle(self) -> list[str]:
+        """Switch the device off and on: configuration waiting for it takes effect (a new
+        unit id, a new baud). Return the names of the settings that did."""
+        applied = sorted(self.pending)
+        for name in applied:
+            self.pending.pop(name)()
+        return applied
 
     def _init_config_registers(self, profile: ModbusProfile) -> None:
         assert self.image is not None

@@ -11,7 +11,8 @@ The simulator holds the master side of the pty; the agent opens the slave path
   re-configured to another baud answers at that baud;
 * a reply is sent when it would have finished arriving on the wire: after the request and
   the reply at the bus's baud (1 start, 8 data, parity, stop bits per character) plus 3.5
-  characters of turnaround, so a slow bus is slow;
+  characters of turnaround, so a slow bus is slow; plus the device's own ``latency`` (0
+  unless a test sets it: real devices take milliseconds to tens of them to start answering);
 * fault injection works on the frame: silence, an exception reply, garbage, a bad CRC.
 """
 
@@ -233,7 +234,9 @@ class RtuBusServer:
                 continue
             char = char_bits(self.bus) / (self.line_baud() or self.bus.baud)
             wire = (len(frame) + 2 + len(reply)) * char + 3.5 * char
-            delay = received + wire - time.monotonic()
+            dev = next((d for d in self.devices if d.unit_id == frame[0]), None)
+            latency = dev.latency if dev is not None else 0.0
+            delay = received + wire + latency - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             try:

@@ -179,6 +179,15 @@ class Simulation:
         self._apply_now()
         return gone
 
+    def power_cycle(self, target: str) -> dict[str, Any]:
+        """Switch device ``gateway/device`` off and on: configuration written to registers
+        that act only after a power cycle (a new unit id or baud) takes effect."""
+        dev = self.plant.devices.get(target)
+        if dev is None:
+            raise KeyError(f"no device {target!r} (give gateway/device)")
+        applied = dev.power_cycle()
+        return {"target": target, "applied": applied, "unit_id": dev.unit_id, "baud": dev.baud}
+
     def _apply_now(self) -> None:
         self.plant.apply_faults(self.fault_set)
         self.plant.advance(self.clock.now(), wall=self.clock.wall(), refresh_all=True)

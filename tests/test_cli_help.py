@@ -26,6 +26,10 @@ COMMANDS = [
     "agent",
     "agent run",
     "agent plan",
+    "modbus",
+    "modbus scan",
+    "modbus read",
+    "modbus set",
     "hub",
     "alerts",
     "alerts test-sms",
@@ -55,6 +59,8 @@ COMMANDS = [
 # what a command's help must say beyond a description (each a defect once)
 MUST_SAY = {
     "agent": ["coldchain agent [run] CONFIG --gateway ID", "coldchain agent plan CONFIG"],
+    "modbus": ["coldchain modbus scan --port /dev/ttyUSB0", "docs/commissioning.md"],
+    "modbus set": ["after a power cycle", "--force"],
     "hub": ["web UI", "alerts", "SMS", "/docs", "/metrics", "admin-password", "hub.db"],
 }
 

@@ -159,6 +159,24 @@ async def test_simulate_end_to_end(tmp_path: Path) -> None:
         status, answer = await http(f"{url}/faults?kind=silent", "DELETE")
         assert (status, answer) == (200, {"cleared": [{"kind": "silent", "target": "gw1/probe"}]})
         assert (await read_point(client, 1, probe)).quality is Quality.GOOD
+
+        # An XY-MD02 stores a new address at once and answers on it after a power cycle.
+        assert not (await client.write_register(0x0101, 9, device_id=1)).isError()
+        assert (await read_point(client, 1, probe)).quality is Quality.GOOD
+        code, out, err = await ctl(url, "power-cycle", "gw1/probe")
+        assert code == 0, err
+        assert json.loads(out) == {
+            "target": "gw1/probe",
+            "applied": ["unit_id"],
+            "unit_id": 9,
+            "baud": 9600,
+        }
+        assert (await read_point(client, 9, probe)).quality is Quality.GOOD
+        with pytest.raises(ModbusIOException):
+            await read_point(client, 1, probe)
+        status, answer = await http(f"{url}/power-cycle", "POST", {"target": "gw1/nope"})
+        assert status == 404
+        assert "no device 'gw1/nope'" in answer["error"]
         client.close()
 
         status, journal = await http(f"{url}/journal")

@@ -147,7 +147,21 @@ async def test_illegal_address_value_and_function(
     assert error(rr) == 2, "holding 7-99 is listed unreadable"
 
 
-async def test_commissioning_a_new_unit_id_takes_effect_after_the_reply(
+async def test_a_new_unit_id_takes_effect_at_once_where_the_profile_says_so(
+    sim: Simulation, rtu: AsyncModbusSerialClient
+) -> None:
+    relay = device(sim, "waveshare-modbus-rtu-io-8ch", "rs485")
+    old = unit(relay)
+    rr = await rtu.write_register(0x4000, 77, device_id=old)
+    assert not rr.isError()
+    assert rr.dev_id == old, "the reply comes from the old address"
+    rr = await rtu.read_holding_registers(0x4000, count=1, device_id=77)
+    assert rr.registers == [77], "it answers on the new address at once"
+    with pytest.raises(ModbusIOException):
+        await rtu.read_holding_registers(0x4000, count=1, device_id=old)
+
+
+async def test_commissioning_a_new_unit_id_takes_effect_after_a_power_cycle(
     sim: Simulation, rtu: AsyncModbusSerialClient
 ) -> None:
     xy = device(sim, "xy-md02", "rs485")
@@ -155,6 +169,9 @@ async def test_commissioning_a_new_unit_id_takes_effect_after_the_reply(
     rr = await rtu.write_register(0x0101, 77, device_id=old)
     assert not rr.isError()
     assert rr.dev_id == old, "the reply comes from the old address"
+    rr = await rtu.read_holding_registers(0x0101, count=1, device_id=old)
+    assert rr.registers == [77], "it reads back the new address, still answering on the old"
+    assert sim.power_cycle(xy.key)["applied"] == ["unit_id"]
     rr = await rtu.read_input_registers(1, count=2, device_id=77)
     assert not rr.isError()
     with pytest.raises(ModbusIOException):
@@ -177,6 +194,9 @@ async def test_a_device_answers_only_at_its_baud(sim: Simulation) -> None:
     assert await client.connect()
     rr = await client.write_register(0x0102, 9600, device_id=unit(xy))  # XY-MD02: the rate
     assert not rr.isError(), "the reply still comes at the old baud"
+    rr = await client.read_input_registers(1, count=2, device_id=unit(xy))
+    assert not rr.isError(), "an XY-MD02 keeps its old baud until switched off and on"
+    sim.power_cycle(xy.key)
     with pytest.raises(ModbusIOException):
         await client.read_input_registers(1, count=2, device_id=unit(xy))
     client.close()

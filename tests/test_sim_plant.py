@@ -117,7 +117,10 @@ def test_commissioning_writes_on_the_holding_map() -> None:
     assert before is not None
     assert probe.values["temperature"] == pytest.approx(before - 2.0, abs=0.3)
     probe.write(Table.HOLDING, regs["baud"], [19200])
+    assert probe.baud == 9600, "an XY-MD02 changes its baud after a power cycle"
+    assert probe.power_cycle() == ["baud"]
     assert probe.baud == 19200
+    assert probe.power_cycle() == [], "nothing waits any more"
     with pytest.raises(SlaveError, match="read-only"):
         p.devices["gw1/line"].write(Table.HOLDING, 0, [1, 2])  # the parcel counter
     with pytest.raises(SlaveError, match="does not exist"):

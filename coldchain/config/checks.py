@@ -213,8 +213,8 @@ def _check_modbus_device(
             f"{scope.unit_owner[key]} on bus {bus.id}"
         )
         fix = (
-            "give each device on a bus its own address (set it on the device: its keypad,"
-            " DIP switches or vendor tool)"
+            "give each device on a bus its own address (set it with 'coldchain modbus set"
+            " --unit OLD ... unit_id=NEW', or on the device: its keypad or DIP switches)"
         )
         out.append(Finding((*here, "unit_id"), msg, fix, d.unit_id))
     scope.unit_owner[key] = d.id

@@ -221,7 +221,34 @@ class ConfigRegister(StrictModel):
         None, description="value -> register code, e.g. baud 9600 -> 2; absent: written as is"
     )
     scale: float = Field(1.0, description="register = value / scale (offsets in 0.1 °C: 0.1)")
-    note: str = Field("", description="when it takes effect (often after a power cycle)")
+    takes_effect: Literal["at_once", "after_power_cycle"] = Field(
+        "at_once",
+        description="when the device acts on a new value: at once (a new unit id answers "
+        "after the reply), or only after a power cycle (it reads back the new value but "
+        "keeps answering on the old settings until switched off and on)",
+    )
+    note: str = Field("", description="caveats for technicians (an unverified address)")
+
+    def code_of(self, value: float) -> int:
+        """The register word for ``value``; raise ValueError if the device has no code."""
+        if self.codes is not None:
+            if int(value) != value or int(value) not in self.codes:
+                choices = ", ".join(str(v) for v in sorted(self.codes))
+                raise ValueError(f"{self.name} {value:g} is not one of {choices}")
+            return self.codes[int(value)]
+        word = round(value / self.scale)
+        if not -0x8000 <= word <= 0xFFFF:
+            raise ValueError(f"{self.name} {value:g} does not fit a register")
+        return word & 0xFFFF
+
+    def value_of(self, word: int) -> float | None:
+        """The value a register word stands for (None: a code the profile does not know)."""
+        if self.codes is not None:
+            by_code = {code: v for v, code in self.codes.items()}
+            return by_code.get(word)
+        if self.name.endswith("_offset"):
+            word = word - 0x10000 if word & 0x8000 else word  # offsets are signed
+        return word * self.scale
 
 
 class ProfileBase(StrictModel):
