@@ -184,6 +184,11 @@ class AlertService:
     def on_gateway(self, gateway: str, *, online: bool) -> None:
         self._apply(self.evaluator.gateway(gateway, online=online, ts_ms=self.clock()))
 
+    def on_gateway_clock(self, gateway: str, *, offset_ms: float) -> None:
+        """The hub measured a gateway's clock offset (gateway/timesync.py)."""
+        now = self.clock()
+        self._apply(self.evaluator.gateway_clock(gateway, offset_ms=offset_ms, ts_ms=now))
+
     def tick(self) -> None:
         """Delays, hold-offs and escalation steps due now, in one transaction."""
         now = self.clock()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from coldchain.clock import WALL, Clock
+from coldchain.clock import WALL, Clock, WallClock
 from coldchain.config.site import AgentSettings, Device, Gateway, MqttBus, SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusProfile, MqttProfile, PointKind
@@ -25,6 +25,7 @@ from edge_agent.fallback import EdgeFallback
 from edge_agent.mqtt_input import MqttDevice, MqttInput, mqtt_device
 from edge_agent.poller import BusPoller, DeviceState, device_state
 from edge_agent.report import ReportFilter
+from edge_agent.timekeeping import ClockCheck, kernel_synchronised, unknown
 from edge_agent.uplink import UplinkLoop
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,17 @@ class Agent:
         sensor_password: str | None = None,
         message_key: bytes | None = None,
         clock: Clock = WALL,
+        clock_synchronised: Callable[[], bool | None] | None = None,
     ) -> None:
         self.cfg, self.gw = cfg, cfg.gateway(gateway_id)
         self.clock = clock  # poll intervals, timestamps, batching, health, fallback rules
         s = cfg.agent
+        # Readings taken while the clock is not synchronised are marked (docs/agent.md);
+        # ``clock_synchronised`` replaces the kernel's answer (tests, the one-host demo). The
+        # kernel speaks for wall time only: an accelerated or hand-moved clock is a fiction.
+        kernel = s.clock_check and type(clock) in (Clock, WallClock)
+        probe = clock_synchronised or (kernel_synchronised if kernel else unknown)
+        self.clock_check = ClockCheck(probe, monotonic=clock.monotonic)
         self.data_dir = Path(data_dir or s.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         policy = Policy(
@@ -118,6 +126,7 @@ class Agent:
 
     def sink(self, readings: Sequence[tuple[Reading, PointKind]]) -> None:
         """Take readings from a poller or input (synchronous, never blocks)."""
+        readings = self.clock_check.mark(readings)
         admitted = [r for r, kind in readings if self.filter.admit(r, kind)]
         if admitted:
             self._pending.extend(admitted)
@@ -148,6 +157,7 @@ class Agent:
             suppressed=self.filter.suppressed,
             clock=self.clock,
             data_dir=self.data_dir,
+            clock_synchronised=lambda: self.clock_check.state,
         )
         if self.fallback is not None:
             report["fallback"] = dataclasses.asdict(self.fallback.stats)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ from coldchain.clock import WALL, Clock
 from edge_agent.buffer import Stats
 from edge_agent.mqtt_input import MqttInput
 from edge_agent.poller import BusPoller
+from edge_agent.timekeeping import kernel_synchronised
 from edge_agent.uplink import UplinkStats
 
 THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
@@ -25,7 +24,6 @@ THROTTLE_BITS = {  # bit -> what it means (now: bits 0-3; since boot: bits 16-19
     2: "throttled",
     3: "soft_temperature_limit",
 }
-TIME_ERROR = 5  # adjtimex(2): the clock is not synchronised
 
 
 def cpu_temperature(path: Path = THERMAL) -> float | None:
@@ -51,33 +49,6 @@ def throttling(path: Path = THROTTLED) -> dict[str, bool] | None:
     return out
 
 
-class _Timex(ctypes.Structure):
-    # struct timex's leading fields (adjtimex(2)); the rest is room for the kernel to fill
-    _fields_ = (
-        ("modes", ctypes.c_uint),
-        ("offset", ctypes.c_long),
-        ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long),
-        ("esterror", ctypes.c_long),
-        ("status", ctypes.c_int),
-        ("rest", ctypes.c_byte * 256),
-    )
-
-
-def clock_synchronised() -> bool | None:
-    """Whether the kernel's clock is synchronised (NTP), as ``timedatectl`` reports it:
-    ``adjtimex(2)`` with nothing to change, which answers TIME_ERROR while it is not. None
-    where that cannot be asked (not Linux)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        state = libc.adjtimex(ctypes.byref(_Timex()))
-    except (OSError, AttributeError):
-        return None
-    if state < 0:
-        return None
-    return bool(state != TIME_ERROR)
-
-
 def disk(path: Path) -> dict[str, int] | None:
     """Free and total bytes of the filesystem holding ``path`` (the outbox), or None."""
     try:
@@ -87,12 +58,12 @@ def disk(path: Path) -> dict[str, int] | None:
     return {"free_bytes": st.f_bavail * st.f_frsize, "total_bytes": st.f_blocks * st.f_frsize}
 
 
-def system(data_dir: Path) -> dict[str, Any]:
+def system(data_dir: Path, clock_synchronised: bool | None) -> dict[str, Any]:
     """The Pi itself: the outbox's disk, power and throttling, the clock."""
     return {
         "disk": disk(data_dir),
         "throttling": throttling(),
-        "clock_synchronised": clock_synchronised(),
+        "clock_synchronised": clock_synchronised,
     }
 
 
@@ -106,8 +77,10 @@ def report(
     suppressed: int,
     clock: Clock = WALL,
     data_dir: Path | None = None,
+    clock_synchronised: Callable[[], bool | None] = kernel_synchronised,
 ) -> dict[str, Any]:
-    """The report, stamped and aged in ``clock`` time (``started``: ``clock.monotonic()``)."""
+    """The report, stamped and aged in ``clock`` time (``started``: ``clock.monotonic()``);
+    ``clock_synchronised`` says whether the gateway's clock is (the agent's clock check)."""
     now_ms = clock.now_ms()
     devices: dict[str, Any] = {}
     requests_per_cycle = 0
@@ -142,7 +115,7 @@ def report(
         "version": __version__,
         "uptime_s": round(clock.monotonic() - started, 1),
         "cpu_temp_c": cpu_temperature(),
-        "system": None if data_dir is None else system(data_dir),
+        "system": None if data_dir is None else system(data_dir, clock_synchronised()),
         "buffer": {
             "pending": buffer.pending,
             "oldest_unsent_age_s": None if oldest is None else round((now_ms - oldest) / 1000, 1),

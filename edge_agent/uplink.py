@@ -38,6 +38,7 @@ from coldchain.clock import WALL, Clock
 from coldchain.config.site import AgentSettings, Uplink, broker_address
 from coldchain.protocol.limits import AGENT_MAX_BATCH_SIZE
 from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
+from coldchain.protocol.timesync import decode_time_probe, encode_time_reply
 from coldchain.protocol.topics import Topics
 from coldchain.supervise import Client, describe, network_error, wait_event
 from edge_agent.buffer import AsyncOutbox
@@ -59,6 +60,8 @@ class UplinkStats:
     readings_acked: int = 0
     bad_acks: int = 0
     forged_acks: int = 0  # acks whose MAC did not verify: ignored
+    probes_answered: int = 0  # the hub's clock probes (timesync)
+    bad_probes: int = 0
     last_error: str | None = None
     in_flight: dict[int, float] = field(default_factory=dict)  # seq -> monotonic send time
 
@@ -92,6 +95,7 @@ class UplinkLoop:
         # status stamps, the batch interval and the health interval run on the clock; the
         # ack timeout, reconnect backoff and network timeouts are round trips: wall time
         self.clock = clock
+        self._time_refused = False  # logged once: the broker refused the clock probes' topic
 
     def wake(self) -> None:
         """Readings were appended: a batch may be due."""
@@ -156,6 +160,12 @@ class UplinkLoop:
         await client.subscribe(self.topics.topic(self.gateway, "ack"), qos=1)
         if self.fallback is not None:
             await client.subscribe(self.topics.topic(self.gateway, "alerts/ack"), qos=1)
+        try:  # the hub's clock probes; a broker whose role predates them refuses: carry on
+            await client.subscribe(self.topics.topic(self.gateway, "time"), qos=0)
+        except aiomqtt.MqttError as exc:
+            if not self._time_refused:
+                log.warning("no clock probes from the hub: %s", exc)
+            self._time_refused = True
         await client.publish(
             self.topics.topic(self.gateway, "status"), self._status("online"), qos=1, retain=True
         )
@@ -225,10 +235,15 @@ class UplinkLoop:
 
     async def _receive_acks(self, client: aiomqtt.Client) -> None:
         notice_acks = self.topics.topic(self.gateway, "alerts/ack")
+        probes = self.topics.topic(self.gateway, "time")
         async for message in client.messages:
+            received_ms = self.clock.now_ms()  # a clock probe's T2: as early as can be
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 self.stats.bad_acks += 1
+                continue
+            if message.topic.matches(probes):
+                await self._answer_probe(client, bytes(payload), received_ms)
                 continue
             if self.fallback is not None and message.topic.matches(notice_acks):
                 self.fallback.receive_ack(bytes(payload))
@@ -252,6 +267,18 @@ class UplinkLoop:
             for seq in seqs:
                 self.stats.in_flight.pop(seq, None)
             self._ready.set()
+
+    async def _answer_probe(self, client: aiomqtt.Client, payload: bytes, t2: int) -> None:
+        """Answer the hub's clock probe with its time, ours on receipt and ours on answering
+        (:mod:`coldchain.protocol.timesync`). A malformed probe is counted and dropped."""
+        try:
+            n, t1 = decode_time_probe(payload)
+        except ProtocolError:
+            self.stats.bad_probes += 1
+            return
+        reply = encode_time_reply(n, t1, t2, self.clock.now_ms())
+        await client.publish(self.topics.topic(self.gateway, "time/reply"), reply, qos=0)
+        self.stats.probes_answered += 1
 
     async def _health_loop(self, client: aiomqtt.Client) -> None:
         assert self.health is not None

@@ -1,9 +1,10 @@
 """Broker identities for the fleet, on Mosquitto's dynamic security plugin.
 
 Every gateway connects to the centre's broker as its own client, whose role lets it publish
-only its own ``{prefix}/v1/gw/{id}/{telemetry,status,health,alerts,config/ack}`` and
-subscribe only to its own ``ack``, ``alerts/ack`` and ``config``. The hub has a role of its
-own (every gateway's uplink topics in, acks and config out), and local tools a read-only one.
+only its own ``{prefix}/v1/gw/{id}/{telemetry,status,health,alerts,config/ack,time/reply}``
+and subscribe only to its own ``ack``, ``alerts/ack``, ``config`` and ``time``. The hub has a
+role of its own (every gateway's uplink topics in, acks, config and clock probes out), and
+local tools a read-only one.
 The plugin stores each password as a salted PBKDF2-SHA512 hash; coldchain generates the
 passwords (192 random bits), hands them out once, and keeps no copy.
 
@@ -53,8 +54,15 @@ ITERATIONS = 101  # the plugin's own default: the passwords are random, not gues
 _CLIENT = re.compile(r"^(?P<gw>[a-z0-9][a-z0-9_-]*)(?:\.(?P<n>[1-9][0-9]{0,5}))?$")
 
 # what a gateway sends, and what it may hear (see coldchain.protocol.topics)
-GATEWAY_SENDS: tuple[Kind, ...] = ("telemetry", "status", "health", "alerts", "config/ack")
-GATEWAY_HEARS: tuple[Kind, ...] = ("ack", "alerts/ack", "config")
+GATEWAY_SENDS: tuple[Kind, ...] = (
+    "telemetry",
+    "status",
+    "health",
+    "alerts",
+    "config/ack",
+    "time/reply",
+)
+GATEWAY_HEARS: tuple[Kind, ...] = ("ack", "alerts/ack", "config", "time")
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024  # a listClients of a large fleet fits
 
 

@@ -23,8 +23,9 @@ import logging
 import ssl
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import aiomqtt
 
@@ -113,6 +114,7 @@ def implausible(r: Reading, point: PointInfo) -> Reading | None:
 
 Replies = list[tuple[str, bytes]] | None
 """Messages to publish in answer to one received (topic, payload)."""
+Publish = Callable[[str, bytes], Awaitable[None]]
 
 
 class RejectedError(Exception):
@@ -328,11 +330,13 @@ async def run_ingest(
     share_group: str | None = None,
     on_message: Callable[[str, bytes], Replies] | None = None,
     tls: ssl.SSLContext | None = None,
+    session_tasks: Sequence[Callable[[Publish], Coroutine[Any, Any, None]]] = (),
 ) -> None:
     """The ingest's MQTT loop: subscribe, receive, write, ack; reconnect forever. Status,
-    health and edge-fallback notices go to ``on_message``, which may answer with messages
-    to publish (QoS 1). ``tls``: connect with TLS (an ``mqtts://`` broker)."""
-    backoff = 0.5
+    health, edge-fallback notices and clock replies go to ``on_message``, which may answer
+    with messages to publish (QoS 1). ``tls``: connect with TLS (an ``mqtts://`` broker).
+    ``session_tasks`` run alongside each session, given a QoS 0 publish (the clock probes)."""
+    backoff, told = 0.5, False
     while True:
         try:
             async with Client(
@@ -348,14 +352,25 @@ async def run_ingest(
                 await client.subscribe(ingest.subscription(share_group), qos=1)
                 for kind in ("status", "health", "alerts"):
                     await client.subscribe(ingest.topics.all(kind), qos=1)
+                try:  # a broker config from before clock probes refuses it: carry on
+                    await client.subscribe(ingest.topics.all("time/reply"), qos=0)
+                except aiomqtt.MqttError as exc:
+                    if not told:  # once, not at every reconnect
+                        log.warning("no gateway clock measurements: %s", exc)
+                    told = True
                 ingest.stats.connected, backoff = True, 0.5
                 ingest.stats.sessions += 1
 
                 async def publish(topic: str, payload: bytes) -> None:
                     await client.publish(topic, payload, qos=1)
 
+                async def publish0(topic: str, payload: bytes) -> None:
+                    await client.publish(topic, payload, qos=0)
+
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(ingest.writer(publish), name="ingest-writer")
+                    for task in session_tasks:
+                        tg.create_task(task(publish0))
                     async for message in client.messages:
                         replies = ingest.handle(message, on_message)
                         for reply_topic, reply in replies or ():

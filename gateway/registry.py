@@ -26,6 +26,7 @@ from coldchain.protocol.bounded import loads_bounded
 from coldchain.protocol.limits import MAX_HEALTH_BYTES, MAX_JSON_DEPTH
 from coldchain.protocol.messages import ProtocolError
 from coldchain.protocol.status import HealthReport, decode_health, decode_status, health_from
+from gateway.timesync import ClockSample
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (
@@ -47,6 +48,7 @@ class GatewayState:
     last_seen_ms: int | None
     version: str | None
     report: HealthReport | None  # the last health report, validated
+    clock: ClockSample | None = None  # its clock against the hub's, measured (not stored)
 
     @property
     def health(self) -> dict[str, Any] | None:
@@ -90,6 +92,9 @@ class Registry:
             )
         self.known = set(gateways)
         self._reports: dict[str, tuple[str, HealthReport | None]] = {}  # id -> (text, report)
+        # The latest clock measurements (gateway/timesync.py): in memory only, a restarted
+        # hub measures again within one probe interval.
+        self._clocks: dict[str, ClockSample] = {}
 
     def _set(self, gateway: str, **fields: Any) -> None:
         cols = ", ".join(f"{k} = ?" for k in fields)
@@ -137,6 +142,13 @@ class Registry:
             self._set(gateway, last_seen=at)
             self._state_change(gateway, "online", at)
 
+    def on_clock(self, gateway: str, sample: ClockSample | None) -> None:
+        """The gateway's best recent clock measurement (None: none to trust any more)."""
+        if sample is None:
+            self._clocks.pop(gateway, None)
+        elif gateway in self.known:
+            self._clocks[gateway] = sample
+
     def expire(self, at: int | None = None) -> list[str]:
         """Mark gateways silent longer than the health timeout offline; return them."""
         at = at if at is not None else self._now()
@@ -156,7 +168,7 @@ class Registry:
                 "FROM gateways ORDER BY id"
             ).fetchall()
         return [
-            GatewayState(i, s, since, seen, v or None, self._report(i, h))
+            GatewayState(i, s, since, seen, v or None, self._report(i, h), self._clocks.get(i))
             for i, s, since, seen, v, h in rows
         ]
 

@@ -147,6 +147,9 @@ def gateway_out(ctx: HubContext, gateway_id: str) -> GatewayOut:
         backlog=state.backlog,
         poll_success=state.poll_success(),
         health=state.health,
+        clock_offset_ms=state.clock.offset_ms if state.clock else None,
+        clock_uncertainty_ms=state.clock.delay_ms / 2 if state.clock else None,
+        clock_measured_ms=state.clock.at_ms if state.clock else None,
     )
 
 

@@ -214,6 +214,7 @@ async def _run(args: argparse.Namespace) -> int:
     from coldchain.config.loader import load_site_config
     from coldchain.profiles.registry import ProfileRegistry
     from edge_agent.agent import Agent
+    from edge_agent.timekeeping import unknown
     from hub.service import Hub
     from simulator.endpoints import describe, simulated_config
     from simulator.runtime import Simulation
@@ -265,7 +266,16 @@ async def _run(args: argparse.Namespace) -> int:
             )
             return 1
         agents = [
-            Agent(live, gw.id, profiles, data_dir=data / "agents", clock=clock)
+            # The demo's gateways are processes on the hub's own host, on its clock: there
+            # is no gateway clock to distrust, whatever the host's NTP state.
+            Agent(
+                live,
+                gw.id,
+                profiles,
+                data_dir=data / "agents",
+                clock=clock,
+                clock_synchronised=unknown,
+            )
             for gw in live.gateways
         ]
         for line in describe(sim.endpoints()):

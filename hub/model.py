@@ -109,6 +109,9 @@ class GatewayOut(BaseModel):
     backlog: int | None
     poll_success: dict[str, float | None]
     health: dict[str, Any] | None
+    clock_offset_ms: float | None = None  # its clock ahead of the hub's, as measured
+    clock_uncertainty_ms: float | None = None  # the offset is known within this
+    clock_measured_ms: int | None = None
 
 
 class AuditOut(BaseModel):

@@ -45,6 +45,7 @@ from gateway.api import identities_router
 from gateway.ingest import Ingest, run_ingest
 from gateway.keys import GatewayKeys
 from gateway.registry import Registry
+from gateway.timesync import ClockProbes
 from hub.accounts import accounts_router
 from hub.api import create_app
 from hub.audit import AuditLog
@@ -123,6 +124,7 @@ class Hub:
         self.audit = AuditLog(data_dir / "hub.db")
         self.keys = GatewayKeys(data_dir / "hub.db")  # message keys: acks and notices signed
         self.topics = Topics(cfg.uplink.prefix)
+        self.clocks = ClockProbes(self.topics, clock.now_ms)  # each gateway's clock offset
         self.ingest = Ingest(
             cfg,
             profiles,
@@ -226,6 +228,9 @@ class Hub:
         state = self.registry.get(gateway)
         if state is not None:
             self.alerts.on_gateway(gateway, online=state.state == "online")
+            if state.state != "online":  # it may come back rebooted: measure afresh
+                self.clocks.forget(gateway)
+                self.registry.on_clock(gateway, None)
         self.events.publish()
 
     def _audit_config(self, path: Path) -> None:
@@ -266,6 +271,9 @@ class Hub:
             self._refused(kind, "(unknown)", "unknown_gateway", f"gateway {gateway!r} unknown")
             return None
         try:
+            if kind == "time/reply":
+                self._clock_reply(gateway, payload)
+                return None
             if kind == "alerts":
                 return self._edge_notices(gateway, payload)
             if kind == "status":
@@ -279,6 +287,19 @@ class Hub:
             return None
         self._gateway_changed(gateway)
         return None
+
+    def _clock_reply(self, gateway: str, payload: bytes) -> None:
+        """A gateway's answer to a clock probe: its best recent offset to the registry (the
+        gateways page and API) and to the alert rules (gateway_clock)."""
+        sample = self.clocks.on_reply(gateway, payload)
+        if sample is None:
+            return
+        self.registry.on_clock(gateway, sample)
+        self.alerts.on_gateway_clock(gateway, offset_ms=sample.offset_ms)
+        self.events.publish()
+
+    def _online(self) -> list[str]:
+        return [g.id for g in self.registry.all() if g.state == "online"]
 
     def _refused(self, kind: str, source: str, reason: str, detail: str) -> None:
         self.ingest.stats.rejected_messages[(kind, reason)] += 1
@@ -350,6 +371,11 @@ class Hub:
                         share_group=self.cfg.hub.share_group,
                         on_message=self._on_message,
                         tls=self.tls_context() if tls else None,
+                        session_tasks=[
+                            lambda publish: self.clocks.run(
+                                publish, self._online, interval=self.cfg.hub.clock_probe_interval
+                            )
+                        ],
                     ),
                     name="ingest",
                 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,14 @@ from simulator.runtime import Simulation
 from tests.services import Broker
 from tests.sites import shipped_profiles
 
-FAST_AGENT = {"batch_interval": "200ms", "health_interval": "1s", "ack_timeout": "3s"}
+# clock_check off: the test machine's own clock state must not decide a test; the tests of
+# the check inject the answer (tests/test_agent_clock.py).
+FAST_AGENT = {
+    "batch_interval": "200ms",
+    "health_interval": "1s",
+    "ack_timeout": "3s",
+    "clock_check": False,
+}
 
 
 @dataclass
@@ -85,6 +92,7 @@ async def agents(
     only: Sequence[str] | None = None,
     password: str | None = None,
     message_key: bytes | None = None,
+    clock_synchronised: Callable[[], bool | None] | None = None,
 ) -> AsyncIterator[list[Agent]]:
     running = [
         Agent(
@@ -94,6 +102,7 @@ async def agents(
             data_dir=tmp_path / "agents" / gw.id,
             uplink_password=password,
             message_key=message_key,
+            clock_synchronised=clock_synchronised,
         )
         for gw in c.cfg.gateways
         if only is None or gw.id in only

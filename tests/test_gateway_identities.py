@@ -88,7 +88,7 @@ async def test_each_gateway_publishes_and_hears_only_its_own_topics(
             "gw-b": ("gw-b",),
         }
     async with client(broker, broker.hub) as hub, client(broker, a) as ga, client(broker, b) as gb:
-        for kind in ("telemetry", "status", "health", "alerts", "config/ack"):
+        for kind in ("telemetry", "status", "health", "alerts", "config/ack", "time/reply"):
             assert await sub(hub, TOPICS.all(kind)) == 1
         # B forges A's telemetry: dropped by the broker; B's own goes through
         await gb.publish(TOPICS.topic("gw-a", "telemetry"), b"forged", qos=1)
@@ -111,6 +111,17 @@ async def test_each_gateway_publishes_and_hears_only_its_own_topics(
         await hub.publish(TOPICS.topic("gw-a", "ack"), b"from the hub", qos=1)
         m = await next_message(ga)
         assert m.payload == b"from the hub"
+        # clock probes: only the hub asks, and B cannot answer for A
+        assert await sub(ga, TOPICS.topic("gw-a", "time")) == 1
+        assert await sub(gb, TOPICS.topic("gw-a", "time")) == FAILED
+        await gb.publish(TOPICS.topic("gw-a", "time"), b"probe by b", qos=1)
+        await hub.publish(TOPICS.topic("gw-a", "time"), b"probe by the hub", qos=1)
+        assert (await next_message(ga)).payload == b"probe by the hub"
+        assert await sub(hub, TOPICS.all("time/reply")) == 1
+        await gb.publish(TOPICS.topic("gw-a", "time/reply"), b"forged reply", qos=1)
+        await ga.publish(TOPICS.topic("gw-a", "time/reply"), b"a's reply", qos=1)
+        m = await next_message(hub)
+        assert (str(m.topic), m.payload) == (TOPICS.topic("gw-a", "time/reply"), b"a's reply")
 
         # a gateway cannot use the control API: its commands are dropped unanswered
         assert await sub(gb, CONTROL + "/response") == FAILED

@@ -88,6 +88,13 @@ _DEFAULTS: list[dict[str, Any]] = [
         "description": "a gateway offline for 5 min",
     },
     {
+        "id": "gateway-clock",
+        "kind": "gateway_clock",
+        "max_offset": "10s",
+        "severity": "warning",
+        "description": "a gateway's clock 10 s or more off the hub's",
+    },
+    {
         "id": "power-cut",
         "kind": "power",
         "longer_than": "30s",

@@ -185,7 +185,7 @@ class Evaluator:
                 self._quiet[name].rest.append(st)
         if w.room is not None:
             self._by_room[(w.site, w.room)].append(st)
-        if w.gateway is not None and w.quantity in ("gateway", "data"):
+        if w.gateway is not None and w.quantity in ("gateway", "data", "clock"):
             self._by_gateway[w.gateway].append(st)
         if w.timed:
             self._arm(st)
@@ -302,6 +302,17 @@ class Evaluator:
             return []
         view.online = online
         view.offline_since_ms = None if online else ts_ms
+        out: list[Transition] = []
+        for st in self._by_gateway.get(gateway, ()):
+            self._judge(st, ts_ms, out)
+        return out
+
+    def gateway_clock(self, gateway: str, *, offset_ms: float, ts_ms: int) -> list[Transition]:
+        """The hub measured how far a gateway's clock is from its own."""
+        view = self._views.gateways.get(gateway)
+        if view is None:
+            return []
+        view.clock_offset_ms = offset_ms
         out: list[Transition] = []
         for st in self._by_gateway.get(gateway, ()):
             self._judge(st, ts_ms, out)

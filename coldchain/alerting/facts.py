@@ -37,7 +37,7 @@ class AlertFacts:
     """One alert, as a person should read it.
 
     ``rule_kind`` is the rule's kind (threshold, rate_of_rise, door_open, door_open_warm,
-    stale, sensor_fault, gateway_offline, power); ``quantity`` what it watches
+    stale, sensor_fault, gateway_offline, gateway_clock, power); ``quantity`` what it watches
     (temperature, humidity, door, power, gateway); ``value``/``limit`` in ``unit``;
     ``since_ms`` when the condition began (UTC ms); ``direction`` above/below for limits.
     """

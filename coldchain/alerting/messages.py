@@ -115,6 +115,7 @@ _CONDITIONS: dict[Language, dict[str, str]] = {
         "stale": "传感器无数据",
         "sensor_fault": "传感器故障",
         "gateway_offline": "网关离线",
+        "gateway_clock": "网关时钟偏差",
         "power": "断电",
     },
     "en": {
@@ -128,6 +129,7 @@ _CONDITIONS: dict[Language, dict[str, str]] = {
         "stale": "no data from sensor",
         "sensor_fault": "sensor fault",
         "gateway_offline": "gateway offline",
+        "gateway_clock": "gateway clock off",
         "power": "power cut",
     },
 }
@@ -157,7 +159,7 @@ class _Style:
     long_words: bool = True  # "15分钟" rather than "15分"
     date: bool = True  # the date of a start time that is not today
     since: bool = True  # the start time at all
-    detail: bool = True  # the device or gateway id of stale/sensor_fault/gateway_offline
+    detail: bool = True  # the device or gateway id of stale/sensor_fault/gateway_*
 
 
 def _ladder(*steps: dict[str, bool]) -> tuple[_Style, ...]:
@@ -251,13 +253,14 @@ def _condition(a: AlertFacts, ctx: _Ctx) -> str:
 def _detail(a: AlertFacts, ctx: _Ctx) -> str:
     """The condition with the device or gateway it concerns, when the style allows."""
     cond = _condition(a, ctx)
-    what = a.gateway if a.rule_kind == "gateway_offline" else a.device
+    what = a.gateway if a.rule_kind in _GATEWAY_KINDS else a.device
     if not ctx.style.detail or what is None or a.rule_kind not in _DETAILED:
         return cond
     return f"{cond}{_OPEN}{what}{_CLOSE}" if ctx.zh else f"{cond} ({what})"
 
 
-_DETAILED = frozenset({"stale", "sensor_fault", "gateway_offline"})
+_GATEWAY_KINDS = frozenset({"gateway_offline", "gateway_clock"})
+_DETAILED = frozenset({"stale", "sensor_fault", *_GATEWAY_KINDS})
 
 
 def _value(a: AlertFacts, ctx: _Ctx) -> str | None:

@@ -37,10 +37,10 @@ class OpenAlert:
 
 
 class SeriesNow(NamedTuple):
-    """The latest of one series: its last reading's time (any quality), the last good value,
-    whether that last reading was good, and since when the value has held. A named tuple,
-    not a frozen dataclass: a snapshot builds one per series updated, about one per reading
-    ingested, and a tuple is several times cheaper to build."""
+    """The latest of one series: its last reading's time (any quality), the last value (of a
+    good or uncertain reading), whether that last reading had one, and since when the value
+    has held. A named tuple, not a frozen dataclass: a snapshot builds one per series
+    updated, about one per reading ingested, and a tuple is several times cheaper to build."""
 
     ts_ms: int | None
     value: float | None

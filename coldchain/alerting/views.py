@@ -19,7 +19,7 @@ class SeriesView:
     room: str
     kind: str
     ts_ms: int | None = None  # last reading (any quality)
-    value: float | None = None  # last good value
+    value: float | None = None  # last value of a good or uncertain reading (not bad)
     good: bool = True
     bad_since_ms: int | None = None  # first bad-quality reading of the current run
     changed_ms: int | None = None  # when the current value began (doors, power)
@@ -37,7 +37,9 @@ class SeriesView:
         if self.ts_ms is not None and r.ts_ms < self.ts_ms:
             return False
         self.ts_ms = r.ts_ms
-        if r.quality is Quality.GOOD and r.value is not None:
+        # An uncertain reading has a real value (e.g. its time is in doubt: the gateway's
+        # clock unsynchronised): a room at 12 °C alarms whatever the clock says.
+        if r.quality is not Quality.BAD and r.value is not None:
             if self.value != r.value or self.changed_ms is None:
                 self.changed_ms = r.ts_ms
             self.value = r.value
@@ -80,6 +82,7 @@ class RoomView:
 class GatewayView:
     online: bool = True
     offline_since_ms: int | None = None
+    clock_offset_ms: float | None = None  # the gateway's clock ahead of the hub's (measured)
 
 
 @dataclass

@@ -269,6 +269,13 @@ class AgentSettings(StrictModel):
     deadband: Deadbands = Field(default_factory=Deadbands, description="report-on-change")
     max_silence: Duration = Field(60.0, description="send a point at least this often")
     backoff_max: Duration = Field(300.0, description="longest wait before retrying a dead device")
+    clock_check: bool = Field(
+        default=True,
+        description="mark readings taken while the gateway's clock is not synchronised "
+        "(the kernel's adjtimex state, as timedatectl shows it) uncertain, reason 'clock "
+        "unsynchronised'; false only for a gateway whose clock is kept by something the "
+        "kernel does not know of",
+    )
 
 
 class SqliteStoreSettings(StrictModel):
@@ -312,6 +319,12 @@ class HubSettings(StrictModel):
     )
     share_group: str | None = Field(
         None, description="MQTT shared-subscription group, for several ingest workers"
+    )
+    clock_probe_interval: Duration = Field(
+        60.0,
+        description="how often the hub measures each online gateway's clock offset (a "
+        "timestamped exchange over MQTT; the gateway_clock rule alerts on it)",
+        gt=0,
     )
     username: str | None = Field(None, description="the hub's broker user")
     password_file: str | None = Field(None, description="file holding the hub's broker password")

@@ -13,6 +13,8 @@ config     hub -> gw 1        yes    the gateway's config bundle, with a revisio
 config/ack gw -> hub 1        no     revision applied, or the error
 alerts     gw -> hub 1        no     alarms the gateway texted itself (edge fallback)
 alerts/ack hub -> gw 1        no     the (id, revision) of the notices the hub stored
+time       hub -> gw 0        no     a clock probe: a nonce and the hub's time
+time/reply gw -> hub 0        no     the probe's times and the gateway's (timesync)
 ========== ========= ======== ====== ==============================================
 """
 
@@ -20,15 +22,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from coldchain.protocol import VERSION
 
 DEFAULT_PREFIX = "coldchain"
 Kind = Literal[
-    "telemetry", "ack", "status", "health", "config", "config/ack", "alerts", "alerts/ack"
-]
-KINDS: tuple[Kind, ...] = (
     "telemetry",
     "ack",
     "status",
@@ -37,7 +36,10 @@ KINDS: tuple[Kind, ...] = (
     "config/ack",
     "alerts",
     "alerts/ack",
-)
+    "time",
+    "time/reply",
+]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 

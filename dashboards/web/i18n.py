@@ -95,6 +95,7 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "backlog": ("积压", "Backlog"),
     "poll_success": ("采集成功率", "Poll success"),
     "version": ("版本", "Agent version"),
+    "clock_offset": ("时钟偏差", "Clock offset"),
     "pi": ("网关设备", "The Pi"),
     "pi_ok": ("正常", "ok"),
     "hint_under_voltage": (
@@ -142,6 +143,7 @@ CONDITIONS: Final[dict[str, tuple[str, str]]] = {
     "stale": ("传感器无数据", "no data from sensor"),
     "sensor_fault": ("传感器故障", "sensor fault"),
     "gateway_offline": ("网关离线", "gateway offline"),
+    "gateway_clock": ("网关时钟偏差", "gateway clock off"),
     "power": ("断电", "power cut"),
 }
 

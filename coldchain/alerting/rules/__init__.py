@@ -9,7 +9,7 @@ from pydantic import Field
 from coldchain.alerting.rules.door_open import DoorOpenRule
 from coldchain.alerting.rules.door_warm import DoorOpenWarmRule
 from coldchain.alerting.rules.fault import SensorFaultRule
-from coldchain.alerting.rules.gateway import GatewayOfflineRule
+from coldchain.alerting.rules.gateway import GatewayClockRule, GatewayOfflineRule
 from coldchain.alerting.rules.power import PowerRule
 from coldchain.alerting.rules.rate import RateOfRiseRule
 from coldchain.alerting.rules.stale import StaleRule
@@ -23,6 +23,7 @@ AnyRule = (
     | StaleRule
     | SensorFaultRule
     | GatewayOfflineRule
+    | GatewayClockRule
     | PowerRule
 )
 Rule = Annotated[AnyRule, Field(discriminator="kind")]
@@ -35,6 +36,7 @@ __all__ = [
     "AnyRule",
     "DoorOpenRule",
     "DoorOpenWarmRule",
+    "GatewayClockRule",
     "GatewayOfflineRule",
     "PowerRule",
     "RateOfRiseRule",

@@ -1,0 +1,100 @@
+"""Whether the gateway's clock can be trusted to stamp readings.
+
+A Raspberry Pi has no real-time clock: after a power cut with the 4G link down it boots with
+the time it last saved (fake-hwclock, or systemd's timesync clock file) and keeps counting
+from there until NTP answers. The kernel knows: until a time service has set and disciplined
+the clock, ``adjtimex(2)`` answers ``TIME_ERROR`` (what ``timedatectl`` shows as "System
+clock synchronized: no"). While it does, the agent marks every good reading it takes
+``uncertain`` with the reason :data:`UNSYNCHRONISED`: the value is real (the alert rules act
+on it), its time is not to be trusted as a record (charts, reports and the stores' rollups
+leave it out, as they leave out every reading that is not good).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import time
+from collections.abc import Callable, Sequence
+
+from coldchain.profiles.schema import PointKind
+from coldchain.reading import Quality, Reading
+
+UNSYNCHRONISED = "clock unsynchronised"
+TIME_ERROR = 5  # adjtimex(2): the clock is not synchronised
+
+
+class _Timex(ctypes.Structure):
+    # struct timex's leading fields (adjtimex(2)); the rest is room for the kernel to fill
+    _fields_ = (
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("rest", ctypes.c_byte * 256),
+    )
+
+
+def kernel_synchronised() -> bool | None:
+    """Whether the kernel's clock is synchronised (NTP), as ``timedatectl`` reports it:
+    ``adjtimex(2)`` with nothing to change, which answers TIME_ERROR while it is not. None
+    where that cannot be asked (not Linux)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        state = libc.adjtimex(ctypes.byref(_Timex()))
+    except (OSError, AttributeError):
+        return None
+    if state < 0:
+        return None
+    return bool(state != TIME_ERROR)
+
+
+def unknown() -> bool | None:
+    """The clock check turned off (``agent.clock_check: false``): nothing is marked."""
+    return None
+
+
+class ClockCheck:
+    """Asks ``probe`` (default: the kernel) at most once per ``every`` seconds whether the
+    clock is synchronised, and marks readings taken while it is not."""
+
+    def __init__(
+        self,
+        probe: Callable[[], bool | None] = kernel_synchronised,
+        *,
+        every: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.probe, self.every, self._monotonic = probe, every, monotonic
+        self._asked: float | None = None
+        self._state: bool | None = None
+        self.marked = 0  # readings marked uncertain since start (the health report)
+
+    @property
+    def state(self) -> bool | None:
+        """Synchronised (True), not (False), or cannot be told (None): asked again when the
+        last answer is older than ``every``."""
+        now = self._monotonic()
+        if self._asked is None or now - self._asked >= self.every:
+            self._state, self._asked = self.probe(), now
+        return self._state
+
+    def mark(
+        self, readings: Sequence[tuple[Reading, PointKind]]
+    ) -> Sequence[tuple[Reading, PointKind]]:
+        """``readings``, the good ones marked uncertain if the clock is not synchronised."""
+        if self.state is not False:
+            return readings
+        out = []
+        for r, kind in readings:
+            if r.quality is Quality.GOOD:
+                doubt = Reading(
+                    r.series, r.ts_ms, r.value, Quality.UNCERTAIN, UNSYNCHRONISED, r.meta
+                )
+                out.append((doubt, kind))
+                self.marked += 1
+            else:
+                out.append((r, kind))
+        return out
