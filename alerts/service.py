@@ -184,6 +184,19 @@ class AlertService:
     def on_gateway(self, gateway: str, *, online: bool) -> None:
         self._apply(self.evaluator.gateway(gateway, online=online, ts_ms=self.clock()))
 
+    def on_gateway_health(
+        self, gateway: str, *, backlog_age_s: float | None, disk_free_pct: float | None
+    ) -> None:
+        """A gateway's health report: its outbox's backlog and free disk."""
+        self._apply(
+            self.evaluator.gateway_health(
+                gateway,
+                backlog_age_s=backlog_age_s,
+                disk_free_pct=disk_free_pct,
+                ts_ms=self.clock(),
+            )
+        )
+
     def on_gateway_clock(self, gateway: str, *, offset_ms: float) -> None:
         """The hub measured a gateway's clock offset (gateway/timesync.py)."""
         now = self.clock()

@@ -7,7 +7,7 @@ values (2.0-2.9 °C, 80-89 %RH, door shut, mains on: no transitions), ``--rounds
 one round per ``Evaluator.feed`` call as the ingest does per committed batch. Three rule sets:
 1 rule (temperature-high), 8 rules (one of each kind: temperature-high, temperature-rise,
 door-open, door-open-warm, sensor-stale, sensor-fault, gateway-offline, power-cut) and all
-the built-in rules (12). The same run repeats the 8-rule set with ``RateOfRiseRule.check``
+the built-in rules. The same run repeats the 8-rule set with ``RateOfRiseRule.check``
 replaced by the plain definition (scan the series' last 512 samples back to the window's
 start, thin, Theil-Sen; what the evaluator ran before it kept each window as a queue), and
 times the rate check alone both ways, at one reading a minute (15 samples a window) and one

@@ -49,6 +49,27 @@ def throttling(path: Path = THROTTLED) -> dict[str, bool] | None:
     return out
 
 
+EMMC = Path("/sys/block/mmcblk0/device")
+PRE_EOL = {1: "normal", 2: "warning", 3: "urgent"}  # JEDEC eMMC 5.0 EXT_CSD PRE_EOL_INFO
+
+
+def storage_wear(device: Path = EMMC) -> dict[str, Any] | None:
+    """The boot storage's own wear estimate where it reports one: an eMMC (a Compute
+    Module's, or an eMMC card) gives ``life_time`` (two types of cell, each in 10 % steps of
+    its rated life: 0x01 is 0-10 % used, 0x0A 90-100 %, 0x0B past it) and ``pre_eol_info``
+    (reserved blocks: normal, warning at 80 % consumed, urgent). ``used_pct`` is the upper
+    end of the worse estimate. Plain SD cards report neither: None."""
+    try:
+        estimates = [int(x, 16) for x in (device / "life_time").read_text().split()]
+        eol = int((device / "pre_eol_info").read_text().strip(), 16)
+    except (OSError, ValueError):
+        return None
+    if not estimates or not all(0 <= e <= 11 for e in estimates):
+        return None
+    worst = max(estimates)
+    return {"used_pct": None if worst == 0 else min(worst * 10, 110), "pre_eol": PRE_EOL.get(eol)}
+
+
 def disk(path: Path) -> dict[str, int] | None:
     """Free and total bytes of the filesystem holding ``path`` (the outbox), or None."""
     try:
@@ -59,9 +80,11 @@ def disk(path: Path) -> dict[str, int] | None:
 
 
 def system(data_dir: Path, clock_synchronised: bool | None) -> dict[str, Any]:
-    """The Pi itself: the outbox's disk, power and throttling, the clock."""
+    """The Pi itself: the outbox's disk and the storage's wear, power and throttling, the
+    clock."""
     return {
         "disk": disk(data_dir),
+        "storage_wear": storage_wear(),
         "throttling": throttling(),
         "clock_synchronised": clock_synchronised,
     }

@@ -280,6 +280,7 @@ class Hub:
                 self.registry.on_status(gateway, payload)
             elif kind == "health":
                 self.registry.on_health(gateway, payload)
+                self._health_facts(gateway)
             else:
                 return None
         except ProtocolError as exc:
@@ -287,6 +288,26 @@ class Hub:
             return None
         self._gateway_changed(gateway)
         return None
+
+    def _health_facts(self, gateway: str) -> None:
+        """What the alert rules read of a health report just stored: the outbox's oldest
+        unsent reading and its filesystem's free share (gateway_backlog, gateway_disk)."""
+        state = self.registry.get(gateway)
+        report = state.report if state is not None else None
+        if report is None:
+            return
+        buffer, system = report.buffer, report.system
+        disk = system.disk if system is not None else None
+        free = (
+            100 * disk.free_bytes / disk.total_bytes
+            if disk is not None and disk.free_bytes is not None and disk.total_bytes
+            else None
+        )
+        self.alerts.on_gateway_health(
+            gateway,
+            backlog_age_s=buffer.oldest_unsent_age_s if buffer is not None else None,
+            disk_free_pct=free,
+        )
 
     def _clock_reply(self, gateway: str, payload: bytes) -> None:
         """A gateway's answer to a clock probe: its best recent offset to the registry (the

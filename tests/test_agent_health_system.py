@@ -70,3 +70,16 @@ def test_the_report_carries_them_and_the_hub_reads_them_back(tmp_path: Path) -> 
     assert report.system.disk.free_bytes == doc["system"]["disk"]["free_bytes"]
     assert report.system.clock_synchronised == doc["system"]["clock_synchronised"]
     assert report.system.throttling == doc["system"]["throttling"]
+
+
+def test_an_emmc_says_how_worn_it_is(tmp_path: Path) -> None:
+    (tmp_path / "life_time").write_text("0x02 0x09\n")
+    (tmp_path / "pre_eol_info").write_text("0x01\n")
+    assert health.storage_wear(tmp_path) == {"used_pct": 90, "pre_eol": "normal"}
+    (tmp_path / "pre_eol_info").write_text("0x02\n")
+    assert health.storage_wear(tmp_path) == {"used_pct": 90, "pre_eol": "warning"}
+    (tmp_path / "life_time").write_text("0x00 0x00\n")  # not estimated
+    assert health.storage_wear(tmp_path) == {"used_pct": None, "pre_eol": "warning"}
+    (tmp_path / "life_time").write_text("rubbish\n")
+    assert health.storage_wear(tmp_path) is None
+    assert health.storage_wear(tmp_path / "no-emmc") is None, "an SD card reports nothing"

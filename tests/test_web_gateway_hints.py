@@ -45,6 +45,16 @@ def test_hints_from_the_system_report() -> None:
         ("hint_disk", 3),
         ("hint_clock", None),
     ]
+    worn = report(storage_wear={"used_pct": 90, "pre_eol": "normal"})
+    assert pi_hints(health_from(worn)) == [("hint_wear", None)]
+    eol = report(storage_wear={"used_pct": 30, "pre_eol": "urgent"})
+    assert pi_hints(health_from(eol)) == [("hint_wear", None)]
+    young = report(storage_wear={"used_pct": 30, "pre_eol": "normal"})
+    assert pi_hints(health_from(young)) == []
+    behind = {**report(), "buffer": {"pending": 5000, "oldest_unsent_age_s": 1500.0}}
+    assert pi_hints(health_from(behind)) == [("hint_backlog", 25)]
+    keeping_up = {**report(), "buffer": {"pending": 5, "oldest_unsent_age_s": 1.2}}
+    assert pi_hints(health_from(keeping_up)) == []
     earlier = report(throttling=flags(under_voltage_since_boot=True))
     assert pi_hints(health_from(earlier)) == [("hint_under_voltage_since_boot", None)]
     assert pi_hints(health_from({"v": 1})) == []  # an older agent: nothing known
@@ -67,7 +77,17 @@ async def test_the_gateways_page_shows_them(tmp_path: Path, mosquitto: Broker) -
         status, body = await get(f"{hub.url}/gateways")
         assert status == 200
         assert isinstance(body, str)
-        for text in ("电压不足：请检查电源和电源线", "存储将满：剩余 3%", "时钟未同步"):  # noqa: RUF001
+        bad["system"]["storage_wear"] = {"used_pct": 100, "pre_eol": "urgent"}
+        bad["buffer"] = {"oldest_unsent_age_s": 3600.0}
+        hub.registry.on_health("gw1", json.dumps(bad).encode())
+        status, body = await get(f"{hub.url}/gateways")
+        for text in (
+            "电压不足：请检查电源和电源线",  # noqa: RUF001
+            "存储将满：剩余 3%",  # noqa: RUF001
+            "时钟未同步",
+            "存储卡寿命将尽",
+            "最早一条已等待 60 分钟",
+        ):
             assert text in body, text
         hub.registry.on_health("gw1", json.dumps(report(clock_synchronised=True)).encode())
         status, body = await get(f"{hub.url}/gateways")

@@ -95,6 +95,20 @@ _DEFAULTS: list[dict[str, Any]] = [
         "description": "a gateway's clock 10 s or more off the hub's",
     },
     {
+        "id": "gateway-backlog",
+        "kind": "gateway_backlog",
+        "max_age": "30min",
+        "severity": "warning",
+        "description": "a gateway's oldest unsent reading waiting 30 min (online)",
+    },
+    {
+        "id": "gateway-disk",
+        "kind": "gateway_disk",
+        "min_free": 5,
+        "severity": "warning",
+        "description": "a gateway's outbox disk under 5 % free",
+    },
+    {
         "id": "power-cut",
         "kind": "power",
         "longer_than": "30s",

@@ -56,6 +56,9 @@ from coldchain.profiles.schema import PointKind
 from coldchain.reading import Reading
 
 Phase = Literal["idle", "pending", "firing"]
+# Watches judged on what the hub learns of a gateway (its link, clock and health reports)
+# rather than on readings: see coldchain/alerting/rules/gateway.py ("data": stale's).
+GATEWAY_QUANTITIES = frozenset({"gateway", "data", "clock", "backlog", "disk"})
 """Where a watch is in the evaluator (idle: its condition does not hold)."""
 
 
@@ -185,7 +188,7 @@ class Evaluator:
                 self._quiet[name].rest.append(st)
         if w.room is not None:
             self._by_room[(w.site, w.room)].append(st)
-        if w.gateway is not None and w.quantity in ("gateway", "data", "clock"):
+        if w.gateway is not None and w.quantity in GATEWAY_QUANTITIES:
             self._by_gateway[w.gateway].append(st)
         if w.timed:
             self._arm(st)
@@ -302,10 +305,7 @@ class Evaluator:
             return []
         view.online = online
         view.offline_since_ms = None if online else ts_ms
-        out: list[Transition] = []
-        for st in self._by_gateway.get(gateway, ()):
-            self._judge(st, ts_ms, out)
-        return out
+        return self._judge_gateway(gateway, ts_ms)
 
     def gateway_clock(self, gateway: str, *, offset_ms: float, ts_ms: int) -> list[Transition]:
         """The hub measured how far a gateway's clock is from its own."""
@@ -313,6 +313,24 @@ class Evaluator:
         if view is None:
             return []
         view.clock_offset_ms = offset_ms
+        return self._judge_gateway(gateway, ts_ms)
+
+    def gateway_health(
+        self,
+        gateway: str,
+        *,
+        backlog_age_s: float | None,
+        disk_free_pct: float | None,
+        ts_ms: int,
+    ) -> list[Transition]:
+        """A gateway's health report: its outbox's oldest unsent reading and free disk."""
+        view = self._views.gateways.get(gateway)
+        if view is None:
+            return []
+        view.backlog_age_s, view.disk_free_pct = backlog_age_s, disk_free_pct
+        return self._judge_gateway(gateway, ts_ms)
+
+    def _judge_gateway(self, gateway: str, ts_ms: int) -> list[Transition]:
         out: list[Transition] = []
         for st in self._by_gateway.get(gateway, ()):
             self._judge(st, ts_ms, out)

@@ -116,6 +116,8 @@ _CONDITIONS: dict[Language, dict[str, str]] = {
         "sensor_fault": "传感器故障",
         "gateway_offline": "网关离线",
         "gateway_clock": "网关时钟偏差",
+        "gateway_backlog": "网关数据积压",
+        "gateway_disk": "网关存储将满",
         "power": "断电",
     },
     "en": {
@@ -130,6 +132,8 @@ _CONDITIONS: dict[Language, dict[str, str]] = {
         "sensor_fault": "sensor fault",
         "gateway_offline": "gateway offline",
         "gateway_clock": "gateway clock off",
+        "gateway_backlog": "gateway backlog",
+        "gateway_disk": "gateway disk nearly full",
         "power": "power cut",
     },
 }
@@ -259,7 +263,7 @@ def _detail(a: AlertFacts, ctx: _Ctx) -> str:
     return f"{cond}{_OPEN}{what}{_CLOSE}" if ctx.zh else f"{cond} ({what})"
 
 
-_GATEWAY_KINDS = frozenset({"gateway_offline", "gateway_clock"})
+_GATEWAY_KINDS = frozenset({"gateway_offline", "gateway_clock", "gateway_backlog", "gateway_disk"})
 _DETAILED = frozenset({"stale", "sensor_fault", *_GATEWAY_KINDS})
 
 

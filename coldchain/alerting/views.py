@@ -83,6 +83,8 @@ class GatewayView:
     online: bool = True
     offline_since_ms: int | None = None
     clock_offset_ms: float | None = None  # the gateway's clock ahead of the hub's (measured)
+    backlog_age_s: float | None = None  # its oldest unsent reading's age (health report)
+    disk_free_pct: float | None = None  # free share of its outbox's filesystem (health)
 
 
 @dataclass

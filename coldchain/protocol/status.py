@@ -116,12 +116,22 @@ class DiskHealth(_Message):
     total_bytes: Bytes | None = None
 
 
+class StorageWear(_Message):
+    """An eMMC's own wear estimate (``edge_agent/health.py``): share of rated life used (the
+    upper end of its 10 % step; 110 past it), and its reserved blocks' state."""
+
+    used_pct: Annotated[int, Field(ge=0, le=110)] | None = None
+    pre_eol: Literal["normal", "warning", "urgent"] | None = None
+
+
 class SystemHealth(_Message):
-    """The Pi itself: the outbox's disk, the firmware's throttling flags (under-voltage,
-    frequency capped, throttled, soft temperature limit; now and ``_since_boot``), and
-    whether the kernel's clock is synchronised."""
+    """The Pi itself: the outbox's disk and the storage's wear where it reports one, the
+    firmware's throttling flags (under-voltage, frequency capped, throttled, soft
+    temperature limit; now and ``_since_boot``), and whether the kernel's clock is
+    synchronised."""
 
     disk: DiskHealth | None = None
+    storage_wear: StorageWear | None = None
     throttling: Annotated[dict[str, bool], Field(max_length=16)] | None = None
     clock_synchronised: bool | None = None
 

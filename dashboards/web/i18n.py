@@ -114,6 +114,14 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
         "存储将满：剩余 %d%%",  # noqa: RUF001 - Chinese punctuation
         "disk nearly full: %d%% free",
     ),
+    "hint_backlog": (
+        "待发送数据积压：最早一条已等待 %d 分钟（上传跟不上）",  # noqa: RUF001 - Chinese punctuation
+        "outbox backlog: the oldest reading has waited %d min (the uplink is not keeping up)",
+    ),
+    "hint_wear": (
+        "存储卡寿命将尽：请准备更换",  # noqa: RUF001 - Chinese punctuation
+        "storage nearly worn out: plan to replace it",
+    ),
     "hint_clock": (
         "时钟未同步：读数时间可能有误",  # noqa: RUF001 - Chinese punctuation
         "clock not synchronised: reading times may be wrong",
@@ -144,6 +152,8 @@ CONDITIONS: Final[dict[str, tuple[str, str]]] = {
     "sensor_fault": ("传感器故障", "sensor fault"),
     "gateway_offline": ("网关离线", "gateway offline"),
     "gateway_clock": ("网关时钟偏差", "gateway clock off"),
+    "gateway_backlog": ("网关数据积压", "gateway backlog"),
+    "gateway_disk": ("网关存储将满", "gateway disk nearly full"),
     "power": ("断电", "power cut"),
 }
 

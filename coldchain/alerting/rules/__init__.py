@@ -9,7 +9,12 @@ from pydantic import Field
 from coldchain.alerting.rules.door_open import DoorOpenRule
 from coldchain.alerting.rules.door_warm import DoorOpenWarmRule
 from coldchain.alerting.rules.fault import SensorFaultRule
-from coldchain.alerting.rules.gateway import GatewayClockRule, GatewayOfflineRule
+from coldchain.alerting.rules.gateway import (
+    GatewayBacklogRule,
+    GatewayClockRule,
+    GatewayDiskRule,
+    GatewayOfflineRule,
+)
 from coldchain.alerting.rules.power import PowerRule
 from coldchain.alerting.rules.rate import RateOfRiseRule
 from coldchain.alerting.rules.stale import StaleRule
@@ -24,6 +29,8 @@ AnyRule = (
     | SensorFaultRule
     | GatewayOfflineRule
     | GatewayClockRule
+    | GatewayBacklogRule
+    | GatewayDiskRule
     | PowerRule
 )
 Rule = Annotated[AnyRule, Field(discriminator="kind")]
@@ -36,7 +43,9 @@ __all__ = [
     "AnyRule",
     "DoorOpenRule",
     "DoorOpenWarmRule",
+    "GatewayBacklogRule",
     "GatewayClockRule",
+    "GatewayDiskRule",
     "GatewayOfflineRule",
     "PowerRule",
     "RateOfRiseRule",

@@ -1,7 +1,13 @@
-"""gateway_offline: a gateway whose link (status, last will, health) has been down longer
-than a set time. gateway_clock: a gateway whose clock is further from the hub's than a set
-offset, as the hub measures it (coldchain.protocol.timesync). Evaluated by the hub only: an
-agent knows its own link is down, and cannot measure its own clock."""
+"""The technicians' rules, one watch per gateway, evaluated by the hub only (an agent knows
+its own link is down, and cannot measure its own clock):
+
+* gateway_offline: its link (status, last will, health) down longer than a set time;
+* gateway_clock: its clock further from the hub's than a set offset, as the hub measures it
+  (coldchain.protocol.timesync);
+* gateway_backlog: the oldest reading in its outbox waiting longer than a set age (its
+  health report): the uplink is not keeping up;
+* gateway_disk: the outbox's filesystem with less than a set share free (its health
+  report)."""
 
 from __future__ import annotations
 
@@ -103,3 +109,41 @@ class GatewayClockRule(_GatewayRule):
         if abs(off) <= self.max_offset:
             return CLEAR
         return Verdict(bad=True, value=round(off, 3), limit=self.max_offset)
+
+
+class GatewayBacklogRule(_GatewayRule):
+    """An online gateway whose oldest unsent reading has waited longer than ``max_age``."""
+
+    kind: Literal["gateway_backlog"] = "gateway_backlog"
+    max_age: Duration = Field(
+        description="how long the oldest reading may wait in the outbox, e.g. 30min; longer "
+        "and the uplink is not keeping up (a slow or metered link, acks not coming)"
+    )
+    _quantity = "backlog"
+    _unit = "min"
+
+    def check(self, w: Watch, views: Views, now_ms: int, active: bool) -> Verdict:
+        gw = views.gateways.get(w.gateway or "")
+        # offline: its last report is stale, and gateway_offline says what matters
+        if gw is None or not gw.online or gw.backlog_age_s is None:
+            return CLEAR
+        if gw.backlog_age_s <= self.max_age:
+            return CLEAR
+        return Verdict(bad=True, value=round(gw.backlog_age_s / 60, 1), limit=self.max_age / 60)
+
+
+class GatewayDiskRule(_GatewayRule):
+    """A gateway whose outbox's filesystem has less than ``min_free`` % free."""
+
+    kind: Literal["gateway_disk"] = "gateway_disk"
+    min_free: float = Field(
+        ge=0.0, le=100.0, description="% of the outbox's filesystem that must stay free, e.g. 5"
+    )
+    _quantity = "disk"
+    _unit = "%"
+
+    def check(self, w: Watch, views: Views, now_ms: int, active: bool) -> Verdict:
+        gw = views.gateways.get(w.gateway or "")
+        if gw is None or gw.disk_free_pct is None or gw.disk_free_pct >= self.min_free:
+            return CLEAR
+        return Verdict(bad=True, value=round(gw.disk_free_pct, 1), limit=self.min_free)
