@@ -64,6 +64,10 @@ class GatewayState:
     def poll_success(self) -> dict[str, float | None]:
         return {} if self.report is None else self.report.poll_success()
 
+    def failing(self) -> dict[str, tuple[int | None, str | None]]:
+        """Devices failing now: (since, last error) by device id."""
+        return {} if self.report is None else self.report.failing()
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000

@@ -89,6 +89,25 @@ async def test_the_gateways_page_shows_them(tmp_path: Path, mosquitto: Broker) -
             "最早一条已等待 60 分钟",
         ):
             assert text in body, text
+        failing = {
+            **report(clock_synchronised=True),
+            "devices": {
+                "probe": {"polls": 40, "ok": 38, "success": 0.95},
+                "door": {
+                    "polls": 40,
+                    "ok": 10,
+                    "success": 0.25,
+                    "failing_since_ms": 1_767_225_000_000,
+                    "last_error": "bus rs485 (/dev/ttyUSB0) unit 3 input 1..2: no reply",
+                },
+            },
+        }
+        hub.registry.on_health("gw1", json.dumps(failing).encode())
+        status, body = await get(f"{hub.url}/gateways")
+        assert "probe: 95 %<br>door: 25 %<br>" in body
+        assert "无数据，自" in body  # noqa: RUF001
+        assert "unit 3 input 1..2: no reply</span>" in body
+        assert body.count('class="device-error"') == 1, "only the failing device"
         hub.registry.on_health("gw1", json.dumps(report(clock_synchronised=True)).encode())
         status, body = await get(f"{hub.url}/gateways")
         assert '<td class="pi">正常</td>' in body

@@ -162,6 +162,16 @@ class HealthReport(_Message):
             k: d.success for k, d in devices.items() if d.success is not None or d.polls is not None
         }
 
+    def failing(self) -> dict[str, tuple[int | None, str | None]]:
+        """Each device failing now (polls without data since ``failing_since_ms``): since
+        when, and its last error."""
+        devices = self.devices or {}
+        return {
+            k: (d.failing_since_ms, d.last_error)
+            for k, d in devices.items()
+            if d.failing_since_ms is not None
+        }
+
     @property
     def backlog(self) -> int | None:
         """Readings waiting in the gateway's outbox, if the report says."""
