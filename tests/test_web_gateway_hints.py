@@ -55,6 +55,10 @@ def test_hints_from_the_system_report() -> None:
     assert pi_hints(health_from(behind)) == [("hint_backlog", 25)]
     keeping_up = {**report(), "buffer": {"pending": 5, "oldest_unsent_age_s": 1.2}}
     assert pi_hints(health_from(keeping_up)) == []
+    hot = {**report(throttling=flags()), "cpu_temp_c": 83.4}
+    assert pi_hints(health_from(hot)) == [("hint_hot", 83)]
+    warm = {**report(throttling=flags()), "cpu_temp_c": 61.0}
+    assert pi_hints(health_from(warm)) == []
     earlier = report(throttling=flags(under_voltage_since_boot=True))
     assert pi_hints(health_from(earlier)) == [("hint_under_voltage_since_boot", None)]
     assert pi_hints(health_from({"v": 1})) == []  # an older agent: nothing known

@@ -9,6 +9,7 @@ from coldchain.protocol.status import HealthReport
 DISK_LOW = 0.10  # free share of the outbox's filesystem below which the page warns
 WEAR_HIGH = 80  # % of the storage's rated life used from which the page warns
 BACKLOG_OLD_S = 600  # the oldest reading waiting in the outbox this long: the page says so
+CPU_HOT_C = 80.0  # a Pi 4's firmware starts throttling at 80-85 °C
 
 
 def pi_hints(report: HealthReport | None) -> list[tuple[str, int | None]]:
@@ -28,6 +29,8 @@ def pi_hints(report: HealthReport | None) -> list[tuple[str, int | None]]:
         out.append(("hint_under_voltage_since_boot", None))
     if flags.get("throttled"):
         out.append(("hint_throttled", None))
+    if report is not None and (report.cpu_temp_c or 0.0) >= CPU_HOT_C:
+        out.append(("hint_hot", round(report.cpu_temp_c or 0.0)))
     disk = system.disk
     if disk and disk.free_bytes is not None and disk.total_bytes:
         free = disk.free_bytes / disk.total_bytes

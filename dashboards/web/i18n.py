@@ -115,6 +115,10 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
         "存储将满：剩余 %d%%",  # noqa: RUF001 - Chinese punctuation
         "disk nearly full: %d%% free",
     ),
+    "hint_hot": (
+        "CPU 温度 %d °C：请检查通风",  # noqa: RUF001 - Chinese punctuation
+        "CPU at %d °C: check the ventilation",
+    ),
     "hint_backlog": (
         "待发送数据积压：最早一条已等待 %d 分钟（上传跟不上）",  # noqa: RUF001 - Chinese punctuation
         "outbox backlog: the oldest reading has waited %d min (the uplink is not keeping up)",
