@@ -570,8 +570,11 @@ def plan_settings(
     names = [r.name for r, _, _ in out]
     if len(set(names)) != len(names):
         raise ValueError("each setting once, please")
-    # The unit id last: where it acts at once, the device stops answering the old address.
-    out.sort(key=lambda item: item[0].name in ("unit_id", "baud"))
+    # What moves the device last: a new unit id (where it acts at once, the device stops
+    # answering the old address), then the line settings (after which nothing on this line
+    # speaks to it at all).
+    last = {"unit_id": 1, "baud": 2, "parity": 2}
+    out.sort(key=lambda item: last.get(item[0].name, 0))
     return out
 
 

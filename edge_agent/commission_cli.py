@@ -37,6 +37,13 @@ def _int(text: str) -> int:
     return int(text, 0)  # 257, 0x0101
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 60:
+        raise argparse.ArgumentTypeError(f"{text}: give seconds, more than 0 and at most 60")
+    return value
+
+
 def _host(text: str) -> tuple[str, int]:
     host, colon, port = text.rpartition(":")
     if colon and port.isdigit() and host and not host.endswith(":"):
@@ -65,7 +72,7 @@ def _link_arguments(parser: argparse.ArgumentParser, *, scan: bool) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         metavar="S",
         help="the longest a device may take to answer, in seconds (default: the exchange's "
         "time on the wire at the baud plus 0.1 s; 1 s over TCP)",
@@ -131,9 +138,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="Write NAME=VALUE through the profile's configuration registers "
         "(unit_id, baud, parity, temperature_offset, humidity_offset, as the profile has "
         "them), read each back, and say when the device acts on it: at once, or only after "
-        "a power cycle. The unit id and baud are written last. A new unit id that another "
-        "device already answers on is refused unless --force. Exit 1 if a write is refused "
-        "or does not read back.",
+        "a power cycle. The unit id is written after the others, the baud or parity last. "
+        "A new unit id that another device already answers on is refused unless --force. "
+        "Exit 1 if a write is refused or does not read back.",
     )
     _link_arguments(put, scan=False)
     put.add_argument("--unit", type=_int, required=True, metavar="ID", help="unit id now")

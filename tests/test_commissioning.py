@@ -21,6 +21,7 @@ from edge_agent.commission import (
     identify,
     parse_bauds,
     parse_units,
+    plan_settings,
     probe,
     probe_wire_time,
     rtu_link,
@@ -196,6 +197,9 @@ async def test_scan_of_an_empty_line_or_a_missing_port_exits_1_with_the_reason(
     code, _, err = await coldchain("modbus", "scan", "--port", "x", "--units", "0-300")
     assert code == 2
     assert "unit ids run from 1 to 247" in err
+    code, _, err = await coldchain("modbus", "scan", "--port", "x", "--timeout", "-1")
+    assert code == 2
+    assert "-1: give seconds, more than 0" in err
     code, _, err = await coldchain("modbus", "scan", "--port", "x", "--baud", "9601")
     assert code == 2
     assert "baud '9601': choose from 1200,2400" in err
@@ -313,6 +317,21 @@ async def test_a_sentinel_is_explained_when_read(sim: Simulation) -> None:
     finally:
         reader.link.close()
     assert ident.best == ["xy-md02"], "an open probe does not hide the device's identity"
+
+
+def test_settings_that_move_the_device_are_written_last() -> None:
+    relay = PROFILES.get("waveshare-modbus-rtu-io-8ch")
+    assert isinstance(relay, ModbusProfile)
+    items = plan_settings(relay, ["baud=9600", "unit_id=9"])
+    assert [(r.name, v, w) for r, v, w in items] == [("unit_id", 9, 9), ("baud", 9600, 1)]
+    xy = PROFILES.get("xy-md02")
+    assert isinstance(xy, ModbusProfile)
+    items = plan_settings(xy, ["unit_id=9", "humidity_offset=1.5"])
+    assert [r.name for r, _, _ in items] == ["humidity_offset", "unit_id"]
+    with pytest.raises(ValueError, match="each setting once"):
+        plan_settings(xy, ["unit_id=9", "unit_id=10"])
+    with pytest.raises(ValueError, match="a unit id is a whole number from 1 to 247"):
+        plan_settings(xy, ["unit_id=248"])
 
 
 def test_parsing_and_timing() -> None:
