@@ -4,7 +4,8 @@
 gateway, known series, plausible values and times), written to the store, then acknowledged
 to the gateway end to end, so the agent deletes only what the store holds. ``registry``: each
 gateway's state (online, offline, unknown) from its retained status and last will, its
-latest health report, and when it was last heard, kept in the hub database.
+latest health report, and when it was last heard, kept in the hub database. ``timesync``:
+each gateway's clock offset, measured by a timestamped exchange over MQTT.
 
 Gateway identities on the broker (``dynsec``, ``provision``, ``keys``, ``bundle``), the
 centre's broker config and CA (``broker``, ``ca``) and their commands are here too. Config
