@@ -24,6 +24,7 @@ from edge_agent.buffer import AsyncOutbox, Outbox, Policy
 from edge_agent.fallback import EdgeFallback
 from edge_agent.mqtt_input import MqttDevice, MqttInput, mqtt_device
 from edge_agent.poller import BusPoller, DeviceState, device_state
+from edge_agent.remote import run_command
 from edge_agent.report import ReportFilter
 from edge_agent.timekeeping import ClockCheck, kernel_synchronised, unknown
 from edge_agent.uplink import UplinkLoop
@@ -105,6 +106,7 @@ class Agent:
             health=self.health,
             fallback=self.fallback,
             clock=clock,
+            commands=lambda req: run_command(req, self.pollers, profiles),
         )
 
     def _build(self, profiles: ProfileRegistry) -> tuple[list[BusPoller], list[MqttInput]]:

@@ -39,7 +39,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from coldchain.config.site import RtuBus, TcpBus
 from coldchain.profiles.codec import Decoded, decode_bit, decode_words
@@ -460,6 +460,17 @@ async def _check_register(
         fit.against.append(f"holding {reg.address:#06x} ({reg.name}) holds {shown}, not {what}")
 
 
+def modbus_profile(profiles: ProfileRegistry, profile_id: str) -> ModbusProfile:
+    """The Modbus profile ``profile_id``; ValueError saying why not (unknown, or MQTT)."""
+    try:
+        profile = profiles.get(profile_id)
+    except KeyError as exc:
+        raise ValueError(str(exc.args[0])) from None
+    if not isinstance(profile, ModbusProfile):
+        raise ValueError(f"profile {profile_id} is not a Modbus profile")
+    return profile
+
+
 def point_blocks(profile: ModbusProfile) -> list[Block]:
     """The reads that cover a profile's points and nothing else (no holes: a device may
     refuse an address no point maps, and a scan must not guess)."""
@@ -525,6 +536,108 @@ async def identify(
     if len(best) > 1:
         return Identification("ambiguous", best, fits)
     return Identification("sure" if good[0].strong else "likely", best, fits)
+
+
+# -- reports (the command line prints them; an agent sends them to the centre) -------
+async def scan_report(
+    result: ScanResult,
+    profiles: ProfileRegistry | None,
+    link_for: Callable[[Found], ModbusLink],
+) -> dict[str, Any]:
+    """A scan's result as data: each device found (identified with ``profiles`` unless
+    None, each over its own ``link_for(found)``, closed after), garble, probes, seconds."""
+    devices: list[dict[str, Any]] = []
+    for found in result.found:
+        entry: dict[str, Any] = {
+            "unit": found.unit,
+            "baud": found.setting.baud if found.setting else None,
+            "parity": found.setting.parity if found.setting else None,
+            "answer": found.answer,
+        }
+        if profiles is not None:
+            link = link_for(found)
+            try:
+                ident = await identify(
+                    CachedReader(link, found.unit),
+                    profiles,
+                    baud=found.setting.baud if found.setting else None,
+                )
+            except ReadError as exc:
+                entry["identify_error"] = exc.detail if exc.kind == "link" else exc.summary
+            else:
+                entry.update(
+                    certainty=ident.certainty,
+                    profiles=ident.best,
+                    summary=ident.summary(),
+                    fits=[f.profile for f in ident.fits if f.fits],
+                )
+            finally:
+                link.close()
+        devices.append(entry)
+    return {
+        "devices": devices,
+        "garbled": result.garbled,
+        "probes": result.probes,
+        "seconds": round(result.seconds, 2),
+        "skipped": [str(s) for s in result.skipped],
+    }
+
+
+async def read_report(link: ModbusLink, unit: int, profile: ModbusProfile) -> dict[str, Any]:
+    """Every point of ``profile`` read from ``unit`` and decoded (value, unit, raw words, the
+    reason a value is bad), then its configuration registers; ``answered``: how many reads
+    got any answer (0: a wrong address or baud). A link that cannot open raises."""
+    reader = CachedReader(link, unit)
+    answered = 0
+    points: list[dict[str, Any]] = []
+    for block in point_blocks(profile):
+        try:
+            values = await reader.read(block.table, block.start, block.count)
+        except ReadError as exc:
+            answered += exc.kind == "exception"
+            points.append(
+                {"block": f"{block.table} {block.start}..{block.end - 1}", "error": exc.reason}
+            )
+            continue
+        answered += 1
+        for p in block.points:
+            at = p.address - block.start
+            raw = values[at : at + p.count]
+            d = decode_point(p, raw)
+            points.append(
+                {
+                    "point": p.name,
+                    "value": d.value,
+                    "unit": p.unit,
+                    "table": str(p.table),
+                    "address": p.address,
+                    "raw": [int(w) for w in raw],
+                    "reason": d.reason,
+                }
+            )
+    config: list[dict[str, Any]] = []
+    for reg in profile.config_registers:
+        entry: dict[str, Any] = {
+            "name": reg.name,
+            "address": reg.address,
+            "takes_effect": reg.takes_effect,
+        }
+        try:
+            word = int((await reader.read(Table.HOLDING, reg.address, 1))[0])
+        except ReadError as exc:
+            answered += exc.kind == "exception"
+            entry["error"] = exc.reason
+        else:
+            answered += 1
+            entry.update(word=word, value=reg.value_of(word))
+        config.append(entry)
+    return {
+        "unit": unit,
+        "profile": profile.id,
+        "answered": answered,
+        "points": points,
+        "config": config,
+    }
 
 
 # -- set ---------------------------------------------------------------------------------

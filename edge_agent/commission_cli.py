@@ -208,22 +208,19 @@ def _profiles(args: argparse.Namespace) -> Any:
 
 
 def _modbus_profile(args: argparse.Namespace) -> Any:
-    from coldchain.profiles.schema import ModbusProfile
+    from edge_agent.commission import modbus_profile
 
-    profiles = _profiles(args)
     try:
-        profile = profiles.get(args.profile)
-    except KeyError as exc:
-        raise _UsageError(str(exc.args[0])) from None
-    if not isinstance(profile, ModbusProfile):
-        raise _UsageError(f"profile {args.profile} is not a Modbus profile")
-    return profile
+        return modbus_profile(_profiles(args), args.profile)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 async def _scan(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from edge_agent.commission import CachedReader, identify, parse_units, scan_rtu, scan_tcp
+    from coldchain.protocol.commands import scan_lines
+    from edge_agent.commission import parse_units, scan_report, scan_rtu, scan_tcp
     from edge_agent.modbus_io import ReadError
 
     try:
@@ -268,46 +265,12 @@ async def _scan(args: argparse.Namespace) -> int:
         print(f"coldchain modbus scan: {_why(exc)}", file=sys.stderr)
         return 1
     bar.close()
-    devices: list[dict[str, Any]] = []
-    for found in result.found:
-        entry: dict[str, Any] = {
-            "unit": found.unit,
-            "baud": found.setting.baud if found.setting else None,
-            "parity": found.setting.parity if found.setting else None,
-            "answer": found.answer,
-        }
-        if profiles is not None:
-            link = _found_link(args, found)
-            try:
-                ident = await identify(
-                    CachedReader(link, found.unit),
-                    profiles,
-                    baud=found.setting.baud if found.setting else None,
-                )
-            except ReadError as exc:
-                entry["identify_error"] = _why(exc)
-            else:
-                entry.update(
-                    certainty=ident.certainty,
-                    profiles=ident.best,
-                    summary=ident.summary(),
-                    fits=[f.profile for f in ident.fits if f.fits],
-                )
-            finally:
-                link.close()
-        devices.append(entry)
-    doc = {
-        "devices": devices,
-        "garbled": result.garbled,
-        "probes": result.probes,
-        "seconds": round(result.seconds, 2),
-        "skipped": [str(s) for s in result.skipped],
-    }
+    doc = await scan_report(result, profiles, lambda found: _found_link(args, found))
     if args.json:
         print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
-        _print_scan(doc)
-    return 0 if devices else 1
+        print("\n".join(scan_lines(doc)))
+    return 0 if doc["devices"] else 1
 
 
 def _found_link(args: argparse.Namespace, found: Any) -> Any:
@@ -317,25 +280,6 @@ def _found_link(args: argparse.Namespace, found: Any) -> Any:
         host, port = args.host
         return tcp_link(host, port, args.timeout or 1.0)
     return rtu_link(args.port, found.setting, max(args.timeout or 0.0, 0.3))
-
-
-def _print_scan(doc: dict[str, Any]) -> None:
-    for d in doc["devices"]:
-        where = f"at {d['baud']} 8{d['parity']}1" if d["baud"] else "over TCP"
-        what = d.get("summary") or d.get("identify_error") or f"answered ({d['answer']})"
-        print(f"unit {d['unit']:>3} {where}: {what}")
-    for setting, units in doc["garbled"].items():
-        shown = ", ".join(str(u) for u in units[:10]) + (" ..." if len(units) > 10 else "")
-        print(
-            f"garbled replies at {setting} from unit {shown}: a device at another parity "
-            "or baud, two devices on one address, or noise on the line (check termination)"
-        )
-    n = len(doc["devices"])
-    print(
-        f"{n} device{'s' if n != 1 else ''} found; {doc['probes']} probes in "
-        f"{doc['seconds']:.1f} s"
-        + (f"; not tried: {', '.join(doc['skipped'])}" if doc["skipped"] else "")
-    )
 
 
 async def _read(args: argparse.Namespace) -> int:
@@ -370,45 +314,12 @@ async def _read_raw(args: argparse.Namespace, link: Any) -> int:
 async def _read_profile(link: Any, unit: int, profile: Any) -> int:
     """Every point decoded, with its raw words; then the configuration registers. Exit 1
     if no read got an answer (a wrong address or baud), 0 otherwise."""
-    from coldchain.profiles.schema import Table
-    from edge_agent.commission import CachedReader, decode_point, point_blocks
-    from edge_agent.modbus_io import ReadError
+    from coldchain.protocol.commands import read_lines
+    from edge_agent.commission import read_report
 
-    reader = CachedReader(link, unit)
-    answered = 0
-    for block in point_blocks(profile):
-        try:
-            values = await reader.read(block.table, block.start, block.count)
-        except ReadError as exc:
-            answered += exc.kind == "exception"
-            print(f"{block.table} {block.start}..{block.end - 1}: {exc.reason}")
-            continue
-        answered += 1
-        for p in block.points:
-            at = p.address - block.start
-            raw = values[at : at + p.count]
-            d = decode_point(p, raw)
-            words = " ".join(f"{int(w):#06x}" for w in raw)
-            value = f"{d.value:g} {p.unit}".rstrip() if d.value is not None else "-"
-            why = f"  ({d.reason})" if d.reason else ""
-            print(f"{p.name:<25} {value:<14} [{p.table} {p.address}: {words}]{why}")
-    for reg in profile.config_registers:
-        try:
-            word = int((await reader.read(Table.HOLDING, reg.address, 1))[0])
-        except ReadError as exc:
-            answered += exc.kind == "exception"
-            shown = f"[holding {reg.address:#06x}]  ({exc.reason})"
-            print(f"config {reg.name:<18} {'-':<14} {shown}")
-            continue
-        answered += 1
-        value = reg.value_of(word)
-        when = "after a power cycle" if reg.takes_effect == "after_power_cycle" else "at once"
-        shown = "unknown code" if value is None else f"{value:g}"
-        print(
-            f"config {reg.name:<18} {shown:<14} [holding {reg.address:#06x}: {word:#06x}]  "
-            f"(a new value acts {when})"
-        )
-    if not answered:
+    doc = await read_report(link, unit, profile)
+    print("\n".join(read_lines(doc)))
+    if not doc["answered"]:
         print(f"unit {unit} did not answer: check its address, baud and parity", file=sys.stderr)
         return 1
     return 0

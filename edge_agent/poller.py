@@ -22,9 +22,10 @@ its log to an SD card.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -155,6 +156,24 @@ class BusPoller:
         start = clock.monotonic()
         for i, d in enumerate(self.devices):  # stagger first polls across one interval
             d.next_due = start + d.device.poll_interval * i / max(len(self.devices), 1)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """The bus to oneself (a commissioning command): the polls in progress finish, the
+        next wait until the block is left; the link is closed on the way in, so another
+        client may open the port, and the poller opens it again when it next polls."""
+        slots = self.bus.max_concurrent if isinstance(self.bus, TcpBus) else 1
+        held = 0
+        try:
+            for _ in range(slots):
+                await self._slots.acquire()
+                held += 1
+            self.link.close()
+            yield
+        finally:
+            self.link.close()
+            for _ in range(held):
+                self._slots.release()
 
     async def run(self) -> None:
         """Poll every device as it falls due; never returns."""

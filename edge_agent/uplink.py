@@ -36,6 +36,7 @@ import aiomqtt
 from coldchain import __version__
 from coldchain.clock import WALL, Clock
 from coldchain.config.site import AgentSettings, Uplink, broker_address
+from coldchain.protocol.commands import Reply, Request, decode_request, encode_reply
 from coldchain.protocol.limits import AGENT_MAX_BATCH_SIZE
 from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
 from coldchain.protocol.timesync import decode_time_probe, encode_time_reply
@@ -61,6 +62,7 @@ class UplinkStats:
     bad_acks: int = 0
     forged_acks: int = 0  # acks whose MAC did not verify: ignored
     probes_answered: int = 0  # the hub's clock probes (timesync)
+    bad_commands: int = 0  # commands malformed or not signed by the hub: dropped
     bad_probes: int = 0
     last_error: str | None = None
     in_flight: dict[int, float] = field(default_factory=dict)  # seq -> monotonic send time
@@ -82,6 +84,7 @@ class UplinkLoop:
         backoff_initial: float = 0.5,
         fallback: EdgeFallback | None = None,
         clock: Clock = WALL,
+        commands: Callable[[Request], Awaitable[Reply]] | None = None,
     ) -> None:
         self.outbox, self.gateway, self.uplink, self.settings = outbox, gateway, uplink, settings
         self.topics = Topics(uplink.prefix)
@@ -96,6 +99,8 @@ class UplinkLoop:
         # ack timeout, reconnect backoff and network timeouts are round trips: wall time
         self.clock = clock
         self._time_refused = False  # logged once: the broker refused the clock probes' topic
+        self.commands = commands  # commissioning from the centre (edge_agent/remote.py)
+        self._command: asyncio.Task[None] | None = None  # one at a time
 
     def wake(self) -> None:
         """Readings were appended: a batch may be due."""
@@ -160,11 +165,13 @@ class UplinkLoop:
         await client.subscribe(self.topics.topic(self.gateway, "ack"), qos=1)
         if self.fallback is not None:
             await client.subscribe(self.topics.topic(self.gateway, "alerts/ack"), qos=1)
-        try:  # the hub's clock probes; a broker whose role predates them refuses: carry on
+        try:  # clock probes and commands; a broker whose role predates them refuses
             await client.subscribe(self.topics.topic(self.gateway, "time"), qos=0)
+            if self.commands is not None:
+                await client.subscribe(self.topics.topic(self.gateway, "cmd"), qos=1)
         except aiomqtt.MqttError as exc:
             if not self._time_refused:
-                log.warning("no clock probes from the hub: %s", exc)
+                log.warning("no clock probes or commands from the hub: %s", exc)
             self._time_refused = True
         await client.publish(
             self.topics.topic(self.gateway, "status"), self._status("online"), qos=1, retain=True
@@ -236,6 +243,7 @@ class UplinkLoop:
     async def _receive_acks(self, client: aiomqtt.Client) -> None:
         notice_acks = self.topics.topic(self.gateway, "alerts/ack")
         probes = self.topics.topic(self.gateway, "time")
+        commands = self.topics.topic(self.gateway, "cmd")
         async for message in client.messages:
             received_ms = self.clock.now_ms()  # a clock probe's T2: as early as can be
             payload = message.payload
@@ -244,6 +252,9 @@ class UplinkLoop:
                 continue
             if message.topic.matches(probes):
                 await self._answer_probe(client, bytes(payload), received_ms)
+                continue
+            if message.topic.matches(commands):
+                await self._command_received(client, bytes(payload))
                 continue
             if self.fallback is not None and message.topic.matches(notice_acks):
                 self.fallback.receive_ack(bytes(payload))
@@ -279,6 +290,33 @@ class UplinkLoop:
         reply = encode_time_reply(n, t1, t2, self.clock.now_ms())
         await client.publish(self.topics.topic(self.gateway, "time/reply"), reply, qos=0)
         self.stats.probes_answered += 1
+
+    async def _command_received(self, client: aiomqtt.Client, payload: bytes) -> None:
+        """A command from the centre: run it in its own task (the acks keep flowing) and
+        answer on ``cmd/reply``; one at a time, a second is answered 'busy'. A command the
+        hub did not sign (with a message key) or a malformed one is counted and dropped."""
+        if self.commands is None:
+            return
+        try:
+            req = decode_request(payload, key=self.message_key, gateway=self.gateway)
+        except ProtocolError as exc:
+            self.stats.bad_commands += 1
+            log.warning("ignoring a command: %s", exc)
+            return
+        reply_topic = self.topics.topic(self.gateway, "cmd/reply")
+        if self._command is not None and not self._command.done():
+            busy = Reply(req.id, ok=False, error="busy: another command is running")
+            await client.publish(reply_topic, encode_reply(busy), qos=1)
+            return
+        log.info("command %s %s on bus %s", req.action, req.id, req.bus)
+        run = self.commands
+
+        async def answer() -> None:
+            reply = await run(req)
+            with contextlib.suppress(aiomqtt.MqttError):  # the session ended: it is lost
+                await client.publish(reply_topic, encode_reply(reply), qos=1)
+
+        self._command = asyncio.create_task(answer(), name=f"command-{req.id}")
 
     async def _health_loop(self, client: aiomqtt.Client) -> None:
         assert self.health is not None

@@ -8,6 +8,7 @@ latest health report, and when it was last heard, kept in the hub database. ``ti
 each gateway's clock offset, measured by a timestamped exchange over MQTT.
 
 Gateway identities on the broker (``dynsec``, ``provision``, ``keys``, ``bundle``), the
-centre's broker config and CA (``broker``, ``ca``) and their commands are here too. Config
-distribution and commissioning from the centre are not here yet (docs/architecture.md).
+centre's broker config and CA (``broker``, ``ca``), commissioning commands to a gateway's
+agent (``remote``) and their command lines are here too. Config distribution is not here yet
+(docs/architecture.md).
 """

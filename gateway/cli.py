@@ -8,6 +8,8 @@ broker is reached only when an action runs.
     coldchain gateway CONFIG rotate ID --out FILE
     coldchain gateway CONFIG retire ID
     coldchain gateway CONFIG revoke ID
+    coldchain gateway CONFIG scan ID --bus BUS
+    coldchain gateway CONFIG read ID --bus BUS --unit N --profile P
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ plugin), so that it may publish only its own telemetry, status, health and notic
 only its own acks and config; take it away again. Run on the centre as the broker's admin
 identity: its password is read from --admin-password-file (default
 DATA_DIR/broker-admin-password). Every change is recorded in the hub's audit trail (who,
-when, which gateway and broker clients; never a password)."""
+when, which gateway and broker clients; never a password). 'scan' and 'read' ask a
+gateway's agent to commission on its own bus, as the hub's identity."""
 
 EPILOG = """\
 examples:
@@ -44,7 +47,9 @@ examples:
   coldchain gateway site.yaml provision gw-meilin --out gw-meilin.tar.gz
   coldchain gateway site.yaml rotate gw-meilin --out gw-meilin-2.tar.gz
   coldchain gateway site.yaml retire gw-meilin      # once the Pi runs the new bundle
-  coldchain gateway site.yaml revoke gw-meilin      # a stolen or retired Pi"""
+  coldchain gateway site.yaml revoke gw-meilin      # a stolen or retired Pi
+  coldchain gateway site.yaml scan gw-meilin --bus rs485 --units 1-16
+  coldchain gateway site.yaml read gw-meilin --bus rs485 --unit 1 --profile xy-md02"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +114,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "stay; provision it again to let it back.",
     )
     revoke.add_argument("gateway", metavar="ID", help="the gateway's id")
+    scan = sub.add_parser(
+        "scan",
+        help="scan one of a gateway's Modbus buses from here (its agent runs it)",
+        description="Ask gateway ID's agent to scan its bus BUS, as 'coldchain modbus scan' "
+        "does on the Pi, and print what it found and which profile fits each device. The "
+        "agent stops polling that bus while the scan runs (tens of seconds per baud) and "
+        "resumes after. Sent as the hub's broker identity, signed with the gateway's "
+        "message key if it has one.",
+    )
+    _remote_arguments(scan)
+    scan.add_argument("--units", metavar="LIST", help="unit ids, e.g. 1-32 (default: 1-247)")
+    scan.add_argument("--baud", help="baud rates to try (default: the bus's own)")
+    scan.add_argument("--parity", help="parities to try (default: the bus's own)")
+    read = sub.add_parser(
+        "read",
+        help="read a device on one of a gateway's buses from here, decoded with a profile",
+        description="Ask gateway ID's agent to read unit UNIT on its bus BUS with profile "
+        "PROFILE, as 'coldchain modbus read' does on the Pi, and print the decoded points and "
+        "configuration registers.",
+    )
+    _remote_arguments(read)
+    read.add_argument("--unit", type=int, required=True, help="the device's unit id")
+    read.add_argument("--profile", required=True, help="the device's profile")
+
+
+def _remote_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("gateway", metavar="ID", help="the gateway's id")
+    p.add_argument("--bus", required=True, help="the bus's id in the gateway's config")
+    p.add_argument(
+        "--hub-password-file",
+        type=Path,
+        metavar="FILE",
+        help="the hub's broker password (default: DATA_DIR/broker-hub-password, if there)",
+    )
+    p.add_argument(
+        "--wait", type=float, default=300.0, metavar="S", help="how long to wait (default 300)"
+    )
 
 
 # records a change in the hub's audit trail: (data dir, actor, action, object, after)
@@ -144,6 +186,8 @@ async def _run(
     from gateway.dynsec import DynSec, Fleet
 
     action: str = args.gateway_command
+    if action in ("scan", "read"):
+        return await _remote(args, cfg, data_dir)
     if action in ("provision", "rotate"):
         if args.gateway not in {g.id for g in cfg.gateways}:
             known = ", ".join(sorted(g.id for g in cfg.gateways))
@@ -166,6 +210,79 @@ async def _run(
         return await _change(
             args, fleet, cfg=cfg, profiles=profiles, data_dir=data_dir, audit=audit
         )
+
+
+async def _remote(args: argparse.Namespace, cfg: SiteConfig, data_dir: Path) -> int:
+    """``scan`` and ``read``: a command to the gateway's agent, its answer printed."""
+    from coldchain.config.site import broker_address
+    from coldchain.protocol.commands import Request, read_lines, scan_lines
+    from coldchain.protocol.topics import Topics
+    from gateway.broker import HUB_PASSWORD_FILE, HUB_USER
+    from gateway.keys import GatewayKeys
+    from gateway.remote import new_command_id, send_command
+
+    gw = next((g for g in cfg.gateways if g.id == args.gateway), None)
+    if gw is None:
+        known = ", ".join(sorted(g.id for g in cfg.gateways))
+        raise ValueError(f"gateway {args.gateway!r} is not in {args.config} ({known})")
+    if args.bus not in {b.id for b in gw.buses}:
+        known = ", ".join(b.id for b in gw.buses)
+        raise ValueError(f"gateway {gw.id} has no bus {args.bus!r} ({known})")
+    pw_file = args.hub_password_file or data_dir / HUB_PASSWORD_FILE
+    password = pw_file.read_text(encoding="utf-8").strip() if pw_file.exists() else None
+    key = None
+    if (data_dir / "hub.db").exists():
+        keys = GatewayKeys(data_dir / "hub.db")
+        try:
+            key = keys.get(gw.id)
+        finally:
+            keys.close()
+    if args.gateway_command == "scan":
+        req = Request(
+            new_command_id(),
+            "scan",
+            args.bus,
+            units=args.units,
+            baud=args.baud,
+            parity=args.parity,
+        )
+    else:
+        req = Request(new_command_id(), "read", args.bus, unit=args.unit, profile=args.profile)
+    host, port, tls = broker_address(args.broker or cfg.uplink.broker)
+    context = ssl.create_default_context(cafile=cfg.uplink.ca_file) if tls else None
+    print(f"asked {gw.id} to {req.action} bus {req.bus}; waiting for its answer", file=sys.stderr)
+    import aiomqtt
+
+    try:
+        reply = await send_command(
+            req,
+            gateway=gw.id,
+            host=host,
+            port=port,
+            topics=Topics(cfg.uplink.prefix),
+            username=(cfg.hub.username or HUB_USER) if password else None,
+            password=password,
+            tls=context,
+            key=key,
+            wait=args.wait,
+        )
+    except TimeoutError:
+        print(
+            f"coldchain gateway: no answer from {gw.id} in {args.wait:g} s (is it online, "
+            "and its agent this version?)",
+            file=sys.stderr,
+        )
+        return 1
+    except aiomqtt.MqttError as exc:
+        print(f"coldchain gateway: the broker at {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    if not reply.ok:
+        print(f"coldchain gateway: {gw.id}: {reply.error}", file=sys.stderr)
+        return 1
+    assert reply.result is not None
+    lines = scan_lines(reply.result) if req.action == "scan" else read_lines(reply.result)
+    print("\n".join(lines))
+    return 0
 
 
 async def _change(

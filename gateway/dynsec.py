@@ -61,8 +61,9 @@ GATEWAY_SENDS: tuple[Kind, ...] = (
     "alerts",
     "config/ack",
     "time/reply",
+    "cmd/reply",
 )
-GATEWAY_HEARS: tuple[Kind, ...] = ("ack", "alerts/ack", "config", "time")
+GATEWAY_HEARS: tuple[Kind, ...] = ("ack", "alerts/ack", "config", "time", "cmd")
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024  # a listClients of a large fleet fits
 
 

@@ -41,6 +41,8 @@ COMMANDS = [
     "gateway rotate",
     "gateway retire",
     "gateway revoke",
+    "gateway scan",
+    "gateway read",
     "broker",
     "broker config",
     "ca",

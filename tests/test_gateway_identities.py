@@ -122,6 +122,16 @@ async def test_each_gateway_publishes_and_hears_only_its_own_topics(
         await ga.publish(TOPICS.topic("gw-a", "time/reply"), b"a's reply", qos=1)
         m = await next_message(hub)
         assert (str(m.topic), m.payload) == (TOPICS.topic("gw-a", "time/reply"), b"a's reply")
+        # commissioning commands: only the hub sends them, only A answers its own
+        assert await sub(ga, TOPICS.topic("gw-a", "cmd")) == 1
+        await gb.publish(TOPICS.topic("gw-a", "cmd"), b"command by b", qos=1)
+        await hub.publish(TOPICS.topic("gw-a", "cmd"), b"command by the hub", qos=1)
+        assert (await next_message(ga)).payload == b"command by the hub"
+        assert await sub(hub, TOPICS.all("cmd/reply")) == 1
+        await gb.publish(TOPICS.topic("gw-a", "cmd/reply"), b"forged answer", qos=1)
+        await ga.publish(TOPICS.topic("gw-a", "cmd/reply"), b"a's answer", qos=1)
+        m = await next_message(hub)
+        assert (str(m.topic), m.payload) == (TOPICS.topic("gw-a", "cmd/reply"), b"a's answer")
 
         # a gateway cannot use the control API: its commands are dropped unanswered
         assert await sub(gb, CONTROL + "/response") == FAILED

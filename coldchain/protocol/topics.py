@@ -15,6 +15,8 @@ alerts     gw -> hub 1        no     alarms the gateway texted itself (edge fall
 alerts/ack hub -> gw 1        no     the (id, revision) of the notices the hub stored
 time       hub -> gw 0        no     a clock probe: a nonce and the hub's time
 time/reply gw -> hub 0        no     the probe's times and the gateway's (timesync)
+cmd        hub -> gw 1        no     a commissioning command: scan or read a bus
+cmd/reply  gw -> hub 1        no     its result, or why it failed (commands)
 ========== ========= ======== ====== ==============================================
 """
 
@@ -38,6 +40,8 @@ Kind = Literal[
     "alerts/ack",
     "time",
     "time/reply",
+    "cmd",
+    "cmd/reply",
 ]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")

@@ -1,0 +1,123 @@
+"""Commissioning from the centre: ``coldchain gateway CONFIG scan|read ID`` (the real command
+line) asks a running agent, over a real Mosquitto, to scan or read its own RS-485 line (the
+simulator's pty). The agent stops polling that line while the command runs, and resumes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from coldchain.config.site import SiteConfig
+from coldchain.protocol.auth import new_key
+from coldchain.protocol.commands import Request, decode_request, encode_request
+from coldchain.protocol.messages import ProtocolError
+from edge_agent.agent import Agent
+from simulator.endpoints import simulated_config
+from simulator.runtime import Simulation
+from tests.services import Broker, until
+from tests.simkit import load_site
+from tests.sites import device, one_gateway_site, room, rtu_bus, shipped_profiles
+
+PROFILES = shipped_profiles()
+
+
+@contextlib.asynccontextmanager
+async def gateway(tmp_path: Path, broker: Broker) -> AsyncIterator[tuple[Path, Agent]]:
+    plain = one_gateway_site(
+        rooms=[room("chill", "Chilled")],
+        buses=[rtu_bus("rs485", "/dev/ttyUSB0", baud=9600)],
+        devices=[
+            device("probe", "xy-md02", bus="rs485", unit_id=1, room="chill", poll_interval="1s"),
+            device("ctl", "dixell-xr60cx", bus="rs485", unit_id=3, room="chill"),
+        ],
+    )
+    base = load_site(tmp_path / "plain.yaml", plain, PROFILES)
+    async with Simulation(base, PROFILES, seed=3) as sim:
+        live = simulated_config(base, sim.endpoints())
+        live["uplink"] = {"broker": broker.url}
+        live["agent"] = {"batch_interval": "200ms", "clock_check": False}
+        live["hub"] = {"data_dir": str(tmp_path / "hub")}
+        path = tmp_path / "site.yaml"
+        path.write_text(yaml.safe_dump(live, sort_keys=False))
+        cfg = SiteConfig.model_validate(live)
+        agent = Agent(cfg, "gw1", PROFILES, data_dir=tmp_path / "agent")
+        task = asyncio.create_task(agent.run(), name="agent")
+        try:
+            await until(lambda: agent.uplink.stats.connects >= 1, "the agent connected")
+            yield path, agent
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def coldchain(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "coldchain.cli", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+@pytest.mark.slow
+async def test_scan_and_read_a_gateway_line_from_the_centre(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    async with gateway(tmp_path, mosquitto) as (site, agent):
+        probe = next(d for p in agent.pollers for d in p.devices if d.device.id == "probe")
+        await until(lambda: probe.polls_ok >= 2, "the probe polled")
+        code, out, err = await coldchain(
+            "gateway", str(site), "scan", "gw1", "--bus", "rs485", "--units", "1-4"
+        )
+        assert code == 0, err
+        assert "unit   1 at 9600 8N1: sure: xy-md02" in out
+        assert "unit   3 at 9600 8N1: likely: dixell-xr60cx" in out
+        assert "2 devices found; 4 probes in" in out
+        polled = probe.polls_ok
+        await until(lambda: probe.polls_ok > polled + 1, "polling resumed after the scan")
+
+        code, out, err = await coldchain(
+            "gateway", str(site), "read", "gw1", "--bus", "rs485", "--unit", "1",
+            "--profile", "xy-md02",
+        )  # fmt: skip
+        assert code == 0, err
+        assert out.startswith("temperature ")
+        assert "config unit_id            1 " in out
+
+        code, _, err = await coldchain("gateway", str(site), "scan", "gw1", "--bus", "nope")
+        assert code == 1
+        assert "gateway gw1 has no bus 'nope' (rs485)" in err
+        code, _, err = await coldchain(
+            "gateway", str(site), "read", "gw1", "--bus", "rs485", "--unit", "1",
+            "--profile", "no-such-profile",
+        )  # fmt: skip
+        assert code == 1
+        assert "gw1: " in err
+        assert "no-such-profile" in err
+
+
+def test_a_command_is_bounded_and_signed() -> None:
+    key = new_key()
+    req = Request("0123456789abcdef", "scan", "rs485", units="1-32", baud="9600")
+    assert (
+        decode_request(encode_request(req, key=key, gateway="gw1"), key=key, gateway="gw1") == req
+    )
+    with pytest.raises(ProtocolError, match="did not sign") as caught:
+        decode_request(encode_request(req), key=key, gateway="gw1")
+    assert caught.value.reason == "bad_mac"
+    with pytest.raises(ProtocolError, match="did not sign"):
+        decode_request(encode_request(req, key=key, gateway="gw2"), key=key, gateway="gw1")
+    bad = Request("0123456789abcdef", "scan", "rs485", units="1-32; rm -rf /")
+    with pytest.raises(ProtocolError, match="bad units"):
+        decode_request(encode_request(bad))
+    with pytest.raises(ProtocolError, match="read needs unit and profile"):
+        decode_request(encode_request(Request("0123456789abcdef", "read", "rs485")))
+    with pytest.raises(ProtocolError):
+        decode_request(b"\x81" * 2000)
