@@ -40,7 +40,7 @@ from coldchain.protocol.commands import Reply, Request, decode_request, encode_r
 from coldchain.protocol.limits import AGENT_MAX_BATCH_SIZE
 from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
 from coldchain.protocol.timesync import decode_time_probe, encode_time_reply
-from coldchain.protocol.topics import Topics
+from coldchain.protocol.topics import Kind, Topics
 from coldchain.supervise import Client, describe, network_error, wait_event
 from edge_agent.buffer import AsyncOutbox
 from edge_agent.fallback import EdgeFallback
@@ -98,7 +98,7 @@ class UplinkLoop:
         # status stamps, the batch interval and the health interval run on the clock; the
         # ack timeout, reconnect backoff and network timeouts are round trips: wall time
         self.clock = clock
-        self._time_refused = False  # logged once: the broker refused the clock probes' topic
+        self._refused: set[Kind] = set()  # topics the broker refused us: logged once each
         self.commands = commands  # commissioning from the centre (edge_agent/remote.py)
         self._command: asyncio.Task[None] | None = None  # one at a time
 
@@ -165,14 +165,9 @@ class UplinkLoop:
         await client.subscribe(self.topics.topic(self.gateway, "ack"), qos=1)
         if self.fallback is not None:
             await client.subscribe(self.topics.topic(self.gateway, "alerts/ack"), qos=1)
-        try:  # clock probes and commands; a broker whose role predates them refuses
-            await client.subscribe(self.topics.topic(self.gateway, "time"), qos=0)
-            if self.commands is not None:
-                await client.subscribe(self.topics.topic(self.gateway, "cmd"), qos=1)
-        except aiomqtt.MqttError as exc:
-            if not self._time_refused:
-                log.warning("no clock probes or commands from the hub: %s", exc)
-            self._time_refused = True
+        await self._subscribe_optional(client, "time", "clock probes", qos=0)
+        if self.commands is not None:
+            await self._subscribe_optional(client, "cmd", "commands", qos=1)
         await client.publish(
             self.topics.topic(self.gateway, "status"), self._status("online"), qos=1, retain=True
         )
@@ -201,6 +196,18 @@ class UplinkLoop:
                     timeout=2,
                 )
             raise
+
+    async def _subscribe_optional(
+        self, client: aiomqtt.Client, kind: Kind, what: str, *, qos: int
+    ) -> None:
+        """Subscribe to a topic a broker whose roles predate it refuses: say so once (per
+        kind, not at every reconnect) and carry on without it."""
+        try:
+            await client.subscribe(self.topics.topic(self.gateway, kind), qos=qos)
+        except aiomqtt.MqttError as exc:
+            if kind not in self._refused:
+                log.warning("no %s from the hub: %s", what, exc)
+            self._refused.add(kind)
 
     def _notice_publisher(self, client: aiomqtt.Client) -> Callable[[bytes], Awaitable[None]]:
         topic = self.topics.topic(self.gateway, "alerts")

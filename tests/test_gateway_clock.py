@@ -101,14 +101,16 @@ async def test_the_hub_measures_a_gateway_clock_and_alerts_when_it_is_off(
                 state = hub.registry.get("gw1")
                 return None if state is None or state.clock is None else state.clock.offset_ms
 
-            await until(lambda: offset() is not None, "a clock measurement", within=20)
+            def delay() -> int | None:
+                state = hub.registry.get("gw1")
+                return None if state is None or state.clock is None else state.clock.delay_ms
+
+            # The offset is known within half the round trip: wait for a quick exchange
+            # (a loaded CI machine may take one or two probes to get one).
+            await until(lambda: (delay() or 999) < 100, "a quick exchange", within=20)
             measured = offset()
             assert measured is not None
             assert abs(measured) < 50, f"{measured} ms on loopback, against a right clock"
-            state = hub.registry.get("gw1")
-            assert state is not None
-            assert state.clock is not None
-            assert state.clock.delay_ms < 100
             status, out = await get(f"{hub.url}/api/gateways/gw1")
             assert status == 200, out
             assert abs(out["clock_offset_ms"]) < 50
@@ -214,5 +216,6 @@ async def test_a_broker_whose_roles_predate_clock_probes_still_carries_telemetry
                     await task
     said = [r.getMessage() for r in caplog.records]
     assert sum("no clock probes from the hub" in m for m in said) == 1, said
+    assert not any("no commands from the hub" in m for m in said), "its role has cmd"
     assert sum("no gateway clock measurements" in m for m in said) == 1, said
     assert agent.uplink.stats.probes_answered == 0
