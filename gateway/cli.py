@@ -218,25 +218,21 @@ async def _remote(args: argparse.Namespace, cfg: SiteConfig, data_dir: Path) -> 
     from coldchain.protocol.commands import Request, read_lines, scan_lines
     from coldchain.protocol.topics import Topics
     from gateway.broker import HUB_PASSWORD_FILE, HUB_USER
-    from gateway.keys import GatewayKeys
-    from gateway.remote import new_command_id, send_command
+    from gateway.remote import (
+        UnknownTargetError,
+        message_key,
+        new_command_id,
+        send_command,
+        target,
+    )
 
-    gw = next((g for g in cfg.gateways if g.id == args.gateway), None)
-    if gw is None:
-        known = ", ".join(sorted(g.id for g in cfg.gateways))
-        raise ValueError(f"gateway {args.gateway!r} is not in {args.config} ({known})")
-    if args.bus not in {b.id for b in gw.buses}:
-        known = ", ".join(b.id for b in gw.buses)
-        raise ValueError(f"gateway {gw.id} has no bus {args.bus!r} ({known})")
+    try:
+        gw = target(cfg, args.gateway, args.bus)
+    except UnknownTargetError as exc:
+        raise ValueError(str(exc)) from None
     pw_file = args.hub_password_file or data_dir / HUB_PASSWORD_FILE
     password = pw_file.read_text(encoding="utf-8").strip() if pw_file.exists() else None
-    key = None
-    if (data_dir / "hub.db").exists():
-        keys = GatewayKeys(data_dir / "hub.db")
-        try:
-            key = keys.get(gw.id)
-        finally:
-            keys.close()
+    key = message_key(data_dir, gw.id)
     if args.gateway_command == "scan":
         req = Request(
             new_command_id(),

@@ -6,15 +6,46 @@ from __future__ import annotations
 import asyncio
 import secrets
 import ssl
+from pathlib import Path
 
+from coldchain.config.site import Gateway, SiteConfig
 from coldchain.protocol.commands import Reply, Request, decode_reply, encode_request
 from coldchain.protocol.messages import ProtocolError
 from coldchain.protocol.topics import Topics
 from coldchain.supervise import Client
+from gateway.keys import GatewayKeys
 
 
 def new_command_id() -> str:
     return secrets.token_hex(8)
+
+
+class UnknownTargetError(LookupError):
+    """A gateway not in the site config, or a bus it does not have."""
+
+
+def target(cfg: SiteConfig, gateway_id: str, bus: str) -> Gateway:
+    """The gateway a command is for; :class:`UnknownTargetError` naming what is known."""
+    gw = next((g for g in cfg.gateways if g.id == gateway_id), None)
+    if gw is None:
+        known = ", ".join(sorted(g.id for g in cfg.gateways))
+        raise UnknownTargetError(f"gateway {gateway_id!r:.80} is not in the site config ({known})")
+    if bus not in {b.id for b in gw.buses}:
+        buses = ", ".join(b.id for b in gw.buses)
+        raise UnknownTargetError(f"gateway {gw.id} has no bus {bus!r:.80} ({buses})")
+    return gw
+
+
+def message_key(data_dir: Path, gateway: str) -> bytes | None:
+    """The gateway's message key from the hub's database, if it has one (commands are
+    signed with it)."""
+    if not (data_dir / "hub.db").exists():
+        return None
+    keys = GatewayKeys(data_dir / "hub.db")
+    try:
+        return keys.get(gateway)
+    finally:
+        keys.close()
 
 
 async def send_command(

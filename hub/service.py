@@ -42,6 +42,7 @@ from dashboards.reports.api import reports_router
 from dashboards.web import Renderer, WebContext, mount_ui
 from dashboards.web.live import Board, LiveEvents
 from gateway.api import identities_router
+from gateway.commands_api import commands_router
 from gateway.ingest import Ingest, run_ingest
 from gateway.keys import GatewayKeys
 from gateway.registry import Registry
@@ -164,6 +165,20 @@ class Hub:
                 tls=self.tls_context,
                 data_dir=data_dir,
                 registry=self.registry,
+                audit=lambda actor, action, obj, after: self.audit.record(
+                    actor=actor, action=action, obj=obj, after=after
+                ),
+                guard=guard,
+            )
+        )
+        self.app.include_router(
+            commands_router(
+                cfg=cfg,
+                broker=self.broker,
+                tls=self.tls_context,
+                username=self.username if self.password else None,
+                password=self.password,
+                data_dir=data_dir,
                 audit=lambda actor, action, obj, after: self.audit.record(
                     actor=actor, action=action, obj=obj, after=after
                 ),

@@ -20,6 +20,8 @@ from coldchain.protocol.messages import ProtocolError
 from edge_agent.agent import Agent
 from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
+from tests.browser import add_user, chromium, logged_in
+from tests.hubkit import running_hub_service
 from tests.services import Broker, until
 from tests.simkit import load_site
 from tests.sites import device, one_gateway_site, room, rtu_bus, shipped_profiles
@@ -121,3 +123,45 @@ def test_a_command_is_bounded_and_signed() -> None:
         decode_request(encode_request(Request("0123456789abcdef", "read", "rs485")))
     with pytest.raises(ProtocolError):
         decode_request(b"\x81" * 2000)
+
+
+@pytest.mark.slow
+async def test_a_technician_scans_a_gateway_bus_from_the_gateways_page(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    async with gateway(tmp_path, mosquitto) as (site, _agent):
+        cfg = load_site(tmp_path / "centre.yaml", yaml.safe_load(site.read_text()), PROFILES)
+        async with running_hub_service(cfg, PROFILES, tmp_path / "hub", mosquitto.url) as hub:
+            password = add_user(hub, "li-tech", "technician")
+            async with chromium() as browser:
+                page = await logged_in(browser, hub.url, "li-tech", password)
+                await page.goto(f"{hub.url}/gateways")
+                form = page.locator('form.scan[data-gateway="gw1"]')
+                await form.locator("input[name=units]").fill("1-4")
+                await form.locator("button").click()
+                out = page.locator("#gw-gw1 pre.scan-out")
+                await out.wait_for(state="visible", timeout=60_000)
+                text = await out.text_content() or ""
+                assert "unit   1 at 9600 8N1: sure: xy-md02" in text
+                assert "2 devices found; 4 probes in" in text
+                await form.locator("input[name=units]").fill("1-300")
+                await form.locator("button").click()
+                err = form.locator(".err")
+                await page.wait_for_function(
+                    "el => el.textContent.includes('unit ids run from 1 to 247')",
+                    arg=await err.element_handle(),
+                    timeout=30_000,
+                )
+                viewer = add_user(hub, "wu-op", "operator")
+                op = await logged_in(browser, hub.url, "wu-op", viewer)
+                status = await op.evaluate(
+                    """async () => (await fetch('/api/gateways/gw1/scan', {method: 'POST',
+                        headers: {'Content-Type': 'application/json'},
+                        body: JSON.stringify({bus: 'rs485'})})).status"""
+                )
+                assert status in (403, 401), "an operator may not scan"
+            records, _ = hub.audit.page(10, 0, action="gateway.scan")
+            assert [(r.actor, r.after["units"]) for r in records] == [
+                ("li-tech", "1-300"),
+                ("li-tech", "1-4"),
+            ]

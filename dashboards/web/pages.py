@@ -232,7 +232,12 @@ def _other_pages(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
 
     @router.get("/gateways", response_class=HTMLResponse)
     def gateways_page(request: Request, user: Principal = technician) -> HTMLResponse:
-        return ui.page(request, "gateways.html", gateways=web.registry.all(), hints=pi_hints)
+        buses = {  # the Modbus buses a technician may scan from here (commissioning)
+            g.id: [b.id for b in g.buses if b.type in ("rtu", "tcp")] for g in web.cfg.gateways
+        }
+        return ui.page(
+            request, "gateways.html", gateways=web.registry.all(), hints=pi_hints, buses=buses
+        )
 
     @router.get("/reports", response_class=HTMLResponse)
     def reports_page(request: Request, user: Principal = manager) -> HTMLResponse:
