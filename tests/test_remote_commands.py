@@ -139,11 +139,26 @@ async def test_a_technician_scans_a_gateway_bus_from_the_gateways_page(
                 form = page.locator('form.scan[data-gateway="gw1"]')
                 await form.locator("input[name=units]").fill("1-4")
                 await form.locator("button").click()
-                out = page.locator("#gw-gw1 pre.scan-out")
+                out = page.locator("#gw-gw1 pre.command-out")
                 await out.wait_for(state="visible", timeout=60_000)
                 text = await out.text_content() or ""
                 assert "unit   1 at 9600 8N1: sure: xy-md02" in text
                 assert "2 devices found; 4 probes in" in text
+                # the profiles of the devices configured on its buses are offered for a read
+                read = page.locator('form.read[data-gateway="gw1"]')
+                offered = await page.locator("#profiles-gw1 option").evaluate_all(
+                    "os => os.map(o => o.value)"
+                )
+                assert offered == ["dixell-xr60cx", "xy-md02"]
+                await read.locator("input[name=unit]").fill("1")
+                await read.locator("input[name=profile]").fill("xy-md02")
+                await read.locator("button").click()
+                await page.wait_for_function(
+                    "el => el.textContent.startsWith('temperature')",
+                    arg=await out.element_handle(),
+                    timeout=30_000,
+                )
+                assert "config unit_id            1 " in (await out.text_content() or "")
                 await form.locator("input[name=units]").fill("1-300")
                 await form.locator("button").click()
                 err = form.locator(".err")
@@ -160,8 +175,9 @@ async def test_a_technician_scans_a_gateway_bus_from_the_gateways_page(
                         body: JSON.stringify({bus: 'rs485'})})).status"""
                 )
                 assert status in (403, 401), "an operator may not scan"
-            records, _ = hub.audit.page(10, 0, action="gateway.scan")
-            assert [(r.actor, r.after["units"]) for r in records] == [
-                ("li-tech", "1-300"),
-                ("li-tech", "1-4"),
+            records, _ = hub.audit.page(10, 0, action="gateway.")
+            assert [(r.actor, r.action, r.after.get("units")) for r in records] == [
+                ("li-tech", "gateway.scan", "1-300"),
+                ("li-tech", "gateway.read", None),
+                ("li-tech", "gateway.scan", "1-4"),
             ]

@@ -96,8 +96,9 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "poll_success": ("采集成功率", "Poll success"),
     "version": ("版本", "Agent version"),
     "clock_offset": ("时钟偏差", "Clock offset"),
-    "scan_bus": ("扫描总线", "Scan a bus"),
+    "scan_bus": ("扫描或读取总线", "Scan or read a bus"),
     "scan": ("扫描", "Scan"),
+    "read": ("读取", "Read"),
     "failing_since": ("无数据，自", "no data since"),  # noqa: RUF001 - Chinese punctuation
     "pi": ("网关设备", "The Pi"),
     "pi_ok": ("正常", "ok"),

@@ -232,11 +232,22 @@ def _other_pages(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
 
     @router.get("/gateways", response_class=HTMLResponse)
     def gateways_page(request: Request, user: Principal = technician) -> HTMLResponse:
-        buses = {  # the Modbus buses a technician may scan from here (commissioning)
+        # the Modbus buses a technician may scan or read from here (commissioning), and the
+        # profiles of the devices configured on them (offered for a read)
+        buses = {
             g.id: [b.id for b in g.buses if b.type in ("rtu", "tcp")] for g in web.cfg.gateways
         }
+        profiles = {
+            g.id: sorted({d.profile for d in g.devices if d.bus in buses[g.id]})
+            for g in web.cfg.gateways
+        }
         return ui.page(
-            request, "gateways.html", gateways=web.registry.all(), hints=pi_hints, buses=buses
+            request,
+            "gateways.html",
+            gateways=web.registry.all(),
+            hints=pi_hints,
+            buses=buses,
+            profiles=profiles,
         )
 
     @router.get("/reports", response_class=HTMLResponse)

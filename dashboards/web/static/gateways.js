@@ -1,34 +1,41 @@
-// Scan a gateway's bus from here: POST to the commissioning API as the logged-in user, with
-// the session's CSRF token (the page's <meta name="csrf-token">) in X-CSRF-Token; the answer
-// (tens of seconds: the gateway's agent runs the scan) is shown under the form as
-// `coldchain modbus scan` prints it.
+// Scan a gateway's bus, or read one device on it, from here: POST to the commissioning API
+// as the logged-in user, with the session's CSRF token (the page's <meta name="csrf-token">)
+// in X-CSRF-Token; the answer (tens of seconds for a scan: the gateway's agent runs it) is
+// shown under the forms as `coldchain modbus` prints it.
 (function () {
   "use strict";
   const token = document.querySelector('meta[name="csrf-token"]');
-  for (const form of document.querySelectorAll("form.scan")) {
+  function body(form) {
+    const e = form.elements;
+    if (form.dataset.action === "scan") {
+      return { bus: e.bus.value, units: e.units.value };
+    }
+    return { bus: e.bus.value, unit: Number(e.unit.value), profile: e.profile.value.trim() };
+  }
+  for (const form of document.querySelectorAll("form.command")) {
     form.addEventListener("submit", async function (ev) {
       ev.preventDefault();
-      const out = form.nextElementSibling;
+      const out = form.parentElement.querySelector("pre.command-out");
       const err = form.querySelector(".err");
       const button = form.querySelector("button");
-      err.textContent = "";
       out.hidden = true;
       button.disabled = true;
       err.textContent = "…";
       try {
-        const resp = await fetch("/api/gateways/" + form.dataset.gateway + "/scan", {
+        const url = "/api/gateways/" + form.dataset.gateway + "/" + form.dataset.action;
+        const resp = await fetch(url, {
           method: "POST",
           headers: { "Content-Type": "application/json", "X-CSRF-Token": token ? token.content : "" },
-          body: JSON.stringify({ bus: form.elements.bus.value, units: form.elements.units.value }),
+          body: JSON.stringify(body(form)),
         });
-        const body = await resp.json().catch(function () { return {}; });
+        const answer = await resp.json().catch(function () { return {}; });
         if (resp.ok) {
           err.textContent = "";
-          out.textContent = body.lines.join("\n");
+          out.textContent = answer.lines.join("\n");
           out.hidden = false;
         } else {
-          const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
-          err.textContent = detail || resp.statusText;
+          const detail = answer.detail;
+          err.textContent = typeof detail === "string" ? detail : JSON.stringify(detail) || resp.statusText;
         }
       } finally {
         button.disabled = false;
