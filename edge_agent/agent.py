@@ -56,7 +56,7 @@ class Agent:
         # kernel speaks for wall time only: an accelerated or hand-moved clock is a fiction.
         kernel = s.clock_check and type(clock) in (Clock, WallClock)
         probe = clock_synchronised or (kernel_synchronised if kernel else unknown)
-        self.clock_check = ClockCheck(probe, monotonic=clock.monotonic)
+        self.clock_check = ClockCheck(probe, monotonic=clock.monotonic, wall=clock.now)
         self.data_dir = Path(data_dir or s.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         policy = Policy(
@@ -160,6 +160,7 @@ class Agent:
             clock=self.clock,
             data_dir=self.data_dir,
             clock_synchronised=lambda: self.clock_check.state,
+            clock_step=self.clock_check.last_step,
         )
         if self.fallback is not None:
             report["fallback"] = dataclasses.asdict(self.fallback.stats)

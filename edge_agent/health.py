@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from coldchain.clock import WALL, Clock
 from edge_agent.buffer import Stats
 from edge_agent.mqtt_input import MqttInput
 from edge_agent.poller import BusPoller
-from edge_agent.timekeeping import kernel_synchronised
+from edge_agent.timekeeping import ClockStep, kernel_synchronised
 from edge_agent.uplink import UplinkStats
 
 THERMAL = Path("/sys/class/thermal/thermal_zone0/temp")
@@ -79,7 +80,9 @@ def disk(path: Path) -> dict[str, int] | None:
     return {"free_bytes": st.f_bavail * st.f_frsize, "total_bytes": st.f_blocks * st.f_frsize}
 
 
-def system(data_dir: Path, clock_synchronised: bool | None) -> dict[str, Any]:
+def system(
+    data_dir: Path, clock_synchronised: bool | None, clock_step: ClockStep | None = None
+) -> dict[str, Any]:
     """The Pi itself: the outbox's disk and the storage's wear, power and throttling, the
     clock."""
     return {
@@ -87,6 +90,7 @@ def system(data_dir: Path, clock_synchronised: bool | None) -> dict[str, Any]:
         "storage_wear": storage_wear(),
         "throttling": throttling(),
         "clock_synchronised": clock_synchronised,
+        "clock_step": None if clock_step is None else dataclasses.asdict(clock_step),
     }
 
 
@@ -101,6 +105,7 @@ def report(
     clock: Clock = WALL,
     data_dir: Path | None = None,
     clock_synchronised: Callable[[], bool | None] = kernel_synchronised,
+    clock_step: ClockStep | None = None,
 ) -> dict[str, Any]:
     """The report, stamped and aged in ``clock`` time (``started``: ``clock.monotonic()``);
     ``clock_synchronised`` says whether the gateway's clock is (the agent's clock check)."""
@@ -138,7 +143,9 @@ def report(
         "version": __version__,
         "uptime_s": round(clock.monotonic() - started, 1),
         "cpu_temp_c": cpu_temperature(),
-        "system": None if data_dir is None else system(data_dir, clock_synchronised()),
+        "system": (
+            None if data_dir is None else system(data_dir, clock_synchronised(), clock_step)
+        ),
         "buffer": {
             "pending": buffer.pending,
             "oldest_unsent_age_s": None if oldest is None else round((now_ms - oldest) / 1000, 1),

@@ -7,7 +7,9 @@ the clock, ``adjtimex(2)`` answers ``TIME_ERROR`` (what ``timedatectl`` shows as
 clock synchronized: no"). While it does, the agent marks every good reading it takes
 ``uncertain`` with the reason :data:`UNSYNCHRONISED`: the value is real (the alert rules act
 on it), its time is not to be trusted as a record (charts, reports and the stores' rollups
-leave it out, as they leave out every reading that is not good).
+leave it out, as they leave out every reading that is not good). When the clock becomes
+synchronised, the check notes how far it moved (:class:`ClockStep`): the error those
+readings were stamped with, reported in the health report for the technician.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import ctypes
 import ctypes.util
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from coldchain.profiles.schema import PointKind
 from coldchain.reading import Quality, Reading
@@ -56,6 +59,18 @@ def unknown() -> bool | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class ClockStep:
+    """A synchronisation seen: when (the corrected clock, UTC ms), how far the clock moved
+    then beyond the time that passed (the error the readings before it were stamped with;
+    near 0 when the time service slews the clock instead of stepping it), and how many
+    readings were marked uncertain in the span that ended."""
+
+    at_ms: int
+    step_ms: int
+    marked: int
+
+
 class ClockCheck:
     """Asks ``probe`` (default: the kernel) at most once per ``every`` seconds whether the
     clock is synchronised, and marks readings taken while it is not."""
@@ -66,11 +81,15 @@ class ClockCheck:
         *,
         every: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        self.probe, self.every, self._monotonic = probe, every, monotonic
+        self.probe, self.every, self._monotonic, self._wall = probe, every, monotonic, wall
         self._asked: float | None = None
+        self._asked_wall = 0.0
         self._state: bool | None = None
         self.marked = 0  # readings marked uncertain since start (the health report)
+        self._marked_before = 0  # ``marked`` when the clock was last seen unsynchronised first
+        self.last_step: ClockStep | None = None  # the last synchronisation seen, and its step
 
     @property
     def state(self) -> bool | None:
@@ -78,7 +97,19 @@ class ClockCheck:
         last answer is older than ``every``."""
         now = self._monotonic()
         if self._asked is None or now - self._asked >= self.every:
-            self._state, self._asked = self.probe(), now
+            wall, before = self._wall(), self._state
+            state = self.probe()
+            if state is False and before is not False:
+                self._marked_before = self.marked
+            if state is True and before is False and self._asked is not None:
+                # what the wall clock moved beyond the time that passed: the error it had
+                step = (wall - self._asked_wall) - (now - self._asked)
+                self.last_step = ClockStep(
+                    at_ms=int(wall * 1000),
+                    step_ms=round(step * 1000),
+                    marked=self.marked - self._marked_before,
+                )
+            self._state, self._asked, self._asked_wall = state, now, wall
         return self._state
 
     def mark(

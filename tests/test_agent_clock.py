@@ -12,7 +12,7 @@ from pathlib import Path
 from coldchain.alerting.views import SeriesView
 from coldchain.profiles.schema import PointKind
 from coldchain.reading import Quality, Reading, SeriesId
-from edge_agent.timekeeping import UNSYNCHRONISED, ClockCheck
+from edge_agent.timekeeping import UNSYNCHRONISED, ClockCheck, ClockStep
 from tests.agentkit import agents, all_series, county
 from tests.services import Broker, until
 from tests.testhub import running_hub
@@ -47,6 +47,28 @@ def test_good_readings_are_marked_while_the_clock_is_unsynchronised() -> None:
     assert switch.asked == 2
     switch.state, now[0] = None, 2.0
     assert check.mark([good]) == [good], "cannot tell (not Linux): nothing is marked"
+
+
+def test_the_step_at_synchronisation_is_what_the_readings_were_off() -> None:
+    """A Pi booted with the time it saved before a 4-hour power cut: once NTP answers the
+    clock jumps 4 h ahead, and the check reports that step and how many readings it marked."""
+    switch, mono, wall = Switch(False), [0.0], [1_000.0]
+    check = ClockCheck(switch, every=1.0, monotonic=lambda: mono[0], wall=lambda: wall[0])
+    good = (Reading(SID, 1, 3.5), PointKind.TEMPERATURE)
+    check.mark([good, good])
+    mono[0], wall[0] = 10.0, 1_010.0
+    check.mark([good])
+    assert check.last_step is None
+    switch.state = True
+    mono[0], wall[0] = 11.0, 1_011.0 + 4 * 3600  # NTP stepped the clock 4 h ahead
+    assert check.mark([good]) == [good]
+    assert check.last_step == ClockStep(at_ms=15_411_000, step_ms=4 * 3600 * 1000, marked=3)
+    # unsynchronised again later (a long outage): the next step counts only its own span
+    switch.state, mono[0], wall[0] = False, 20.0, 15_420.0
+    check.mark([good])
+    switch.state, mono[0], wall[0] = True, 21.0, 15_421.0 - 2.5  # slewed back 2.5 s
+    check.mark([good])
+    assert check.last_step == ClockStep(at_ms=15_418_500, step_ms=-2_500, marked=1)
 
 
 def test_an_uncertain_value_still_counts_for_the_alarms() -> None:
@@ -97,3 +119,11 @@ async def test_readings_taken_unsynchronised_arrive_marked(
             within=10,
         )
         assert running[0].clock_check.marked >= len(with_value)
+        await until(
+            lambda: hub.health["gw-centre-cold"]["system"].get("clock_step") is not None,
+            "the synchronisation reported",
+            within=10,
+        )
+        step = hub.health["gw-centre-cold"]["system"]["clock_step"]
+        assert step["marked"] >= len(with_value)
+        assert abs(step["step_ms"]) < 1000, "the test's wall clock did not jump"

@@ -59,6 +59,10 @@ def test_hints_from_the_system_report() -> None:
     assert pi_hints(health_from(hot)) == [("hint_hot", 83)]
     warm = {**report(throttling=flags()), "cpu_temp_c": 61.0}
     assert pi_hints(health_from(warm)) == []
+    stepped = report(clock_synchronised=True, clock_step={"at_ms": 1, "step_ms": 14_400_000})
+    assert pi_hints(health_from(stepped)) == [("hint_clock_step", 14_400)]
+    tiny = report(clock_synchronised=True, clock_step={"at_ms": 1, "step_ms": -40, "marked": 2})
+    assert pi_hints(health_from(tiny)) == []
     earlier = report(throttling=flags(under_voltage_since_boot=True))
     assert pi_hints(health_from(earlier)) == [("hint_under_voltage_since_boot", None)]
     assert pi_hints(health_from({"v": 1})) == []  # an older agent: nothing known

@@ -124,6 +124,15 @@ class StorageWear(_Message):
     pre_eol: Literal["normal", "warning", "urgent"] | None = None
 
 
+class ClockStepHealth(_Message):
+    """The gateway's clock becoming synchronised (``edge_agent/timekeeping.py``): when, how
+    far it moved then (the error of the readings before), how many were marked."""
+
+    at_ms: Ms | None = None
+    step_ms: Annotated[int, Field(ge=-(2**53), le=2**53)] | None = None
+    marked: Count | None = None
+
+
 class SystemHealth(_Message):
     """The Pi itself: the outbox's disk and the storage's wear where it reports one, the
     firmware's throttling flags (under-voltage, frequency capped, throttled, soft
@@ -134,6 +143,7 @@ class SystemHealth(_Message):
     storage_wear: StorageWear | None = None
     throttling: Annotated[dict[str, bool], Field(max_length=16)] | None = None
     clock_synchronised: bool | None = None
+    clock_step: ClockStepHealth | None = None
 
 
 class HealthReport(_Message):

@@ -43,4 +43,7 @@ def pi_hints(report: HealthReport | None) -> list[tuple[str, int | None]]:
         out.append(("hint_wear", None))
     if system.clock_synchronised is False:
         out.append(("hint_clock", None))
+    step = system.clock_step
+    if step is not None and step.step_ms is not None and abs(step.step_ms) >= 1000:
+        out.append(("hint_clock_step", round(step.step_ms / 1000)))
     return out

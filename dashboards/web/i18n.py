@@ -130,6 +130,10 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
         "存储卡寿命将尽：请准备更换",  # noqa: RUF001 - Chinese punctuation
         "storage nearly worn out: plan to replace it",
     ),
+    "hint_clock_step": (
+        "时钟同步时校正了 %+d 秒：此前的读数已标记为时间不确定",  # noqa: RUF001 - Chinese punctuation
+        "the clock was corrected by %+d s when it synchronised: readings before are marked",
+    ),
     "hint_clock": (
         "时钟未同步：读数时间可能有误",  # noqa: RUF001 - Chinese punctuation
         "clock not synchronised: reading times may be wrong",
