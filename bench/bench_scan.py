@@ -2,7 +2,7 @@
 
 A line at --baud (default 9600 8N1) on the simulator's pty with three devices (units 1, 2
 and 3) among the 247 addresses; a scan of all 247 with the command's own code
-(:func:`edge_agent.commission.scan_rtu`): in one pass with the full reply timeout (the
+(:func:`edge_agent.scan.scan_rtu`): in one pass with the full reply timeout (the
 baseline), and as the command runs by default, a fast pass with a short timeout and the
 addresses after which stray bytes came probed again with the full one, with the devices
 answering at once and after 50 and 90 ms. The physical limit is the least time the probes
@@ -24,7 +24,8 @@ import asyncio
 import platform
 
 from coldchain.config.site import SiteConfig
-from edge_agent.commission import (
+from edge_agent.modbus_io import quiet_pymodbus
+from edge_agent.scan import (
     DEFAULT_LATENCY,
     FAST_MARGIN,
     PROBE_REPLY_BYTES,
@@ -36,7 +37,6 @@ from edge_agent.commission import (
     probe_wire_time,
     scan_rtu,
 )
-from edge_agent.modbus_io import quiet_pymodbus
 from simulator.runtime import Simulation
 from tests.sites import device, one_gateway_site, room, rtu_bus, shipped_profiles
 

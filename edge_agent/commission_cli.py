@@ -168,14 +168,8 @@ class _UsageError(Exception):
     pass
 
 
-def _why(exc: Any) -> str:
-    """A :class:`~edge_agent.modbus_io.ReadError` in a line: where and why (a link that
-    cannot open: the port or endpoint and why, pymodbus having logged the system's reason)."""
-    return str(exc.detail) if exc.kind == "link" else str(exc.summary)
-
-
 def _settings(args: argparse.Namespace, *, many: bool) -> list[Any]:
-    from edge_agent.commission import LineSetting, parse_bauds, parse_choices
+    from edge_agent.scan import LineSetting, parse_bauds, parse_choices
 
     try:
         bauds = parse_bauds(args.baud)
@@ -188,7 +182,7 @@ def _settings(args: argparse.Namespace, *, many: bool) -> list[Any]:
 
 
 def _link(args: argparse.Namespace) -> Any:
-    from edge_agent.commission import default_timeout, rtu_link, tcp_link
+    from edge_agent.scan import default_timeout, rtu_link, tcp_link
 
     if args.host is not None:
         host, port = args.host
@@ -220,8 +214,9 @@ async def _scan(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from coldchain.protocol.commands import scan_lines
-    from edge_agent.commission import parse_units, scan_report, scan_rtu, scan_tcp
+    from edge_agent.commission import scan_report
     from edge_agent.modbus_io import ReadError
+    from edge_agent.scan import parse_units, scan_rtu, scan_tcp
 
     try:
         units = parse_units(args.units)
@@ -262,7 +257,7 @@ async def _scan(args: argparse.Namespace) -> int:
             )
     except ReadError as exc:
         bar.close()
-        print(f"coldchain modbus scan: {_why(exc)}", file=sys.stderr)
+        print(f"coldchain modbus scan: {exc.message}", file=sys.stderr)
         return 1
     bar.close()
     doc = await scan_report(result, profiles, lambda found: _found_link(args, found))
@@ -274,7 +269,7 @@ async def _scan(args: argparse.Namespace) -> int:
 
 
 def _found_link(args: argparse.Namespace, found: Any) -> Any:
-    from edge_agent.commission import rtu_link, tcp_link
+    from edge_agent.scan import rtu_link, tcp_link
 
     if found.setting is None:
         host, port = args.host
@@ -294,7 +289,7 @@ async def _read(args: argparse.Namespace) -> int:
             return await _read_raw(args, link)
         return await _read_profile(link, args.unit, profile)
     except ReadError as exc:
-        print(f"coldchain modbus read: {_why(exc)}", file=sys.stderr)
+        print(f"coldchain modbus read: {exc.message}", file=sys.stderr)
         return 1
     finally:
         link.close()
@@ -334,8 +329,9 @@ def _request(args: argparse.Namespace, table: Any) -> Any:
 
 
 async def _set(args: argparse.Namespace) -> int:
-    from edge_agent.commission import plan_settings, probe, write_settings
+    from edge_agent.commission import plan_settings, write_settings
     from edge_agent.modbus_io import ReadError
+    from edge_agent.scan import probe
 
     profile = _modbus_profile(args)
     try:
@@ -357,7 +353,7 @@ async def _set(args: argparse.Namespace) -> int:
                 return 1
         written = await write_settings(link, args.unit, items)
     except ReadError as exc:
-        print(f"coldchain modbus set: {_why(exc)}", file=sys.stderr)
+        print(f"coldchain modbus set: {exc.message}", file=sys.stderr)
         return 1
     finally:
         link.close()

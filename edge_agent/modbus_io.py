@@ -57,6 +57,12 @@ class ReadError(Exception):
         return {"timeout": "no reply", "garbage": "garbled reply", "link": "link down"}[self.kind]
 
     @property
+    def message(self) -> str:
+        """For a person running a command: where and why, or, for a link that cannot open,
+        the port or endpoint and why (without the bus name the link was made up with)."""
+        return self.detail if self.kind == "link" else self.summary
+
+    @property
     def summary(self) -> str:
         """Where and why in one line: the reason, or the detail where it says more."""
         return f"{self.where}: {self.detail if self.kind in ('garbage', 'link') else self.reason}"

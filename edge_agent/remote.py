@@ -17,22 +17,20 @@ from typing import Any
 from coldchain.config.site import RtuBus, TcpBus
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.commands import Reply, Request
-from edge_agent.commission import (
+from edge_agent.commission import modbus_profile, read_report, scan_report
+from edge_agent.modbus_io import ReadError
+from edge_agent.poller import BusPoller
+from edge_agent.scan import (
     LineSetting,
     default_timeout,
-    modbus_profile,
     parse_bauds,
     parse_choices,
     parse_units,
-    read_report,
     rtu_link,
-    scan_report,
     scan_rtu,
     scan_tcp,
     tcp_link,
 )
-from edge_agent.modbus_io import ReadError
-from edge_agent.poller import BusPoller
 
 log = logging.getLogger(__name__)
 MAX_PROBES = 3 * 247  # three bauds of a whole line: under a minute at 9600 with the fast pass
@@ -59,7 +57,7 @@ async def run_command(
     except CommandError as exc:
         return Reply(req.id, ok=False, error=str(exc))
     except ReadError as exc:
-        return Reply(req.id, ok=False, error=exc.detail if exc.kind == "link" else exc.summary)
+        return Reply(req.id, ok=False, error=exc.message)
     except Exception as exc:  # a command must never take the agent down
         log.exception("command %s %s failed", req.action, req.id)
         return Reply(req.id, ok=False, error=f"internal error: {exc}")

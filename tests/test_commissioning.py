@@ -14,14 +14,12 @@ from typing import Any
 import pytest
 
 from coldchain.profiles.schema import ConfigRegister, ModbusProfile, Table
-from edge_agent.commission import (
-    CachedReader,
+from edge_agent.commission import CachedReader, identify, plan_settings
+from edge_agent.scan import (
     LineSetting,
     default_timeout,
-    identify,
     parse_bauds,
     parse_units,
-    plan_settings,
     probe,
     probe_wire_time,
     rtu_link,
