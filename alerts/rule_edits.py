@@ -71,6 +71,14 @@ class RuleEdits:
         ctx.audit(actor=by, action="rule.revert", obj=f"rule/{rule_id}", before=edits[rule_id])
         self._rebuild()
 
+    def reconfigure(self, cfg: SiteConfig, points: list[PointInfo]) -> None:
+        """Judge by ``cfg`` from now on (its rooms, limits, rules, devices): the evaluator is
+        rebuilt as after a rule edit; what it knew of series the config kept stays."""
+        ctx = self.ctx
+        ctx.cfg, ctx.points = cfg, points
+        ctx.__post_init__()  # its contacts, policies, sites and rooms, by id
+        self._rebuild()
+
     def _rebuild(self) -> None:
         """New watches from the edited rules; keep what is known of the live state."""
         ctx = self.ctx
@@ -82,6 +90,12 @@ class RuleEdits:
                 kept.windows = {ms: w for ms, w in kept.windows.items() if ms in view.windows}
                 for window_ms in view.windows:
                     kept.track(window_ms)
+            else:  # a series the config gained
+                old.views.series[name] = view
+        for key, room in ctx.evaluator.views.rooms.items():
+            old.views.rooms.setdefault(key, room)
+        for gw, gview in ctx.evaluator.views.gateways.items():
+            old.views.gateways.setdefault(gw, gview)
         ctx.evaluator.views = old.views
         now = ctx.clock()
         for row in list(ctx.open.values()):

@@ -315,6 +315,19 @@ class AlertService:
         with self.store.transaction():
             return self._rule_edits.put(body, by=by)
 
+    def reconfigure(self, cfg: SiteConfig) -> None:
+        """A changed site config (the hub saw its file change): rooms, limits, rules and
+        devices judged by it from now on; open alerts go on (one whose watch is gone is
+        resolved). How alerts are sent (notifiers, storm and rate limits) stays as the
+        hub started with until it restarts."""
+        self.cfg = cfg
+        self.points = site_points(cfg, self.profiles)
+        with self.store.transaction():
+            self._rule_edits.reconfigure(cfg, self.points)
+        ctx = self._ctx
+        self.contacts, self.policies = ctx.contacts, ctx.policies
+        self.sites, self.rooms = ctx.sites, ctx.rooms
+
     def revert_rule(self, rule_id: str, *, by: str) -> None:
         with self.store.transaction():
             self._rule_edits.revert(rule_id, by=by)

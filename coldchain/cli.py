@@ -22,6 +22,12 @@ from coldchain.profiles.options import add_profiles_argument, load_profiles
 Handler = Callable[[argparse.Namespace], int]
 
 
+def _config_push(args: argparse.Namespace) -> int:
+    from hub.config_push import run
+
+    return run(args)
+
+
 def _config_check(args: argparse.Namespace) -> int:
     from coldchain.config.errors import InvalidConfigError
     from coldchain.config.loader import check_site_file
@@ -250,6 +256,20 @@ def _fleet_commands(sub: Any) -> None:
     ca.set_defaults(handler=_ca)
 
 
+def _add_push(cfg_sub: Any) -> None:
+    from hub.config_push import DESCRIPTION as PUSH_DESCRIPTION
+    from hub.config_push import add_arguments as push_arguments
+
+    push = cfg_sub.add_parser(
+        "push",
+        help="put a new site config in place at the centre; see each gateway take it",
+        description=PUSH_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    push_arguments(push)
+    push.set_defaults(handler=_config_push)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="coldchain", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"coldchain {__version__}")
@@ -257,9 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cfg = sub.add_parser(
         "config",
-        help="check a site config, print its JSON Schema",
-        description="Check site config files, and print the JSON Schema of the site config "
-        "or of a device profile.",
+        help="check a site config, push it to the gateways, print its JSON Schema",
+        description="Check site config files, put a new one in place at the centre and see "
+        "the gateways take it up, and print the JSON Schema of the site config or of a "
+        "device profile.",
     )
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     chk = cfg_sub.add_parser(
@@ -273,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("files", nargs="+", metavar="FILE", help="a site config (YAML)")
     add_profiles_argument(chk)
     chk.set_defaults(handler=_config_check)
+    _add_push(cfg_sub)
     sch = cfg_sub.add_parser(
         "schema",
         help="print the JSON Schema of the site config",

@@ -8,9 +8,11 @@ to the outbox in one transaction per loop turn, so a burst costs one fsync, not 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from edge_agent.buffer import AsyncOutbox, Outbox, Policy
 from edge_agent.fallback import EdgeFallback
 from edge_agent.mqtt_input import MqttDevice, MqttInput, mqtt_device
 from edge_agent.poller import BusPoller, DeviceState, device_state
+from edge_agent.reconfig import Reconfigurer
 from edge_agent.remote import run_command
 from edge_agent.report import ReportFilter
 from edge_agent.timekeeping import ClockCheck, kernel_synchronised, unknown
@@ -48,8 +51,15 @@ class Agent:
         clock: Clock = WALL,
         clock_synchronised: Callable[[], bool | None] | None = None,
     ) -> None:
-        self.cfg, self.gw = cfg, cfg.gateway(gateway_id)
         self.clock = clock  # poll intervals, timestamps, batching, health, fallback rules
+        # where the outbox lives comes from the gateway's own config (or --data-dir), never
+        # from the centre: a revision pushed from there is kept in it
+        self.data_dir = Path(data_dir or cfg.agent.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # the last revision pushed from the centre and applied (edge_agent/reconfig.py)
+        self.reconfig = Reconfigurer(self, self.data_dir, gateway_id)
+        cfg, profiles = self.reconfig.restore(cfg, profiles)
+        self.cfg, self.gw, self.profiles = cfg, cfg.gateway(gateway_id), profiles
         s = cfg.agent
         # Readings taken while the clock is not synchronised are marked (docs/agent.md);
         # ``clock_synchronised`` replaces the kernel's answer (tests, the one-host demo). The
@@ -57,8 +67,6 @@ class Agent:
         kernel = s.clock_check and type(clock) in (Clock, WallClock)
         probe = clock_synchronised or (kernel_synchronised if kernel else unknown)
         self.clock_check = ClockCheck(probe, monotonic=clock.monotonic, wall=clock.now)
-        self.data_dir = Path(data_dir or s.data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         policy = Policy(
             max_bytes=s.buffer_max_mb * 1024 * 1024,
             keep_recent_s=s.keep_recent,
@@ -72,16 +80,13 @@ class Agent:
             clock_ms=clock.now_ms,
         )
         self.outbox = AsyncOutbox(outbox)
-        deadbands = {
-            PointKind.TEMPERATURE: s.deadband.temperature,
-            PointKind.HUMIDITY: s.deadband.humidity,
-            PointKind.SETPOINT: s.deadband.setpoint,
-            PointKind.COUNTER: s.deadband.counter,
-        }
-        self.filter = ReportFilter(deadbands, s.max_silence)
+        self.filter = ReportFilter(deadbands_of(cfg.agent), cfg.agent.max_silence)
         self._pending: list[Reading] = []
         self._flush = asyncio.Event()
         self.pollers, self.inputs = self._build(profiles)
+        self._buses = {b.id: bus_key(cfg, b.id, profiles) for b in self.gw.buses}
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # by bus id, while running
+        self._tg: asyncio.TaskGroup | None = None
         self._sensor_password = sensor_password
         self.started = clock.monotonic()
         self.fallback = (  # texts alarms through a GSM modem when the uplink is down too long
@@ -100,19 +105,25 @@ class Agent:
             outbox=self.outbox,
             gateway=self.gw.id,
             uplink=cfg.uplink,
-            settings=s,
+            settings=cfg.agent,
             password=uplink_password,
             message_key=message_key,
             health=self.health,
             fallback=self.fallback,
             clock=clock,
-            commands=lambda req: run_command(req, self.pollers, profiles),
+            commands=lambda req: run_command(req, self.pollers, self.profiles),
+            configs=self.reconfig.on_revision,
         )
 
-    def _build(self, profiles: ProfileRegistry) -> tuple[list[BusPoller], list[MqttInput]]:
+    def _build(
+        self, profiles: ProfileRegistry, only: Set[str] | None = None
+    ) -> tuple[list[BusPoller], list[MqttInput]]:
+        """The pollers and sensor inputs of the gateway's buses (of those in ``only``)."""
         s, gw = self.cfg.agent, self.gw
         pollers, inputs = [], []
         for bus in gw.buses:
+            if only is not None and bus.id not in only:
+                continue
             devices = [d for d in gw.devices if d.bus == bus.id]
             if isinstance(bus, MqttBus):
                 mqtt_devices = mqtt_devices_of(gw, devices, profiles)
@@ -125,6 +136,53 @@ class Agent:
                     BusPoller(bus, states, self.sink, backoff_max=s.backoff_max, clock=self.clock)
                 )
         return pollers, inputs
+
+    async def reconfigure(self, cfg: SiteConfig, profiles: ProfileRegistry) -> set[str]:
+        """Run on ``cfg`` from now on (a revision from the centre, or the way back from one):
+        the buses whose settings, devices or profiles changed are stopped and started anew,
+        removed ones closed, new ones opened; the others poll on undisturbed, and the outbox
+        and the uplink are not touched. Returns the ids of the buses started anew."""
+        new = {b.id: bus_key(cfg, b.id, profiles) for b in cfg.gateway(self.gw.id).buses}
+        changed = {b for b, key in new.items() if self._buses.get(b) != key}
+        gone = (set(self._buses) - set(new)) | changed
+        for p in [p for p in self.pollers if p.bus.id in gone]:
+            await self._stop(p.bus.id)
+            p.link.close()  # the port is free for the bus's new poller
+            self.pollers.remove(p)
+        for i in [i for i in self.inputs if i.bus.id in gone]:
+            await self._stop(i.bus.id)
+            self.inputs.remove(i)
+        self.cfg, self.gw, self.profiles = cfg, cfg.gateway(self.gw.id), profiles
+        self._buses = new
+        self.filter.retune(deadbands_of(cfg.agent), cfg.agent.max_silence)
+        self.uplink.settings = cfg.agent
+        pollers, inputs = self._build(profiles, only=changed)
+        self.pollers += pollers
+        self.inputs += inputs
+        for p in pollers:
+            self._start(p)
+        for i in inputs:
+            self._start(i)
+        return changed
+
+    async def _stop(self, bus: str) -> None:
+        task = self._tasks.pop(bus, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _start(self, source: BusPoller | MqttInput) -> None:
+        if self._tg is None:  # not running yet: run() starts it
+            return
+        bus = source.bus.id
+        if isinstance(source, BusPoller):
+            task = self._tg.create_task(source.run(), name=f"bus-{bus}")
+        else:
+            task = self._tg.create_task(
+                source.run(password=self._sensor_password), name=f"sensors-{bus}"
+            )
+        self._tasks[bus] = task
 
     def sink(self, readings: Sequence[tuple[Reading, PointKind]]) -> None:
         """Take readings from a poller or input (synchronous, never blocks)."""
@@ -186,19 +244,45 @@ class Agent:
                 tg.create_task(self.uplink.run(), name="uplink")
                 if self.fallback is not None:
                     tg.create_task(self.fallback.run(), name="fallback")
+                self._tg = tg
                 for p in self.pollers:
-                    tg.create_task(p.run(), name=f"bus-{p.bus.id}")
+                    self._start(p)
                 for i in self.inputs:
-                    tg.create_task(
-                        i.run(password=self._sensor_password), name=f"sensors-{i.bus.id}"
-                    )
+                    self._start(i)
                 watchdog.notify("READY=1")
         finally:
+            self._tg = None
             watchdog.notify("STOPPING=1")
             await asyncio.shield(self.flush())
             for p in self.pollers:
                 p.link.close()
             self.outbox.close()
+
+
+def deadbands_of(s: AgentSettings) -> dict[PointKind, float]:
+    return {
+        PointKind.TEMPERATURE: s.deadband.temperature,
+        PointKind.HUMIDITY: s.deadband.humidity,
+        PointKind.SETPOINT: s.deadband.setpoint,
+        PointKind.COUNTER: s.deadband.counter,
+    }
+
+
+def bus_key(cfg: SiteConfig, bus: str, profiles: ProfileRegistry) -> str:
+    """What a bus's poller is built from (the bus, its devices, their profiles, the agent's
+    poll settings), as text: equal keys, nothing to rebuild."""
+    gw = next(g for g in cfg.gateways if any(b.id == bus for b in g.buses))
+    devices = [d for d in gw.devices if d.bus == bus]
+    s = cfg.agent
+    return json.dumps(
+        [
+            next(b for b in gw.buses if b.id == bus).model_dump(mode="json"),
+            [d.model_dump(mode="json") for d in devices],
+            [profiles.get(p).model_dump(mode="json") for p in sorted({d.profile for d in devices})],
+            [s.fill_registers, s.fill_bits, s.backoff_max],
+        ],
+        sort_keys=True,
+    )
 
 
 def mqtt_devices_of(

@@ -32,6 +32,12 @@ class ReportFilter:
         self._sent: dict[SeriesId, _Sent] = {}
         self.suppressed = 0
 
+    def retune(self, deadbands: Mapping[PointKind, float], max_silence_s: float) -> None:
+        """New deadbands and longest silence (a revision from the centre); what was last
+        sent per series is kept."""
+        self._deadbands = dict(deadbands)
+        self._max_silence_ms = int(max_silence_s * 1000)
+
     def admit(self, reading: Reading, kind: PointKind) -> bool:
         last = self._sent.get(reading.series)
         if last is None or self._changed(last, reading, kind):

@@ -39,6 +39,8 @@ from coldchain.config.site import AgentSettings, Uplink, broker_address
 from coldchain.protocol.commands import Reply, Request, decode_request, encode_reply
 from coldchain.protocol.limits import AGENT_MAX_BATCH_SIZE
 from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
+from coldchain.protocol.revisions import ConfigAck, Revision, decode_revision
+from coldchain.protocol.revisions import encode_ack as encode_config_ack
 from coldchain.protocol.timesync import decode_time_probe, encode_time_reply
 from coldchain.protocol.topics import Kind, Topics
 from coldchain.supervise import Client, describe, network_error, wait_event
@@ -63,6 +65,7 @@ class UplinkStats:
     forged_acks: int = 0  # acks whose MAC did not verify: ignored
     probes_answered: int = 0  # the hub's clock probes (timesync)
     bad_commands: int = 0  # commands malformed or not signed by the hub: dropped
+    bad_revisions: int = 0  # config revisions malformed or not signed by the hub: dropped
     bad_probes: int = 0
     last_error: str | None = None
     in_flight: dict[int, float] = field(default_factory=dict)  # seq -> monotonic send time
@@ -85,6 +88,7 @@ class UplinkLoop:
         fallback: EdgeFallback | None = None,
         clock: Clock = WALL,
         commands: Callable[[Request], Awaitable[Reply]] | None = None,
+        configs: Callable[[Revision], Awaitable[ConfigAck | None]] | None = None,
     ) -> None:
         self.outbox, self.gateway, self.uplink, self.settings = outbox, gateway, uplink, settings
         self.topics = Topics(uplink.prefix)
@@ -101,6 +105,9 @@ class UplinkLoop:
         self._refused: set[Kind] = set()  # topics the broker refused us: logged once each
         self.commands = commands  # commissioning from the centre (edge_agent/remote.py)
         self._command: asyncio.Task[None] | None = None  # one at a time
+        self.configs = configs  # revisions from the centre (edge_agent/reconfig.py)
+        self._client_now: aiomqtt.Client | None = None  # the session's, to answer revisions
+        self._revisions: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """Readings were appended: a batch may be due."""
@@ -168,6 +175,9 @@ class UplinkLoop:
         await self._subscribe_optional(client, "time", "clock probes", qos=0)
         if self.commands is not None:
             await self._subscribe_optional(client, "cmd", "commands", qos=1)
+        if self.configs is not None:
+            await self._subscribe_optional(client, "config", "config revisions", qos=1)
+        self._client_now = client
         await client.publish(
             self.topics.topic(self.gateway, "status"), self._status("online"), qos=1, retain=True
         )
@@ -251,6 +261,7 @@ class UplinkLoop:
         notice_acks = self.topics.topic(self.gateway, "alerts/ack")
         probes = self.topics.topic(self.gateway, "time")
         commands = self.topics.topic(self.gateway, "cmd")
+        configs = self.topics.topic(self.gateway, "config")
         async for message in client.messages:
             received_ms = self.clock.now_ms()  # a clock probe's T2: as early as can be
             payload = message.payload
@@ -262,6 +273,9 @@ class UplinkLoop:
                 continue
             if message.topic.matches(commands):
                 await self._command_received(client, bytes(payload))
+                continue
+            if message.topic.matches(configs):
+                self._revision_received(bytes(payload))
                 continue
             if self.fallback is not None and message.topic.matches(notice_acks):
                 self.fallback.receive_ack(bytes(payload))
@@ -324,6 +338,35 @@ class UplinkLoop:
                 await client.publish(reply_topic, encode_reply(reply), qos=1)
 
         self._command = asyncio.create_task(answer(), name=f"command-{req.id}")
+
+    def _revision_received(self, payload: bytes) -> None:
+        """A config revision: tried in its own task (a trial lasts up to the grace; acks keep
+        flowing), answered on ``config/ack`` on whatever session is up when it is done. One
+        the hub did not sign (with a message key) or a malformed one is counted and dropped."""
+        if self.configs is None or not payload:  # an empty retained message: none is set
+            return
+        try:
+            rev = decode_revision(payload, key=self.message_key, gateway=self.gateway)
+        except ProtocolError as exc:
+            self.stats.bad_revisions += 1
+            log.warning("ignoring a config revision: %s", exc)
+            return
+        tried = self.configs
+
+        async def answer() -> None:
+            ack = await tried(rev)
+            client = self._client_now
+            if ack is None or client is None or not self.stats.connected:
+                return  # a newer one came first, or the link is down: the retained one is
+                # tried again on reconnecting, and answered from what was kept
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(
+                    self.topics.topic(self.gateway, "config/ack"), encode_config_ack(ack), qos=1
+                )
+
+        task = asyncio.create_task(answer(), name=f"config-{rev.rev}")
+        self._revisions.add(task)
+        task.add_done_callback(self._revisions.discard)
 
     async def _health_loop(self, client: aiomqtt.Client) -> None:
         assert self.health is not None

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import aiomqtt
 
@@ -40,7 +40,7 @@ from coldchain.protocol.messages import (
     encode_ack,
     refused_reason,
 )
-from coldchain.protocol.topics import TopicError, Topics
+from coldchain.protocol.topics import Kind, TopicError, Topics
 from coldchain.reading import Quality, Reading, SeriesId
 from coldchain.store.base import Store, StoreError, WriteResult
 from coldchain.supervise import Client, describe, network_error
@@ -117,6 +117,21 @@ Replies = list[tuple[str, bytes]] | None
 Publish = Callable[[str, bytes], Awaitable[None]]
 
 
+# subscriptions a broker whose roles predate them refuses (the hub carries on without)
+OPTIONAL_SUBSCRIPTIONS: tuple[tuple[Kind, int, str], ...] = (
+    ("time/reply", 0, "gateway clock measurements"),
+    ("config/ack", 1, "answers to config revisions"),
+)
+
+
+class SessionPublish(Protocol):
+    """A session's publish: QoS 0 and not retained unless told."""
+
+    async def __call__(
+        self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
+    ) -> None: ...
+
+
 class RejectedError(Exception):
     """A batch the hub will not store; ``reason`` is the counter's label, ``source`` the
     gateway of its topic (or "(topic)" when the topic names none)."""
@@ -152,6 +167,21 @@ class Ingest:
         self.stats = IngestStats()
         self.on_readings = on_readings
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=1000)
+
+    def reconfigure(
+        self,
+        cfg: SiteConfig,
+        profiles: ProfileRegistry,
+        retired: dict[str, dict[SeriesId, Bounded]] | None = None,
+    ) -> None:
+        """Accept the series of ``cfg`` from now on, and the ``retired`` ones too (series a
+        config push dropped, still accepted for a grace period: backlogs in flight)."""
+        points = series_bounds(cfg, profiles)
+        for gw, old in (retired or {}).items():
+            points[gw] = {**old, **points.get(gw, {})}
+        self.points = points
+        self.allowed = {gw: set(series) for gw, series in points.items()}
+        self.sites = {**self.sites, **{gw.id: gw.site for gw in cfg.gateways}}
 
     def check(self, topic: str, payload: bytes, now_ms: int) -> Batch:
         """The batch in a telemetry message, or :class:`RejectedError` saying why."""
@@ -330,13 +360,14 @@ async def run_ingest(
     share_group: str | None = None,
     on_message: Callable[[str, bytes], Replies] | None = None,
     tls: ssl.SSLContext | None = None,
-    session_tasks: Sequence[Callable[[Publish], Coroutine[Any, Any, None]]] = (),
+    session_tasks: Sequence[Callable[[SessionPublish], Coroutine[Any, Any, None]]] = (),
 ) -> None:
     """The ingest's MQTT loop: subscribe, receive, write, ack; reconnect forever. Status,
     health, edge-fallback notices and clock replies go to ``on_message``, which may answer
     with messages to publish (QoS 1). ``tls``: connect with TLS (an ``mqtts://`` broker).
-    ``session_tasks`` run alongside each session, given a QoS 0 publish (the clock probes)."""
-    backoff, told = 0.5, False
+    ``session_tasks`` run alongside each session, given a publish (QoS 0 unless told, for
+    the clock probes; QoS 1 retained for config revisions)."""
+    backoff, told = 0.5, set[str]()
     while True:
         try:
             async with Client(
@@ -352,20 +383,23 @@ async def run_ingest(
                 await client.subscribe(ingest.subscription(share_group), qos=1)
                 for kind in ("status", "health", "alerts"):
                     await client.subscribe(ingest.topics.all(kind), qos=1)
-                try:  # a broker config from before clock probes refuses it: carry on
-                    await client.subscribe(ingest.topics.all("time/reply"), qos=0)
-                except aiomqtt.MqttError as exc:
-                    if not told:  # once, not at every reconnect
-                        log.warning("no gateway clock measurements: %s", exc)
-                    told = True
+                for kind, qos, what in OPTIONAL_SUBSCRIPTIONS:
+                    try:  # a broker config from before these refuses them: carry on
+                        await client.subscribe(ingest.topics.all(kind), qos=qos)
+                    except aiomqtt.MqttError as exc:
+                        if kind not in told:  # once, not at every reconnect
+                            log.warning("no %s: %s", what, exc)
+                        told.add(kind)
                 ingest.stats.connected, backoff = True, 0.5
                 ingest.stats.sessions += 1
 
                 async def publish(topic: str, payload: bytes) -> None:
                     await client.publish(topic, payload, qos=1)
 
-                async def publish0(topic: str, payload: bytes) -> None:
-                    await client.publish(topic, payload, qos=0)
+                async def publish0(
+                    topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
+                ) -> None:
+                    await client.publish(topic, payload, qos=qos, retain=retain)
 
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(ingest.writer(publish), name="ingest-writer")

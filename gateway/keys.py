@@ -23,15 +23,23 @@ CREATE TABLE IF NOT EXISTS gateway_keys (
 """
 
 
+def connect(path: str | Path, schema: str) -> sqlite3.Connection:
+    """A connection to the hub database for one of its tables (``schema`` made if missing):
+    autocommit, WAL, every commit synced, waiting on another writer rather than failing.
+    Shared by the hub and the ``coldchain`` commands that write it while it runs."""
+    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA busy_timeout=5000")
+    db.executescript(schema)
+    return db
+
+
 class GatewayKeys:
     """Message keys by gateway id (thread-safe; each call one short statement)."""
 
     def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        self._db = connect(path, SCHEMA)
         self._lock = threading.Lock()
 
     def get(self, gateway: str) -> bytes | None:

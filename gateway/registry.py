@@ -90,15 +90,21 @@ class Registry:
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
         self.timeout_ms = int(health_timeout_s * 1000)
-        for gw in gateways:
-            self._db.execute(
-                "INSERT OR IGNORE INTO gateways (id, state) VALUES (?, 'unknown')", (gw,)
-            )
-        self.known = set(gateways)
+        self.known: set[str] = set()
+        self.know(gateways)
         self._reports: dict[str, tuple[str, HealthReport | None]] = {}  # id -> (text, report)
         # The latest clock measurements (gateway/timesync.py): in memory only, a restarted
         # hub measures again within one probe interval.
         self._clocks: dict[str, ClockSample] = {}
+
+    def know(self, gateways: list[str]) -> None:
+        """Track ``gateways`` too (a config that gained some)."""
+        with self._lock:
+            for gw in gateways:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO gateways (id, state) VALUES (?, 'unknown')", (gw,)
+                )
+        self.known |= set(gateways)
 
     def _set(self, gateway: str, **fields: Any) -> None:
         cols = ", ".join(f"{k} = ?" for k in fields)

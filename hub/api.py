@@ -36,6 +36,7 @@ from hub.model import (
     BucketOut,
     DeviceOut,
     DoorIntervalOut,
+    GatewayConfigOut,
     GatewayOut,
     HistoryOut,
     LimitsOut,
@@ -150,6 +151,11 @@ def gateway_out(ctx: HubContext, gateway_id: str) -> GatewayOut:
         clock_offset_ms=state.clock.offset_ms if state.clock else None,
         clock_uncertainty_ms=state.clock.delay_ms / 2 if state.clock else None,
         clock_measured_ms=state.clock.at_ms if state.clock else None,
+        config=(
+            GatewayConfigOut(**ctx.config_state(gateway_id).fields())
+            if ctx.config_state is not None
+            else None
+        ),
     )
 
 

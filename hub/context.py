@@ -6,6 +6,7 @@ it to 404), a malformed series id :class:`ValueError` (the API's 422)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -18,6 +19,7 @@ from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import PointKind
 from coldchain.reading import SeriesId
 from coldchain.store.base import Store
+from gateway.configpush import ConfigState
 from gateway.ingest import IngestStats
 from gateway.registry import Registry
 from hub.audit import AuditLog
@@ -34,6 +36,7 @@ class HubContext:
     ingest: IngestStats = field(default_factory=IngestStats)
     alerts: AlertService | None = None  # set by the hub once built
     clock: Clock = WALL  # "now" of default time ranges: the hub's clock (coldchain.clock)
+    config_state: Callable[[str], ConfigState] | None = None  # revisions pushed (set by the hub)
 
     @cached_property
     def _points(self) -> dict[SeriesId, PointOut]:
@@ -51,6 +54,11 @@ class HubContext:
             )
             for p in site_points(self.cfg, self.profiles)
         }
+
+    def reconfigure(self, cfg: SiteConfig) -> None:
+        """Answer from ``cfg`` from now on (the hub took up a changed config)."""
+        self.cfg = cfg
+        self.__dict__.pop("_points", None)  # the cached points of the old one
 
     def points(self) -> list[PointOut]:
         return list(self._points.values())

@@ -99,6 +99,19 @@ class DoorIntervalOut(BaseModel):
     duration_s: float
 
 
+class GatewayConfigOut(BaseModel):
+    """The config revisions pushed to a gateway (gateway/configpush.py)."""
+
+    desired_rev: int | None  # the latest pushed
+    applied_rev: int | None  # the latest it applied
+    state: str  # applied | pending | refused | none
+    drift: bool  # the latest pushed is not the one it runs
+    error: str | None  # why it refused the latest it answered
+    restart: list[str]  # what of the applied revision waits for the agent's restart
+    pushed_ms: int | None
+    acked_ms: int | None
+
+
 class GatewayOut(BaseModel):
     id: str
     site: str
@@ -112,6 +125,7 @@ class GatewayOut(BaseModel):
     clock_offset_ms: float | None = None  # its clock ahead of the hub's, as measured
     clock_uncertainty_ms: float | None = None  # the offset is known within this
     clock_measured_ms: int | None = None
+    config: GatewayConfigOut | None = None
 
 
 class AuditOut(BaseModel):

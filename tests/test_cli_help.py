@@ -21,6 +21,7 @@ COMMANDS = [
     "",
     "config",
     "config check",
+    "config push",
     "config schema",
     "profiles",
     "agent",

@@ -150,7 +150,7 @@ async def test_gateways_audit_metrics_openapi(tmp_path: Path, mosquitto: Broker)
         status, body = await get(f"{u}/api/doors?series={q(TEMP)}")
         assert status == 422
         assert "is a temperature point, not a door" in body["detail"]
-        status, audit = await get(f"{u}/api/audit?action=config.")
+        status, audit = await get(f"{u}/api/audit?action=config.load")
         assert status == 200
         assert audit["total"] == 1
         assert audit["items"][0]["action"] == "config.load"

@@ -269,6 +269,13 @@ class AgentSettings(StrictModel):
     deadband: Deadbands = Field(default_factory=Deadbands, description="report-on-change")
     max_silence: Duration = Field(60.0, description="send a point at least this often")
     backoff_max: Duration = Field(300.0, description="longest wait before retrying a dead device")
+    config_grace: Duration = Field(
+        60.0,
+        description="how long a configuration revision pushed from the centre has to prove "
+        "itself: a new or changed bus that cannot open, or whose devices all fail, by then is "
+        "rolled back to the last good revision",
+        gt=0,
+    )
     clock_check: bool = Field(
         default=True,
         description="mark readings taken while the gateway's clock is not synchronised "
@@ -325,6 +332,18 @@ class HubSettings(StrictModel):
         description="how often the hub measures each online gateway's clock offset (a "
         "timestamped exchange over MQTT; the gateway_clock rule alerts on it)",
         gt=0,
+    )
+    config_watch: Duration = Field(
+        5.0,
+        description="how often the hub looks whether its config file changed (it then "
+        "pushes each gateway's changed slice, docs/agent.md); 0: never",
+        ge=0,
+    )
+    config_grace: Duration = Field(
+        7 * 86400.0,
+        description="after a config push, how long the hub still accepts series the new "
+        "config dropped (a gateway's backlog taken before the push)",
+        ge=0,
     )
     username: str | None = Field(None, description="the hub's broker user")
     password_file: str | None = Field(None, description="file holding the hub's broker password")

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -58,6 +59,8 @@ class WebContext:
     events: LiveEvents
     board: Board
     clock: Clock = WALL  # "now" of the board and of default chart ranges: the hub's clock
+    # a gateway's config revisions (desired, applied, refused: gateway/configpush.py)
+    config_state: Callable[[str], Mapping[str, Any]] | None = None
 
 
 def ui_router(web: WebContext, guard: Guard, ui: Renderer) -> APIRouter:
@@ -248,6 +251,7 @@ def _other_pages(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
             hints=pi_hints,
             buses=buses,
             profiles=profiles,
+            configs={g.id: web.config_state(g.id) for g in web.cfg.gateways if web.config_state},
         )
 
     @router.get("/reports", response_class=HTMLResponse)
