@@ -128,6 +128,13 @@ async def test_a_push_is_applied_live_and_the_hub_takes_the_new_series(
             assert mine, series
             stored = await hub.store.raw(series, mine[0], mine[-1] + 1)
             assert [r.ts_ms for r in stored] == mine, series
+            # and each value stored is one the simulator served (its journal)
+            served = ce.c.sim.journal_entries(str(series), None)
+            for r in stored:
+                if r.value is None:
+                    continue
+                values = [e["value"] for e in served if e["wall_ms"] <= r.ts_ms + 5]
+                assert any(abs(r.value - v) < 1e-6 for v in values[-20:]), (series, r)
         # the bus the revision did not change polled on through it, undisturbed
         assert carel in agent.pollers
         assert sum(d.polls for d in carel.devices) > polls

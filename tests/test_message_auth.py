@@ -145,3 +145,35 @@ async def test_the_hub_records_only_notices_the_gateway_signed(tmp_path: Path) -
     hub.keys.delete("gw1")  # not provisioned (any more): unsigned notices as in v1
     assert hub._on_message(topic, encode_notices("gw1", [NOTICE])) is not None
     await hub.alerts.aclose()
+
+
+async def test_an_agent_with_a_key_applies_only_config_revisions_the_hub_signed(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """A forged config revision (unsigned, or signed with another key) on an open broker is
+    counted and dropped: the agent polls on as it was; a signed one is applied."""
+    from coldchain.config.slices import gateway_slice, slice_text
+    from coldchain.protocol.revisions import encode_revision
+
+    topics = Topics()
+    async with (
+        county(tmp_path, mosquitto, poll="1s") as c,
+        agents(c, tmp_path, only=[GW], message_key=KEY) as (agent,),
+        aiomqtt.Client(mosquitto.host, mosquitto.port, identifier="forger") as forger,
+    ):
+        await until(lambda: agent.uplink.stats.connected, "connected")
+        doc = gateway_slice(c.cfg, GW, c.profiles)
+        doc["gateway"]["devices"] = []  # stop polling everything
+        text = slice_text(doc)
+        for payload in (
+            encode_revision(9, text),
+            encode_revision(9, text, key=new_key(), gateway=GW),
+        ):
+            await forger.publish(topics.topic(GW, "config"), payload, qos=1, retain=True)
+        await until(lambda: agent.uplink.stats.bad_revisions >= 2, "forged revisions counted")
+        assert agent.reconfig.last_rev == 0
+        assert agent.pollers  # polling on
+        signed = encode_revision(9, text, key=KEY, gateway=GW)
+        await forger.publish(topics.topic(GW, "config"), signed, qos=1, retain=True)
+        await until(lambda: agent.reconfig.applied_rev == 9, "the signed revision applied")
+        assert not agent.pollers
