@@ -19,6 +19,18 @@ class Quality(StrEnum):
     UNCERTAIN = "uncertain"  # a value, but suspect: e.g. stale or out of calibration
 
 
+CLOCK_UNSYNCHRONISED = "clock unsynchronised"
+"""The reason of a reading a gateway took while its clock was not synchronised (uncertain:
+the value is real, its time may be off; ``edge_agent/timekeeping.py``)."""
+CLOCK_SHIFT = "clock_shift_ms"
+"""The meta key of a reading whose time the centre corrected: by how much (ms)."""
+
+
+def clock_corrected(shift_ms: int) -> str:
+    """The reason of a reading whose time the centre corrected by ``shift_ms``."""
+    return f"clock corrected by {shift_ms / 1000:+.3f} s"
+
+
 class SeriesId(NamedTuple):
     """Identity of a series: site / gateway / device / point."""
 

@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from coldchain.profiles.schema import PointKind
-from coldchain.reading import Quality, Reading
+from coldchain.reading import CLOCK_UNSYNCHRONISED, Quality, Reading
 
-UNSYNCHRONISED = "clock unsynchronised"
+UNSYNCHRONISED = CLOCK_UNSYNCHRONISED
 TIME_ERROR = 5  # adjtimex(2): the clock is not synchronised
 
 

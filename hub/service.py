@@ -56,6 +56,7 @@ from hub.accounts import accounts_router
 from hub.api import create_app
 from hub.audit import AuditLog
 from hub.auth import AccessMiddleware, Auth
+from hub.clock_api import clock_router
 from hub.context import HubContext
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,7 @@ class Hub:
         guard = self.auth.require
         self.app = create_app(self.ctx, guard)
         self.app.include_router(alerts_router(self.alerts, guard))
+        self.app.include_router(clock_router(self.ctx, guard))
         self.app.include_router(
             identities_router(
                 cfg=cfg,

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -91,3 +92,36 @@ def _get(url: str) -> tuple[int, Any]:
 async def get(url: str) -> tuple[int, Any]:
     """GET ``url``; (status, parsed JSON or text)."""
     return await asyncio.to_thread(_get, url)
+
+
+def _call(
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    form: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    data, hdrs = None, {**session_header(url), **(headers or {})}
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+    elif body is not None:
+        data = json.dumps(body).encode()
+        hdrs["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text, status = resp.read().decode(), resp.status
+    except urllib.error.HTTPError as err:
+        text, status = err.read().decode(), err.code
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+async def call(method: str, url: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
+    """``method`` on ``url`` as the test admin, with a JSON ``body`` or a ``form``: (status,
+    the answer as JSON, or its text)."""
+    return await asyncio.to_thread(_call, method, url, body, **kw)

@@ -3,55 +3,19 @@ the signed one-tap page; maintenance; rules edited and audited; Twilio callbacks
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 from alerts.notifiers.twilio import twilio_signature
 from coldchain.alerting.links import sign
 from coldchain.config.site import SiteConfig
 from coldchain.reading import Reading, SeriesId
 from tests.alertkit import PROFILES, site
-from tests.hubkit import TEST_USER, get, running_hub_service, session_header
+from tests.hubkit import TEST_USER, call, get, running_hub_service
 from tests.services import Broker, until
 
 TEMP = SeriesId("s1", "gw1", "probe", "temperature")
-
-
-def _call(
-    method: str,
-    url: str,
-    body: Any = None,
-    *,
-    form: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, Any]:
-    data, hdrs = None, {**session_header(url), **(headers or {})}
-    if form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        hdrs["Content-Type"] = "application/x-www-form-urlencoded"
-    elif body is not None:
-        data = json.dumps(body).encode()
-        hdrs["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            text, status = resp.read().decode(), resp.status
-    except urllib.error.HTTPError as err:
-        text, status = err.read().decode(), err.code
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
-
-
-async def call(method: str, url: str, body: Any = None, **kw: Any) -> tuple[int, Any]:
-    return await asyncio.to_thread(_call, method, url, body, **kw)
 
 
 def _config(tmp_path: Path) -> SiteConfig:

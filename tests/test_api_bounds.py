@@ -22,9 +22,9 @@ from pydantic.fields import FieldInfo
 from coldchain.params import EPOCH_MS_MAX, ID_MAX, LIMIT_MAX, OFFSET_MAX
 from hub.service import Hub
 from tests.alertkit import PROFILES
-from tests.hubkit import running_hub_service
+from tests.hubkit import call, running_hub_service
 from tests.services import Broker
-from tests.test_alerts_api import _config, call
+from tests.test_alerts_api import _config
 
 BIG, SMALL = 2**64, -(2**64)
 

@@ -54,6 +54,15 @@ class WriteResult:
     duplicates: int
 
 
+@dataclass(frozen=True, slots=True)
+class RetimeResult:
+    """What a clock correction did: readings moved, and those left where they were because
+    a reading of the same series already stood at the corrected time."""
+
+    moved: int
+    conflicts: int
+
+
 class StoreError(RuntimeError):
     """The store could not do what was asked (backend down, bad query); says which."""
 
@@ -92,6 +101,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def series(self) -> list[SeriesId]:
         """Every series the store holds."""
+
+    async def retime(self, gateway: str, start_ms: int, end_ms: int, shift_ms: int) -> RetimeResult:
+        """Correct a gateway's clock error: its readings marked ``clock unsynchronised``
+        stamped in [start_ms, end_ms) move ``shift_ms`` later, reason ``clock corrected by
+        ...``, meta ``clock_shift_ms``; such readings arriving afterwards are moved on
+        arrival. Backends that cannot move a reading raise :class:`StoreError`."""
+        del gateway, start_ms, end_ms, shift_ms
+        raise StoreError(f"{type(self).__name__} cannot correct readings' timestamps in place")
 
     async def prune(self, now_ms: int) -> int:
         """Delete what is past its retention; returns rows deleted. Backends whose server

@@ -96,6 +96,16 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "poll_success": ("采集成功率", "Poll success"),
     "version": ("版本", "Agent version"),
     "clock_offset": ("时钟偏差", "Clock offset"),
+    "retime_marked": (
+        "%d 条读数时钟未同步，偏差 %+.0f 秒",  # noqa: RUF001 - Chinese punctuation
+        "%d readings taken with the clock %+.0f s off",
+    ),
+    "retime_why": ("原因（记入审计）", "why (audited)"),  # noqa: RUF001 - Chinese punctuation
+    "retime": ("校正时间", "Correct their time"),
+    "retime_done": (
+        "已校正 %d 条，%d 条冲突未动",  # noqa: RUF001 - Chinese punctuation
+        "%d corrected, %d left (their time was taken)",
+    ),
     "config_rev": ("配置版本", "Config revision"),
     "config_applied": ("已应用", "applied"),
     "config_pending": ("等待网关应用", "waiting for the gateway"),

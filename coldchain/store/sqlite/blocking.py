@@ -12,15 +12,27 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from coldchain.reading import Reading, SeriesId
+from coldchain.reading import (
+    CLOCK_SHIFT,
+    CLOCK_UNSYNCHRONISED,
+    Reading,
+    SeriesId,
+    clock_corrected,
+)
 from coldchain.store.base import Agg, Bucket, DoorInterval, StoreError
-from coldchain.store.sqlite.rollup import range_query
+from coldchain.store.sqlite.rollup import HOUR_MS, MINUTE_MS, range_query
 from coldchain.store.sqlite.schema import Q_BACK, Q_CODE, connect_reader, connect_writer
 
 log = logging.getLogger(__name__)
 
 _INSERT = "INSERT OR IGNORE INTO reading VALUES (?, ?, ?, ?, ?, ?, ?)"
+# a series' readings marked with a reason in a window (clock corrections), ordered by ts +
+_MARKED = (
+    "SELECT ts, value, cal, extra FROM reading WHERE series = ? AND q = 2 "
+    "AND reason = ? AND ts >= ? AND ts < ? ORDER BY ts "
+)
 # Doors: good readings only. The state just before the window; if open, its real opening
 # (the first open reading after the last closed one); then every reading in the window.
 _DOOR_BEFORE = """SELECT value FROM reading WHERE series = :sid AND q = 0 AND ts < :a
@@ -53,6 +65,12 @@ class Writer:
         self._ids = {SeriesId(*names): sid for sid, *names in rows}
         row = self.db.execute("SELECT value FROM meta WHERE key = 'floor_ms'").fetchone()
         self.floor_ms: int | None = None if row is None else int(row[0])
+        # clock corrections by gateway: (start_ms, end_ms, shift_ms)
+        self._retimes: dict[str, list[tuple[int, int, int]]] = {}
+        for gw, a, b, shift in self.db.execute(
+            "SELECT gateway, start_ms, end_ms, shift_ms FROM retime ORDER BY id"
+        ):
+            self._retimes.setdefault(gw, []).append((a, b, shift))
 
     def write(self, readings: Sequence[Reading]) -> tuple[int, int]:
         """Store new readings in one transaction; (stored, ignored). Ignored: copies of
@@ -62,9 +80,12 @@ class Writer:
         db, ids, floor = self.db, self._ids, self.floor_ms
         new: dict[SeriesId, int] = {}
         rows = []
+        retimes = self._retimes
         db.execute("BEGIN IMMEDIATE")
         try:
             for r in readings:
+                if retimes and r.reason == CLOCK_UNSYNCHRONISED:  # corrected since it was read
+                    r = self._corrected(r)  # noqa: PLW2901
                 if floor is not None and r.ts_ms < floor:
                     continue
                 sid = ids.get(r.series) or new.get(r.series) or self._intern(r.series, new)
@@ -88,6 +109,73 @@ class Writer:
                 floor,
             )
         return stored, len(readings) - stored
+
+    def _corrected(self, r: Reading) -> Reading:
+        for a, b, shift in self._retimes.get(r.series.gateway, ()):
+            if a <= r.ts_ms < b:
+                meta = {**(r.meta or {}), CLOCK_SHIFT: float(shift)}
+                return Reading(
+                    r.series, r.ts_ms + shift, r.value, r.quality, clock_corrected(shift), meta
+                )
+        return r
+
+    def retime(self, gateway: str, start_ms: int, end_ms: int, shift_ms: int) -> tuple[int, int]:
+        """Move ``gateway``'s readings marked ``clock unsynchronised`` stamped in
+        [start_ms, end_ms) by ``shift_ms``, in one transaction, and keep the correction for
+        such readings still to come; (moved, conflicts). A reading whose corrected time is
+        taken by another of its series (or falls before the prune floor) stays where it
+        was. The rollups follow: a moved reading leaves its old buckets (it counted there as
+        "other", never in a good reading's figures) and joins its new ones."""
+        db = self.db
+        sids = [i for s, i in self._ids.items() if s.gateway == gateway]
+        moved = conflicts = 0
+        order = "DESC" if shift_ms > 0 else "ASC"  # a moved reading never lands on the next
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "INSERT INTO retime (gateway, start_ms, end_ms, shift_ms) VALUES (?, ?, ?, ?)",
+                (gateway, start_ms, end_ms, shift_ms),
+            )
+            for sid in sids:
+                rows = db.execute(
+                    _MARKED + order, (sid, CLOCK_UNSYNCHRONISED, start_ms, end_ms)
+                ).fetchall()
+                for row in rows:
+                    if self._move(sid, shift_ms, row):
+                        moved += 1
+                    else:
+                        conflicts += 1
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self._retimes.setdefault(gateway, []).append((start_ms, end_ms, shift_ms))
+        return moved, conflicts
+
+    def _move(self, sid: int, shift_ms: int, row: tuple[Any, ...]) -> bool:
+        """Move one uncertain reading ``shift_ms`` later (in the open transaction); False if
+        its new place is taken or before the prune floor. ``row``: (ts, value, cal, extra)."""
+        ts, value, cal, extra = row
+        to = ts + shift_ms
+        if self.floor_ms is not None and to < self.floor_ms:
+            return False
+        meta = {**(json.loads(extra) if extra else {}), CLOCK_SHIFT: float(shift_ms)}
+        row = (sid, to, value, 2, clock_corrected(shift_ms), cal, json.dumps(meta, sort_keys=True))
+        if self.db.execute(_INSERT, row).rowcount != 1:
+            return False
+        self.db.execute("DELETE FROM reading WHERE series = ? AND ts = ?", (sid, ts))
+        for table, grain in (("rollup_1m", MINUTE_MS), ("rollup_1h", HOUR_MS)):
+            key = (sid, ts - ts % grain)
+            self.db.execute(
+                f"UPDATE {table} SET other = other - 1 WHERE series = ? AND bucket = ?",  # noqa: S608
+                key,
+            )
+            self.db.execute(
+                f"DELETE FROM {table} WHERE series = ? AND bucket = ? AND count = 0 AND other = 0",  # noqa: S608
+                key,
+            )
+        return True
 
     def _intern(self, series: SeriesId, new: dict[SeriesId, int]) -> int:
         cur = self.db.execute(

@@ -7,6 +7,7 @@
 * ``rollup_1m`` / ``rollup_1h`` (see :mod:`coldchain.store.sqlite.rollup`) are kept up to date
   by a trigger on ``reading``, so they change exactly when a row is newly inserted.
 * ``meta`` holds the prune floor: readings older than it are not stored any more.
+* ``retime`` holds the clock corrections made at the centre (:meth:`Writer.retime`).
 
 Connections: WAL, and ``synchronous=FULL`` because the hub acknowledges a batch as soon as
 ``write`` returns — with NORMAL, a power cut may roll back the last commits in the WAL.
@@ -38,6 +39,12 @@ CREATE TABLE IF NOT EXISTS reading (
     series INTEGER NOT NULL, ts INTEGER NOT NULL,
     value REAL, q INTEGER NOT NULL, reason TEXT, cal REAL, extra TEXT,
     PRIMARY KEY (series, ts)) WITHOUT ROWID;
+-- clock corrections (Writer.retime): a gateway's readings marked 'clock unsynchronised'
+-- stamped in [start_ms, end_ms) belong shift_ms later; kept so that such readings arriving
+-- afterwards (a backlog, a resend) are corrected on arrival too
+CREATE TABLE IF NOT EXISTS retime (
+    id INTEGER PRIMARY KEY, gateway TEXT NOT NULL,
+    start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, shift_ms INTEGER NOT NULL);
 """
 
 # 64 MiB of page cache per connection: the pages a write touches (the newest page of every

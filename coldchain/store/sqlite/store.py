@@ -28,7 +28,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from coldchain.reading import Reading, SeriesId
-from coldchain.store.base import Agg, Bucket, DoorInterval, Store, StoreError, WriteResult
+from coldchain.store.base import (
+    Agg,
+    Bucket,
+    DoorInterval,
+    RetimeResult,
+    Store,
+    StoreError,
+    WriteResult,
+)
 from coldchain.store.sqlite.blocking import Reader, Writer
 from coldchain.store.sqlite.rollup import HOUR_MS, MINUTE_MS
 
@@ -120,6 +128,13 @@ class SqliteStore(Store):
         what = f"write of {len(readings)} readings"
         stored, ignored = await self._run(self._write_pool, what, self._writer.write, readings)
         return WriteResult(stored=stored, duplicates=ignored)
+
+    async def retime(self, gateway: str, start_ms: int, end_ms: int, shift_ms: int) -> RetimeResult:
+        what = f"clock correction of {gateway}"
+        moved, conflicts = await self._run(
+            self._write_pool, what, self._writer.retime, gateway, start_ms, end_ms, shift_ms
+        )
+        return RetimeResult(moved, conflicts)
 
     async def prune(self, now_ms: int) -> int:
         """Delete rows past their retention; the number of rows deleted (the hub calls it

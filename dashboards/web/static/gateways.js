@@ -1,4 +1,5 @@
-// Scan a gateway's bus, or read one device on it, from here: POST to the commissioning API
+// Scan a gateway's bus, or read one device on it, from here (and, for a manager, correct
+// the time of readings taken with its clock off): POST to the commissioning API
 // as the logged-in user, with the session's CSRF token (the page's <meta name="csrf-token">)
 // in X-CSRF-Token; the answer (tens of seconds for a scan: the gateway's agent runs it) is
 // shown under the forms as `coldchain modbus` prints it.
@@ -33,6 +34,33 @@
           err.textContent = "";
           out.textContent = answer.lines.join("\n");
           out.hidden = false;
+        } else {
+          const detail = answer.detail;
+          err.textContent = typeof detail === "string" ? detail : JSON.stringify(detail) || resp.statusText;
+        }
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+  // A manager corrects the time of the readings a gateway took with its clock off, by the
+  // step the gateway reported (POST /api/gateways/{id}/clock-correction; audited).
+  for (const form of document.querySelectorAll("form.retime")) {
+    form.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      const err = form.querySelector(".err");
+      const button = form.querySelector("button");
+      button.disabled = true;
+      err.textContent = "…";
+      try {
+        const resp = await fetch("/api/gateways/" + form.dataset.gateway + "/clock-correction", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": token ? token.content : "" },
+          body: JSON.stringify({ comment: form.elements.comment.value }),
+        });
+        const answer = await resp.json().catch(function () { return {}; });
+        if (resp.ok) {
+          err.textContent = form.dataset.done.replace("%d", answer.moved).replace("%d", answer.conflicts);
         } else {
           const detail = answer.detail;
           err.textContent = typeof detail === "string" ? detail : JSON.stringify(detail) || resp.statusText;
