@@ -19,6 +19,7 @@ Numbers: one decimal, a trailing ".0" dropped ("6.2°C", "-18°C", "88%"); %RH i
 Times: HH:MM in the message's time zone, with the date when it is not today there.
 ``rate_of_rise``: ``value`` is the rise in °C over the rule's window, ``limit`` the allowed
 rise, and ``msg.extra["window_s"]`` the window in whole seconds (shown when present).
+``forecast``: ``value`` is the estimate in minutes until the room reaches ``limit`` (°C).
 ``resolved``: ``now_ms`` is when it ended, ``value`` the value then.
 """
 
@@ -110,6 +111,7 @@ _CONDITIONS: dict[Language, dict[str, str]] = {
         "humidity/above": "湿度过高",
         "humidity/below": "湿度过低",
         "rate_of_rise": "升温过快",
+        "forecast": "预计超温",
         "door_open": "门未关",
         "door_open_warm": "门未关且升温",
         "stale": "传感器无数据",
@@ -126,6 +128,7 @@ _CONDITIONS: dict[Language, dict[str, str]] = {
         "humidity/above": "humidity high",
         "humidity/below": "humidity low",
         "rate_of_rise": "rising fast",
+        "forecast": "reaches its limit",
         "door_open": "door open",
         "door_open_warm": "door open and warming",
         "stale": "no data from sensor",
@@ -270,6 +273,11 @@ _DETAILED = frozenset({"stale", "sensor_fault", *_GATEWAY_KINDS})
 def _value(a: AlertFacts, ctx: _Ctx) -> str | None:
     if a.value is None:
         return None
+    if a.rule_kind == "forecast":  # value: minutes to the limit (none once resolved)
+        if ctx.msg.kind == "resolved":
+            return None
+        minutes = max(0, round(a.value))
+        return f"约{minutes}分钟后" if ctx.zh else f"in ~{minutes} min"
     amount = _amount(a.value, a.unit, ctx.style)
     if a.rule_kind != "rate_of_rise":
         return amount

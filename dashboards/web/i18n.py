@@ -174,6 +174,8 @@ CONDITIONS: Final[dict[str, tuple[str, str]]] = {
     "humidity/above": ("湿度过高", "humidity high"),
     "humidity/below": ("湿度过低", "humidity low"),
     "rate_of_rise": ("升温过快", "rising fast"),
+    "forecast": ("预计超温", "reaches its limit"),
+    "forecast_in": ("约 %g 分钟后", "in ~%g min"),
     "door_open": ("门未关", "door open"),
     "door_open_warm": ("门未关且升温", "door open and warming"),
     "stale": ("传感器无数据", "no data from sensor"),

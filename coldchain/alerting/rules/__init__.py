@@ -9,6 +9,7 @@ from pydantic import Field
 from coldchain.alerting.rules.door_open import DoorOpenRule
 from coldchain.alerting.rules.door_warm import DoorOpenWarmRule
 from coldchain.alerting.rules.fault import SensorFaultRule
+from coldchain.alerting.rules.forecast import ForecastRule
 from coldchain.alerting.rules.gateway import (
     GatewayBacklogRule,
     GatewayClockRule,
@@ -23,6 +24,7 @@ from coldchain.alerting.rules.threshold import ThresholdRule
 AnyRule = (
     ThresholdRule
     | RateOfRiseRule
+    | ForecastRule
     | DoorOpenRule
     | DoorOpenWarmRule
     | StaleRule
@@ -43,6 +45,7 @@ __all__ = [
     "AnyRule",
     "DoorOpenRule",
     "DoorOpenWarmRule",
+    "ForecastRule",
     "GatewayBacklogRule",
     "GatewayClockRule",
     "GatewayDiskRule",
