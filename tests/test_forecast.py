@@ -4,6 +4,7 @@ not read as trouble coming; the message says when the limit is reached."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from coldchain.alerting.evaluator import Transition
 from coldchain.alerting.rules import ForecastRule
 from coldchain.config.site import SiteConfig
 from tests.alertkit import T0, Run, evaluator, site
+from tests.services import Broker
 
 RULE = {"id": "forecast", "kind": "forecast", "horizon": "30min", "window": "20min"}
 LIMIT = 4.0  # the chilled room's high limit
@@ -134,3 +136,87 @@ def test_settings_are_checked() -> None:
         ForecastRule.model_validate({**RULE, "horizon": "0s"})
     with pytest.raises(ValidationError):
         ForecastRule.model_validate({**RULE, "min_samples": 2})
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_on_the_simulator_a_failed_compressor_is_forecast_before_the_alarm(
+    tmp_path: Path,
+) -> None:
+    """The example site on one clock (:mod:`tests.sitekit`): the simulator's thermal model
+    and controllers, the agents' pollers, the hub's alert service with a forecast rule. A
+    compressor failing in a chilled room is warned of before the room's limit alarm."""
+    from coldchain.config.loader import load_site_config
+    from firmware_configs import SITES_DIR
+    from tests.sitekit import SiteRun, describe
+    from tests.sites import shipped_profiles
+
+    profiles = shipped_profiles()
+    base = load_site_config(SITES_DIR / "county.yaml", profiles)
+    rule = ForecastRule.model_validate({**RULE, "room_classes": ["chilled"]})
+    cfg = base.model_copy(update={"alert_rules": [*base.alert_rules, rule]})
+    start = 1_767_542_400.0  # Monday 2026-01-05 00:00 in Shanghai
+    async with SiteRun(cfg, profiles, tmp_path, start=start, seed=1) as run:
+        await run.run_for(1800.0)
+        before = [describe(a) for a in run.raised() if a.fired_ms is not None]
+        assert not before, before
+        run.inject("compressor_failure", "chengqu-centre/cold-room-1")
+        injected = run.clock.now_ms()
+        await run.run_for(3 * 3600.0)
+        raised = [a for a in run.raised() if a.fired_ms is not None and a.room == "cold-room-1"]
+    forecast = [a for a in raised if a.rule == "forecast"]
+    alarm = [a for a in raised if a.rule == "temperature-high" and a.severity == "alarm"]
+    assert forecast, "no forecast: " + "; ".join(map(describe, raised))
+    assert alarm, "no alarm: " + "; ".join(map(describe, raised))
+    lead_min = (alarm[0].fired_ms - forecast[0].fired_ms) / 60_000  # type: ignore[operator]
+    assert lead_min >= 10, f"forecast only {lead_min:.1f} min before the alarm"
+    assert forecast[0].fired_ms > injected  # type: ignore[operator]
+
+
+@pytest.mark.slow
+async def test_the_room_page_draws_where_the_trend_reaches_the_limit(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    import asyncio
+    import time
+
+    from coldchain.reading import Reading, SeriesId
+    from tests.alertkit import PROFILES
+    from tests.browser import add_user, chromium, logged_in
+    from tests.hubkit import call, running_hub_service
+    from tests.test_alerts_api import _config
+
+    base = _config(tmp_path)
+    rule = ForecastRule.model_validate({**RULE, "delay": "0s"})
+    cfg = base.model_copy(update={"alert_rules": [*base.alert_rules, rule]})
+    temp = SeriesId("s1", "gw1", "probe", "temperature")
+    async with running_hub_service(cfg, PROFILES, tmp_path / "hub", mosquitto.url) as hub:
+        now = time.time_ns() // 1_000_000 // 60_000 * 60_000
+        t0 = now - 40 * 60_000  # 20 min level at 2.0 °C, then +0.05 °C/min: 3.0 °C now
+        readings = [
+            Reading(temp, t0 + i * 60_000, 2.0 if i <= 20 else 2.0 + 0.05 * (i - 20))
+            for i in range(41)
+        ]
+        await hub.store.write(readings)
+        assert hub.ingest.on_readings is not None
+        hub.ingest.on_readings(readings)  # as the ingest does after its commit
+        await asyncio.sleep(0.2)
+        status, data = await call("GET", f"{hub.url}/rooms/s1/chill/data?range=1h")
+        assert status == 200
+        [f] = data["forecasts"]
+        assert f["name"] == "probe/temperature"
+        assert f["from"] == [now, 3.0]
+        assert f["to"][1] == LIMIT
+        assert abs(f["to"][0] - (now + 20 * 60_000)) <= 60_000  # 1 °C to go at 0.05 °C/min
+        status, alerts = await call("GET", f"{hub.url}/api/alerts")
+        assert any(a["rule"] == "forecast" and a["state"] == "firing" for a in alerts)
+        password = add_user(hub, "op", "operator")
+        async with chromium() as browser:
+            page = await logged_in(browser, hub.url, "op", password)
+            await page.goto(f"{hub.url}/rooms/s1/chill?range=1h")
+            await page.wait_for_selector("#chart[data-forecasts]", timeout=10_000)
+            assert await page.get_attribute("#chart", "data-forecasts") == "1"
+            await page.goto(f"{hub.url}/alerts")
+            text = await page.text_content("#active") or ""
+            assert "预计超温" in text, text  # the UI's default language
+            assert "分钟后 (限值 4 °C)" in text, text

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from alerts.service import AlertService
+from coldchain.alerting.rules.forecast import ForecastRule
 from coldchain.config.site import Room
 from coldchain.config.topology import PointInfo
 from coldchain.profiles.schema import PointKind, PointRole
@@ -142,6 +143,7 @@ async def room_chart(
         "doors": await _intervals(store, points, PointKind.DOOR, start_ms, end_ms),
         "defrost": await _intervals(store, points, PointKind.DEFROST, start_ms, end_ms),
         "alerts": _markers(alerts, points, start_ms, end_ms),
+        "forecasts": projections(alerts, points),
         "stats": stats,
     }
 
@@ -156,6 +158,38 @@ async def _intervals(
                 closed = i.closed_ms if i.closed_ms is not None else end_ms
                 out.append([max(i.opened_ms, start_ms), min(closed, end_ms)])
     return sorted(out)
+
+
+def projections(alerts: AlertService, points: list[PointInfo]) -> list[dict[str, Any]]:
+    """Each open forecast of the room (the ``forecast`` rule): its series' latest value and
+    time, and where its current trend reaches the limit (the line the chart draws on)."""
+    ours = {str(p.sid): p for p in points}
+    ev = alerts.evaluator
+    out = []
+    for row in alerts.open.values():
+        p = ours.get(row.series or "")
+        watch = ev.watch(row.key)
+        view = ev.views.series.get(row.series or "")
+        if row.kind != "forecast" or p is None or watch is None or view is None:
+            continue
+        rule = watch.rule
+        if not isinstance(rule, ForecastRule) or watch.limit is None:
+            continue
+        win = view.windows.get(rule.window_ms())
+        if win is None or view.value is None or view.ts_ms is None:
+            continue
+        slope = win.slope() * 60_000  # °C per minute
+        minutes = rule.minutes_to(view.value, slope, watch.limit)
+        if minutes == float("inf"):
+            continue
+        out.append(
+            {
+                "name": f"{p.sid.device}/{p.sid.point}",
+                "from": [view.ts_ms, view.value],
+                "to": [view.ts_ms + round(minutes * 60_000), watch.limit],
+            }
+        )
+    return out
 
 
 def _markers(

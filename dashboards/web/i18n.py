@@ -106,6 +106,7 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
         "已校正 %d 条，%d 条冲突未动",  # noqa: RUF001 - Chinese punctuation
         "%d corrected, %d left (their time was taken)",
     ),
+    "forecast_in": ("约 %g 分钟后", "in ~%g min"),
     "config_rev": ("配置版本", "Config revision"),
     "config_applied": ("已应用", "applied"),
     "config_pending": ("等待网关应用", "waiting for the gateway"),
@@ -175,7 +176,6 @@ CONDITIONS: Final[dict[str, tuple[str, str]]] = {
     "humidity/below": ("湿度过低", "humidity low"),
     "rate_of_rise": ("升温过快", "rising fast"),
     "forecast": ("预计超温", "reaches its limit"),
-    "forecast_in": ("约 %g 分钟后", "in ~%g min"),
     "door_open": ("门未关", "door open"),
     "door_open_warm": ("门未关且升温", "door open and warming"),
     "stale": ("传感器无数据", "no data from sensor"),

@@ -1,5 +1,6 @@
 // The room's history chart (uPlot): temperature and humidity series, limits, door-open and
-// defrost periods shaded, alert markers; min / max / mean / MKT below.
+// defrost periods shaded, alert markers, the projected line of a forecast (the trend to the
+// limit, past now); min / max / mean / MKT below.
 (function () {
   "use strict";
   const box = document.getElementById("chart");
@@ -42,6 +43,21 @@
     ctx.restore();
   }
 
+  function projected(u, forecasts) {
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.strokeStyle = "#f9a825";
+    ctx.lineWidth = 2;
+    ctx.setLineDash([4, 4]);
+    for (const f of forecasts) {
+      ctx.beginPath();
+      ctx.moveTo(u.valToPos(f.from[0] / 1000, "x", true), u.valToPos(f.from[1], "°C", true));
+      ctx.lineTo(u.valToPos(f.to[0] / 1000, "x", true), u.valToPos(f.to[1], "°C", true));
+      ctx.stroke();
+    }
+    ctx.restore();
+  }
+
   function fmt(v) { return v === null || v === undefined ? "—" : v.toFixed(1) + " °C"; }
 
   function draw(data) {
@@ -65,19 +81,22 @@
       width: box.clientWidth || 900, height: 400,
       // times in the site's zone (Asia/Shanghai), whatever the browser's
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), box.dataset.tz); },
-      scales: { x: { time: true, range: [data.start_ms / 1000, data.end_ms / 1000] } },
+      // a forecast's projection runs past now: the axis runs on to where it ends
+      scales: { x: { time: true, range: [data.start_ms / 1000, Math.max(data.end_ms,
+        ...data.forecasts.map(function (f) { return f.to[0]; })) / 1000] } },
       axes: [{}, { scale: "°C", label: "°C" }, { scale: "%", side: 1, grid: { show: false }, label: "%RH" }],
       series: series,
       hooks: { drawClear: [function (u) {
         shade(u, data.doors, "rgba(255,152,0,.25)");
         shade(u, data.defrost, "rgba(21,101,192,.2)");
-      }], draw: [function (u) { markers(u, data.alerts); }] },
+      }], draw: [function (u) { markers(u, data.alerts); projected(u, data.forecasts); }] },
     };
     if (plot) plot.destroy();
     plot = new uPlot(opts, values, box);
     box.dataset.points = String(ys.reduce(function (n, y) { return n + y.filter(function (v) { return v !== null; }).length; }, 0));
     box.dataset.alerts = String(data.alerts.length);
     box.dataset.doors = String(data.doors.length);
+    box.dataset.forecasts = String(data.forecasts.length);
     for (const k of ["min", "max", "mean", "mkt"]) document.getElementById("stat-" + k).textContent = fmt(data.stats[k]);
   }
 
