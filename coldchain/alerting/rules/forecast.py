@@ -5,10 +5,10 @@ minutes to hours after it stops).
 The trend is the one ``rate_of_rise`` reads: the Theil-Sen slope of the room-air series'
 samples over ``window`` (:class:`~coldchain.alerting.trend.RiseWindow`), so one stray sample
 hardly moves it and a real rise moves every pair. A door opening or a defrost is not read as
-a trend: while a door of the room is open or a defrost reported by its controller is on, and
-until they are a whole window in the past, the rule neither raises nor resolves (whatever
-``alerts.suppression`` says of the threshold rules); a scheduled defrost holds it as it holds
-the room's other temperature rules (suppression and its hold-off).
+a trend: while a door of the room is open and for ``door_settle`` after it closes, and while a
+defrost reported by its controller is on and for a window after, the rule neither raises nor
+resolves (whatever ``alerts.suppression`` says of the threshold rules); a scheduled defrost
+holds it as it holds the room's other temperature rules (suppression and its hold-off).
 
 Where the room is at ``value`` °C below its ``limit`` and warming at ``slope`` °C/min, it
 reaches the limit in ``(limit - value) / slope`` minutes. The warning is raised when that is
@@ -53,10 +53,12 @@ class ForecastRule(RuleBase):
     limit: float | Literal["room"] = Field(
         "room", description="a number (°C), or 'room': the room's high temperature limit"
     )
+    # defaults from bench/bench_forecast.py (docs/benchmarks.md): no false warning in 10
+    # room-weeks of the example site, a median 33 min of warning on a failed compressor
     horizon: Duration = Field(
-        1800.0, description="warn when the limit is this close at the current trend", gt=0
+        1200.0, description="warn when the limit is this close at the current trend", gt=0
     )
-    window: Duration = Field(1200.0, description="the trend is read over this long", gt=0)
+    window: Duration = Field(1800.0, description="the trend is read over this long", gt=0)
     min_samples: int = Field(
         6, description="fewest samples in the window to read a trend from", ge=3, le=RATE_WINDOW_MAX
     )
@@ -66,6 +68,12 @@ class ForecastRule(RuleBase):
         gt=0,
     )
     delay: Duration = Field(120.0, description="how long the forecast must hold first", ge=0)
+    door_settle: Duration | None = Field(
+        900.0,
+        description="after a door of the room closes, how long before the trend is read "
+        "again; null: the whole window",
+        ge=0,
+    )
     severity: Literal["warning", "alarm"] = Field("warning", description="warning or alarm")
     policy: str | None = Field(
         None, description="escalation policy id; absent: alerts.default_policy for the severity"
@@ -109,16 +117,17 @@ class ForecastRule(RuleBase):
         return max(0.0, (limit - value) / slope_per_min)
 
     def disturbed(self, w: Watch, views: Views, now_ms: int) -> bool:
-        """A door of the room open, or closed within the window; a defrost on, or ended
+        """A door of the room open, or closed within ``door_settle``; a defrost on, or ended
         within the window: the window's samples are not the room's own trend."""
         room = views.rooms.get((w.site, w.room or ""))
         if room is None:
             return False
         recent = now_ms - self.window_ms()
+        settle = self.window_ms() if self.door_settle is None else round(self.door_settle * 1000)
         return (
             room.door_open
             or room.defrosting
-            or (room.door_closed_ms is not None and room.door_closed_ms > recent)
+            or (room.door_closed_ms is not None and room.door_closed_ms > now_ms - settle)
             or (room.defrost_end_ms is not None and room.defrost_end_ms > recent)
         )
 
