@@ -8,7 +8,6 @@ to the outbox in one transaction per loop turn, so a burst costs one fsync, not 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
@@ -169,8 +168,7 @@ class Agent:
         task = self._tasks.pop(bus, None)
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})  # not ``await task``: our own cancellation must pass
 
     def _start(self, source: BusPoller | MqttInput) -> None:
         if self._tg is None:  # not running yet: run() starts it

@@ -376,6 +376,8 @@ class Hub:
             self.revisions.record(ch, now_ms=now, actor=actor)
         if take_up:
             self.reconfigure(cfg)
+        elif changes:  # the hub started on a changed file: the replaced series' grace begins
+            self.ingest.reconfigure(cfg, self.profiles, self._retired_series(cfg))
         for ch in changes:
             topic, payload = revision_message(
                 self.topics, ch.gateway, ch.rev, ch.text, self.keys.get(ch.gateway)

@@ -60,7 +60,8 @@ async def running_hub_service(
         clock=clock,
         password=password,
     )
-    hub.auth.users.add(TEST_USER, "admin", TEST_PASSWORD)
+    if hub.auth.users.get(TEST_USER) is None:  # a hub restarted on its data dir has it
+        hub.auth.users.add(TEST_USER, "admin", TEST_PASSWORD)
     cookie = hub.auth.sessions.issue(TEST_USER)
     session = hub.auth.sessions.verify(cookie)
     assert session is not None

@@ -262,3 +262,27 @@ async def test_an_offline_gateway_gets_the_latest_revision_when_it_connects(
             assert ADDED in {d.id for d in agent.gw.devices}
         # revision 2 was never taken up: nobody answered it
         assert hub.revisions.state(GW).desired == 3
+
+
+async def test_a_hub_restarted_on_a_changed_file_pushes_it_and_keeps_the_dropped_series(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """The file edited while the hub was down: on start it pushes the change, and the series
+    the change dropped are still accepted (their grace), the backlogs taken before it too."""
+    from firmware_configs import SITES_DIR
+    from tests.sites import shipped_profiles
+
+    profiles = shipped_profiles()
+    doc: dict[str, Any] = yaml.safe_load((SITES_DIR / "county.yaml").read_text())
+    site, data = tmp_path / "site.yaml", tmp_path / "hub"
+    write(site, doc)
+    cfg = load_site_config(site, profiles)
+    async with running_hub_service(cfg, profiles, data, mosquitto.url, config_path=site) as hub:
+        await until(lambda: hub.revisions.state(GW).desired == 1, "revision 1", 10)
+    write(site, without(doc, ADDED))
+    dropped = SeriesId("dongtang-produce", GW, ADDED, "temperature")
+    cfg = load_site_config(site, profiles)
+    async with running_hub_service(cfg, profiles, data, mosquitto.url, config_path=site) as hub:
+        await until(lambda: hub.revisions.state(GW).desired == 2, "revision 2", 10)
+        assert dropped in hub.ingest.allowed[GW]
+        assert hub.revisions.state("gw-meilin").desired == 1
