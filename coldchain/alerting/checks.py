@@ -37,7 +37,8 @@ def _temperature_alarm(rule: object) -> bool:
     if kind == "threshold":
         quantity = getattr(rule, "quantity", "")
         return quantity == "temperature" and getattr(rule, "alarm", None) is not None
-    return kind in ("rate_of_rise", "door_open_warm") and getattr(rule, "severity", "") == "alarm"
+    temperature_kinds = ("rate_of_rise", "forecast", "door_open_warm")
+    return kind in temperature_kinds and getattr(rule, "severity", "") == "alarm"
 
 
 def alert_issues(cfg: SiteConfig) -> list[Issue]:
