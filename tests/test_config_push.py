@@ -39,7 +39,7 @@ def write(path: Path, doc: dict[str, Any]) -> None:
 def site_doc(c: County) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load(c.path.read_text())
     doc["hub"] = {"config_watch": "100ms"}
-    doc["agent"]["config_grace"] = "3s"
+    doc["agent"]["config_grace"] = "1500ms"
     return doc
 
 
