@@ -13,9 +13,7 @@ import hashlib
 import logging
 import secrets
 import socket
-import sqlite3
 import ssl
-import time
 from collections.abc import Generator
 from pathlib import Path
 
@@ -26,7 +24,6 @@ from alerts.notifiers.base import Notifier
 from alerts.notifiers.factory import build_all
 from alerts.service import AlertService
 from coldchain.clock import WALL, Clock
-from coldchain.config.loader import check_site_file
 from coldchain.config.notify import TwilioSms
 from coldchain.config.site import (
     InfluxStoreSettings,
@@ -37,9 +34,8 @@ from coldchain.config.site import (
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.edge import encode_notice_ack
 from coldchain.protocol.messages import ProtocolError
-from coldchain.protocol.revisions import decode_ack as decode_config_ack
 from coldchain.protocol.topics import TopicError, Topics
-from coldchain.reading import Reading, SeriesId
+from coldchain.reading import Reading
 from coldchain.secrets import resolve
 from coldchain.store.base import Store, StoreError
 from dashboards.reports.api import reports_router
@@ -47,8 +43,7 @@ from dashboards.web import Renderer, WebContext, mount_ui
 from dashboards.web.live import Board, LiveEvents
 from gateway.api import identities_router
 from gateway.commands_api import commands_router
-from gateway.configpush import Change, Revisions, plan, retired_series, revision_message
-from gateway.ingest import Bounded, Ingest, SessionPublish, run_ingest, series_bounds
+from gateway.ingest import Ingest, run_ingest
 from gateway.keys import GatewayKeys
 from gateway.registry import Registry
 from gateway.timesync import ClockProbes
@@ -57,10 +52,10 @@ from hub.api import create_app
 from hub.audit import AuditLog
 from hub.auth import AccessMiddleware, Auth
 from hub.clock_api import clock_router
+from hub.config_watch import ConfigWatch
 from hub.context import HubContext
 
 log = logging.getLogger(__name__)
-RETIRE_CHECK_S = 3600.0  # how often series past hub.config_grace are let go
 
 
 def open_store(settings: SqliteStoreSettings | InfluxStoreSettings, data_dir: Path) -> Store:
@@ -131,11 +126,6 @@ class Hub:
         )
         self.audit = AuditLog(data_dir / "hub.db")
         self.keys = GatewayKeys(data_dir / "hub.db")  # message keys: acks and notices signed
-        self.revisions = Revisions(data_dir / "hub.db")  # config pushed to the gateways
-        self.config_path = config_path
-        self._config_seen: tuple[int, int] | None = None  # the file's (mtime ns, size)
-        self._config_sha: str | None = None  # of the text the hub runs on
-        self._config_pushed = False  # this process pushed (or found pushed) its config
         self.topics = Topics(cfg.uplink.prefix)
         self.clocks = ClockProbes(self.topics, clock.now_ms)  # each gateway's clock offset
         self.ingest = Ingest(
@@ -147,7 +137,10 @@ class Hub:
             clock_ms=clock.now_ms,
             key_of=self.keys.get,
         )
-        retired = self._retired_series(cfg)
+        # the site config pushed to the gateways, and the file watched (hub/config_watch.py)
+        self.config_watch = ConfigWatch(self, config_path)
+        self.revisions = self.config_watch.revisions
+        retired = self.config_watch.retired_series(cfg)
         if retired:  # a push before a restart: its dropped series are still in their grace
             self.ingest.reconfigure(cfg, profiles, retired)
         self.ctx = HubContext(
@@ -226,7 +219,7 @@ class Hub:
         host, port = self.socket.getsockname()[:2]
         self.url = f"http://{host}:{port}"
         if config_path is not None:
-            self._config_sha = self._audit_config(config_path)
+            self.config_watch.sha = self.audit_config(config_path)
 
     def _notifiers(self) -> list[Notifier]:
         base = self.cfg.alerts.public_url
@@ -268,7 +261,7 @@ class Hub:
                 self.registry.on_clock(gateway, None)
         self.events.publish()
 
-    def _audit_config(self, path: Path, text: str | None = None) -> str:
+    def audit_config(self, path: Path, text: str | None = None) -> str:
         """Record the config the hub runs with, when it differs from the last one recorded;
         return its digest."""
         text = path.read_text(encoding="utf-8") if text is None else text
@@ -288,153 +281,19 @@ class Hub:
         )
         return digest
 
-    # --- configuration pushed to the gateways (gateway/configpush.py) -----------------------
-
-    def _retired_series(self, cfg: SiteConfig) -> dict[str, dict[SeriesId, Bounded]]:
-        """Series of revisions replaced within ``hub.config_grace``: still accepted."""
-        since = self.clock.now_ms() - round(cfg.hub.config_grace * 1000)
-        return retired_series(
-            cfg,
-            self.profiles,
-            self.revisions.superseded(since),
-            lambda c, p, gw: series_bounds(c, p).get(gw, {}),
-        )
-
-    async def _config_loop(self, publish: SessionPublish) -> None:
-        """Each session: the latest revisions published again (a broker that lost its
-        retained messages), then the config pushed if it changed, and the file watched."""
-        for gw in self.cfg.gateways:
-            latest = self.revisions.latest(gw.id)
-            if latest is not None:
-                rev, _, text = latest
-                topic, payload = revision_message(
-                    self.topics, gw.id, rev, text, self.keys.get(gw.id)
-                )
-                await publish(topic, payload, qos=1, retain=True)
-        retire_at = time.monotonic() + RETIRE_CHECK_S
-        while True:
-            try:
-                if self.cfg.hub.config_watch or not self._config_pushed:
-                    await self.check_config(publish)
-                if time.monotonic() >= retire_at:  # series whose grace ran out: refused now
-                    retire_at = time.monotonic() + RETIRE_CHECK_S
-                    self.ingest.reconfigure(self.cfg, self.profiles, self._retired_series(self.cfg))
-            except (OSError, sqlite3.Error) as exc:
-                log.warning("config push: %s", exc)
-            await asyncio.sleep(self.cfg.hub.config_watch or RETIRE_CHECK_S)
-
-    async def check_config(self, publish: SessionPublish) -> list[Change]:
-        """Push the config if it is new: the one the hub started with, the first time, then
-        the file's whenever it changes and checks. A file that does not check is logged and
-        audited (``config.refused``) once, and the hub runs on as before."""
-        path = self.config_path
-        if path is None or self._config_sha is None:
-            if self._config_pushed:
-                return []
-            return await self._push(self.cfg, publish, actor="hub")
-        st = path.stat()
-        seen = (st.st_mtime_ns, st.st_size)
-        if seen == self._config_seen and self._config_pushed:
-            return []
-        self._config_seen = seen
-        text = path.read_text(encoding="utf-8")
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        if digest == self._config_sha:
-            return [] if self._config_pushed else await self._push(self.cfg, publish, actor="hub")
-        result = check_site_file(path, self.profiles, text=text, advice=False)
-        if result.config is None:
-            self._refuse_file(path, digest, [e.format() for e in result.errors[:20]])
-            return []
-        log.info("%s changed: taking it up and pushing it to the gateways", path)
-        self._config_sha = self._audit_config(path, text)
-        return await self._push(result.config, publish, actor="hub (file changed)", take_up=True)
-
-    def _refuse_file(self, path: Path, digest: str, errors: list[str]) -> None:
-        """A config file that does not check: logged and audited once per content."""
-        last = self.audit.last("config.refused", "site-config")
-        if last is not None and isinstance(last.after, dict) and last.after.get("sha256") == digest:
-            return
-        log.warning(
-            "%s changed but does not check; running on as before:\n%s", path, "\n".join(errors)
-        )
-        self.audit.record(
-            actor="hub",
-            action="config.refused",
-            obj="site-config",
-            after={"sha256": digest, "path": str(path), "errors": errors},
-        )
-
-    async def _push(
-        self, cfg: SiteConfig, publish: SessionPublish, *, actor: str, take_up: bool = False
-    ) -> list[Change]:
-        """Record a new revision for each gateway whose slice of ``cfg`` changed, take
-        ``cfg`` up (``take_up``: the hub accepts the new series before any gateway can send
-        them), then publish the revisions, retained."""
-        changes = plan(cfg, self.profiles, self.revisions)
-        now = self.clock.now_ms()
-        for ch in changes:
-            self.revisions.record(ch, now_ms=now, actor=actor)
-        if take_up:
-            self.reconfigure(cfg)
-        elif changes:  # the hub started on a changed file: the replaced series' grace begins
-            self.ingest.reconfigure(cfg, self.profiles, self._retired_series(cfg))
-        for ch in changes:
-            topic, payload = revision_message(
-                self.topics, ch.gateway, ch.rev, ch.text, self.keys.get(ch.gateway)
-            )
-            await publish(topic, payload, qos=1, retain=True)
-            log.info("config revision %d pushed to %s", ch.rev, ch.gateway)
-        kept = {g.id for g in cfg.gateways}
-        for gw in self.revisions.gateways():
-            if gw not in kept:  # a gateway taken out of the config: no revision waits for it
-                await publish(self.topics.topic(gw, "config"), b"", qos=1, retain=True)
-        if changes:
-            self.audit.record(
-                actor=actor,
-                action="config.push",
-                obj="site-config",
-                after={
-                    "revisions": {ch.gateway: ch.rev for ch in changes},
-                    "diff": {ch.gateway: ch.diff() for ch in changes},
-                },
-            )
-        self._config_pushed = True
-        self.events.publish()
-        return changes
-
     def reconfigure(self, cfg: SiteConfig) -> None:
         """Run on ``cfg`` (its file changed): ingest accepts its series at once (and those it
         dropped for ``hub.config_grace``), alerts judge by its rooms, limits and rules, the
         API and pages show it. What the hub was started with stays until it restarts: the
         broker, the store, notifiers, where it listens, the profiles it loaded."""
         self.cfg = cfg
-        self.ingest.reconfigure(cfg, self.profiles, self._retired_series(cfg))
+        self.ingest.reconfigure(cfg, self.profiles, self.config_watch.retired_series(cfg))
         self.registry.know([g.id for g in cfg.gateways])
         self.alerts.reconfigure(cfg)
         self.ctx.reconfigure(cfg)
         self.web.cfg = cfg
         self.web.board = Board(cfg, self.profiles, self.registry, self.alerts)
         self.events.publish()
-
-    def _config_ack(self, gateway: str, payload: bytes) -> None:
-        """A gateway's answer to a revision: recorded and audited (who applied what)."""
-        ack = decode_config_ack(payload)
-        if not self.revisions.ack(gateway, ack, now_ms=self.clock.now_ms()):
-            raise ProtocolError(f"config ack: no revision {ack.rev} was pushed to {gateway}")
-        self.audit.record(
-            actor=f"gateway/{gateway}",
-            action="config.applied" if ack.ok else "config.refused",
-            obj=f"gateway/{gateway}",
-            after={"rev": ack.rev, "error": ack.error, "restart": list(ack.restart)},
-        )
-        level = logging.INFO if ack.ok else logging.WARNING
-        log.log(
-            level,
-            "gateway %s: config revision %d %s",
-            gateway,
-            ack.rev,
-            "applied" if ack.ok else f"refused: {ack.error}",
-        )
 
     def _on_readings(self, readings: list[Reading]) -> None:
         for gw in {r.series.gateway for r in readings}:
@@ -460,7 +319,7 @@ class Hub:
                 self._clock_reply(gateway, payload)
                 return None
             if kind == "config/ack":
-                self._config_ack(gateway, payload)
+                self.config_watch.on_ack(gateway, payload)
                 self.events.publish()
                 return None
             if kind == "alerts":
@@ -585,7 +444,7 @@ class Hub:
                             lambda publish: self.clocks.run(
                                 publish, self._online, interval=self.cfg.hub.clock_probe_interval
                             ),
-                            self._config_loop,
+                            self.config_watch.run,
                         ],
                     ),
                     name="ingest",
