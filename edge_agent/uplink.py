@@ -268,37 +268,41 @@ class UplinkLoop:
             if not isinstance(payload, bytes | bytearray):
                 self.stats.bad_acks += 1
                 continue
-            if message.topic.matches(probes):
+            # the subscriptions are exact topics: a string comparison routes a message
+            topic = message.topic.value
+            if topic == probes:
                 await self._answer_probe(client, bytes(payload), received_ms)
-                continue
-            if message.topic.matches(commands):
+            elif topic == commands:
                 await self._command_received(client, bytes(payload))
-                continue
-            if message.topic.matches(configs):
+            elif topic == configs:
                 self._revision_received(bytes(payload))
-                continue
-            if self.fallback is not None and message.topic.matches(notice_acks):
+            elif topic == notice_acks and self.fallback is not None:
                 self.fallback.receive_ack(bytes(payload))
-                continue
-            try:
-                epoch, seqs = decode_ack(bytes(payload), key=self.message_key, gateway=self.gateway)
-            except ProtocolError as exc:
-                if exc.reason == "bad_mac":  # counted; logged at 1, 1000, 2000... (the SD card)
-                    self.stats.forged_acks += 1
-                    if self.stats.forged_acks == 1 or self.stats.forged_acks % 1000 == 0:
-                        log.warning(
-                            "ignoring an ack the hub did not sign (%d so far): %s",
-                            self.stats.forged_acks,
-                            exc,
-                        )
-                else:
-                    self.stats.bad_acks += 1
-                    log.warning("ignoring a malformed ack: %s", exc)
-                continue
-            self.stats.readings_acked += await self.outbox.ack(epoch, seqs)
-            for seq in seqs:
-                self.stats.in_flight.pop(seq, None)
-            self._ready.set()
+            else:
+                await self._ack_received(bytes(payload))
+
+    async def _ack_received(self, payload: bytes) -> None:
+        """An ack: the batches it names deleted from the outbox. One the hub did not sign
+        (with a message key) or a malformed one is counted and ignored."""
+        try:
+            epoch, seqs = decode_ack(payload, key=self.message_key, gateway=self.gateway)
+        except ProtocolError as exc:
+            if exc.reason == "bad_mac":  # counted; logged at 1, 1000, 2000... (the SD card)
+                self.stats.forged_acks += 1
+                if self.stats.forged_acks == 1 or self.stats.forged_acks % 1000 == 0:
+                    log.warning(
+                        "ignoring an ack the hub did not sign (%d so far): %s",
+                        self.stats.forged_acks,
+                        exc,
+                    )
+            else:
+                self.stats.bad_acks += 1
+                log.warning("ignoring a malformed ack: %s", exc)
+            return
+        self.stats.readings_acked += await self.outbox.ack(epoch, seqs)
+        for seq in seqs:
+            self.stats.in_flight.pop(seq, None)
+        self._ready.set()
 
     async def _answer_probe(self, client: aiomqtt.Client, payload: bytes, t2: int) -> None:
         """Answer the hub's clock probe with its time, ours on receipt and ours on answering
