@@ -30,6 +30,7 @@ from hub.service import Hub
 from tests.hubkit import call, running_hub_service
 from tests.services import Broker
 from tests.sites import shipped_profiles
+from tests.victoria import VictoriaMetrics
 
 T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
 MIN = 60_000
@@ -171,15 +172,21 @@ async def test_a_manager_corrects_the_readings_by_the_step_the_gateway_reported(
         assert status == 404
 
 
-async def test_a_store_that_cannot_move_readings_says_so() -> None:
-    from coldchain.store.base import Store
+async def test_the_line_protocol_store_says_it_cannot_move_readings(
+    victoria_metrics: VictoriaMetrics,
+) -> None:
+    """VictoriaMetrics keeps a point where it was written: the store says so, nothing moves."""
+    from coldchain.store.lineproto.store import InfluxStore
 
-    class Plain(Store):  # the base behaviour, as the line-protocol store has it
-        write = latest = raw = range = door_intervals = series = close = None  # type: ignore[assignment]
-
-    Plain.__abstractmethods__ = frozenset()
-    with pytest.raises(StoreError, match="cannot correct readings' timestamps in place"):
-        await Plain().retime(GW, 0, 1, 1)
+    store = InfluxStore(url=victoria_metrics.url)
+    try:
+        await store.write([marked(A, T0, 3.0)])
+        with pytest.raises(StoreError, match="cannot correct readings' timestamps in place"):
+            await store.retime(GW, T0, T0 + MIN, SHIFT)
+        victoria_metrics.flush()
+        assert [r.ts_ms for r in await store.raw(A, T0, T0 + 1)] == [T0]
+    finally:
+        await store.close()
 
 
 @pytest.mark.slow
