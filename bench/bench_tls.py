@@ -1,13 +1,14 @@
 """What TLS costs on the gateway's uplink: the same telemetry batches sent through a real
-Mosquitto over plain MQTT and over TLS (a certificate from ``coldchain ca``), side by side in
+Mosquitto over plain MQTT, over TLS (a certificate from ``coldchain ca``) and over mutual TLS
+(a client certificate from the same CA, its name the client's identity), side by side in
 one run. The agent's side (a publisher process: coldchain's MQTT client sending encoded
 batches at QoS 1, ``--window`` in flight) and the hub's side (a subscriber process receiving
 them) each measure their own CPU time; the broker's is read from /proc.
 
     .venv/bin/python bench/bench_tls.py [--batches 2000] [--batch 500] [--repeat 3]
 
-Prints CPU per 1,000 readings on each side, plain and TLS, medians of ``--repeat`` runs
-taken alternately, and the ratio.
+Prints CPU per 1,000 readings on each side, plain, TLS and mutual TLS, medians of
+``--repeat`` runs taken alternately, and the ratios to plain.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import textwrap
 from pathlib import Path
 
 from bench.harness import cpu_seconds, wait_port
-from gateway.ca import init_ca, issue_server
+from gateway.ca import init_ca, issue_client, issue_server, write_client, write_crl
 from tests.services import MOSQUITTO, free_port
 
 SIDE = textwrap.dedent(
@@ -32,9 +33,11 @@ SIDE = textwrap.dedent(
     import aiomqtt
     from coldchain.protocol.messages import Batch, encode_batch
     from coldchain.reading import Reading, SeriesId
-    role, port, ca, n, size, window = sys.argv[1:7]
+    role, port, ca, n, size, window, cert = sys.argv[1:8]
     port, n, size, window = int(port), int(n), int(size), int(window)
     tls = ssl.create_default_context(cafile=ca) if ca != "-" else None
+    if cert != "-":
+        tls.load_cert_chain(cert + ".crt", cert + ".key")
     topic = "coldchain/v1/gw/gw1/telemetry"
 
     async def main():
@@ -66,16 +69,24 @@ SIDE = textwrap.dedent(
 )
 
 
-def run_once(port: int, ca: str, args: argparse.Namespace, broker_pid: int) -> dict[str, float]:
+def run_once(
+    port: int, ca: str, args: argparse.Namespace, broker_pid: int, certs: Path | None = None
+) -> dict[str, float]:
     """One transfer of ``--batches`` batches: CPU seconds of the agent, the hub and the
-    broker."""
+    broker; ``certs``: the directory of the sides' client certificates (mutual TLS)."""
     side = [sys.executable, "-c", SIDE]
     common = [str(port), ca, str(args.batches), str(args.batch), str(args.window)]
-    hub = subprocess.Popen([*side, "hub", *common], stdout=subprocess.PIPE, text=True)
+
+    def cert(role: str) -> str:
+        return "-" if certs is None else str(certs / role)
+
+    hub = subprocess.Popen([*side, "hub", *common, cert("hub")], stdout=subprocess.PIPE, text=True)
     assert hub.stdout is not None
     assert hub.stdout.readline().strip() == "ready"
     broker0 = cpu_seconds(broker_pid)
-    agent = subprocess.run([*side, "agent", *common], capture_output=True, text=True, check=True)
+    agent = subprocess.run(
+        [*side, "agent", *common, cert("agent")], capture_output=True, text=True, check=True
+    )
     hub_out = hub.stdout.readline()
     hub.wait(timeout=60)
     return {
@@ -96,12 +107,18 @@ def main() -> None:
         tmp = Path(tmp_name)
         init_ca(tmp / "ca")
         issued = issue_server(tmp / "ca", ["127.0.0.1"], tmp / "server")
-        plain, tls = free_port(), free_port()
+        for role in ("hub", "agent"):
+            write_client(tmp / role, issue_client(tmp / "ca", role))
+        write_crl(tmp / "ca")
+        plain, tls, mutual = free_port(), free_port(), free_port()
+        server = f"certfile {issued.cert}\nkeyfile {issued.key}\ntls_version tlsv1.2\n"
         (tmp / "mosquitto.conf").write_text(
             "per_listener_settings false\nallow_anonymous true\nuser root\n"
             f"listener {plain} 127.0.0.1\nset_tcp_nodelay true\n"
-            f"listener {tls} 127.0.0.1\nset_tcp_nodelay true\n"
-            f"certfile {issued.cert}\nkeyfile {issued.key}\ntls_version tlsv1.2\n"
+            f"listener {tls} 127.0.0.1\nset_tcp_nodelay true\n{server}"
+            f"listener {mutual} 127.0.0.1\nset_tcp_nodelay true\n{server}"
+            f"cafile {tmp / 'ca' / 'ca.crt'}\nrequire_certificate true\n"
+            f"use_identity_as_username true\ncrlfile {tmp / 'ca' / 'crl.pem'}\n"
             "max_packet_size 8388608\n"
         )
         broker = subprocess.Popen(
@@ -110,10 +127,13 @@ def main() -> None:
         try:
             wait_port(plain)
             wait_port(tls)
-            runs: dict[str, list[dict[str, float]]] = {"plain": [], "tls": []}
+            wait_port(mutual)
+            runs: dict[str, list[dict[str, float]]] = {"plain": [], "tls": [], "mutual": []}
+            ca = str(tmp / "ca" / "ca.crt")
             for _ in range(args.repeat):
                 runs["plain"].append(run_once(plain, "-", args, broker.pid))
-                runs["tls"].append(run_once(tls, str(tmp / "ca" / "ca.crt"), args, broker.pid))
+                runs["tls"].append(run_once(tls, ca, args, broker.pid))
+                runs["mutual"].append(run_once(mutual, ca, args, broker.pid, certs=tmp))
         finally:
             broker.terminate()
             broker.wait(timeout=10)
@@ -121,14 +141,21 @@ def main() -> None:
     print(
         f"# TLS benchmark: {platform.processor() or platform.machine()}, Python "
         f"{platform.python_version()}; {args.batches} batches of {args.batch} readings, "
-        f"{args.window} in flight, QoS 1, through Mosquitto on 127.0.0.1; TLS 1.2+ with an "
-        f"ECDSA P-256 certificate from coldchain ca; medians of {args.repeat} runs, alternating"
+        f"{args.window} in flight, QoS 1, through Mosquitto on 127.0.0.1; TLS 1.2+ with "
+        f"ECDSA P-256 certificates from coldchain ca (mutual: a client certificate too); "
+        f"medians of {args.repeat} runs, alternating"
     )
-    print(f"{'CPU ms per 1,000 readings':28} {'plain':>8} {'TLS':>8} {'ratio':>6}")
+    print(
+        f"{'CPU ms per 1,000 readings':28} {'plain':>8} {'TLS':>8} {'ratio':>6} "
+        f"{'mutual':>8} {'ratio':>6}"
+    )
     for who in ("agent", "hub", "broker"):
-        p = statistics.median(r[who] for r in runs["plain"]) / readings * 1e6
-        t = statistics.median(r[who] for r in runs["tls"]) / readings * 1e6
-        print(f"{who:28} {p:8.3f} {t:8.3f} {t / p:5.2f}x")
+        p, t, m = (
+            statistics.median(r[who] for r in runs[k]) / readings * 1e6
+            for k in ("plain", "tls", "mutual")
+        )
+        ratios = [f"{x / p:5.2f}x" if p else "    -" for x in (t, m)]
+        print(f"{who:28} {p:8.3f} {t:8.3f} {ratios[0]} {m:8.3f} {ratios[1]}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -201,6 +202,10 @@ async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
     try:
         password = pw_file.read_text().strip() if pw_file else None
         key = read_key(key_file) if key_file else None
+        if cfg.uplink.client_cert and cfg.uplink.client_key:  # unreadable: say so now
+            ssl.create_default_context(cafile=cfg.uplink.ca_file).load_cert_chain(
+                cfg.uplink.client_cert, cfg.uplink.client_key
+            )
     except (OSError, ValueError) as exc:
         print(f"coldchain agent: {exc}", file=sys.stderr)
         return 1

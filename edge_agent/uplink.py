@@ -122,6 +122,8 @@ class UplinkLoop:
         tls_context = None
         if tls:
             tls_context = ssl.create_default_context(cafile=self.uplink.ca_file)
+            if self.uplink.client_cert and self.uplink.client_key:  # mutual TLS
+                tls_context.load_cert_chain(self.uplink.client_cert, self.uplink.client_key)
         return Client(
             host,
             port,

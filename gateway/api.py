@@ -27,7 +27,8 @@ from coldchain.access import Guard, Principal, Role
 from coldchain.config.site import SiteConfig, broker_address
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.topics import Topics
-from gateway.broker import ADMIN_PASSWORD_FILE, ADMIN_USER
+from gateway.broker import ADMIN_PASSWORD_FILE, ADMIN_USER, client_ca
+from gateway.ca import CaError
 from gateway.dynsec import DynSec, DynSecError, Fleet
 from gateway.keys import GatewayKeys
 from gateway.provision import ACTIONS, Action, change
@@ -97,6 +98,7 @@ def identities_router(
                         cfg=cfg,
                         profiles=profiles,
                         out=out,
+                        client_ca=client_ca(data_dir),
                     )
                 if done.identity is not None:
                     done.after["bundle"] = out.name  # sent to the caller, not kept
@@ -104,7 +106,7 @@ def identities_router(
         except DynSecError as exc:
             conflict = "already has" in str(exc) or "no broker identity" in str(exc)
             raise HTTPException(409 if conflict else 502, str(exc)) from None
-        except OSError as exc:  # the bundle could not be made: its client was taken back
+        except (OSError, CaError) as exc:  # no bundle: its client was taken back
             raise HTTPException(503, f"the bundle could not be made: {exc}") from None
         finally:
             keys.close()

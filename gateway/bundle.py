@@ -12,6 +12,8 @@ holds a password) with one directory, ``coldchain-ID/``:
 * ``message-key``: the key it shares with the hub (:mod:`coldchain.protocol.auth`): the hub
   signs its acks with it and checks the gateway's edge notices;
 * ``ca.crt``: the CA certificate the centre's config names (``uplink.ca_file``), if any;
+* ``client.crt``, ``client.key``: under mutual TLS, the gateway's own certificate (its common
+  name is its broker client) and key, the key's only copy;
 * ``README.txt``: how to install or run it;
 * when coldchain runs from its source tree (a checkout at the centre): ``install.sh`` and
   ``common.sh`` (``deploy/pi/``), ``agent.lock`` and a wheel of coldchain built from that
@@ -39,13 +41,17 @@ import yaml
 from coldchain.config.site import SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.auth import key_text
+from gateway.ca import ClientCert
 from gateway.dynsec import Identity
 
 INSTALLED = Path("/etc/coldchain")  # where the install puts the bundle's files on the Pi
 
 
-def agent_config(cfg: SiteConfig, gateway: str, identity: Identity) -> dict[str, Any]:
-    """The site config for ``gateway``'s agent, as a YAML-ready document."""
+def agent_config(
+    cfg: SiteConfig, gateway: str, identity: Identity, *, client_cert: bool = False
+) -> dict[str, Any]:
+    """The site config for ``gateway``'s agent, as a YAML-ready document; ``client_cert``:
+    the bundle carries its client certificate (mutual TLS)."""
     doc = cfg.model_dump(mode="json", exclude_unset=True, by_alias=True)
     mine = [g for g in doc.get("gateways", []) if g.get("id") == gateway]
     if not mine:
@@ -58,6 +64,9 @@ def agent_config(cfg: SiteConfig, gateway: str, identity: Identity) -> dict[str,
     uplink["key_file"] = str(INSTALLED / "message-key")
     if cfg.uplink.ca_file:
         uplink["ca_file"] = str(INSTALLED / "ca.crt")
+    if client_cert:
+        uplink["client_cert"] = str(INSTALLED / "client.crt")
+        uplink["client_key"] = str(INSTALLED / "client.key")
     doc["uplink"] = uplink
     return doc
 
@@ -134,15 +143,18 @@ def write_bundle(
     identity: Identity,
     *,
     key: bytes,
+    cert: ClientCert | None = None,
 ) -> list[str]:
     """Write the bundle (see the module docstring) to ``out``, which must not exist; the
-    names of its members."""
+    names of its members. ``cert``: the gateway's client certificate (mutual TLS)."""
     top = f"coldchain-{gateway}"
     files: list[tuple[str, bytes, int]] = [
         (
             "site.yaml",
             yaml.safe_dump(
-                agent_config(cfg, gateway, identity), allow_unicode=True, sort_keys=False
+                agent_config(cfg, gateway, identity, client_cert=cert is not None),
+                allow_unicode=True,
+                sort_keys=False,
             ).encode(),
             0o640,
         ),
@@ -156,6 +168,8 @@ def write_bundle(
     ]
     if cfg.uplink.ca_file:
         files.append(("ca.crt", Path(cfg.uplink.ca_file).read_bytes(), 0o644))
+    if cert is not None:
+        files += [("client.crt", cert.cert, 0o644), ("client.key", cert.key, 0o600)]
     files += installer_files()
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     now = int(time.time())

@@ -68,13 +68,21 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
         help="the broker's TLS certificate (coldchain ca issue, or your own): a TLS listener",
     )
     conf.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key")
+    conf.add_argument(
+        "--client-ca",
+        type=Path,
+        metavar="DIR",
+        help="mutual TLS: every client presents a certificate from the CA in DIR (coldchain ca "
+        "init), whose common name is its identity; gateways get theirs in their bundle",
+    )
     add_profiles_argument(conf)
 
 
 def run_broker(args: argparse.Namespace) -> int:
     from coldchain.config.errors import InvalidConfigError
     from coldchain.config.loader import load_site_config
-    from gateway.broker import write_broker_config
+    from gateway.broker import READER_USER, write_broker_config
+    from gateway.ca import CaError
 
     try:
         cfg = load_site_config(args.config, load_profiles(args))
@@ -90,6 +98,9 @@ def run_broker(args: argparse.Namespace) -> int:
         print("coldchain broker: give --tls-cert and --tls-key together", file=sys.stderr)
         return 2
     tls = None if args.tls_cert is None else (args.tls_cert, args.tls_key)
+    if args.client_ca is not None and tls is None:
+        print("coldchain broker: --client-ca needs --tls-cert and --tls-key", file=sys.stderr)
+        return 2
     for f in tls or ():
         if not f.is_file():
             print(f"coldchain broker: {f}: no such file", file=sys.stderr)
@@ -105,8 +116,9 @@ def run_broker(args: argparse.Namespace) -> int:
             source=str(args.config),
             force=args.force,
             tls=tls,
+            client_ca=args.client_ca,
         )
-    except OSError as exc:
+    except (OSError, CaError) as exc:
         print(f"coldchain broker: {exc}", file=sys.stderr)
         return 1
     if files.reader is None:
@@ -118,6 +130,9 @@ def run_broker(args: argparse.Namespace) -> int:
     print(f"the hub's broker password: {files.hub_password}")
     user, password = files.reader
     print(f"read-only tools identity: {user}, password {password} (shown once, stored hashed)")
+    if args.client_ca is not None:
+        print(f"mutual TLS: the admin's and the hub's client certificates in {data_dir}; the")
+        print(f"tools identity's {args.out / READER_USER}.crt and .key")
     print(f"start the broker with: mosquitto -c {files.conf}")
     return 0
 
@@ -128,7 +143,9 @@ mqtts:// and verify it: 'init DIR' makes DIR/ca.key (mode 0600) and DIR/ca.crt; 
 --host NAME --out PREFIX' makes the broker's certificate (PREFIX.crt, PREFIX.key) for every
 name and address gateways use to reach it. Then: coldchain broker config --tls-cert
 PREFIX.crt --tls-key PREFIX.key, and uplink.ca_file: DIR/ca.crt in the site config (each
-gateway's bundle carries it)."""
+gateway's bundle carries it). With mutual TLS (coldchain broker config --client-ca), 'client DIR
+--name NAME --out PREFIX' issues a client certificate for the broker identity NAME; gateways
+get theirs from coldchain gateway provision."""
 
 
 def add_ca_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,7 +165,7 @@ def add_ca_arguments(parser: argparse.ArgumentParser) -> None:
         description="Issue a server certificate for the broker, naming every host name and "
         "IP address the gateways connect to (each --host); they verify it as a browser does.",
     )
-    issue.add_argument("dir", type=Path, metavar="DIR", help="the CA's directory")
+    _signed_by_the_ca(issue)
     issue.add_argument(
         "--host",
         action="append",
@@ -156,14 +173,34 @@ def add_ca_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="a host name or IP address of the broker; repeatable",
     )
-    issue.add_argument(
+    client = sub.add_parser(
+        "client",
+        help="a client certificate for a broker identity (mutual TLS), signed by the CA in DIR",
+        description="Issue a client certificate whose common name is the broker identity NAME "
+        "(a tool of your own, say). coldchain gateway provision issues gateways' by itself.",
+    )
+    _signed_by_the_ca(client)
+    client.add_argument("--name", required=True, help="the broker identity (its username)")
+
+
+def _signed_by_the_ca(parser: argparse.ArgumentParser) -> None:
+    """DIR, --out PREFIX and --days of a certificate the CA in DIR signs."""
+    parser.add_argument("dir", type=Path, metavar="DIR", help="the CA's directory")
+    parser.add_argument(
         "--out", type=Path, required=True, metavar="PREFIX", help="writes PREFIX.crt, PREFIX.key"
     )
-    issue.add_argument("--days", type=int, default=825, help="validity (default: 825)")
+    parser.add_argument("--days", type=int, default=825, help="validity (default: 825)")
 
 
 def run_ca(args: argparse.Namespace) -> int:
-    from gateway.ca import CaError, init_ca, issue_server
+    from gateway.ca import (
+        CaError,
+        init_ca,
+        issue_client,
+        issue_server,
+        pair,
+        write_client,
+    )
 
     if args.days < 1:
         print(f"coldchain ca: --days {args.days}: at least 1", file=sys.stderr)
@@ -173,6 +210,12 @@ def run_ca(args: argparse.Namespace) -> int:
             crt, key = init_ca(args.dir, name=args.name, days=args.days)
             print(f"CA certificate {crt} (for uplink.ca_file and every bundle)")
             print(f"CA key {key} (mode 0600: keep it safe, off the broker if you can)")
+        elif args.ca_command == "client":
+            if any(p.exists() for p in pair(args.out)):
+                raise CaError(f"{args.out}.crt or .key exists: choose another --out")
+            cert = issue_client(args.dir, args.name, days=args.days)
+            crt, key = write_client(args.out, cert)
+            print(f"certificate {crt} for {args.name}, key {key}, until {cert.not_after:%Y-%m-%d}")
         else:
             issued = issue_server(args.dir, args.host, args.out, days=args.days)
             until = f"{issued.not_after:%Y-%m-%d}"

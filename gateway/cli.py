@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -162,6 +161,7 @@ def run(args: argparse.Namespace, audit: Audit) -> int:
     trail: this package does not import the hub)."""
     from coldchain.config.errors import InvalidConfigError
     from coldchain.config.loader import load_site_config
+    from gateway.ca import CaError
     from gateway.dynsec import DynSecError
 
     try:
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace, audit: Audit) -> int:
     data_dir = args.data_dir or Path(cfg.hub.data_dir)
     try:
         return asyncio.run(_run(args, cfg, profiles, data_dir, audit))
-    except (DynSecError, OSError, ValueError) as exc:
+    except (CaError, DynSecError, OSError, ValueError) as exc:
         print(f"coldchain gateway: {exc}", file=sys.stderr)
         return 1
 
@@ -183,6 +183,7 @@ async def _run(
 ) -> int:
     from coldchain.config.site import broker_address
     from coldchain.protocol.topics import Topics
+    from gateway.broker import identity_tls
     from gateway.dynsec import DynSec, Fleet
 
     action: str = args.gateway_command
@@ -196,7 +197,7 @@ async def _run(
             raise ValueError(f"{args.out} exists: choose another --out, or remove it")
     url = args.broker or cfg.uplink.broker
     host, port, tls = broker_address(url)
-    context = ssl.create_default_context(cafile=cfg.uplink.ca_file) if tls else None
+    context = identity_tls(cfg.uplink.ca_file, data_dir, "admin") if tls else None
     pw_file = args.admin_password_file or data_dir / "broker-admin-password"
     try:
         password = pw_file.read_text(encoding="utf-8").strip()
@@ -217,7 +218,7 @@ async def _remote(args: argparse.Namespace, cfg: SiteConfig, data_dir: Path) -> 
     from coldchain.config.site import broker_address
     from coldchain.protocol.commands import Request, read_lines, scan_lines
     from coldchain.protocol.topics import Topics
-    from gateway.broker import HUB_PASSWORD_FILE, HUB_USER
+    from gateway.broker import HUB_PASSWORD_FILE, HUB_USER, identity_tls
     from gateway.remote import (
         UnknownTargetError,
         message_key,
@@ -245,7 +246,7 @@ async def _remote(args: argparse.Namespace, cfg: SiteConfig, data_dir: Path) -> 
     else:
         req = Request(new_command_id(), "read", args.bus, unit=args.unit, profile=args.profile)
     host, port, tls = broker_address(args.broker or cfg.uplink.broker)
-    context = ssl.create_default_context(cafile=cfg.uplink.ca_file) if tls else None
+    context = identity_tls(cfg.uplink.ca_file, data_dir, "hub") if tls else None
     print(f"asked {gw.id} to {req.action} bus {req.bus}; waiting for its answer", file=sys.stderr)
     import aiomqtt
 
@@ -297,7 +298,9 @@ async def _change(
     keys = GatewayKeys(data_dir / "hub.db")
     registry = Registry(data_dir / "hub.db", [], health_timeout_s=cfg.hub.health_timeout)
     try:
-        after = await _apply(args, fleet, keys=keys, registry=registry, cfg=cfg, profiles=profiles)
+        after = await _apply(
+            args, fleet, keys=keys, registry=registry, cfg=cfg, profiles=profiles, data_dir=data_dir
+        )
     finally:
         keys.close()
         registry.close()
@@ -314,14 +317,25 @@ async def _apply(
     registry: Registry,
     cfg: SiteConfig,
     profiles: Any,
+    data_dir: Path,
 ) -> dict[str, Any]:
     """Do the action and say what it did; what the audit records of it."""
+    from gateway.broker import client_ca
     from gateway.provision import change
 
     action, gw = args.gateway_command, args.gateway
     out = args.out if action in ("provision", "rotate") else None
+    ca = client_ca(data_dir)
     done = await change(
-        action, gw, fleet=fleet, keys=keys, registry=registry, cfg=cfg, profiles=profiles, out=out
+        action,
+        gw,
+        fleet=fleet,
+        keys=keys,
+        registry=registry,
+        cfg=cfg,
+        profiles=profiles,
+        out=out,
+        client_ca=ca,
     )
     if action == "retire":
         print(f"gateway {gw}: retired {', '.join(done.deleted) or 'nothing'}")
@@ -332,6 +346,14 @@ async def _apply(
         print(f"gateway {gw}: broker client {done.identity.username}, bundle {args.out}")
         for m in done.members:
             print(f"  {m}")
+        if "certificate_until" in done.after:
+            until = done.after["certificate_until"][:10]
+            print(f"its client certificate is valid until {until}: rotate the gateway before")
+    if done.after.get("certificates_revoked"):
+        print(
+            f"certificates revoked in {ca}/crl.pem; the broker refuses them once it reloads "
+            "it (deploy/centre does that by itself; by hand: systemctl reload, or SIGHUP)"
+        )
         if action == "rotate":
             print(f"the old password works until: coldchain gateway {args.config} retire {gw}")
     return done.after

@@ -42,6 +42,7 @@ from dashboards.reports.api import reports_router
 from dashboards.web import Renderer, WebContext, mount_ui
 from dashboards.web.live import Board, LiveEvents
 from gateway.api import identities_router
+from gateway.broker import identity_tls
 from gateway.commands_api import commands_router
 from gateway.ingest import Ingest, run_ingest
 from gateway.keys import GatewayKeys
@@ -172,7 +173,7 @@ class Hub:
                 cfg=cfg,
                 profiles=profiles,
                 broker=self.broker,
-                tls=self.tls_context,
+                tls=lambda: identity_tls(cfg.uplink.ca_file, data_dir, "admin"),
                 data_dir=data_dir,
                 registry=self.registry,
                 audit=lambda actor, action, obj, after: self.audit.record(
@@ -415,8 +416,9 @@ class Hub:
 
     def tls_context(self) -> ssl.SSLContext:
         """For an ``mqtts://`` broker: verified against ``uplink.ca_file`` (the CA the
-        gateways use too), or the system's CAs."""
-        return ssl.create_default_context(cafile=self.cfg.uplink.ca_file)
+        gateways use too), or the system's CAs; under mutual TLS with the hub's certificate
+        (``coldchain broker config --client-ca``)."""
+        return identity_tls(self.cfg.uplink.ca_file, self.data_dir, "hub")
 
     async def run(self) -> None:
         host, port, tls = broker_address(self.broker)

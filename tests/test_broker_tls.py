@@ -40,7 +40,7 @@ def coldchain(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextlib.contextmanager
-def broker(conf: Path, port: int) -> Iterator[None]:
+def broker(conf: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     run_conf = conf.with_name("run.conf")  # as root in a test: stay root (see test_broker_config)
     run_conf.write_text("user root\n" + conf.read_text())
     with conf.with_name("mosquitto.log").open("ab") as log:
@@ -49,7 +49,7 @@ def broker(conf: Path, port: int) -> Iterator[None]:
         )
     try:
         wait_for(lambda: port_open("127.0.0.1", port), f"mosquitto on {port}")
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -190,3 +190,38 @@ def test_the_ca_commands_say_what_is_wrong(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "c.crt: no such file" in done.stderr
     assert not (tmp_path / "b").exists()
+    done = coldchain(*args[:-2], "--client-ca", str(tmp_path / "ca"))
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        "coldchain broker: --client-ca needs --tls-cert and --tls-key",
+    )
+
+
+def test_a_client_certificate_names_its_identity_and_its_revocation_reaches_the_crl(
+    tmp_path: Path,
+) -> None:
+    from cryptography import x509
+
+    from gateway.ca import init_ca, revoke_clients
+
+    ca = tmp_path / "ca"
+    init_ca(ca)
+    done = coldchain(
+        "ca", "client", str(ca), "--name", "grafana-mqtt", "--out", str(tmp_path / "t")
+    )
+    assert done.returncode == 0, done.stderr
+    cert = x509.load_pem_x509_certificate((tmp_path / "t.crt").read_bytes())
+    assert cert.subject.rfc4514_string() == "CN=grafana-mqtt"
+    assert (tmp_path / "t.key").stat().st_mode & 0o077 == 0
+    again = coldchain("ca", "client", str(ca), "--name", "x", "--out", str(tmp_path / "t"))
+    assert again.returncode == 1
+    assert "exists" in again.stderr
+
+    assert revoke_clients(ca, ["grafana-mqtt"]) == [f"{cert.serial_number:x}"]
+    assert revoke_clients(ca, ["grafana-mqtt"]) == []  # once
+    crl = x509.load_pem_x509_crl((ca / "crl.pem").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+    ca_cert = x509.load_pem_x509_certificate((ca / "ca.crt").read_bytes())
+    assert crl.is_signature_valid(ca_cert.public_key())  # type: ignore[arg-type]
+    # valid as long as the CA: an expired CRL would lock every client out
+    assert crl.next_update_utc == ca_cert.not_valid_after_utc

@@ -49,6 +49,7 @@ COMMANDS = [
     "ca",
     "ca init",
     "ca issue",
+    "ca client",
     "users",
     "users add",
     "users list",

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateway.ca import init_ca
 from tests.services import SecuredBroker
 from tests.test_deploy_pi import new_root, owner, verify_unit
 from tests.test_gateway_provisioning import plain_site
@@ -51,10 +52,16 @@ def test_the_centre_install_makes_a_hub_service_that_runs(
     root = new_root(tmp_path)
     (root / "usr/sbin").mkdir(parents=True)
     shutil.copy2("/usr/sbin/mosquitto", root / "usr/sbin/mosquitto")  # for verify
+    (root / "bin").mkdir()
+    for tool in ("kill", "systemctl"):  # the broker's reload, and the CRL's
+        shutil.copy2(f"/bin/{tool}", root / "bin" / tool)
     data = root / "var/lib/coldchain-hub"
     data.mkdir(parents=True)  # as coldchain broker config leaves it: root's 0600 password
     (data / "broker-hub-password").write_text(broker.hub[1] + "\n")
     os.chmod(data / "broker-hub-password", 0o600)
+    # mutual TLS, as coldchain broker config --client-ca records it (paths on the centre)
+    init_ca(root / "etc/coldchain/client-ca")
+    (data / "broker-client-ca").write_text("/etc/coldchain/client-ca\n")
 
     done = install(root, str(site), "--grafana", "/etc/coldchain/grafana")
     assert done.returncode == 0, done.stderr
@@ -73,16 +80,24 @@ def test_the_centre_install_makes_a_hub_service_that_runs(
         "Restart=always",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
-        "ReadWritePaths=/var/lib/coldchain-hub",
+        "ReadWritePaths=/var/lib/coldchain-hub /etc/coldchain/client-ca",
         "CapabilityBoundingSet=",
     ):
         assert line in hub_unit, line
     broker_unit = (root / "etc/systemd/system/coldchain-broker.service").read_text()
     assert "ExecStart=/usr/sbin/mosquitto -c /etc/coldchain/broker/mosquitto.conf" in broker_unit
-    for unit in ("coldchain-hub.service", "coldchain-broker.service"):
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in broker_unit
+    # a revoke (a new CRL) reloads the broker; the hub (its user) issues and revokes
+    crl_path = (root / "etc/systemd/system/coldchain-broker-crl.path").read_text()
+    assert "PathChanged=/etc/coldchain/client-ca/crl.pem" in crl_path
+    assert owner(root / "etc/coldchain/client-ca")[0] == uid
+    key_uid, _, key_mode = owner(root / "etc/coldchain/client-ca/ca.key")
+    assert (key_uid, key_mode) == (uid, 0o600)
+    for unit in ("coldchain-hub.service", "coldchain-broker.service", "coldchain-broker-crl.path"):
         wants = root / "etc/systemd/system/multi-user.target.wants" / unit
         assert os.readlink(wants) == f"/etc/systemd/system/{unit}"
         verify_unit(root, unit)
+    verify_unit(root, "coldchain-broker-reload.service")  # started by the path unit
 
     # the installed hub, from its venv, with the installed config and data, on the broker:
     # it finds its password in its data dir and passes the open-broker check

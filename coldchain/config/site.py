@@ -11,7 +11,7 @@ import ipaddress
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from coldchain.alerting.rules import Rule
 from coldchain.alerting.settings import AlertSettings, EdgeFallback
@@ -223,6 +223,20 @@ class Uplink(StrictModel):
         description="file holding the gateway's message key (hex), shared with the hub: "
         "the hub's acks and the gateway's edge notices are authenticated with it",
     )
+    client_cert: str | None = Field(
+        None,
+        description="the gateway's client certificate (PEM), for a broker that demands one "
+        "(mutual TLS: coldchain broker config --client-ca); with client_key",
+    )
+    client_key: str | None = Field(None, description="the private key of client_cert (PEM)")
+
+    @model_validator(mode="after")
+    def _client_certificate(self) -> Uplink:
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("give uplink.client_cert and uplink.client_key together")
+        if self.client_cert is not None and not self.broker.startswith("mqtts://"):
+            raise ValueError("a client certificate needs a TLS broker (mqtts://)")
+        return self
 
 
 def broker_address(url: str) -> tuple[str, int, bool]:

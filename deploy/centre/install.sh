@@ -19,7 +19,12 @@
 #                                admin passwords): coldchain-hub 0750; kept on uninstall
 #   coldchain-hub.service        the hub, hardened, Restart=always
 #   coldchain-broker.service     mosquitto -c /etc/coldchain/broker/mosquitto.conf as the
-#                                mosquitto user (Debian's mosquitto package), Restart=always
+#                                mosquitto user (Debian's mosquitto package), Restart=always;
+#                                `systemctl reload` rereads certificates and the CRL
+#   with mutual TLS (coldchain broker config --client-ca DIR, recorded in the data dir):
+#   DIR                          the client CA: the hub issues and revokes gateways'
+#                                certificates there (coldchain-hub:mosquitto 2750)
+#   coldchain-broker-crl.path    reloads the broker whenever DIR/crl.pem changes (a revoke)
 set -euo pipefail
 
 ROOT=/
@@ -39,7 +44,7 @@ while [ $# -gt 0 ]; do
         --grafana) GRAFANA="$2"; shift 2 ;;
         --uninstall) UNINSTALL=1; shift ;;
         --no-start) START=0; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
         *) [ -z "$CONFIG" ] || die "one site config"; CONFIG="$1"; shift ;;
     esac
@@ -51,7 +56,8 @@ VENV_DIR=/opt/coldchain/venv
 DATA=/var/lib/coldchain-hub
 
 if [ "$UNINSTALL" = 1 ]; then
-    remove_units coldchain-hub.service coldchain-broker.service
+    remove_units coldchain-hub.service coldchain-broker.service coldchain-broker-crl.path \
+        coldchain-broker-reload.service
     rm -rf "$ROOT/opt/coldchain"
     echo "removed: the coldchain-hub and coldchain-broker services, $VENV_DIR"
     echo "kept: $DATA (hub.db: alerts, audit trail, users; the store: the readings),"
@@ -84,6 +90,19 @@ chown -R "$uid:$gid" "$ROOT$DATA"
 if [ -d "$ROOT/etc/coldchain/broker" ] && grep -q '^mosquitto:' "$ROOT/etc/passwd"; then
     chown -R "$(id_of passwd mosquitto)" "$ROOT/etc/coldchain/broker"  # the plugin saves its state there
 fi
+# mutual TLS: the hub issues and revokes gateways' certificates with the client CA, the
+# broker reads its certificate and CRL (group mosquitto, inherited by every new file)
+CLIENT_CA=""
+if [ -f "$ROOT$DATA/broker-client-ca" ]; then
+    CLIENT_CA="$(head -n 1 "$ROOT$DATA/broker-client-ca")"
+    [ -f "$ROOT$CLIENT_CA/ca.key" ] || die "$DATA/broker-client-ca names $CLIENT_CA, which holds no CA"
+    chown -R "$uid" "$ROOT$CLIENT_CA"
+    if grep -q '^mosquitto:' "$ROOT/etc/group"; then
+        chgrp -R "$(id_of group mosquitto)" "$ROOT$CLIENT_CA"
+    fi
+    chmod 2750 "$ROOT$CLIENT_CA"
+    chmod 0600 "$ROOT$CLIENT_CA/ca.key"
+fi
 if [ -n "$GRAFANA" ]; then
     "$ROOT$VENV_DIR/bin/coldchain" dashboards build "$CONFIG" --out "$ROOT$GRAFANA" >/dev/null
     echo "Grafana dashboards and provisioning in $GRAFANA"
@@ -108,7 +127,7 @@ TimeoutStopSec=60
 NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=yes
-ReadWritePaths=$DATA
+ReadWritePaths=$DATA${CLIENT_CA:+ $CLIENT_CA}
 PrivateTmp=yes
 PrivateDevices=yes
 $(sandbox)
@@ -127,6 +146,7 @@ ConditionPathExists=/etc/coldchain/broker/mosquitto.conf
 
 [Service]
 ExecStart=/usr/sbin/mosquitto -c /etc/coldchain/broker/mosquitto.conf
+ExecReload=/bin/kill -HUP $MAINPID
 User=mosquitto
 Group=mosquitto
 Restart=always
@@ -146,6 +166,34 @@ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 [Install]
 WantedBy=multi-user.target
 EOF
-echo "services coldchain-hub, coldchain-broker"
+UNITS_MADE=(coldchain-hub.service coldchain-broker.service)
+if [ -n "$CLIENT_CA" ]; then
+    cat > "$UNITS/coldchain-broker-crl.path" <<EOF
+# Written by coldchain's deploy/centre/install.sh: a revoked gateway's certificate is refused
+# as soon as coldchain (the hub's API, or coldchain gateway revoke) writes the new CRL.
+[Unit]
+Description=coldchain: reload the broker when the client CA's revocation list changes
 
-enable_units "$START" coldchain-hub.service coldchain-broker.service
+[Path]
+PathChanged=$CLIENT_CA/crl.pem
+Unit=coldchain-broker-reload.service
+
+[Install]
+WantedBy=multi-user.target
+EOF
+    cat > "$UNITS/coldchain-broker-reload.service" <<'EOF'
+# Written by coldchain's deploy/centre/install.sh, started by coldchain-broker-crl.path.
+[Unit]
+Description=coldchain: reload the broker (certificates and CRL)
+
+[Service]
+Type=oneshot
+ExecStart=/bin/systemctl reload coldchain-broker.service
+EOF
+    UNITS_MADE+=(coldchain-broker-crl.path)
+else
+    rm -f "$UNITS/coldchain-broker-crl.path" "$UNITS/coldchain-broker-reload.service"
+fi
+echo "services ${UNITS_MADE[*]}"
+
+enable_units "$START" "${UNITS_MADE[@]}"

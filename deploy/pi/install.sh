@@ -15,7 +15,8 @@
 #   user coldchain (system, no login, in group dialout for the RS-485 adapters)
 #   /opt/coldchain/venv          the agent, from requirements/agent.lock (no web stack)
 #   /etc/coldchain/              the bundle: site.yaml, profiles/, broker-password,
-#                                message-key, ca.crt; root:coldchain, 0750 / 0640
+#                                message-key, ca.crt, client.crt and client.key (mutual
+#                                TLS); root:coldchain, 0750 / 0640
 #   /var/lib/coldchain/          the outbox: coldchain:coldchain 0750; kept on upgrade and
 #                                on uninstall (it may hold readings not yet delivered)
 #   /etc/systemd/system/coldchain-agent.service    Type=notify with the watchdog, hardened
@@ -43,7 +44,7 @@ while [ $# -gt 0 ]; do
         --source) SOURCE="$2"; shift 2 ;;
         --uninstall) UNINSTALL=1; shift ;;
         --no-start) START=0; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
         *) [ -z "$BUNDLE" ] || die "one bundle at a time"; BUNDLE="$1"; shift ;;
     esac
@@ -103,7 +104,7 @@ echo "agent $("$ROOT$VENV_DIR/bin/coldchain" --version) in $VENV_DIR"
 install -d -m 0750 -o 0 -g "$gid" "$ROOT/etc/coldchain"
 rm -rf "$ROOT/etc/coldchain/profiles"
 install -d -m 0750 -o 0 -g "$gid" "$ROOT/etc/coldchain/profiles"
-for f in site.yaml broker-password message-key ca.crt; do
+for f in site.yaml broker-password message-key ca.crt client.crt client.key; do
     [ -f "$TOP/$f" ] && install -m 0640 -o 0 -g "$gid" "$TOP/$f" "$ROOT/etc/coldchain/$f"
 done
 for f in "$TOP"/profiles/*.yaml; do
