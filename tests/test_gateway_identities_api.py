@@ -6,15 +6,20 @@ refused; errors say what is wrong."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tarfile
 from pathlib import Path
 
 import aiomqtt
 import httpx
+import pytest
+from playwright.async_api import Dialog
 
+from dashboards.web.i18n import translate
 from hub.auth import COOKIE
 from hub.csrf import HEADER as CSRF_HEADER
+from tests.browser import add_user, chromium, logged_in
 from tests.hubkit import running_hub_service, session_header
 from tests.services import SecuredBroker
 from tests.test_gateway_provisioning import PROFILES, simulated_centre
@@ -98,3 +103,68 @@ async def test_technicians_manage_gateway_identities_through_the_api(
         ]
         assert records[-1].after == {"client": "gw1", "bundle": "coldchain-gw1.tar.gz"}
     assert password.encode() not in (tmp_path / "hub" / "hub.db").read_bytes()
+
+
+@pytest.mark.slow
+async def test_a_technician_provisions_and_revokes_from_the_gateways_page(
+    tmp_path: Path, secured_mosquitto: SecuredBroker
+) -> None:
+    """The gateways page's identity buttons, in headless Chromium: each enabled where its
+    action applies; Provision downloads the bundle; Revoke asks first, then cuts it off."""
+    broker = secured_mosquitto
+    async with (
+        simulated_centre(tmp_path, broker) as (_site, cfg),
+        running_hub_service(
+            cfg, PROFILES, tmp_path / "hub", broker.url, password=broker.hub[1]
+        ) as hub,
+        chromium() as browser,
+    ):
+        page = await logged_in(browser, hub.url, "li-tech", add_user(hub, "li-tech", "technician"))
+        await page.goto(f"{hub.url}/gateways")
+        clients = page.locator("#gw-gw1 td.identity .clients")
+        buttons = page.locator('form.identity[data-gateway="gw1"] button')
+
+        async def enabled() -> list[str]:
+            await page.wait_for_function(
+                "el => el.textContent !== '…'", arg=await clients.element_handle()
+            )
+            return [
+                v
+                for v in await buttons.evaluate_all("bs => bs.map(b => b.disabled ? '' : b.value)")
+                if v
+            ]
+
+        assert await enabled() == ["provision"]
+        none = translate("identity_none", "zh-CN")  # the UI's default language
+        assert await clients.text_content() == none
+        async with page.expect_download() as download_info:
+            await page.click('form.identity[data-gateway="gw1"] button[value=provision]')
+        download = await download_info.value
+        assert download.suggested_filename == "coldchain-gw1.tar.gz"
+        files = bundle_files(await asyncio.to_thread(Path(await download.path()).read_bytes))
+        assert files["coldchain-gw1/broker-password"].strip()
+        await page.wait_for_function(
+            "el => el.textContent === 'gw1'", arg=await clients.element_handle()
+        )
+        assert await enabled() == ["rotate", "revoke"]
+
+        asked: list[str] = []
+
+        async def answer(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            await (dialog.dismiss() if len(asked) == 1 else dialog.accept())
+
+        page.on("dialog", answer)
+        revoke = 'form.identity[data-gateway="gw1"] button[value=revoke]'
+        await page.click(revoke)  # dismissed: nothing happens
+        await page.click(revoke)
+        await page.wait_for_function(
+            "([el, none]) => el.textContent === none", arg=[await clients.element_handle(), none]
+        )
+        assert len(asked) == 2
+        assert "gw1" in asked[0]
+        records, _ = hub.audit.page(10, 0, action="gateway.")
+        assert [(r.actor, r.action) for r in reversed(records)] == [
+            ("li-tech", "gateway.provision"),
+            ("li-tech", "gateway.revoke"),
+        ]

@@ -114,6 +114,24 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "config_runs": ("运行版本", "runs"),
     "config_restart": ("重启代理后生效", "after the agent restarts"),
     "scan_bus": ("扫描或读取总线", "Scan or read a bus"),
+    "identity": ("接入身份", "Broker identity"),
+    "identity_none": ("无（未开通）", "none: provision it"),  # noqa: RUF001 - Chinese punctuation
+    "provision": ("开通", "Provision"),
+    "rotate": ("换新密码", "Rotate"),
+    "retire": ("停用旧密码", "Retire old"),
+    "revoke": ("吊销", "Revoke"),
+    "identity_confirm_revoke": (
+        "吊销网关 %s？它会立即断开，直到重新开通前无法再接入。",  # noqa: RUF001 - Chinese punctuation
+        "Revoke gateway %s? It is cut off at once and cannot reconnect until provisioned again.",
+    ),
+    "identity_confirm_retire": (
+        "停用网关 %s 的旧密码？只有最新的密码仍可用。",  # noqa: RUF001 - Chinese punctuation
+        "Retire gateway %s's old passwords? Only the newest keeps working.",
+    ),
+    "identity_bundle": (
+        "已下载 %s：其中有网关的密码，请像密码一样保管，安装后删除",  # noqa: RUF001 - Chinese punctuation
+        "downloaded %s: it holds the gateway's password; keep it as one, delete it once installed",
+    ),
     "scan": ("扫描", "Scan"),
     "read": ("读取", "Read"),
     "failing_since": ("无数据，自", "no data since"),  # noqa: RUF001 - Chinese punctuation

@@ -1,5 +1,6 @@
-// Scan a gateway's bus, or read one device on it, from here (and, for a manager, correct
-// the time of readings taken with its clock off): POST to the commissioning API
+// Scan a gateway's bus, or read one device on it, from here; provision, rotate, retire or
+// revoke its broker identity (and, for a manager, correct the time of readings taken with
+// its clock off): POST to the commissioning API
 // as the logged-in user, with the session's CSRF token (the page's <meta name="csrf-token">)
 // in X-CSRF-Token; the answer (tens of seconds for a scan: the gateway's agent runs it) is
 // shown under the forms as `coldchain modbus` prints it.
@@ -43,6 +44,74 @@
       }
     });
   }
+  // The gateways' broker identities: listed from GET /api/gateway-identities (the broker's
+  // dynamic security plugin), each button enabled where its action applies. Provision and
+  // rotate answer with the gateway's bundle, saved as a download; retire and revoke ask
+  // first. Each is audited by the hub.
+  const status = document.getElementById("identity-status");
+  function detailOf(answer, resp) {
+    const detail = answer.detail;
+    return typeof detail === "string" ? detail : JSON.stringify(detail) || resp.statusText;
+  }
+  async function identities() {
+    const resp = await fetch("/api/gateway-identities");
+    const answer = await resp.json().catch(function () { return {}; });
+    if (!resp.ok) {
+      status.textContent = detailOf(answer, resp);
+      status.hidden = false;
+      for (const span of document.querySelectorAll("td.identity .clients")) span.textContent = "—";
+      return;
+    }
+    status.hidden = true;
+    for (const form of document.querySelectorAll("form.identity")) {
+      const clients = answer[form.dataset.gateway] || [];
+      const span = form.parentElement.querySelector(".clients");
+      span.textContent = clients.length ? clients.join(", ") : span.dataset.none;
+      const allowed = {
+        provision: clients.length === 0,
+        rotate: clients.length > 0,
+        retire: clients.length > 1,
+        revoke: clients.length > 0,
+      };
+      for (const b of form.querySelectorAll("button")) b.disabled = !allowed[b.value];
+    }
+  }
+  for (const form of document.querySelectorAll("form.identity")) {
+    form.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      const action = ev.submitter ? ev.submitter.value : "";
+      const ask = { revoke: form.dataset.confirmRevoke, retire: form.dataset.confirmRetire }[action];
+      if (!action || (ask && !window.confirm(ask))) return;
+      const err = form.querySelector(".err");
+      for (const b of form.querySelectorAll("button")) b.disabled = true;
+      err.textContent = "…";
+      try {
+        const resp = await fetch("/api/gateways/" + form.dataset.gateway + "/" + action, {
+          method: "POST",
+          headers: { "X-CSRF-Token": token ? token.content : "" },
+        });
+        if (!resp.ok) {
+          err.textContent = detailOf(await resp.json().catch(function () { return {}; }), resp);
+        } else if ((resp.headers.get("Content-Type") || "").startsWith("application/gzip")) {
+          const named = /filename="([^"]+)"/.exec(resp.headers.get("Content-Disposition") || "");
+          const name = named ? named[1] : "bundle.tar.gz";
+          const link = document.createElement("a");
+          link.href = URL.createObjectURL(await resp.blob());
+          link.download = name;
+          document.body.appendChild(link);
+          link.click();
+          link.remove();
+          err.textContent = form.dataset.bundle.replace("%s", name);
+        } else {
+          err.textContent = "";
+        }
+      } finally {
+        await identities();
+      }
+    });
+  }
+  if (document.querySelector("form.identity")) identities();
+
   // A manager corrects the time of the readings a gateway took with its clock off, by the
   // step the gateway reported (POST /api/gateways/{id}/clock-correction; audited).
   for (const form of document.querySelectorAll("form.retime")) {
