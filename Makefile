@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Debian packages the test suite talks to (real parts, not mocks).
-TEST_SERVICES := mosquitto victoria-metrics chromium
+# Debian packages the test suite talks to (real parts, not mocks); docker-compose only reads
+# deploy/centre/compose.yaml (no daemon, no images).
+TEST_SERVICES := mosquitto victoria-metrics chromium docker-compose
 
 .PHONY: demo test test-fast lint format typecheck lock services clean
 

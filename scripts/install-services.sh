@@ -6,6 +6,7 @@ declare -A binary=(
   [mosquitto]=/usr/sbin/mosquitto
   [victoria-metrics]=/usr/bin/victoria-metrics
   [chromium]=/usr/bin/chromium
+  [docker-compose]=/usr/bin/docker-compose
 )
 missing=()
 for pkg in "$@"; do
