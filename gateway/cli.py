@@ -27,6 +27,7 @@ from coldchain.profiles.options import add_profiles_argument, load_profiles
 
 if TYPE_CHECKING:
     from coldchain.config.site import SiteConfig
+    from gateway.configpush import ConfigState
     from gateway.dynsec import Fleet
     from gateway.keys import GatewayKeys
     from gateway.registry import Registry
@@ -80,9 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="gateway_command", required=True, metavar="ACTION")
     sub.add_parser(
         "list",
-        help="every gateway: state, last seen, agent version, broker clients",
+        help="every gateway: state, last seen, agent version, config revision, broker clients",
         description="List the config's gateways and any other gateway with a broker "
-        "identity: its state and last contact as the hub last saw them, its agent's version "
+        "identity: its state and last contact as the hub last saw them, its agent's version, "
+        "the config revision last pushed to it and whether it runs it ('4 pending, runs 3'), "
         "and its broker clients.",
     )
     for name, text in (
@@ -359,19 +361,35 @@ async def _apply(
     return done.after
 
 
+def config_column(state: ConfigState) -> str:
+    """A gateway's config revision as ``list`` shows it: the latest pushed and whether it
+    runs it (``3 applied``, ``4 pending, runs 3``, ``4 refused``), or ``-``."""
+    if state.desired is None:
+        return "-"
+    text = f"{state.desired} {state.state}"
+    if state.state != "applied" and state.applied is not None:
+        text += f", runs {state.applied}"
+    return text
+
+
 async def _list(fleet: Fleet, cfg: SiteConfig, data_dir: Path) -> None:
+    from gateway.configpush import Revisions
     from gateway.registry import Registry
 
     clients = await fleet.clients()
     states = {}
+    configs: dict[str, str] = {}
     if (data_dir / "hub.db").exists():
         reg = Registry(data_dir / "hub.db", [], health_timeout_s=cfg.hub.health_timeout)
+        revisions = Revisions(data_dir / "hub.db")
         try:
             states = {s.id: s for s in reg.all()}
+            configs = {gw: config_column(revisions.state(gw)) for gw in revisions.gateways()}
         finally:
             reg.close()
+            revisions.close()
     sites = {g.id: g.site for g in cfg.gateways}
-    rows = [("gateway", "site", "state", "last seen", "agent", "broker clients")]
+    rows = [("gateway", "site", "state", "last seen", "agent", "config", "broker clients")]
     for gw in sorted(set(sites) | set(clients)):
         s = states.get(gw)
         c = clients.get(gw)
@@ -388,6 +406,7 @@ async def _list(fleet: Fleet, cfg: SiteConfig, data_dir: Path) -> None:
                 s.state if s else "unknown",
                 seen,
                 (s.version or "-") if s else "-",
+                configs.get(gw, "-"),
                 names,
             )
         )

@@ -20,7 +20,9 @@ import yaml
 from coldchain.config.loader import check_site_file
 from coldchain.config.site import SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
+from coldchain.protocol.revisions import ConfigAck
 from coldchain.reading import SeriesId
+from gateway.configpush import Change, Revisions
 from gateway.keys import GatewayKeys
 from hub.audit import AuditLog
 from hub.service import Hub
@@ -172,6 +174,17 @@ async def test_a_gateway_provisioned_with_the_command_streams_from_its_bundle_al
                 (row,) = [line for line in out.splitlines() if line.startswith("gw1 ")]
                 assert row.split()[:3] == ["gw1", "depot", "online"]
                 assert row.endswith("gw1")
+                assert out.splitlines()[0].split()[-3:] == ["config", "broker", "clients"]
+                assert row.endswith("1 applied  gw1"), row  # the hub's push at its start
+                revisions = Revisions(tmp_path / "hub" / "hub.db")  # as config push records
+                revisions.record(Change("gw1", 2, "{}", None), now_ms=1, actor="t")
+                revisions.record(Change("gw1", 3, "{}", "{}"), now_ms=2, actor="t")
+                revisions.ack("gw1", ConfigAck(rev=2, ok=True), now_ms=3)
+                revisions.close()
+                rc, out, err = await coldchain("gateway", str(site), "list")
+                assert rc == 0, err
+                (row,) = [line for line in out.splitlines() if line.startswith("gw1 ")]
+                assert row.endswith("3 pending, runs 2  gw1"), row
 
                 rc, out, err = await coldchain("gateway", str(site), "revoke", "gw1")
                 assert rc == 0, err
