@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the test suite talks to (real parts, not mocks); docker-compose only reads
-# deploy/centre/compose.yaml (no daemon, no images).
-TEST_SERVICES := mosquitto victoria-metrics chromium docker-compose
+# deploy/centre/compose.yaml (no daemon, no images); fonts-wqy-microhei is the Chinese face
+# the hub serves to the web UI and embeds in PDFs (dashboards/fonts.py).
+TEST_SERVICES := mosquitto victoria-metrics chromium docker-compose fonts-wqy-microhei
 
 .PHONY: demo test test-fast lint format typecheck lock services clean
 

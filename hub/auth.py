@@ -11,7 +11,7 @@ a changed role takes effect at once.
 Roles are ranked (:class:`coldchain.access.Role`): operator (view, acknowledge) <
 technician (+ gateways, maintenance) < manager (+ reports, rules, audit) < admin (+ users).
 :class:`AccessMiddleware` refuses every request without a valid session except the open
-paths (login, static files, ``/healthz``, ``/metrics``, the signed one-tap links ``/a/...``
+paths (login, static files, the UI's font, ``/healthz``, ``/metrics``, the one-tap links ``/a/...``
 and Twilio's signed callbacks), and every state-changing request from another origin or
 without its token (:mod:`hub.csrf`). A route asks for a role with the one dependency,
 :meth:`Auth.require` (a :data:`coldchain.access.Guard`, handed to every router factory),
@@ -53,7 +53,7 @@ COOKIE: Final = "coldchain_session"
 LOGIN_COOKIE: Final = "coldchain_login"  # the login form's pre-session nonce
 SESSION_TTL_S: Final = 12 * 3600  # one shift and a half
 # Paths anyone may reach. /a/ and the Twilio callbacks carry their own signatures.
-OPEN_PREFIXES: Final = ("/login", "/static/", "/a/", "/api/alerts/twilio/", "/lang/")
+OPEN_PREFIXES: Final = ("/login", "/static/", "/fonts/", "/a/", "/api/alerts/twilio/", "/lang/")
 OPEN_PATHS: Final = frozenset({"/healthz", "/metrics", "/favicon.ico"})
 _SCRYPT: Final = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _SID_BYTES: Final = 32

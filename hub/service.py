@@ -14,8 +14,9 @@ import logging
 import secrets
 import socket
 import ssl
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -38,6 +39,8 @@ from coldchain.protocol.topics import TopicError, Topics
 from coldchain.reading import Reading
 from coldchain.secrets import resolve
 from coldchain.store.base import Store, StoreError
+from dashboards.fonts import WebFont, find_cjk_font, ui_text
+from dashboards.reports import pdfout
 from dashboards.reports.api import reports_router
 from dashboards.web import Renderer, WebContext, mount_ui
 from dashboards.web.live import Board, LiveEvents
@@ -57,6 +60,18 @@ from hub.config_watch import ConfigWatch
 from hub.context import HubContext
 
 log = logging.getLogger(__name__)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON-like value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
 
 
 def open_store(settings: SqliteStoreSettings | InfluxStoreSettings, data_dir: Path) -> Store:
@@ -202,7 +217,7 @@ class Hub:
             cfg, self.store, self.registry, self.alerts, self.events, board, clock
         )
         web.config_state = lambda gw: self.revisions.state(gw).fields()
-        ui = Renderer(cfg)
+        self.ui = ui = self._renderer(cfg, data_dir)
         self.app.include_router(accounts_router(self.auth, self.audit, ui))
         mount_ui(self.app, web, guard, ui)
         self.app.include_router(
@@ -294,6 +309,7 @@ class Hub:
         self.ctx.reconfigure(cfg)
         self.web.cfg = cfg
         self.web.board = Board(cfg, self.profiles, self.registry, self.alerts)
+        self.ui.font = self._web_font(cfg)  # the new names' glyphs
         self.events.publish()
 
     def _on_readings(self, readings: list[Reading]) -> None:
@@ -413,6 +429,25 @@ class Hub:
             self.events.close()  # an open live-board stream would hold the server
             await task
             raise
+
+    def _renderer(self, cfg: SiteConfig, data_dir: Path) -> Renderer:
+        """The pages' renderer, with the Chinese font (``hub.cjk_font``, else one of
+        Debian's) served to the web UI as a subset; the PDF reports embed the same face."""
+        self.cjk_font = find_cjk_font(cfg.hub.cjk_font)  # a configured one missing: an error
+        if self.cjk_font is None and cfg.hub.cjk_font != "none":
+            log.warning(
+                "no Chinese TrueType font on this machine: the web UI relies on the browser's "
+                "fonts and PDF reports on the viewer's (apt-get install fonts-wqy-microhei)"
+            )
+        pdfout.configure(self.cjk_font)
+        return Renderer(cfg, self._web_font(cfg), data_dir / "fonts")
+
+    def _web_font(self, cfg: SiteConfig) -> WebFont | None:
+        """The UI's font subset: its own text and every name in ``cfg``."""
+        if self.cjk_font is None:
+            return None
+        names = [v for v in _strings(cfg.model_dump(mode="json")) if not v.isascii()]
+        return WebFont.plan(self.cjk_font, ui_text(names))
 
     def tls_context(self) -> ssl.SSLContext:
         """For an ``mqtts://`` broker: verified against ``uplink.ca_file`` (the CA the

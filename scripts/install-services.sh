@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian packages the tests talk to, if their binaries are missing.
+# Install the Debian packages the tests talk to, if their binaries (or files) are missing.
 # Usage: scripts/install-services.sh mosquitto [victoria-metrics chromium ...]
 set -euo pipefail
 declare -A binary=(
@@ -7,10 +7,11 @@ declare -A binary=(
   [victoria-metrics]=/usr/bin/victoria-metrics
   [chromium]=/usr/bin/chromium
   [docker-compose]=/usr/bin/docker-compose
+  [fonts-wqy-microhei]=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 )
 missing=()
 for pkg in "$@"; do
-  [ -x "${binary[$pkg]:-/nonexistent}" ] || missing+=("$pkg")
+  [ -e "${binary[$pkg]:-/nonexistent}" ] || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing test services: ${missing[*]}"

@@ -359,6 +359,13 @@ class HubSettings(StrictModel):
         "config dropped (a gateway's backlog taken before the push)",
         ge=0,
     )
+    cjk_font: str | None = Field(
+        None,
+        description="a TrueType font (.ttf/.ttc) with Chinese glyphs, served to the web UI as "
+        "a subset and embedded in PDF reports; default: the first installed of Debian's "
+        "fonts-wqy-microhei, fonts-wqy-zenhei, fonts-arphic-uming, fonts-droid-fallback; "
+        "'none': the browser's and the PDF viewer's own fonts",
+    )
     username: str | None = Field(None, description="the hub's broker user")
     password_file: str | None = Field(None, description="file holding the hub's broker password")
 

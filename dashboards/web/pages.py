@@ -267,5 +267,20 @@ def mount_ui(app: FastAPI, web: WebContext, guard: Guard, ui: Renderer) -> None:
     """Add the pages (:func:`ui_router`), the static files and the pages' error handler
     (403 / 404 as a page) to ``app``."""
     app.include_router(ui_router(web, guard, ui))
+
+    @app.get("/fonts/{name}", include_in_schema=False)
+    async def font(name: str) -> Response:
+        """The UI's Chinese font subset (dashboards/fonts.py): its name is its digest, so a
+        browser keeps it for a year."""
+        f = ui.font
+        if f is None or name != f.name:
+            raise HTTPException(404, "no such font")
+        data = await asyncio.to_thread(f.data, ui.font_cache)  # made on first request
+        return Response(
+            data,
+            media_type="font/woff",
+            headers={"Cache-Control": "public, max-age=31536000, immutable"},
+        )
+
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(StarletteHTTPException, ui.errors)

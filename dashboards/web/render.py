@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coldchain.config.site import SiteConfig
+from dashboards.fonts import WebFont
 from dashboards.web import i18n
 
 HERE = Path(__file__).parent
@@ -39,10 +40,16 @@ def safe_next(target: str | None) -> str:
 
 
 class Renderer:
-    """Renders the templates for one site config (its first site's time zone)."""
+    """Renders the templates for one site config (its first site's time zone); ``font``:
+    the UI's Chinese font subset (:mod:`dashboards.fonts`), served from ``/fonts/`` and
+    kept in ``font_cache``; None: the browser's own fonts."""
 
-    def __init__(self, cfg: SiteConfig) -> None:
+    def __init__(
+        self, cfg: SiteConfig, font: WebFont | None = None, font_cache: Path | None = None
+    ) -> None:
         self.tz = ZoneInfo(cfg.sites[0].timezone) if cfg.sites else None
+        self.font = font
+        self.font_cache = font_cache
 
     def when(self, ms: int | None) -> str:
         """A time in the site's zone, to the second; ``—`` for none."""
@@ -64,6 +71,7 @@ class Renderer:
             "user": getattr(request.state, "user", None),
             "csrf_token": getattr(request.state, "csrf_token", None),
             "wall": request.query_params.get("wall") == "1",
+            "cjk_font": f"/fonts/{self.font.name}" if self.font else None,
             **values,
         }
         return templates.TemplateResponse(request, template, context, status_code=status)
