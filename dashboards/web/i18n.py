@@ -114,6 +114,7 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "config_runs": ("运行版本", "runs"),
     "config_restart": ("重启代理后生效", "after the agent restarts"),
     "scan_bus": ("扫描或读取总线", "Scan or read a bus"),
+    "menu": ("菜单", "Menu"),
     "identity": ("接入身份", "Broker identity"),
     "identity_none": ("无（未开通）", "none: provision it"),  # noqa: RUF001 - Chinese punctuation
     "provision": ("开通", "Provision"),

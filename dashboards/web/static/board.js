@@ -15,6 +15,39 @@
       el.textContent = fmtAge(now - Number(el.dataset.ts));
     }
   }
+  // Rooms in trouble first: app.css orders tiles by state within a site; here the sites
+  // with a room in alarm, warning or offline come first, and a line above the board names
+  // the rooms in alarm or warning (links) and counts each state.
+  const trouble = document.getElementById("trouble");
+  const WORST = ["alarm", "warning", "offline"];
+  function summarize() {
+    const counts = {};
+    const links = [];
+    for (const section of board.querySelectorAll("section.site")) {
+      let bad = false;
+      for (const tile of section.querySelectorAll(".tile")) {
+        const state = tile.dataset.state;
+        if (!WORST.includes(state)) continue;
+        bad = true;
+        const label = tile.querySelector(".state").textContent;
+        counts[state] = counts[state] || [label, 0];
+        counts[state][1] += 1;
+        if (state !== "offline") {
+          const a = document.createElement("a");
+          a.href = tile.getAttribute("href");
+          a.className = state;
+          a.textContent = tile.querySelector(".name").textContent;
+          links.push(a);
+        }
+      }
+      section.classList.toggle("trouble", bad);
+    }
+    const parts = WORST.filter(function (s) { return counts[s]; }).map(function (s) {
+      return counts[s][0] + " " + counts[s][1];
+    });
+    trouble.hidden = parts.length === 0;
+    trouble.replaceChildren(document.createTextNode(parts.join(" · ") + (links.length ? ": " : "")), ...links);
+  }
   function connect() {
     const es = new EventSource("/events");
     es.onopen = function () { board.dataset.live = "1"; };
@@ -29,9 +62,11 @@
       const tile = tmp.firstElementChild;
       old.replaceWith(tile);
       tick(tile);  // only this tile: the 1 s interval ticks the others
+      if (tile.dataset.state !== old.dataset.state) summarize();
     });
   }
   tick();
+  summarize();
   setInterval(tick, 1000);
   connect();
 })();
