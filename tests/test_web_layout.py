@@ -73,7 +73,11 @@ async def test_every_page_fits_a_phone_and_a_wall(tmp_path: Path, mosquitto: Bro
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     cfg = long_named(tmp_path)
     async with running_hub_service(cfg, PROFILES, tmp_path / "hub", mosquitto.url) as hub:
-        hub.alerts.on_readings([Reading(TEMP, hub.alerts.clock(), 9.5)])  # an alarm to act on
+        now = hub.alerts.clock()
+        # an hour of readings for the chart, the last one an alarm to act on
+        readings = [Reading(TEMP, now - (60 - i) * 60_000, 2.0 + i / 20) for i in range(60)]
+        await hub.store.write([*readings, Reading(TEMP, now, 9.5)])
+        hub.alerts.on_readings([Reading(TEMP, now, 9.5)])
         async with chromium() as browser:
             for width, height in ((390, 844), (1920, 1080)):
                 page = await logged_in(browser, hub.url, TEST_USER, TEST_PASSWORD)

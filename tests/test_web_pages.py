@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import time
 import urllib.request
 from datetime import datetime
@@ -92,6 +93,16 @@ async def test_room_chart_pages_and_roles(tmp_path: Path, mosquitto: Broker) -> 
                   let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"""
             )
             assert painted > 1000
+            # the time axis: 24-hour, in the site's zone; the legend: names, the limits' values
+            ticks = (await page.get_attribute("#chart", "data-ticks") or "").split("|")
+            assert len(ticks) >= 3
+            assert all(re.fullmatch(r"(\d\d-\d\d )?\d\d:\d\d", t) for t in ticks), ticks
+            local = datetime.fromtimestamp(t0 / 1000, ZoneInfo("Asia/Shanghai"))
+            assert ticks[0].startswith(local.strftime("%m-%d "))
+            legend = await page.locator("#chart .u-legend .u-label").all_text_contents()
+            assert "probe 温度 (°C)" in legend, legend
+            assert "限值 上限 4 °C" in legend, legend
+            assert not any("probe/temperature" in x for x in legend)
 
             resp = await page.goto(f"{u}/gateways")
             assert resp is not None

@@ -48,6 +48,7 @@ class PointInfo:
     unit: str
     calibration: float
     valid_range: tuple[float, float] | None = None  # the profile's, before calibration
+    device_name: str = ""  # the device's name in the config (its id when it has none)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -84,6 +85,7 @@ def site_points(cfg: SiteConfig, profiles: ProfileRegistry) -> list[PointInfo]:
                         unit=p.unit,
                         calibration=o.calibration if o else 0.0,
                         valid_range=p.valid_range,
+                        device_name=d.name or d.id,
                     )
                 )
     return out

@@ -117,6 +117,8 @@ async def room_chart(
         series.append(
             {
                 "name": f"{p.sid.device}/{p.sid.point}",
+                "device": p.device_name or p.sid.device,  # the legend: names, not ids
+                "point": p.sid.point,
                 "kind": str(p.kind),
                 "role": str(p.role),
                 "unit": p.unit,

@@ -115,6 +115,10 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "config_restart": ("重启代理后生效", "after the agent restarts"),
     "scan_bus": ("扫描或读取总线", "Scan or read a bus"),
     "menu": ("菜单", "Menu"),
+    "limit_low": ("下限", "low"),
+    "limit_high": ("上限", "high"),
+    "outside_limits": ("超出限值", "outside the limits"),
+    "forecast_line": ("趋势预测", "forecast trend"),
     "identity": ("接入身份", "Broker identity"),
     "identity_none": ("无（未开通）", "none: provision it"),  # noqa: RUF001 - Chinese punctuation
     "provision": ("开通", "Provision"),

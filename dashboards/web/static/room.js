@@ -6,6 +6,8 @@
   const box = document.getElementById("chart");
   const labels = JSON.parse(box.dataset.labels);
   let plot = null;
+  // a time (s) as a Date whose fields are the site's wall clock, whatever the browser's zone
+  function zoned(ts) { return uPlot.tzDate(new Date(ts * 1e3), box.dataset.tz); }
 
   function join(series) {
     const xs = new Set();
@@ -60,33 +62,71 @@
 
   function fmt(v) { return v === null || v === undefined ? "—" : v.toFixed(1) + " °C"; }
 
+  // The time axis in the site's zone, 24-hour: the date on the first tick and at midnight,
+  // the date alone when ticks are a day or more apart (uPlot's default is am/pm).
+  function pad(n) { return String(n).padStart(2, "0"); }
+  function times(u, splits, axis, space, incr) {
+    let day = null;
+    const out = splits.map(function (ts) {
+      const d = zoned(ts);
+      const date = pad(d.getMonth() + 1) + "-" + pad(d.getDate());
+      const hm = pad(d.getHours()) + ":" + pad(d.getMinutes());
+      if (incr >= 86400) return date;
+      const first = day === null || date !== day;
+      day = date;
+      return first ? date + " " + hm : hm;
+    });
+    box.dataset.ticks = out.join("|");  // what the axis shows (drawn on the canvas)
+    return out;
+  }
+
+  // Beyond the limits, the band shaded: where the room must not go.
+  function bands(u, lim) {
+    const ctx = u.ctx, top = u.bbox.top, bottom = u.bbox.top + u.bbox.height;
+    ctx.save();
+    ctx.fillStyle = "rgba(198,40,40,.12)";
+    if (lim[1] !== null && lim[1] !== undefined) {
+      const y = Math.max(top, Math.min(bottom, u.valToPos(lim[1], "°C", true)));
+      ctx.fillRect(u.bbox.left, top, u.bbox.width, y - top);
+    }
+    if (lim[0] !== null && lim[0] !== undefined) {
+      const y = Math.max(top, Math.min(bottom, u.valToPos(lim[0], "°C", true)));
+      ctx.fillRect(u.bbox.left, y, u.bbox.width, bottom - y);
+    }
+    ctx.restore();
+  }
+
   function draw(data) {
     const [x, ys] = join(data.series);
     const colours = ["#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#5d4037"];
     const series = [{}];
     const values = [x];
     data.series.forEach(function (s, i) {
-      series.push({ label: s.name + " (" + s.unit + ")", stroke: colours[i % colours.length],
+      // the device's name and the quantity; the point too where the device has several
+      const what = (labels[s.kind] || s.kind) + (s.point !== s.kind ? " " + s.point : "");
+      series.push({ label: s.device + " " + what + " (" + s.unit + ")", stroke: colours[i % colours.length],
                     scale: s.kind === "humidity" ? "%" : "°C", spanGaps: true, width: 1.5 });
       values.push(ys[i]);
     });
     const lim = data.limits.temperature;
     for (const [v, name] of [[lim[0], "low"], [lim[1], "high"]]) {
       if (v === null || v === undefined) continue;
-      series.push({ label: labels.limit + " " + name, stroke: "#c62828", dash: [6, 4], scale: "°C",
-                    width: 1, points: { show: false } });
+      series.push({ label: labels.limit + " " + labels[name] + " " + v + " °C", stroke: "#c62828",
+                    dash: [6, 4], scale: "°C", width: 2, points: { show: false } });
       values.push(x.map(function () { return v; }));
     }
     const opts = {
       width: box.clientWidth || 900, height: 400,
       // times in the site's zone (Asia/Shanghai), whatever the browser's
-      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), box.dataset.tz); },
+      tzDate: zoned,
       // a forecast's projection runs past now: the axis runs on to where it ends
       scales: { x: { time: true, range: [data.start_ms / 1000, Math.max(data.end_ms,
         ...data.forecasts.map(function (f) { return f.to[0]; })) / 1000] } },
-      axes: [{}, { scale: "°C", label: "°C" }, { scale: "%", side: 1, grid: { show: false }, label: "%RH" }],
+      axes: [{ values: times, space: 80 }, { scale: "°C", label: "°C" },
+             { scale: "%", side: 1, grid: { show: false }, label: "%RH" }],
       series: series,
       hooks: { drawClear: [function (u) {
+        bands(u, lim);
         shade(u, data.doors, "rgba(255,152,0,.25)");
         shade(u, data.defrost, "rgba(21,101,192,.2)");
       }], draw: [function (u) { markers(u, data.alerts); projected(u, data.forecasts); }] },
