@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from coldchain.clock import Clock
     from coldchain.config.site import SiteConfig
     from coldchain.profiles.registry import ProfileRegistry
+    from hub.service import Hub
 from firmware_configs import SITES_DIR
 
 EXAMPLE_SITE = SITES_DIR / "county.yaml"
@@ -85,6 +86,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SECONDS",
         help="stop after this many seconds (default: run until Ctrl-C)",
+    )
+    parser.add_argument(
+        "--history",
+        type=float,
+        default=7.0,
+        metavar="DAYS",
+        help="on a store with no readings yet, first write DAYS of simulated history (a "
+        "reading every 5 min from the simulator's plant), so charts and reports have a week "
+        "to show; marked as seeded in this output (default 7; 0: none)",
     )
 
 
@@ -210,6 +220,49 @@ def room_lines(state: dict[str, Any]) -> list[str]:
     return lines
 
 
+def announce(endpoints: list[str], hub: Hub, data: Path, agents: list[str]) -> None:
+    """Where everything is, once it is up."""
+    for line in endpoints:
+        print(line)
+    print(f"web: {hub.url}/ (user admin, password in {data / 'hub' / 'admin-password'})")
+    print(f"hub: {hub.url}/docs (API), {hub.url}/api/latest, {hub.url}/metrics")
+    print(f"agents: {', '.join(agents)}")
+    print(
+        "Inject a fault: python -m simulator.ctl --url <control URL above> inject "
+        "compressor_failure chengqu-centre/cold-room-1.  Ctrl-C stops.",
+        flush=True,
+    )
+
+
+async def seed(
+    args: argparse.Namespace, cfg: SiteConfig, profiles: ProfileRegistry, hub: Hub, clock: Clock
+) -> None:
+    """``--history``: simulated readings of the days before now, on an empty store only."""
+    import time
+
+    from simulator.history import seed_history
+
+    if args.history <= 0:
+        return
+    if await hub.store.latest():
+        print("history: the store already holds readings; nothing seeded", flush=True)
+        return
+    print(
+        f"history: seeding {args.history:g} days of SIMULATED readings before now (the "
+        "simulator's plant, every 5 min; not measured, and not evaluated by the alert rules)",
+        flush=True,
+    )
+    started = time.monotonic()
+    n = await seed_history(
+        cfg, profiles, hub.store.write, end_ms=clock.now_ms(), days=args.history, seed=args.seed
+    )
+    print(
+        f"history: seeded {n:,} simulated readings in {time.monotonic() - started:.1f} s; "
+        "live readings follow",
+        flush=True,
+    )
+
+
 async def _run(args: argparse.Namespace) -> int:
     from coldchain.config.loader import load_site_config
     from coldchain.profiles.registry import ProfileRegistry
@@ -278,16 +331,8 @@ async def _run(args: argparse.Namespace) -> int:
             )
             for gw in live.gateways
         ]
-        for line in describe(sim.endpoints()):
-            print(line)
-        print(f"web: {hub.url}/ (user admin, password in {data / 'hub' / 'admin-password'})")
-        print(f"hub: {hub.url}/docs (API), {hub.url}/api/latest, {hub.url}/metrics")
-        print(f"agents: {', '.join(a.gw.id for a in agents)}")
-        print(
-            "Inject a fault: python -m simulator.ctl --url <control URL above> inject "
-            "compressor_failure chengqu-centre/cold-room-1.  Ctrl-C stops.",
-            flush=True,
-        )
+        await seed(args, live, profiles, hub, clock)
+        announce(describe(sim.endpoints()), hub, data, [a.gw.id for a in agents])
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(hub.run(), name="hub")]
             tasks += [tg.create_task(a.run(), name=f"agent-{a.gw.id}") for a in agents]

@@ -27,6 +27,8 @@ def test_demo_runs_the_whole_system_and_stops(tmp_path: Path) -> None:
             "127.0.0.1:0",
             "--data-dir",
             str(tmp_path / "demo"),
+            "--history",
+            "0.5",  # half a day: the path, at a tenth of the default week's cost
         ],
         capture_output=True,
         text=True,
@@ -45,6 +47,9 @@ def test_demo_runs_the_whole_system_and_stops(tmp_path: Path) -> None:
     assert stored[-1] > 0
     assert stored == sorted(stored)
     assert "0 rejected" in out
+    seeded = re.search(r"history: seeded ([\d,]+) simulated readings", out)
+    assert seeded, out
+    assert int(seeded.group(1).replace(",", "")) > 10_000  # 144 steps of every point
     assert "gw-meilin online" in out
     assert out.rstrip().endswith("stopped")
     assert (tmp_path / "demo" / "hub" / "store.db").exists()
@@ -64,6 +69,8 @@ def test_demo_refuses_a_speed_its_rs485_lines_cannot_keep_up_with(tmp_path: Path
             "1000",
             "--data-dir",
             str(tmp_path / "demo"),
+            "--history",
+            "0.5",  # half a day: the path, at a tenth of the default week's cost
         ],
         capture_output=True,
         text=True,
