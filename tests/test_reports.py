@@ -442,16 +442,19 @@ class Answer:
         return self.body.decode("utf-8")
 
 
-def _fetch(url: str) -> Answer:
+def _fetch(url: str, lang: str = "en") -> Answer:
+    """GET ``url`` as a reader whose web UI is in ``lang`` (its cookie): English here, the
+    text these tests check; the Chinese reports are test_reports_in_chinese."""
+    req = urllib.request.Request(url, headers={"Cookie": f"coldchain_lang={lang}"})
     try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=30) as resp:
             return Answer(resp.status, dict(resp.headers.items()), resp.read())
     except urllib.error.HTTPError as err:
         return Answer(err.code, dict(err.headers.items()), err.read())
 
 
-async def fetch(url: str) -> Answer:
-    return await asyncio.to_thread(_fetch, url)
+async def fetch(url: str, lang: str = "en") -> Answer:
+    return await asyncio.to_thread(_fetch, url, lang)
 
 
 class _Server(uvicorn.Server):
@@ -781,3 +784,39 @@ async def test_bad_requests_say_what_is_wrong(
         got = await fetch(f"{srv.url}/reports/{query}")
         assert got.status == status
         assert message in got.text
+
+
+async def test_reports_in_chinese(tmp_path: Path) -> None:
+    """Without a language chosen (no cookie), the reports speak the web UI's default,
+    Chinese, in every format; ?lang= chooses; names and values stay as they are."""
+    async with serve_reports(tmp_path) as srv:
+        q = f"{srv.url}/reports/daily?site=s1&room=chill&date=2026-01-02"
+        got = await fetch(q + "&format=csv", lang="zh-CN")
+        sec = csv_sections(got.body)
+        title = sec[""][0][0]
+        assert title.startswith("温湿度日志 · 双溪镇禽类冷库"), title
+        facts = dict(r for r in sec[""] if len(r) == 2)
+        assert facts["站点"] == "双溪镇禽类冷库 (s1)"
+        assert facts["温度限值"] == "0 … 4 °C"
+        assert sec["汇总"][0][:3] == ["测点", "物理量", "最低"]
+        records = sec["记录（每 30 分钟一条；超限时每 2 分钟一条，标 *）"]  # noqa: RUF001
+        assert records[0][-1] == "超限"
+        assert records[1] == ["00:00", "5.0", "85.0", "*"]
+        assert sec["超标"][1:] == [ACROSS_ROW, MORNING_ROW]
+
+        page = (await fetch(q, lang="zh-CN")).text
+        assert '<html lang="zh-CN">' in page
+        assert '<tr class="out"><td>00:02</td>' in page  # out-of-range rows still marked
+        assert ">打印</button>" in page
+        lines = pdf_lines((await fetch(q + "&format=pdf", lang="zh-CN")).body)
+        text = "\n".join(lines)
+        assert "温湿度日志" in text
+        assert "页 1" in text
+        assert "告警、确认与备注" in text
+
+        english = (await fetch(q + "&format=csv&lang=en", lang="zh-CN")).body.decode("utf-8-sig")
+        assert english.startswith("Daily temperature log · ")
+        excursions = f"{srv.url}/reports/excursions?site=s1&from=2026-01-01&to=2026-01-02"
+        sec = csv_sections((await fetch(excursions + "&format=csv&lang=zh-CN")).body)
+        assert sec[""][0][0].endswith("2026-01-01 至 2026-01-02")
+        assert dict(r for r in sec[""] if len(r) == 2)["期间"] == "2026-01-01 至 2026-01-02"

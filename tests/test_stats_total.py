@@ -62,10 +62,10 @@ async def every_report_format(u: str) -> dict[str, tuple[int, bytes]]:
     out = {}
     for fmt in ("html", "csv", "pdf"):
         out[f"daily.{fmt}"] = await fetch(
-            f"{u}/reports/daily?site=s1&room=chill&date={DAY}&format={fmt}"
+            f"{u}/reports/daily?site=s1&room=chill&date={DAY}&format={fmt}&lang=en"
         )
         out[f"excursions.{fmt}"] = await fetch(
-            f"{u}/reports/excursions?site=s1&from={DAY}&to={DAY}&format={fmt}"
+            f"{u}/reports/excursions?site=s1&from={DAY}&to={DAY}&format={fmt}&lang=en"
         )
     return out
 

@@ -29,7 +29,9 @@ from coldchain.params import Day
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.store.base import Store
 from dashboards.reports import csvout, htmlout, load, pdfout
+from dashboards.reports.localize import localize
 from dashboards.reports.tables import Document, daily_document, excursion_document
+from dashboards.web.i18n import LANGS, lang_of
 
 MAX_DAYS = 92
 """Longest excursion report (a quarter): it reads every raw reading of a room at once, about
@@ -87,6 +89,10 @@ def _links(request: Request, fmt: Format) -> dict[str, str]:
 
 
 async def _respond(request: Request, doc: Document, fmt: Format) -> Response:
+    """``doc`` in ``fmt``, in the reader's language: ``?lang=`` (en or zh-CN), else the web
+    UI's (its cookie; zh-CN by default)."""
+    asked = request.query_params.get("lang")
+    doc = localize(doc, asked if asked in LANGS else lang_of(request))
     if fmt is Format.PDF:
         body = await asyncio.to_thread(pdfout.render, doc)  # seconds for a long report
     elif fmt is Format.CSV:

@@ -61,9 +61,10 @@ def render(doc: Document, links: Mapping[str, str] | None = None) -> bytes:
     page = "@page { size: A4 landscape; }" if wide else ""
     out = [
         "<!DOCTYPE html>",
-        '<html lang="zh-CN"><head><meta charset="utf-8">',
+        f'<html lang="{escape(doc.lang)}"><head><meta charset="utf-8">',
         f"<title>{escape(doc.title)}</title><style>{CSS}{page}</style></head><body>",
-        '<nav><button type="button" onclick="window.print()">Print 打印</button>',
+        '<nav><button type="button" onclick="window.print()">'
+        f"{'打印' if doc.lang == 'zh-CN' else 'Print'}</button>",
         *(f'<a href="{escape(url)}">{escape(label)}</a>' for label, url in (links or {}).items()),
         "</nav>",
         f"<h1>{escape(doc.title)}</h1><dl>",
@@ -78,7 +79,7 @@ def render(doc: Document, links: Mapping[str, str] | None = None) -> bytes:
         head = "".join(f"<th>{escape(h)}</th>" for h in s.header)
         out.append(f"<table><thead><tr>{head}</tr></thead><tbody>")
         for row in s.rows:
-            flagged = s.header[-1] == "Out of range" and row[-1] == "*"
+            flagged = s.flagged and row[-1] == "*"
             cells = "".join(f"<td{_cls(c)}>{escape(c)}</td>" for c in row)
             out.append(f'<tr class="out">{cells}</tr>' if flagged else f"<tr>{cells}</tr>")
         out.append("</tbody></table></section>")

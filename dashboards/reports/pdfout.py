@@ -218,7 +218,7 @@ def render(doc: Document) -> bytes:
     width = size[0] - 24 * mm
 
     def footer(canvas: Any, page_doc: Any) -> None:
-        line = _p(f"{doc.title}  ·  page {page_doc.page}", "foot")
+        line = _p(f"{doc.title}  ·  {doc.page} {page_doc.page}", "foot")
         line.wrapOn(canvas, width, 10 * mm)
         line.drawOn(canvas, 12 * mm, 6 * mm)
 

@@ -25,6 +25,7 @@ class Section:
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     empty: str = "none"  # said when there are no rows
+    flagged: bool = False  # the last column marks rows out of range ("*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class Document:
     facts: tuple[tuple[str, str], ...]
     sections: tuple[Section, ...]
     filename: str  # without extension
+    page: str = "page"  # the word before the page number, in the document's language
+    lang: str = "en"  # the document's language (dashboards/reports/localize.py)
 
 
 SUMMARY_HEADER = (
@@ -171,6 +174,7 @@ def daily_document(log: DailyLog) -> Document:
                 for rec in log.records
             ),
             empty="no room-air points in this room",
+            flagged=True,
         ),
         Section(
             "Excursions",
@@ -201,7 +205,7 @@ def daily_document(log: DailyLog) -> Document:
             )
         )
     return Document(
-        title=f"Daily temperature log 温湿度日志 · {r.site_name} · {r.room_name} · {log.day}",
+        title=f"Daily temperature log · {r.site_name} · {r.room_name} · {log.day}",
         facts=tuple(facts),
         sections=tuple(sections),
         filename=f"daily-{r.site_id}-{r.room_id}-{log.day.isoformat()}",
@@ -241,7 +245,7 @@ def excursion_document(rep: ExcursionReport, room_id: str | None = None) -> Docu
     )
     scope = f"-{room_id}" if room_id else ""
     return Document(
-        title=f"Excursion report 超标报告 · {rep.site_name} · {rep.first} to {rep.last}",
+        title=f"Excursion report · {rep.site_name} · {rep.first} to {rep.last}",
         facts=facts,
         sections=(
             Section(
