@@ -27,6 +27,10 @@ class FaultKind(StrEnum):
     COMPRESSOR_FAILURE = "compressor_failure"
     POWER_CUT = "power_cut"
     JAM = "jam"
+    E_STOP = "e_stop"  # an emergency stop pressed on the sorting line
+    LINE_FAULT = "line_fault"  # a drive or safety fault latched, with its code (``code``)
+    CHUTE_FULL = "chute_full"  # every chute of the line full
+    LINE_STOP = "line_stop"  # the line stopped (by an operator, or a cable cut: no alarm)
     LINK_DOWN = "link_down"
 
     @property
@@ -38,11 +42,19 @@ class FaultKind(StrEnum):
         return "device"
 
 
+LINE_KINDS = {
+    FaultKind.JAM,
+    FaultKind.E_STOP,
+    FaultKind.LINE_FAULT,
+    FaultKind.CHUTE_FULL,
+    FaultKind.LINE_STOP,
+}
+"""Faults of a sorting line: only a room with one takes them."""
 _ROOM_KINDS = {
     FaultKind.DOOR_STUCK_OPEN,
     FaultKind.COMPRESSOR_FAILURE,
     FaultKind.POWER_CUT,
-    FaultKind.JAM,
+    *LINE_KINDS,
 }
 WIRE_KINDS = (FaultKind.SILENT, FaultKind.EXCEPTION, FaultKind.GARBAGE, FaultKind.BAD_CRC)
 """Device faults that change what the slave puts on the wire, in order of precedence."""
@@ -58,7 +70,8 @@ class Fault:
 
     kind: FaultKind
     target: str
-    code: int | None = None  # exception code for ``exception`` (default 4, device failure)
+    code: int | None = None  # exception code for ``exception`` (default 4, device failure);
+    # the latched fault code for ``line_fault`` (default 1)
     point: str | None = None  # one point for ``probe_open`` (default: all temperatures)
 
     def as_dict(self) -> dict[str, object]:
@@ -127,20 +140,24 @@ class FaultSet:
         self._check(k, name, code, point)
         if k is FaultKind.EXCEPTION and code is None:
             code = 4
+        if k is FaultKind.LINE_FAULT and code is None:
+            code = 1
         fault = Fault(k, name, code, point)
         self._faults[(k, name)] = fault
         self.version += 1
         return fault
 
     def _check(self, kind: FaultKind, name: str, code: int | None, point: str | None) -> None:
-        if code is not None and kind is not FaultKind.EXCEPTION:
-            raise FaultError(f"{kind}: 'code' is only for the exception fault")
-        if code is not None and not 1 <= code <= 0x7F:
+        if code is not None and kind not in (FaultKind.EXCEPTION, FaultKind.LINE_FAULT):
+            raise FaultError(f"{kind}: 'code' is only for the exception and line_fault faults")
+        if code is not None and kind is FaultKind.EXCEPTION and not 1 <= code <= 0x7F:
             raise FaultError(f"exception code must be 1..127, got {code}")
+        if code is not None and kind is FaultKind.LINE_FAULT and not 1 <= code <= 0xFFFF:
+            raise FaultError(f"line_fault code must be 1..65535, got {code}")
         if point is not None and kind is not FaultKind.PROBE_OPEN:
             raise FaultError(f"{kind}: 'point' is only for the probe_open fault")
-        if kind is FaultKind.JAM and not self.targets.rooms[name]:
-            raise FaultError(f"jam: room {name} has no sorting line (no counter point)")
+        if kind in LINE_KINDS and not self.targets.rooms[name]:
+            raise FaultError(f"{kind}: room {name} has no sorting line (no counter point)")
         info = self.targets.devices.get(name)
         if info is None:
             return

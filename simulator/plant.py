@@ -147,7 +147,13 @@ class Plant:
             room.model.compressor_failed = faults.has(FaultKind.COMPRESSOR_FAILURE, key)
             room.model.door_stuck_open = faults.has(FaultKind.DOOR_STUCK_OPEN, key)
             if room.line is not None:
-                room.line.forced_jam = faults.has(FaultKind.JAM, key)
+                line = room.line
+                line.forced_jam = faults.has(FaultKind.JAM, key)
+                line.e_stop = faults.has(FaultKind.E_STOP, key)
+                fault = faults.get(FaultKind.LINE_FAULT, key)
+                line.fault_code = 0 if fault is None else fault.code or 1
+                line.chutes_full = faults.has(FaultKind.CHUTE_FULL, key)
+                line.fault_stop = faults.has(FaultKind.LINE_STOP, key)
         for key, dev in self.devices.items():
             fault = faults.get(FaultKind.PROBE_OPEN, key)
             dev.probe_open = set() if fault is None else {fault.point or "*"}

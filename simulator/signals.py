@@ -10,14 +10,16 @@ the high-temperature alarm) the words of the point's name decide, e.g. ``evap_te
 * temperature: evap/coil/defrost -> evaporator coil, product/core -> product core,
   cond/condenser -> condenser, outside/ambient/outdoor -> surroundings; else the room air.
 * humidity: room relative humidity. door: 1 open, 0 closed. defrost: 1 defrosting/dripping.
-* alarm: stop/estop/full -> 0; door, high, low, jam, power, probe/sensor, compressor ->
-  that alarm; fault -> 0 (no drive faults are simulated); else any of high, low, door
-  alarm, probe fault.
+* alarm: stop/estop/emergency -> the line's emergency stop, full -> its chutes full (the
+  e_stop and chute_full faults); door, high, low, jam, power, probe/sensor, compressor ->
+  that alarm; fault -> the line's latched fault (the line_fault fault); else any of high,
+  low, door alarm, probe fault.
 * counter: start(s) -> compressor starts; rejected -> 1.5 % of the parcels; else parcels of
   the sorting line (compressor starts outside a sorting hall).
 * status: compressor (relay), fan, heater/defrost, conveyor/run/motor, jam, speed (belt
-  m/s), code (fault code, 0), power, battery, link/rssi, temperature (device's own, room
-  air), pressure, lux (light when the door opens); else 1 while powered.
+  m/s), code (the line's latched fault code, 0 for none), power, battery, link/rssi,
+  temperature (device's own, room air), pressure, lux (light when the door opens); else 1
+  while powered.
 * power: 1 while the room's supply is on, 0 during a power cut.
 * setpoint: low/lo/min, high/hi/max -> alarm limits; diff/hyst -> differential; else the
   setpoint. Writes to setpoint and differential move the room's thermostat.
@@ -80,7 +82,8 @@ _TEMPERATURE: list[tuple[set[str], str, Signal]] = [
     ({"outside", "ambient", "outdoor"}, "surroundings", lambda v: v.room.surroundings),
 ]
 _ALARM: list[tuple[set[str], str, Signal]] = [
-    ({"stop", "estop", "emergency", "full"}, "quiet", lambda v: 0.0),
+    ({"stop", "estop", "emergency"}, "e_stop", lambda v: _b(v.line is not None and v.line.e_stop)),
+    ({"full"}, "chute_full", lambda v: _b(v.line is not None and v.line.chutes_full)),
     ({"door"}, "door_alarm", lambda v: _b(v.room.door_alarm)),
     ({"high", "hi", "max"}, "high_alarm", lambda v: _b(v.room.high_alarm)),
     ({"low", "lo", "min"}, "low_alarm", lambda v: _b(v.room.low_alarm)),
@@ -92,7 +95,8 @@ _ALARM: list[tuple[set[str], str, Signal]] = [
         "compressor_fault",
         lambda v: _b(v.room.relay and v.room.compressor_failed),
     ),
-    ({"fault"}, "device_fault", lambda v: 0.0),  # a drive or safety fault: none simulated
+    # a drive or safety fault latched: the line's (the line_fault fault), else none
+    ({"fault"}, "device_fault", lambda v: _b(v.line is not None and v.line.fault_code > 0)),
 ]
 _STATUS: list[tuple[set[str], str, Signal]] = [
     ({"compressor", "comp"}, "compressor_relay", lambda v: _b(v.room.relay)),
@@ -105,7 +109,7 @@ _STATUS: list[tuple[set[str], str, Signal]] = [
     ),
     ({"jam"}, "jam", lambda v: _b(_jammed(v))),
     ({"speed"}, "belt_speed", lambda v: 2.0 if v.line is not None and v.line.running else 0.0),
-    ({"code"}, "fault_code", lambda v: 0.0),
+    ({"code"}, "fault_code", lambda v: float(v.line.fault_code) if v.line is not None else 0.0),
     ({"power", "mains"}, "powered", lambda v: _b(not v.room.power_cut)),
     ({"battery"}, "battery", lambda v: 97.0),
     ({"link", "linkquality", "rssi"}, "link_quality", lambda v: 120.0),

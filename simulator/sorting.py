@@ -37,10 +37,14 @@ class SortingLine:
         self.clear_at = math.inf
         self._run_until_jam = rng.expovariate(1 / params.mean_between_jams)
         # Set from outside: a power cut of the hall, an operator stop (coil write), a
-        # forced jam (fault injection).
+        # forced jam, an emergency stop, a latched fault (its code), full chutes (faults).
         self.power_cut = False
         self.stopped = False
         self.forced_jam = False
+        self.e_stop = False
+        self.fault_code = 0
+        self.chutes_full = False
+        self.fault_stop = False  # stopped with no alarm (the line_stop fault)
 
     @property
     def parcels(self) -> int:
@@ -48,7 +52,15 @@ class SortingLine:
 
     @property
     def running(self) -> bool:
-        return not (self.power_cut or self.stopped or self.jammed or self.forced_jam)
+        return not (
+            self.power_cut
+            or self.stopped
+            or self.jammed
+            or self.forced_jam
+            or self.e_stop
+            or self.fault_code
+            or self.fault_stop
+        )
 
     def clear_jam(self) -> None:
         """The floor staff clears the jam (also an operator's reset via the PLC)."""

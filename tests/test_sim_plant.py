@@ -45,8 +45,8 @@ def plant(seed: int = 1) -> Plant:
         ("alarm", "low_temperature_alarm", "low_alarm"),
         ("alarm", "probe_1_fault", "probe_fault"),
         ("alarm", "jam", "jam"),
-        ("alarm", "e_stop", "quiet"),
-        ("alarm", "chute_1_full", "quiet"),
+        ("alarm", "e_stop", "e_stop"),
+        ("alarm", "chute_1_full", "chute_full"),
         ("alarm", "alarm", "any_alarm"),
         ("alarm", "fault", "device_fault"),
         ("status", "fault_code", "fault_code"),
@@ -203,3 +203,47 @@ def test_a_door_sensor_on_a_freezer_reads_the_warm_side_of_the_frame() -> None:
     assert door.values["temperature"] == pytest.approx(door.view.room.surroundings, abs=1)
     probe = p.devices["gw-shuangxi/freeze-probe"]
     assert (probe.values["temperature"] or 0) < -18, "a probe in the room reads the room"
+
+
+def test_the_sorting_lines_faults_show_on_its_plc() -> None:
+    """e_stop, line_fault (with its code), chute_full and line_stop, on the example county's
+    sorting line PLC: each stops the belt and raises its own point, none another's."""
+    cfg = load_site_config(firmware_configs.SITES_DIR / "county.yaml", PROFILES)
+    p = Plant(cfg, PROFILES, seed=1, start=T0)
+    faults = FaultSet(p.targets())
+    plc = p.devices["gw-centre-hall/sorting-plc"]
+    flags = ("e_stop", "fault", "chute_1_full", "chute_4_full", "jam")
+
+    def after(seconds: float) -> dict[str, float | None]:
+        p.apply_faults(faults)
+        p.advance(p.t + seconds, wall=p.t + seconds, refresh_all=True)
+        return dict(plc.values)
+
+    v = after(1)
+    assert v["conveyor_running"] == 1
+    assert all(v[f] == 0 for f in flags)
+    assert v["fault_code"] == 0
+    for kind, raised, code in (
+        ("e_stop", {"e_stop"}, 0),
+        ("line_fault", {"fault"}, 17),
+        ("chute_full", {"chute_1_full", "chute_4_full"}, 0),
+        ("line_stop", set(), 0),
+    ):
+        faults.add(kind, "sorting-hall", code=17 if kind == "line_fault" else None)
+        v = after(5)
+        counted = v["parcels_sorted"]
+        v = after(60)
+        assert {f for f in flags if v[f] == 1} == raised, kind
+        assert v["fault_code"] == code, kind
+        if kind == "chute_full":  # full chutes do not stop the belt by themselves
+            assert v["conveyor_running"] == 1
+        else:
+            assert v["conveyor_running"] == 0, kind
+            assert v["parcels_sorted"] == counted, kind
+        faults.clear(kind)
+    v = after(60)
+    assert v["conveyor_running"] == 1
+    with pytest.raises(FaultError, match=r"line_fault code must be 1\.\.65535"):
+        faults.add("line_fault", "sorting-hall", code=70000)
+    with pytest.raises(FaultError, match="e_stop: room chengqu-centre/cold-room-1 has no sorting"):
+        faults.add("e_stop", "cold-room-1")
