@@ -170,12 +170,39 @@ CASES = [
         0.25,
         sms_names=("1号冷藏库", "Cold room 1 (chilled)"),  # its name in zh-CN, in en
     ),
-    Case(  # no rule watches the sorting line's alarm points: a jam is the line's business,
-        # not the cold chain's; the hub must see it and raise nothing
+    Case(  # a jam held 15 min: the duty's warning (the floor clears natural ones in 2-10 min);
+        # the belt stands, but the jam explains it (and 00:30 is outside its hours anyway)
         FaultKind.JAM,
         "chengqu-centre/sorting-hall",
-        frozenset(),
+        _s("line-jam", "sorting-plc/jam", tier="warning"),
         0.5,
+    ),
+    Case(
+        FaultKind.E_STOP,
+        "chengqu-centre/sorting-hall",
+        _s("line-e-stop", "sorting-plc/e_stop", tier="warning"),
+        0.25,
+    ),
+    Case(
+        FaultKind.LINE_FAULT,
+        "chengqu-centre/sorting-hall",
+        _s("line-fault", "sorting-plc/fault", tier="warning"),
+        0.25,
+    ),
+    Case(
+        FaultKind.CHUTE_FULL,
+        "chengqu-centre/sorting-hall",
+        _s(
+            "line-chute-full", *(f"sorting-plc/chute_{n}_full" for n in range(1, 5)), tier="warning"
+        ),
+        0.25,
+    ),
+    Case(  # stopped at 00:30, outside its hours (06:00-22:00): nothing until 06:00, then a
+        # stop in its hours, 20 min later
+        FaultKind.LINE_STOP,
+        "chengqu-centre/sorting-hall",
+        _s("line-stopped", "sorting-plc/conveyor_running", tier="warning"),
+        6.0,
     ),
     Case(  # the gateway's whole RS-485 line and its Wi-Fi sensor go silent: every air probe
         # behind it faults, in both rooms (tea-freezer is the frozen room's only one); the
@@ -220,6 +247,10 @@ async def test_each_fault_raises_exactly_the_alert_meant_for_it(tmp_path: Path, 
     if case.kind is FaultKind.JAM:
         jam = latest["chengqu-centre/gw-centre-hall/sorting-plc/jam"]
         assert jam.value == 1.0, f"the hub did not see the jam: {jam}"
+    if case.kind is FaultKind.LINE_STOP:  # not before its hours
+        (stop,) = [a for a in alerts if a.rule == "line-stopped"]
+        assert stop.fired_ms is not None
+        assert stop.fired_ms >= (T0 + 6.3 * HOUR) * 1000, describe(stop)
     raised = "raised:\n" + "\n".join(map(describe, alerts))
     missing = [e for e in case.expected if not any(matches(a, *e) for a in alerts)]
     assert not missing, f"{case.kind} on {case.target} did not raise {sorted(missing)}; {raised}"

@@ -56,6 +56,7 @@ class AlertFacts:
     since_ms: int = 0
     gateway: str | None = None
     device: str | None = None
+    point: str | None = None  # the series' point (a sorting line's chute_2_full)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,16 @@ class Places:
         return self.timezones.get(site, "Asia/Shanghai")
 
 
+def point_of(series: str | None) -> str | None:
+    """The point of a series id; None without one."""
+    if not series:
+        return None
+    try:
+        return SeriesId.parse(series).point
+    except ValueError:
+        return None
+
+
 def device_of(series: str | None) -> str | None:
     """The device of a series id ("site/gateway/device/point"); None without one."""
     if not series:
@@ -135,7 +146,8 @@ def alert_facts(
     since_ms: int,
 ) -> AlertFacts:
     """The facts of alert ``a`` for a message (see the module docstring for what holds)."""
-    shown = bool(a.unit)
+    # a line fault's value is its code, unitless but the news
+    shown = bool(a.unit) or (rule_kind == "line" and a.quantity == "fault")
     direction = a.direction
     return AlertFacts(
         alert_id=alert_id,
@@ -151,16 +163,20 @@ def alert_facts(
         since_ms=since_ms,
         gateway=a.gateway,
         device=device_of(a.series),
+        point=point_of(a.series),
     )
 
 
 def message_extra(rules: Iterable[RuleLogic | None]) -> dict[str, str]:
     """What a message about alerts of ``rules`` adds to their facts: ``window_s``, the
-    window of a rate-of-rise rule among them (the last one's, in a grouped message)."""
-    from coldchain.alerting.rules import RateOfRiseRule
+    window of a rate-of-rise rule among them (the last one's, in a grouped message), and
+    ``code/N``, what a line rule says fault code N means."""
+    from coldchain.alerting.rules import LineRule, RateOfRiseRule
 
     extra: dict[str, str] = {}
     for rule in rules:
         if isinstance(rule, RateOfRiseRule):
             extra["window_s"] = str(round(rule.window))
+        if isinstance(rule, LineRule):  # what a line fault's code means
+            extra.update({f"code/{code}": text for code, text in rule.codes.items()})
     return extra

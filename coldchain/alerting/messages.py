@@ -20,11 +20,14 @@ Times: HH:MM in the message's time zone, with the date when it is not today ther
 ``rate_of_rise``: ``value`` is the rise in °C over the rule's window, ``limit`` the allowed
 rise, and ``msg.extra["window_s"]`` the window in whole seconds (shown when present).
 ``forecast``: ``value`` is the estimate in minutes until the room reaches ``limit`` (°C).
+``line``: ``quantity`` is the event; a chute's says which chute (from the point); a fault's
+``value`` is its code, explained by ``msg.extra["code/N"]`` where the rule gives it.
 ``resolved``: ``now_ms`` is when it ended, ``value`` the value then.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
@@ -121,6 +124,12 @@ _CONDITIONS: dict[Language, dict[str, str]] = {
         "gateway_backlog": "网关数据积压",
         "gateway_disk": "网关存储将满",
         "power": "断电",
+        "line/jam": "分拣线卡件",
+        "line/e_stop": "分拣线急停",
+        "line/fault": "分拣线故障",
+        "line/chute_full": "格口已满",
+        "line/chute_warm": "格口温度过高",
+        "line/stopped": "分拣线在运行时段停机",
     },
     "en": {
         "temperature/above": "too warm",
@@ -138,6 +147,12 @@ _CONDITIONS: dict[Language, dict[str, str]] = {
         "gateway_backlog": "gateway backlog",
         "gateway_disk": "gateway disk nearly full",
         "power": "power cut",
+        "line/jam": "sorting line jammed",
+        "line/e_stop": "sorting line emergency stop",
+        "line/fault": "sorting line fault",
+        "line/chute_full": "full",
+        "line/chute_warm": "too warm",
+        "line/stopped": "sorting line stopped in its running hours",
     },
 }
 _LABELS: dict[Language, dict[str, str]] = {
@@ -247,9 +262,18 @@ def _clock(ms: int, ctx: _Ctx) -> str:
     return f"{at.month}月{at.day}日{hm}" if ctx.zh else f"{at.day} {at:%b} {hm}"
 
 
+_CHUTE = re.compile(r"chute_(\d+)_")
+
+
 def _condition(a: AlertFacts, ctx: _Ctx) -> str:
     key = f"{a.quantity}/{a.direction}" if a.rule_kind == "threshold" else a.rule_kind
+    if a.rule_kind == "line":
+        key = f"line/{a.quantity}"
     words = _CONDITIONS[ctx.lang]
+    chute = _CHUTE.match(a.point or "") if a.quantity.startswith("chute") else None
+    if chute and key in words:  # which chute: "2号格口已满", "chute 2 full"
+        n = chute.group(1)
+        return f"{n}号{words[key]}" if ctx.zh else f"chute {n} {words[key]}"
     if key in words:
         return words[key]
     if a.rule_kind == "threshold":
@@ -273,6 +297,12 @@ _DETAILED = frozenset({"stale", "sensor_fault", *_GATEWAY_KINDS})
 def _value(a: AlertFacts, ctx: _Ctx) -> str | None:
     if a.value is None:
         return None
+    if a.rule_kind == "line" and a.quantity == "fault":  # the code, and what it means
+        code = round(a.value)
+        meaning = ctx.msg.extra.get(f"code/{code}")
+        if ctx.zh:
+            return f"代码{code}" + (f"{_OPEN}{meaning}{_CLOSE}" if meaning else "")
+        return f"code {code}" + (f" ({meaning})" if meaning else "")
     if a.rule_kind == "forecast":  # value: minutes to the limit (none once resolved)
         if ctx.msg.kind == "resolved":
             return None

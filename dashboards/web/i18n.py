@@ -208,12 +208,20 @@ CONDITIONS: Final[dict[str, tuple[str, str]]] = {
     "gateway_backlog": ("网关数据积压", "gateway backlog"),
     "gateway_disk": ("网关存储将满", "gateway disk nearly full"),
     "power": ("断电", "power cut"),
+    "line/jam": ("分拣线卡件", "sorting line jammed"),
+    "line/e_stop": ("分拣线急停", "sorting line emergency stop"),
+    "line/fault": ("分拣线故障", "sorting line fault"),
+    "line/chute_full": ("格口已满", "chute full"),
+    "line/chute_warm": ("格口温度过高", "chute too warm"),
+    "line/stopped": ("分拣线在运行时段停机", "sorting line stopped in its running hours"),
 }
 
 
 def condition(kind: str, quantity: str, direction: str | None, lang: Lang) -> str:
     """An alert's condition in words: "温度过高" for a threshold above on temperature."""
     key = f"{quantity}/{direction}" if kind == "threshold" else kind
+    if kind == "line":
+        key = f"line/{quantity}"
     pair = CONDITIONS.get(key)
     if pair is None:
         return key

@@ -16,6 +16,7 @@ from coldchain.alerting.rules.gateway import (
     GatewayDiskRule,
     GatewayOfflineRule,
 )
+from coldchain.alerting.rules.line import LineRule
 from coldchain.alerting.rules.power import PowerRule
 from coldchain.alerting.rules.rate import RateOfRiseRule
 from coldchain.alerting.rules.stale import StaleRule
@@ -34,6 +35,7 @@ AnyRule = (
     | GatewayBacklogRule
     | GatewayDiskRule
     | PowerRule
+    | LineRule
 )
 Rule = Annotated[AnyRule, Field(discriminator="kind")]
 
@@ -50,6 +52,7 @@ __all__ = [
     "GatewayClockRule",
     "GatewayDiskRule",
     "GatewayOfflineRule",
+    "LineRule",
     "PowerRule",
     "RateOfRiseRule",
     "Rule",
