@@ -115,24 +115,25 @@ class Places:
         return self.timezones.get(site, "Asia/Shanghai")
 
 
-def point_of(series: str | None) -> str | None:
-    """The point of a series id; None without one."""
+def _parsed(series: str | None) -> SeriesId | None:
     if not series:
         return None
     try:
-        return SeriesId.parse(series).point
+        return SeriesId.parse(series)
     except ValueError:
         return None
+
+
+def point_of(series: str | None) -> str | None:
+    """The point of a series id; None without one."""
+    sid = _parsed(series)
+    return sid.point if sid else None
 
 
 def device_of(series: str | None) -> str | None:
     """The device of a series id ("site/gateway/device/point"); None without one."""
-    if not series:
-        return None
-    try:
-        return SeriesId.parse(series).device
-    except ValueError:
-        return None
+    sid = _parsed(series)
+    return sid.device if sid else None
 
 
 def alert_facts(
