@@ -5,6 +5,7 @@ with the words an SMS says; and what a line rule must be given."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from coldchain.alerting.messages import render
 from coldchain.config.site import SiteConfig
 from coldchain.reading import Reading, SeriesId
 from firmware_configs import SITES_DIR
-from tests.alertkit import evaluator
+from tests.alertkit import PROFILES, evaluator
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z: 08:00 in Shanghai
 MIN = 60_000
@@ -175,3 +176,34 @@ def test_a_line_stopped_in_its_running_hours_but_not_outside_them() -> None:
 def test_what_a_line_rule_must_be_given(rule: dict[str, Any], error: str) -> None:
     with pytest.raises(ValidationError, match=error):
         county({"id": "bad", "kind": "line", **rule})
+
+
+def test_the_sorting_halls_tile_shows_its_line(tmp_path: Path) -> None:
+    """The board's tile of the sorting hall: the line's state from its PLC (an emergency
+    stop before a fault before a jam before a plain stop), the belt's speed while it runs,
+    which chutes are full; rooms without a line show none."""
+    from coldchain.alerting.snapshot import SnapshotBuilder
+    from dashboards.web.live import Board
+    from gateway.registry import Registry
+    from tests.test_alert_snapshot import _Fixed
+
+    line = Line()
+    registry = Registry(tmp_path / "hub.db", [g.id for g in line.cfg.gateways], health_timeout_s=60)
+
+    def tile(minutes: float, **points: float) -> Any:
+        line.at(minutes, **points)
+        snap = SnapshotBuilder().build((), line.ev.views)
+        tiles = Board(line.cfg, PROFILES, registry, _Fixed(snap)).tiles(line.t0, "zh-CN")
+        assert all(t.line is None for t in tiles if t.room != "sorting-hall")
+        (hall,) = [t for t in tiles if t.room == "sorting-hall"]
+        return hall.line
+
+    assert tile(0) is None  # the PLC has said nothing yet
+    now = tile(1, conveyor_running=1, belt_speed=2.0, jam=0, e_stop=0, fault=0, fault_code=0)
+    assert (now.state, now.speed, now.chutes_full) == ("running", 2.0, [])
+    assert tile(2, chute_3_full=1, chute_1_full=1).chutes_full == [1, 3]
+    assert tile(3, conveyor_running=0, jam=1).state == "jam"
+    assert tile(4, fault=1, fault_code=23).state == "fault"
+    assert tile(4.5).fault_code == 23
+    assert tile(5, e_stop=1).state == "e_stop"
+    assert tile(6, e_stop=0, fault=0, jam=0, fault_code=0).state == "stopped"

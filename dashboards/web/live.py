@@ -7,6 +7,7 @@ a tile costs microseconds and the board can be rebuilt on every ingest."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -61,6 +62,17 @@ class TileAlert:
 
 
 @dataclass(slots=True)
+class LineNow:
+    """A sorting line as its PLC last said: ``state`` is e_stop, fault, jam, stopped or
+    running (the first that holds, in that order)."""
+
+    state: str
+    speed: float | None = None  # belt m/s
+    fault_code: int | None = None
+    chutes_full: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class Tile:
     site: str
     room: str
@@ -74,6 +86,7 @@ class Tile:
     last_ms: int | None = None
     alerts: list[TileAlert] = field(default_factory=list)  # alarms first, then warnings
     more: int = 0  # open alerts of the room not listed (beyond TILE_ALERTS)
+    line: LineNow | None = None  # a sorting hall's line
 
     @property
     def key(self) -> str:
@@ -95,6 +108,7 @@ class _Shown:
     temperatures: tuple[str, ...]
     humidities: tuple[str, ...]
     doors: tuple[str, ...]
+    line: tuple[tuple[str, str], ...] = ()  # a sorting line's (point name, series)
 
     @classmethod
     def of(cls, points: list[PointInfo]) -> _Shown:
@@ -106,9 +120,17 @@ class _Shown:
             temperatures=names(PointKind.TEMPERATURE, PointRole.ROOM),
             humidities=names(PointKind.HUMIDITY, PointRole.ROOM),
             doors=names(PointKind.DOOR, None),
+            line=tuple(
+                (p.sid.point, str(p.sid))
+                for p in points
+                if p.sid.point in LINE_POINTS or _CHUTE_FULL.fullmatch(p.sid.point)
+            ),
         )
 
 
+LINE_POINTS: Final = ("e_stop", "fault", "jam", "conveyor_running", "belt_speed", "fault_code")
+"""A sorting line PLC's points the tile reads (docs/sorting-line-plc.md)."""
+_CHUTE_FULL: Final = re.compile(r"chute_(\d+)_full")
 _NOTHING_SHOWN = _Shown(frozenset(), (), (), ())
 
 
@@ -201,6 +223,33 @@ class Board:
             is_open = v.value >= 0.5
             if tile.door_open is None or (is_open and not tile.door_open):
                 tile.door_open, tile.door_since_ms = is_open, v.changed_ms
+        if shown.line:
+            tile.line = _line(shown.line, series)
+
+
+def _line(points: tuple[tuple[str, str], ...], series: Mapping[str, SeriesNow]) -> LineNow | None:
+    """The line's state from its PLC's latest values; None before it has said anything."""
+    now: dict[str, float] = {}
+    full = []
+    for name, sid in points:
+        v = series.get(sid)
+        if v is None or v.value is None:
+            continue
+        now[name] = v.value
+        m = _CHUTE_FULL.fullmatch(name)
+        if m and v.value >= 0.5:
+            full.append(int(m.group(1)))
+    if "conveyor_running" not in now:
+        return None
+    flags = [f for f in ("e_stop", "fault", "jam") if now.get(f, 0.0) >= 0.5]
+    state = flags[0] if flags else ("running" if now["conveyor_running"] >= 0.5 else "stopped")
+    code = now.get("fault_code")
+    return LineNow(
+        state=state,
+        speed=now.get("belt_speed"),
+        fault_code=round(code) if code else None,
+        chutes_full=sorted(full),
+    )
 
 
 def _first_good(names: tuple[str, ...], series: Mapping[str, SeriesNow]) -> float | None:
