@@ -35,6 +35,7 @@ from coldchain.supervise import wait_event
 from dashboards.web import i18n
 from dashboards.web.chart import RANGES, room_chart
 from dashboards.web.hints import pi_hints
+from dashboards.web.line import has_line, shift
 from dashboards.web.live import Board, LiveEvents, Tile
 from dashboards.web.render import HERE, Renderer, safe_next, templates
 from gateway.registry import Registry
@@ -46,6 +47,7 @@ POLL_S = 0.25
 # A stream redraws the board for commits at most this often: they come tens of times a
 # second at full ingest, and a redraw costs the changes since the previous one.
 REDRAW_S = 0.1
+SHIFT_HOURS = 12  # the sorting line's shift on the room page: the last this many hours
 
 
 @dataclass
@@ -169,11 +171,17 @@ def _room_routes(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
     operator = guard(Role.OPERATOR)
 
     @router.get("/rooms/{site}/{room}", response_class=HTMLResponse)
-    def room_page(
+    async def room_page(
         request: Request, site: str, room: str, user: Principal = operator
     ) -> HTMLResponse:
         s, r = _room(web, site, room)
         lang = i18n.lang_of(request)
+        points = web.board.points(site, room)
+        line = None
+        if has_line(points):  # the sorting line's shift: the last 12 hours
+            line = await shift(
+                web.store, points, end_ms=web.clock.now_ms(), hours=SHIFT_HOURS, tz=s.timezone
+            )
         return ui.page(
             request,
             "room.html",
@@ -182,6 +190,7 @@ def _room_routes(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
             site_name=display_name(s.name, lang),
             room_name=display_name(r.name, lang),
             ranges=list(RANGES),
+            line=line,
         )
 
     @router.get("/rooms/{site}/{room}/data")
