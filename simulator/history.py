@@ -30,9 +30,11 @@ def simulated_history(
     days: float = 7.0,
     step_s: int = 60,
     seed: int = 1,
+    before_step: Callable[[Plant, float], None] | None = None,
 ) -> Iterator[list[Reading]]:
     """The readings of ``days`` before ``end_ms`` (excluded), one step at a time: a list per
-    step, every enabled point of every device."""
+    step, every enabled point of every device. ``before_step(plant, t)`` may change the
+    plant before each step (a test wears a compressor, breaks one)."""
     end = end_ms / 1000
     start = end - days * DAY_S
     plant = Plant(cfg, profiles, seed=seed, start=start)
@@ -41,6 +43,8 @@ def simulated_history(
     ]
     t = start + step_s
     while t < end:
+        if before_step is not None:
+            before_step(plant, t)
         plant.advance_rooms(t)
         for device in {id(d): d for _, d in points}.values():
             device.refresh(analog=True)

@@ -65,6 +65,9 @@ class RoomModel:
         self.power_cut = False
         self.compressor_failed = False
         self.door_stuck_open = False
+        # The compressor's share of its rated cooling: a worn compressor, low refrigerant or
+        # an iced coil cools less and runs longer (history tests wear it down over days).
+        self.capacity = 1.0
 
     # -- derived state ------------------------------------------------------------------
     @property
@@ -170,7 +173,7 @@ class RoomModel:
         coil_target = self.air
         if self.compressor_running:
             coil_target = self.setpoint - p.coil_delta
-            d_air -= p.cooling_k * (self.air - coil_target)
+            d_air -= p.cooling_k * self.capacity * (self.air - coil_target)
         if self.heater_on:
             d_air += p.heater_rate
             coil_target = 10.0  # the heater runs until the coil reaches its end temperature

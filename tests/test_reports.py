@@ -820,3 +820,23 @@ async def test_reports_in_chinese(tmp_path: Path) -> None:
         sec = csv_sections((await fetch(excursions + "&format=csv&lang=zh-CN")).body)
         assert sec[""][0][0].endswith("2026-01-01 至 2026-01-02")
         assert dict(r for r in sec[""] if len(r) == 2)["期间"] == "2026-01-01 至 2026-01-02"
+
+
+async def test_the_weekly_maintenance_report(tmp_path: Path) -> None:
+    """The week's refrigeration of a site's rooms with a controller (the chilled room's
+    Dixell): a row per room and day, in every format; rooms without one are not listed."""
+    async with serve_reports(tmp_path) as srv:
+        q = f"{srv.url}/reports/maintenance?site=s1&to=2026-01-02"
+        sec = csv_sections((await fetch(q + "&format=csv")).body)
+        rows = sec["Refrigeration by room and day"]
+        assert rows[0][:3] == ["Room", "Date", "Compressor duty %"]
+        assert [r[1] for r in rows[1:]] == [f"2025-12-{d}" for d in range(27, 32)] + [
+            "2026-01-01",
+            "2026-01-02",
+        ]
+        assert {r[0] for r in rows[1:]} == {"冷鲜禽库 (chill)"}
+        page = (await fetch(q)).text
+        assert "Maintenance report" in page
+        assert (await fetch(q + "&format=pdf")).body.startswith(b"%PDF")
+        zh = csv_sections((await fetch(q + "&format=csv", lang="zh-CN")).body)
+        assert "各库房每日制冷情况" in zh

@@ -103,6 +103,8 @@ async def test_room_chart_pages_and_roles(tmp_path: Path, mosquitto: Broker) -> 
             assert "probe 温度 (°C)" in legend, legend
             assert "限值 上限 4 °C" in legend, legend
             assert not any("probe/temperature" in x for x in legend)
+            # the controller's week of refrigeration (a row a day, none known yet: "—")
+            assert await page.locator("#refrigeration tr").count() == 1 + 7
 
             resp = await page.goto(f"{u}/gateways")
             assert resp is not None

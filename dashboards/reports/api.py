@@ -14,9 +14,11 @@ is a 404 that names the closest known one.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
@@ -24,13 +26,20 @@ from alerts.store import AlertStore
 from coldchain.access import Guard, Role
 from coldchain.clock import Clock
 from coldchain.config.site import Room, Site, SiteConfig
+from coldchain.config.topology import site_points
 from coldchain.lookup import UnknownNameError, unknown
 from coldchain.params import Day
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.store.base import Store
+from dashboards.refrigeration import room_health
 from dashboards.reports import csvout, htmlout, load, pdfout
 from dashboards.reports.localize import localize
-from dashboards.reports.tables import Document, daily_document, excursion_document
+from dashboards.reports.tables import (
+    Document,
+    daily_document,
+    excursion_document,
+    maintenance_document,
+)
 from dashboards.web.i18n import LANGS, lang_of
 
 MAX_DAYS = 92
@@ -168,5 +177,29 @@ def reports_router(
             now_ms=clock.now_ms(),
         )
         return await _respond(request, excursion_document(rep, room), fmt)
+
+    @router.get("/maintenance", summary="Refrigeration health of a site's rooms over a week")
+    async def maintenance(
+        request: Request,
+        *,
+        site: SiteQ,
+        to: Annotated[Day | None, Query(description="the week's last day; default today")] = None,
+        fmt: Annotated[Format, Query(alias="format", description="html, csv or pdf")] = Format.HTML,
+    ) -> Response:
+        s, rooms = _site_rooms(cfg, site, None)
+        zone = ZoneInfo(s.timezone)
+        now = clock.now_ms()
+        last = to or datetime.fromtimestamp(now / 1000, zone).date()
+        end = datetime.combine(last + timedelta(days=1), datetime.min.time(), zone)
+        end_ms = min(now, round(end.timestamp() * 1000) - 1)
+        points = [p for p in site_points(cfg, profiles) if p.sid.site == s.id]
+        health = {}
+        for r in rooms:
+            mine = [p for p in points if p.room == r.id]
+            h = await room_health(store, mine, end_ms=end_ms, days=7, tz=s.timezone)
+            if h is not None:
+                health[r.id] = (r, h)
+        doc = maintenance_document(s, health, last, now)
+        return await _respond(request, doc, fmt)
 
     return router

@@ -73,6 +73,22 @@ ZH: dict[str, str] = {
     "By": "确认人",
     "Via": "方式",
     "Comment": "备注",
+    "Maintenance report": "维护报告",
+    "Refrigeration by room and day": "各库房每日制冷情况",
+    "Flags": "提示",
+    "Compressor duty %": "压缩机运行率 %",
+    "Defrosts": "化霜次数",
+    "Mean defrost (min)": "平均化霜（分钟）",  # noqa: RUF001
+    "Door openings": "开门次数",
+    "Pull-down (min)": "开门后回温（分钟）",  # noqa: RUF001
+    "Flag": "提示",
+    "At": "时间",
+    "Detail": "数值",
+    "no room reports its compressor or defrost": "无库房上报压缩机或化霜状态",
+    "compressor works harder day by day at the same door traffic": (
+        "压缩机运行率逐日上升而开门次数未增"
+    ),
+    "compressor ran without bringing the air down": "压缩机运行而库温未降",
     # cells
     "ongoing": "进行中",
     "not acknowledged": "未确认",

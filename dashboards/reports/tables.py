@@ -4,9 +4,11 @@ CSV, the PDF and the printed page always say the same). Pure."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from coldchain.config.site import Room, Site
+from dashboards.refrigeration import Health
 from dashboards.reports.excursions import Excursion, Side
 from dashboards.reports.model import (
     Ack,
@@ -269,3 +271,69 @@ def excursion_document(rep: ExcursionReport, room_id: str | None = None) -> Docu
         ),
         filename=f"excursions-{rep.site_id}{scope}-{rep.first.isoformat()}-{rep.last.isoformat()}",
     )
+
+
+def maintenance_document(
+    site: Site, health: dict[str, tuple[Room, Health]], last: date, generated_ms: int
+) -> Document:
+    """The week's refrigeration health of a site's rooms (dashboards/refrigeration.py): a
+    row per room and day, and the flags."""
+    tz = site.timezone
+    rows, flags = [], []
+    for room, h in health.values():
+        name = f"{room.name} ({room.id})"
+        rows += [
+            (
+                name,
+                d.day.isoformat(),
+                "" if d.duty is None else f"{100 * d.duty:.0f}",
+                str(d.defrosts),
+                num(d.defrost_min, 0),
+                str(d.doors),
+                num(d.pull_down_min, 0),
+            )
+            for d in h.days
+        ]
+        flags += [
+            (
+                name,
+                FLAG_WORDS[f.kind],
+                local(f.at_ms, tz) if f.kind == "no_pull_down" else "",
+                f"{f.detail:.1f}",
+            )
+            for f in h.flags
+        ]
+    first = last - timedelta(days=6)
+    return Document(
+        title=f"Maintenance report · {site.name} · {first} to {last}",
+        facts=(
+            ("Site", f"{site.name} ({site.id})"),
+            ("Period", f"{first.isoformat()} to {last.isoformat()}"),
+            ("Time zone", tz),
+            ("Generated", local(generated_ms, tz, "%Y-%m-%d %H:%M:%S")),
+        ),
+        sections=(
+            Section(
+                "Refrigeration by room and day",
+                (
+                    "Room",
+                    "Date",
+                    "Compressor duty %",
+                    "Defrosts",
+                    "Mean defrost (min)",
+                    "Door openings",
+                    "Pull-down (min)",
+                ),
+                tuple(rows),
+                empty="no room reports its compressor or defrost",
+            ),
+            Section("Flags", ("Room", "Flag", "At", "Detail"), tuple(flags)),
+        ),
+        filename=f"maintenance-{site.id}-{first.isoformat()}-{last.isoformat()}",
+    )
+
+
+FLAG_WORDS = {
+    "duty_rising": "compressor works harder day by day at the same door traffic",
+    "no_pull_down": "compressor ran without bringing the air down",
+}

@@ -135,6 +135,26 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "line_span.fault": ("故障", "fault"),
     "line_span.conveyor_running": ("停机", "stopped"),
     "until": ("至", "until"),
+    "refrigeration": ("制冷健康（近7天）", "Refrigeration, the last 7 days"),  # noqa: RUF001
+    "duty": ("压缩机运行率", "compressor duty"),
+    "maintenance_report": (
+        "维护报告（一周制冷情况）",  # noqa: RUF001
+        "Maintenance report (a week of refrigeration)",
+    ),
+    "week_to": ("截至", "week to"),
+    "defrosts": ("化霜次数", "defrosts"),
+    "defrost_min": ("平均化霜分钟", "mean defrost, min"),
+    "door_openings": ("开门次数", "door openings"),
+    "pull_down_min": ("开门后回温分钟", "pull-down after a door, min"),
+    "flag.duty_rising": (
+        "压缩机运行率逐日上升（每天 %.1f 个百分点），开门次数未增：请检查压缩机、冷媒与蒸发器结霜",  # noqa: RUF001
+        "the compressor works harder day by day (%.1f points a day) at the same door "
+        "traffic: check the compressor, the refrigerant, the coil's ice",
+    ),
+    "flag.no_pull_down": (
+        "压缩机连续运行 %.0f 分钟而库温未降",
+        "the compressor ran %.0f min on end and the air did not come down",
+    ),
     "limit_low": ("下限", "low"),
     "limit_high": ("上限", "high"),
     "outside_limits": ("超出限值", "outside the limits"),

@@ -32,6 +32,7 @@ from coldchain.clock import WALL, Clock
 from coldchain.config.site import Room, Site, SiteConfig
 from coldchain.store.base import Store
 from coldchain.supervise import wait_event
+from dashboards.refrigeration import room_health
 from dashboards.web import i18n
 from dashboards.web.chart import RANGES, room_chart
 from dashboards.web.hints import pi_hints
@@ -178,10 +179,11 @@ def _room_routes(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
         lang = i18n.lang_of(request)
         points = web.board.points(site, room)
         line = None
+        now = web.clock.now_ms()
         if has_line(points):  # the sorting line's shift: the last 12 hours
-            line = await shift(
-                web.store, points, end_ms=web.clock.now_ms(), hours=SHIFT_HOURS, tz=s.timezone
-            )
+            line = await shift(web.store, points, end_ms=now, hours=SHIFT_HOURS, tz=s.timezone)
+        # the refrigeration's week (None without a compressor or defrost point)
+        health = await room_health(web.store, points, end_ms=now, days=7, tz=s.timezone)
         return ui.page(
             request,
             "room.html",
@@ -191,6 +193,7 @@ def _room_routes(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
             room_name=display_name(r.name, lang),
             ranges=list(RANGES),
             line=line,
+            health=health,
         )
 
     @router.get("/rooms/{site}/{room}/data")
