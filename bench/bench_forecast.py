@@ -11,7 +11,8 @@ with a temperature limit, side by side in the same run (each rule its own watche
 * **false warnings**: ``--weeks`` simulated weeks with no fault; every forecast warning is
   false (the week raises no threshold alert: ``tests/test_site_week.py``); per room-week;
 * **lead time**: ``--trials`` runs, each with a fault injected at a random time of day into
-  a random room (compressor failures in chilled and frozen rooms, and doors stuck open),
+  a random room (compressor failures in chilled and frozen rooms, evaporator fans that stop,
+  and doors stuck open),
   run until the room's temperature-high alarm (at most 6 h); the lead is the alarm's firing
   time minus the forecast warning's (0 when the forecast came with or after the alarm, and
   counted as missed when it never came).
@@ -50,6 +51,8 @@ START = 1_767_542_400.0  # Monday 2026-01-05 00:00 in Shanghai
 WEEK = 7 * 86400.0
 RUN_UP = 1800.0  # simulated before a fault
 LONGEST = 6 * 3600.0  # a fault's run, at most
+KINDS = ("compressor_failure", "compressor_failure", "door_stuck_open", "fan_failure")
+"""The faults injected in turn (the first of each four in a chilled room)."""
 
 
 def rule_id(horizon: str, window: str, settle: str) -> str:
@@ -176,9 +179,9 @@ async def main() -> None:
         results: list[tuple[str, str, dict[str, float | None]]] = []
         trials: list[str] = []
         for n in range(args.trials):
-            kind = "compressor_failure" if n % 3 != 2 else "door_stuck_open"
+            kind = KINDS[n % len(KINDS)]
             site, room, cls = rng.choice(rooms)
-            if n % 3 == 0:  # every third a chilled room's compressor, the target's case
+            if n % len(KINDS) == 0:  # every fourth a chilled room's compressor: the target's
                 site, room, cls = rng.choice([r for r in rooms if r[2] == "chilled"])
             offset = rng.uniform(0, 86400.0)
             got = await one_fault(

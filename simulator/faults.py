@@ -25,6 +25,7 @@ class FaultKind(StrEnum):
     PROBE_OPEN = "probe_open"
     DOOR_STUCK_OPEN = "door_stuck_open"
     COMPRESSOR_FAILURE = "compressor_failure"
+    FAN_FAILURE = "fan_failure"  # the evaporator fans stop: the compressor runs, cools little
     POWER_CUT = "power_cut"
     JAM = "jam"
     E_STOP = "e_stop"  # an emergency stop pressed on the sorting line
@@ -53,6 +54,7 @@ LINE_KINDS = {
 _ROOM_KINDS = {
     FaultKind.DOOR_STUCK_OPEN,
     FaultKind.COMPRESSOR_FAILURE,
+    FaultKind.FAN_FAILURE,
     FaultKind.POWER_CUT,
     *LINE_KINDS,
 }

@@ -145,6 +145,7 @@ class Plant:
         for key, room in self.rooms.items():
             room.model.power_cut = faults.has(FaultKind.POWER_CUT, key)
             room.model.compressor_failed = faults.has(FaultKind.COMPRESSOR_FAILURE, key)
+            room.model.fans_failed = faults.has(FaultKind.FAN_FAILURE, key)
             room.model.door_stuck_open = faults.has(FaultKind.DOOR_STUCK_OPEN, key)
             if room.line is not None:
                 line = room.line

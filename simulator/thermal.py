@@ -29,6 +29,10 @@ class DefrostPhase(StrEnum):
     DRIP = "drip"  # compressor and fans off while the coil drains
 
 
+FANS_FAILED_SHARE = 0.15
+"""The share of its cooling a coil still gives the room with its fans stopped."""
+
+
 class RoomModel:
     """Air, coil and product temperatures and humidity of one room, advanced in time."""
 
@@ -68,6 +72,9 @@ class RoomModel:
         # The compressor's share of its rated cooling: a worn compressor, low refrigerant or
         # an iced coil cools less and runs longer (history tests wear it down over days).
         self.capacity = 1.0
+        # The evaporator fans stopped (a seized motor, a blown fuse): the compressor runs,
+        # but air no longer moves over the coil, which ices while the room warms.
+        self.fans_failed = False
 
     # -- derived state ------------------------------------------------------------------
     @property
@@ -89,7 +96,10 @@ class RoomModel:
     @property
     def fans_on(self) -> bool:
         return (
-            self.params.controlled and not self.power_cut and self.defrost is not DefrostPhase.DRIP
+            self.params.controlled
+            and not self.power_cut
+            and not self.fans_failed
+            and self.defrost is not DefrostPhase.DRIP
         )
 
     @property
@@ -173,7 +183,8 @@ class RoomModel:
         coil_target = self.air
         if self.compressor_running:
             coil_target = self.setpoint - p.coil_delta
-            d_air -= p.cooling_k * self.capacity * (self.air - coil_target)
+            moved = FANS_FAILED_SHARE if self.fans_failed else 1.0  # natural convection only
+            d_air -= p.cooling_k * self.capacity * moved * (self.air - coil_target)
         if self.heater_on:
             d_air += p.heater_rate
             coil_target = 10.0  # the heater runs until the coil reaches its end temperature

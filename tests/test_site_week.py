@@ -163,6 +163,13 @@ CASES = [
         | _s("temperature-high", "chengqu-centre/cold-room-2", tier="alarm"),
         3.0,
     ),
+    Case(  # the fans stop: the coil cools the room little, it warms slower than without a
+        # compressor: the warning, then the alarm
+        FaultKind.FAN_FAILURE,
+        CHILLED_1,
+        _s("temperature-high", CHILLED_1, tier="warning") | _s("temperature-high", CHILLED_1),
+        4.0,
+    ),
     Case(  # the one case that must text: proof the notifier path the week relies on writes
         FaultKind.POWER_CUT,
         "chengqu-centre/cold-room-1",
