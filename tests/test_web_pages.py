@@ -105,6 +105,7 @@ async def test_room_chart_pages_and_roles(tmp_path: Path, mosquitto: Broker) -> 
             assert not any("probe/temperature" in x for x in legend)
             # the controller's week of refrigeration (a row a day, none known yet: "—")
             assert await page.locator("#refrigeration tr").count() == 1 + 7
+            assert await page.locator("#duty-hours span").count() == 24
 
             resp = await page.goto(f"{u}/gateways")
             assert resp is not None

@@ -137,6 +137,10 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "until": ("至", "until"),
     "refrigeration": ("制冷健康（近7天）", "Refrigeration, the last 7 days"),  # noqa: RUF001
     "duty": ("压缩机运行率", "compressor duty"),
+    "duty_by_hour": (
+        "压缩机运行率，近24小时逐时（%）",  # noqa: RUF001
+        "compressor duty, the last 24 hours by hour (%)",
+    ),
     "maintenance_report": (
         "维护报告（一周制冷情况）",  # noqa: RUF001
         "Maintenance report (a week of refrigeration)",
