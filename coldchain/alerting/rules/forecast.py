@@ -53,12 +53,12 @@ class ForecastRule(RuleBase):
     limit: float | Literal["room"] = Field(
         "room", description="a number (°C), or 'room': the room's high temperature limit"
     )
-    # defaults from bench/bench_forecast.py (docs/benchmarks.md): no false warning in 10
-    # room-weeks of the example site, a median 33 min of warning on a failed compressor
+    # defaults from bench/bench_forecast.py (docs/benchmarks.md): no false warning in 20
+    # room-weeks of the example site, a median 41 min of warning on a failed compressor
     horizon: Duration = Field(
-        1200.0, description="warn when the limit is this close at the current trend", gt=0
+        1800.0, description="warn when the limit is this close at the current trend", gt=0
     )
-    window: Duration = Field(1800.0, description="the trend is read over this long", gt=0)
+    window: Duration = Field(2700.0, description="the trend is read over this long", gt=0)
     min_samples: int = Field(
         6, description="fewest samples in the window to read a trend from", ge=3, le=RATE_WINDOW_MAX
     )
