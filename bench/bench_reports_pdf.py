@@ -25,7 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dashboards.fonts import find_cjk_font
 from dashboards.reports import pdfout
-from dashboards.reports.tables import EXCURSION_HEADER, SUMMARY_HEADER, Document, Section
+from dashboards.reports.tables import (
+    ACK_HEADER,
+    EXCURSION_HEADER,
+    SUMMARY_HEADER,
+    Document,
+    Section,
+)
 
 ROOM = "冷鲜禽库 Chilled poultry (chill)"
 
@@ -79,22 +85,7 @@ def daily() -> Document:
             ),
             Section("Records", ("Time", "probe (°C)", "humidity (%RH)", "Out of range"), records),
             Section("Excursions", EXCURSION_HEADER, tuple(r[1:] for r in excursion_rows(4))),
-            Section(
-                "Alerts, acknowledgements and comments",
-                (
-                    "Alert",
-                    "Rule",
-                    "Severity",
-                    "Since",
-                    "Resolved",
-                    "Peak",
-                    "Acknowledged",
-                    "By",
-                    "Via",
-                    "Comment",
-                ),
-                acks,
-            ),
+            Section("Alerts, acknowledgements and comments", ACK_HEADER, acks),
         ),
         filename="daily",
     )

@@ -50,6 +50,18 @@ SUMMARY_HEADER = (
     "Data %",
     "Gaps (min)",
 )
+ACK_HEADER = (
+    "Alert",
+    "Rule",
+    "Severity",
+    "Since",
+    "Resolved",
+    "Peak",
+    "Acknowledged",
+    "By",
+    "Via",
+    "Comment",
+)
 EXCURSION_HEADER = (
     "Point",
     "Quantity",
@@ -191,18 +203,7 @@ def daily_document(log: DailyLog) -> Document:
         sections.append(
             Section(
                 "Alerts, acknowledgements and comments",
-                (
-                    "Alert",
-                    "Rule",
-                    "Severity",
-                    "Since",
-                    "Resolved",
-                    "Peak",
-                    "Acknowledged",
-                    "By",
-                    "Via",
-                    "Comment",
-                ),
+                ACK_HEADER,
                 tuple(_ack_row(a, tz) for a in log.acks),
             )
         )
