@@ -165,9 +165,24 @@ class MosquittoProcess:
             "persistence true\n"
             f"persistence_location {data}/\nlog_dest file {data}/mosquitto.log\n"
         )
-        self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(conf)], stderr=subprocess.DEVNULL)
+        with (data / "mosquitto.stderr").open("ab") as err:
+            self.proc = subprocess.Popen([str(MOSQUITTO), "-c", str(conf)], stderr=err)
         self.broker = Broker("127.0.0.1", port)
-        wait_for(lambda: port_open("127.0.0.1", port), f"mosquitto on {port}")
+        proc = self.proc
+
+        def listening() -> bool:
+            if proc.poll() is not None:  # it gave up (the port taken again?): say why, now
+                said = "".join(
+                    f.read_text(errors="replace")[-600:]
+                    for f in (data / "mosquitto.stderr", data / "mosquitto.log")
+                    if f.exists()
+                )
+                pytest.fail(
+                    f"mosquitto on {port} exited ({proc.returncode}) before it listened: {said}"
+                )
+            return port_open("127.0.0.1", port)
+
+        wait_for(listening, f"mosquitto on {port}")
         return self.broker
 
     def stop(self) -> None:
