@@ -17,6 +17,7 @@ from typing import Any
 
 from coldchain.clock import WALL, Clock, WallClock
 from coldchain.config.site import AgentSettings, Device, Gateway, MqttBus, SiteConfig
+from coldchain.config.topology import PointInfo, site_points
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusProfile, MqttProfile, PointKind
 from coldchain.reading import Reading
@@ -30,6 +31,7 @@ from edge_agent.remote import run_command
 from edge_agent.report import ReportFilter
 from edge_agent.timekeeping import ClockCheck, kernel_synchronised, unknown
 from edge_agent.uplink import UplinkLoop
+from edge_agent.urgency import Urgency
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,9 @@ class Agent:
         )
         self.outbox = AsyncOutbox(outbox)
         self.filter = ReportFilter(deadbands_of(cfg.agent), cfg.agent.max_silence)
+        # a state change or a room limit crossed goes out at once (edge_agent/urgency.py)
+        self.urgency = Urgency(cfg, self._own_points(cfg, profiles))
+        self._urgent = False
         self._pending: list[Reading] = []
         self._flush = asyncio.Event()
         self.pollers, self.inputs = self._build(profiles)
@@ -141,6 +146,7 @@ class Agent:
         the buses whose settings, devices or profiles changed are stopped and started anew,
         removed ones closed, new ones opened; the others poll on undisturbed, and the outbox
         and the uplink are not touched. Returns the ids of the buses started anew."""
+        self.urgency.retune(cfg, self._own_points(cfg, profiles))
         new = {b.id: bus_key(cfg, b.id, profiles) for b in cfg.gateway(self.gw.id).buses}
         changed = {b for b, key in new.items() if self._buses.get(b) != key}
         gone = (set(self._buses) - set(new)) | changed
@@ -182,12 +188,17 @@ class Agent:
             )
         self._tasks[bus] = task
 
+    def _own_points(self, cfg: SiteConfig, profiles: ProfileRegistry) -> list[PointInfo]:
+        return [p for p in site_points(cfg, profiles) if p.sid.gateway == self.gw.id]
+
     def sink(self, readings: Sequence[tuple[Reading, PointKind]]) -> None:
         """Take readings from a poller or input (synchronous, never blocks)."""
         readings = self.clock_check.mark(readings)
         admitted = [r for r, kind in readings if self.filter.admit(r, kind)]
         if admitted:
             self._pending.extend(admitted)
+            if self.urgency.news(admitted):
+                self._urgent = True
             self._flush.set()
             if self.fallback is not None:
                 self.fallback.feed(admitted)
@@ -201,9 +212,10 @@ class Agent:
         """Write what was handed off to the outbox (one transaction) and wake the uplink."""
         self._flush.clear()
         batch, self._pending = self._pending, []
+        urgent, self._urgent = self._urgent, False
         if batch:
             await self.outbox.append(batch)
-            self.uplink.wake()
+            self.uplink.wake(urgent=urgent)
 
     async def health(self) -> dict[str, Any]:
         report = health.report(

@@ -52,6 +52,12 @@ log = logging.getLogger(__name__)
 RECONNECT_MAX_S = 30.0  # longest wait between connection attempts (jittered down to half)
 
 
+URGENT_PER_S = 4.0
+"""Batches sent at once for state changes, a second on average at most (a door flapping at
+the speed of its poll cannot flood a metered 4G link; past it they batch as usual)."""
+URGENT_BURST = 4.0
+
+
 @dataclass
 class UplinkStats:
     """Counters for the health report."""
@@ -67,6 +73,7 @@ class UplinkStats:
     bad_commands: int = 0  # commands malformed or not signed by the hub: dropped
     bad_revisions: int = 0  # config revisions malformed or not signed by the hub: dropped
     bad_probes: int = 0
+    urgent_batches: int = 0  # sent at once for a state change or a limit crossed
     last_error: str | None = None
     in_flight: dict[int, float] = field(default_factory=dict)  # seq -> monotonic send time
 
@@ -97,6 +104,8 @@ class UplinkLoop:
         self.health = health
         self.stats = UplinkStats()
         self._ready = asyncio.Event()
+        self._urgent = False  # a state change waits: send without waiting for a batch
+        self._tokens, self._tokens_at = float(URGENT_BURST), time.monotonic()
         self._backoff_initial = backoff_initial
         self.fallback = fallback  # told of the link; its notices go out first on connect
         # status stamps, the batch interval and the health interval run on the clock; the
@@ -109,9 +118,28 @@ class UplinkLoop:
         self._client_now: aiomqtt.Client | None = None  # the session's, to answer revisions
         self._revisions: set[asyncio.Task[None]] = set()
 
-    def wake(self) -> None:
-        """Readings were appended: a batch may be due."""
+    def wake(self, *, urgent: bool = False) -> None:
+        """Readings were appended: a batch may be due; ``urgent``: they hold a state change
+        or a limit crossed, to send at once (edge_agent/urgency.py)."""
+        if urgent:
+            self._urgent = True
         self._ready.set()
+
+    def _take_urgent(self) -> bool:
+        """Whether an urgent batch may go now: at most :data:`URGENT_PER_S` a second on
+        average (a token bucket of :data:`URGENT_BURST`), so a flapping input cannot flood
+        the link; past the bound the readings batch as ordinary ones."""
+        if not self._urgent:
+            return False
+        now = time.monotonic()
+        self._tokens = min(URGENT_BURST, self._tokens + (now - self._tokens_at) * URGENT_PER_S)
+        self._tokens_at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        self._urgent = False
+        self.stats.urgent_batches += 1
+        return True
 
     def _status(self, state: str) -> bytes:
         msg = {"v": 1, "state": state, "ts": self.clock.now_ms(), "version": __version__}
@@ -249,7 +277,8 @@ class UplinkLoop:
                     log.info("batch %d not acknowledged in %.0fs; resending", seq, s.ack_timeout)
                     await self._send(client, seq, resend=True)
             while len(self.stats.in_flight) < s.max_in_flight:
-                if not await self.outbox.batch_due(s.batch_size, s.batch_interval):
+                urgent = self._take_urgent()
+                if not urgent and not await self.outbox.batch_due(s.batch_size, s.batch_interval):
                     break
                 # never more than the protocol lets an agent send (the hub refuses larger)
                 batch = await self.outbox.next_batch(min(s.batch_size, AGENT_MAX_BATCH_SIZE))
