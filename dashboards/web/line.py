@@ -3,7 +3,8 @@ parcels sorted and rejected per hour and the reject rate, and the line's jams, e
 stops, faults and stops as spans of time, for the room page of a room with a line.
 
 Counters: an hour's parcels are the counter's value at the hour's end (its last reading by
-then) less its value at the start (its last reading before); a counter that goes down was
+then) less its value at the start (its last reading in the hour before; without one, the
+first hour counts from its first reading); a counter that goes down was
 reset or wrapped, and counts again from zero. Spans: a flag's reading of 1 opens one (0 for
 ``conveyor_running``: a stop), the next reading that says otherwise closes it; a span still
 open at the end has no end.
@@ -109,7 +110,9 @@ async def shift(
         if sid is None:
             counted[name] = [None] * hours
             continue
-        before = await store.raw(sid, starts[0] - 24 * HOUR_MS, starts[0])
+        # a running line's counter moves every poll: the hour before holds its last value
+        # (a day of it would be ~86,000 rows read per page view for one number)
+        before = await store.raw(sid, starts[0] - HOUR_MS, starts[0])
         prior = next((r.value for r in reversed(before) if r.value is not None), None)
         counted[name] = _counted(await store.raw(sid, starts[0], end_ms + 1), prior, cuts)
     out.hours = [
