@@ -223,6 +223,7 @@ class Simulation:
                 "host": t.host,
                 "port": t.port,
                 "units": {d.config.id: d.unit_id for d in t.devices},
+                "requests": t.requests,  # served so far (the edge benchmark counts them)
             }
             for t in self.tcp
         ]
