@@ -2,7 +2,10 @@
 
 Readings flow poller/input -> report-on-change filter -> outbox (on disk) -> uplink. The
 filter and the hand-off are synchronous and cheap; a flusher task writes what was handed off
-to the outbox in one transaction per loop turn, so a burst costs one fsync, not hundreds.
+to the outbox in one transaction per commit window (``agent.batch_interval``, 1 s), every
+device's readings of the window together, so the card sees one fsync a second however many
+devices there are. A power cut loses at most the open window's readings, none committed.
+News (edge_agent/urgency.py) and a full batch end the window early.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from coldchain.config.site import AgentSettings, Device, Gateway, MqttBus, SiteC
 from coldchain.config.topology import PointInfo, site_points
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.profiles.schema import ModbusProfile, MqttProfile, PointKind
+from coldchain.protocol.limits import AGENT_MAX_BATCH_SIZE
 from coldchain.reading import Reading
+from coldchain.supervise import wait_event
 from edge_agent import health, watchdog
 from edge_agent.buffer import AsyncOutbox, Outbox, Policy
 from edge_agent.fallback import EdgeFallback
@@ -31,7 +36,7 @@ from edge_agent.remote import run_command
 from edge_agent.report import ReportFilter
 from edge_agent.timekeeping import ClockCheck, kernel_synchronised, unknown
 from edge_agent.uplink import UplinkLoop
-from edge_agent.urgency import Urgency
+from edge_agent.urgency import Budget, Urgency
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +89,12 @@ class Agent:
         self.filter = ReportFilter(deadbands_of(cfg.agent), cfg.agent.max_silence)
         # a state change or a room limit crossed goes out at once (edge_agent/urgency.py)
         self.urgency = Urgency(cfg, self._own_points(cfg, profiles))
-        self._urgent = False
-        self._pending: list[Reading] = []
-        self._flush = asyncio.Event()
+        self._urgent = False  # news waits in the window: commit early when the budget allows
+        self._budget = Budget(monotonic=clock.monotonic)
+        self._pending: list[Reading] = []  # the open commit window
+        self._opened = 0.0  # when the open window's first reading came (clock seconds)
+        self._flush = asyncio.Event()  # a window is open
+        self._now = asyncio.Event()  # ... and is to be committed now
         self.pollers, self.inputs = self._build(profiles)
         self._buses = {b.id: bus_key(cfg, b.id, profiles) for b in self.gw.buses}
         self._tasks: dict[str, asyncio.Task[None]] = {}  # by bus id, while running
@@ -196,26 +204,47 @@ class Agent:
         readings = self.clock_check.mark(readings)
         admitted = [r for r, kind in readings if self.filter.admit(r, kind)]
         if admitted:
+            if not self._pending:
+                self._opened = self.clock.monotonic()
             self._pending.extend(admitted)
             if self.urgency.news(admitted):
                 self._urgent = True
+            if self._urgent and self._budget.take():
+                self._urgent = False
+                self.uplink.stats.urgent_batches += 1
+                self._now.set()
+            elif len(self._pending) >= self._max_batch():
+                self._now.set()
             self._flush.set()
             if self.fallback is not None:
                 self.fallback.feed(admitted)
 
+    def _max_batch(self) -> int:
+        # never more than the protocol lets an agent send (the hub refuses larger)
+        return min(self.cfg.agent.batch_size, AGENT_MAX_BATCH_SIZE)
+
+    @property
+    def waiting(self) -> int:
+        """Readings in the open commit window (not yet on disk)."""
+        return len(self._pending)
+
     async def _flusher(self) -> None:
         while True:
             await self._flush.wait()
+            left = self.cfg.agent.batch_interval - (self.clock.monotonic() - self._opened)
+            if left > 0 and not self._now.is_set():
+                await wait_event(self._now, self.clock.to_wall(left))
             await self.flush()
 
     async def flush(self) -> None:
-        """Write what was handed off to the outbox (one transaction) and wake the uplink."""
+        """Commit the open window to the outbox (one transaction) and hand the batches it
+        made to the uplink."""
         self._flush.clear()
+        self._now.clear()
         batch, self._pending = self._pending, []
-        urgent, self._urgent = self._urgent, False
+        self._urgent = False
         if batch:
-            await self.outbox.append(batch)
-            self.uplink.wake(urgent=urgent)
+            self.uplink.committed(await self.outbox.append(batch, self._max_batch()))
 
     async def health(self) -> dict[str, Any]:
         report = health.report(

@@ -1,17 +1,29 @@
 """The outbox: every reading on disk (SQLite, WAL, synchronous=FULL) until the hub has
 acknowledged the batch that carried it.
 
-* ``append`` writes readings in one transaction: after it returns they survive kill -9 and
-  power loss.
-* ``next_batch`` numbers the next batch (``seq``) and assigns readings to it: a share of the
-  newest ones first (live data is never starved by a backlog), the rest oldest-first (the
-  backlog drains in order). Batches are kept, so unacknowledged ones are resent identically
-  after a restart.
-* ``ack`` deletes a batch and its readings: only the hub's end-to-end acknowledgement removes
-  anything, never a broker's PUBACK.
+* ``append`` writes one commit window's readings in one transaction, already cut into
+  numbered batches (``seq``, at most ``max_batch`` readings each), one row per batch with its
+  readings packed (series ids, timestamps as deltas, values in tenths where that is exact):
+  after it returns they survive kill -9 and power loss, and the caller knows which batches to
+  send without asking the database again. Numbers are never reused (AUTOINCREMENT), so a late
+  duplicate ack of an old batch can never delete a newer one.
+* ``load_batch`` reads a batch to send (or resend after a restart, identically).
+* ``ack`` forgets acknowledged batches: only the hub's end-to-end acknowledgement removes
+  anything, never a broker's PUBACK. The rows are deleted in the next transaction (the next
+  commit window's, or :meth:`Outbox.flush_acks`): an ack lost to a power cut only means the
+  batch is sent again, and the hub's writes are idempotent.
 * When the file passes its size bound, the explicit policy runs and is counted: readings older
   than ``keep_recent`` are thinned to one per ``thin_interval`` per series (the GSP record
-  interval, 30 min), and only if that is not enough are the oldest readings dropped.
+  interval, 30 min), and only if that is not enough are the oldest batches dropped. Batches in
+  flight are left alone (the hub may be committing them).
+
+Why ``synchronous=FULL`` and not NORMAL: in WAL mode NORMAL skips the fsync at commit, which
+survives kill -9 (the WAL is in the page cache) but not a power cut, which can roll back the
+transactions since the last checkpoint, readings the agent already counted as safe. With one
+commit per window FULL costs one fsync a window, so it stays.
+
+An outbox of the first layout (a row per reading) is converted on opening, in one
+transaction, keeping every batch's number and content.
 """
 
 from __future__ import annotations
@@ -22,11 +34,13 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import msgpack
 
 from coldchain.protocol.messages import Batch
 from coldchain.reading import Quality, Reading, SeriesId
@@ -42,16 +56,17 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY, device TEXT NOT NULL, point TEXT NOT NULL, cal REAL NOT NULL,
     UNIQUE (device, point, cal));
-CREATE TABLE IF NOT EXISTS readings (
-    id INTEGER PRIMARY KEY, series INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL,
-    q INTEGER NOT NULL, reason TEXT, batch INTEGER);
-CREATE INDEX IF NOT EXISTS readings_batch ON readings (batch) WHERE batch IS NOT NULL;
-CREATE INDEX IF NOT EXISTS readings_unbatched ON readings (id) WHERE batch IS NULL;
 -- AUTOINCREMENT: a sequence number is never reused, so a late duplicate ack of an old batch
 -- can never delete a newer one that took its number.
+-- A batch is one row; ``data`` packs its readings (see Outbox._row).
 CREATE TABLE IF NOT EXISTS batches (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT NULL);
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT NULL,
+    n INTEGER NOT NULL DEFAULT 0, t0 INTEGER, t1 INTEGER, data BLOB);
 """
+# what the first layout's batches table lacks (it held readings in a table of their own)
+_COLUMNS = {"n": "INTEGER NOT NULL DEFAULT 0", "t0": "INTEGER", "t1": "INTEGER", "data": "BLOB"}
+MAX_BATCH = 500  # readings per batch unless the caller says otherwise
+_Row = tuple[int, int, float | None, int, str | None]  # series id, ts, value, quality, reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,20 +76,57 @@ class Policy:
     max_bytes: int = 256 * 1024 * 1024
     keep_recent_s: float = 24 * 3600.0  # every reading of the newest day is kept
     thin_interval_s: float = 30 * 60.0  # older ones: one per 30 min per series (GSP)
-    live_share: float = 0.25  # part of each batch reserved for the newest readings
 
 
 @dataclass(frozen=True, slots=True)
 class Stats:
     """What the health report says about the outbox."""
 
-    pending: int  # readings not yet acknowledged
-    unbatched: int
-    batches_in_flight: int
+    pending: int  # readings stored, not yet acknowledged
+    batches: int  # batches stored, not yet acknowledged
+    batches_in_flight: int  # of those, sent and awaiting their ack
     oldest_ts_ms: int | None
     used_bytes: int
     thinned_total: int
     dropped_total: int
+
+
+def _tenths(value: float) -> int | None:
+    """``value`` as a whole number of tenths if that is exact (most points are int16 x 0.1),
+    else None."""
+    k = round(value * 10)
+    return k if k / 10 == value else None
+
+
+def _unpacked(t0: int, data: bytes) -> list[_Row]:
+    """The readings of a batch row (:meth:`Outbox._row`)."""
+    out = []
+    ts = t0
+    for row in msgpack.unpackb(data, raw=False):
+        sid, dts, v = row[0], row[1], row[2]
+        ts += dts
+        value = v / 10 if type(v) is int else v
+        q, reason = (row[3], row[4]) if len(row) > 3 else (0, None)
+        out.append((sid, ts, value, q, reason))
+    return out
+
+
+def snapshot(path: str | Path) -> list[tuple[str, str, int]]:
+    """(device, point, ts) of every reading an outbox file holds, read-only (another process
+    may be writing it; what it committed is read, WAL included)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = {
+            sid: (dev, point)
+            for sid, dev, point in db.execute("SELECT id, device, point FROM series")
+        }
+        return [
+            (*names[sid], ts)
+            for t0, data in db.execute("SELECT t0, data FROM batches WHERE data IS NOT NULL")
+            for sid, ts, *_ in _unpacked(t0, data)
+        ]
+    finally:
+        db.close()
 
 
 class Outbox:
@@ -94,16 +146,24 @@ class Outbox:
         self.policy = policy or Policy()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        # a new file's pages: 1 KiB, not 4. A commit writes every page it touches to the
+        # WAL (the batch's leaf, the acked one's, the sequence, the header) and a checkpoint
+        # writes them again: smaller pages halve the bytes the card sees per reading. (Only
+        # a new file takes it; WAL mode fixes the size of an existing one.)
+        self._db.execute("PRAGMA page_size=1024")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a power cut loses nothing committed
         self._db.executescript(SCHEMA)
+        self._clock_ms = clock_ms
         self._series: dict[tuple[str, str, float], int] = {}
         self._series_back: dict[int, tuple[str, str, float]] = {}
         for sid, dev, point, cal in self._db.execute("SELECT id, device, point, cal FROM series"):
             self._series[(dev, point, cal)] = sid
             self._series_back[sid] = (dev, point, cal)
         self.epoch = self._meta("epoch") or self._init_epoch()
-        self._clock_ms = clock_ms
+        self._acked: dict[int, int] = {}  # acknowledged, not yet deleted: seq -> readings
+        self._in_flight: set[int] = set()  # loaded to send since the last reset_in_flight
+        self._upgrade()
 
     # -- meta ---------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
@@ -124,6 +184,52 @@ class Outbox:
             (key, n, n),
         )
 
+    # -- layout -------------------------------------------------------------------------
+    def _upgrade(self) -> None:
+        """Bring an outbox of the first layout (a row per reading, ``readings``) to this one:
+        its batches keep their numbers and readings, its unbatched readings become new
+        batches; one transaction, so a crash half way leaves the first layout intact."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(batches)")}
+        old = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'readings'"
+        ).fetchone()
+        if set(_COLUMNS) <= have and old is None:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for name, decl in _COLUMNS.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE batches ADD COLUMN {name} {decl}")
+            if old is not None:
+                self._convert_first_layout()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def _convert_first_layout(self) -> None:
+        rows = self._db.execute(
+            "SELECT batch, series, ts, value, q, reason FROM readings ORDER BY id"
+        ).fetchall()
+        batched: dict[int, list[_Row]] = {}
+        loose: list[_Row] = []
+        for batch, *reading in rows:
+            (loose if batch is None else batched.setdefault(batch, [])).append(tuple(reading))
+        for seq, readings in batched.items():
+            self._db.execute(
+                "UPDATE batches SET n = ?, t0 = ?, t1 = ?, data = ? WHERE seq = ?",
+                (*self._row(readings), seq),
+            )
+        self._db.execute("DELETE FROM batches WHERE data IS NULL")  # numbered, never filled
+        for i in range(0, len(loose), MAX_BATCH):
+            self._insert(loose[i : i + MAX_BATCH])
+        self._db.execute("DROP TABLE readings")
+        log.info(
+            "outbox converted to one row per batch: %d batches kept, %d readings rebatched",
+            len(batched),
+            len(loose),
+        )
+
     # -- writing ------------------------------------------------------------------------
     def _series_id(self, device: str, point: str, cal: float) -> int:
         key = (device, point, cal)
@@ -135,10 +241,41 @@ class Outbox:
             self._series_back[sid] = key
         return sid
 
-    def append(self, readings: Sequence[Reading]) -> None:
-        """Store readings durably (one transaction), then enforce the size bound."""
+    @staticmethod
+    def _row(
+        readings: Sequence[_Row],
+    ) -> tuple[int, int, int, bytes]:
+        """(n, t0, t1, data) of a batch row. ``data``: a MessagePack array of [series,
+        ts - previous ts (the first: - t0), value] or [..., quality, reason]; a value is an
+        integer of tenths where that is exact, else the float (or nil)."""
+        t0 = min(r[1] for r in readings)
+        prev, packed = t0, []
+        for sid, ts, value, q, reason in readings:
+            v: float | int | None = value
+            if value is not None:
+                k = _tenths(value)
+                v = value if k is None else k
+            row: list[Any] = [sid, ts - prev, v]
+            if q:
+                row += [q, reason]
+            packed.append(row)
+            prev = ts
+        data: bytes = msgpack.packb(packed, use_bin_type=True)
+        return len(readings), t0, max(r[1] for r in readings), data
+
+    def _insert(self, readings: Sequence[_Row]) -> int:
+        cur = self._db.execute(
+            "INSERT INTO batches (created, n, t0, t1, data) VALUES (?, ?, ?, ?, ?)",
+            (self._now_ms(), *self._row(readings)),
+        )
+        return int(cur.lastrowid or 0)
+
+    def append(self, readings: Sequence[Reading], *, max_batch: int = MAX_BATCH) -> list[int]:
+        """Store readings durably as batches of at most ``max_batch`` (one transaction, in
+        which the deletes of acknowledged batches are made too); returns their numbers,
+        oldest first. Then enforce the size bound."""
         if not readings:
-            return
+            return []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -154,89 +291,93 @@ class Outbox:
                     )
                     for r in readings
                 ]
-                self._db.executemany(
-                    "INSERT INTO readings (series, ts, value, q, reason) VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
+                seqs = [
+                    self._insert(rows[i : i + max_batch]) for i in range(0, len(rows), max_batch)
+                ]
+                self._delete_acked()
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             if self.used_bytes() > self.policy.max_bytes:
                 self._enforce_bound()
+            return seqs
 
     # -- batches ------------------------------------------------------------------------
-    def next_batch(self, max_readings: int) -> Batch | None:
-        """Number a new batch of unbatched readings (newest share first, then oldest-first),
-        or None if there is nothing to send."""
-        with self._lock:
-            live = max(1, int(max_readings * self.policy.live_share))
-            newest = self._db.execute(
-                "SELECT id FROM readings WHERE batch IS NULL ORDER BY id DESC LIMIT ?", (live,)
-            ).fetchall()
-            if not newest:
-                return None
-            low = min(r[0] for r in newest)
-            oldest = self._db.execute(
-                "SELECT id FROM readings WHERE batch IS NULL AND id < ? ORDER BY id LIMIT ?",
-                (low, max_readings - len(newest)),
-            ).fetchall()
-            ids = [r[0] for r in oldest] + [r[0] for r in reversed(newest)]
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                cur = self._db.execute(
-                    "INSERT INTO batches (created) VALUES (?)", (self._now_ms(),)
-                )
-                seq = int(cur.lastrowid or 0)
-                self._db.executemany(
-                    "UPDATE readings SET batch = ? WHERE id = ?", [(seq, i) for i in ids]
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return self._load(seq)
-
     def load_batch(self, seq: int) -> Batch:
-        """A batch as first numbered (for a resend)."""
+        """Batch ``seq`` as first stored, to send or resend (``KeyError``: acknowledged or
+        dropped since); it is in flight until acknowledged or :meth:`reset_in_flight`."""
         with self._lock:
-            return self._load(seq)
+            row = None if seq in self._acked else self._load_row(seq)
+            if row is None:
+                raise KeyError(f"no batch {seq} in the outbox")
+            self._in_flight.add(seq)
+            return Batch(self.gateway, self.site, self.epoch, seq, self._readings(*row))
 
-    def _load(self, seq: int) -> Batch:
-        rows = self._db.execute(
-            "SELECT series, ts, value, q, reason FROM readings WHERE batch = ? ORDER BY id",
-            (seq,),
-        ).fetchall()
+    def _load_row(self, seq: int) -> tuple[int, bytes] | None:
+        row = self._db.execute("SELECT t0, data FROM batches WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def _readings(self, t0: int, data: bytes) -> list[Reading]:
         readings = []
-        for sid, ts, value, q, reason in rows:
+        for sid, ts, value, q, reason in _unpacked(t0, data):
             dev, point, cal = self._series_back[sid]
             meta = {"calibration": cal} if cal else {}
             series = SeriesId(self.site, self.gateway, dev, point)
             readings.append(Reading(series, ts, value, _Q_BACK[q], reason, meta))
-        return Batch(self.gateway, self.site, self.epoch, seq, readings)
+        return readings
 
     def unacked(self) -> list[int]:
-        """Sequence numbers of batches sent (or numbered) but not acknowledged, oldest first."""
+        """Sequence numbers of the batches stored and not acknowledged, oldest first."""
         with self._lock:
-            return [r[0] for r in self._db.execute("SELECT seq FROM batches ORDER BY seq")]
+            rows = self._db.execute("SELECT seq FROM batches ORDER BY seq")
+            return [r[0] for r in rows if r[0] not in self._acked]
+
+    def reset_in_flight(self) -> None:
+        """A new connection: nothing is in flight any more (all is sent again)."""
+        with self._lock:
+            self._in_flight.clear()
 
     def ack(self, epoch: str, seqs: Sequence[int]) -> int:
         """Forget acknowledged batches; returns how many readings left the buffer. Acks for
-        another epoch (a wiped buffer) or unknown batches (a duplicate ack) change nothing."""
+        another epoch (a wiped buffer) or unknown batches (a duplicate ack) change nothing.
+        The rows go in the next transaction (:meth:`append` or :meth:`flush_acks`)."""
         if epoch != self.epoch or not seqs:
             return 0
         with self._lock:
+            fresh = sorted({s for s in seqs if s not in self._acked})
+            n = 0
+            for seq, count in self._select("SELECT seq, n FROM batches WHERE seq IN", fresh):
+                self._acked[seq] = count
+                self._in_flight.discard(seq)
+                n += count
+            return n
+
+    def _select(self, sql: str, seqs: Sequence[int]) -> Iterable[tuple[Any, ...]]:
+        for i in range(0, len(seqs), 500):  # SQLite's bound on parameters is 999 and up
+            chunk = seqs[i : i + 500]
+            yield from self._db.execute(f"{sql} ({','.join('?' * len(chunk))})", chunk)
+
+    def flush_acks(self) -> None:
+        """Delete the acknowledged batches now (when no commit window is coming)."""
+        with self._lock:
+            if not self._acked:
+                return
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                n = 0
-                for seq in seqs:
-                    n += self._db.execute("DELETE FROM readings WHERE batch = ?", (seq,)).rowcount
-                    self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+                self._delete_acked()
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-            return n
+
+    def _delete_acked(self) -> None:
+        """Inside a transaction: the rows of acknowledged batches deleted."""
+        if self._acked:
+            self._db.executemany(
+                "DELETE FROM batches WHERE seq = ?", [(seq,) for seq in sorted(self._acked)]
+            )
+            self._acked.clear()
 
     # -- the size bound ----------------------------------------------------------------
     def used_bytes(self) -> int:
@@ -247,30 +388,52 @@ class Outbox:
 
     def _enforce_bound(self) -> None:
         """Thin old readings to one per interval per series; drop the oldest if still full.
-        Readings already in a batch are left alone (the hub may be committing them)."""
-        newest = self._db.execute("SELECT max(ts) FROM readings").fetchone()[0] or 0
+        Batches in flight are left alone (the hub may be committing them)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        self._delete_acked()
+        newest = self._db.execute("SELECT max(t1) FROM batches").fetchone()[0] or 0
         cutoff = newest - int(self.policy.keep_recent_s * 1000)
         bucket = int(self.policy.thin_interval_s * 1000)
-        self._db.execute("BEGIN IMMEDIATE")
-        thinned = self._db.execute(
-            """DELETE FROM readings WHERE batch IS NULL AND ts < ? AND id NOT IN (
-                   SELECT min(id) FROM readings WHERE batch IS NULL AND ts < ?
-                   GROUP BY series, ts / ?)""",
-            (cutoff, cutoff, bucket),
-        ).rowcount
+        seen: set[tuple[int, int]] = set()
+        thinned = 0
+        old = self._db.execute(
+            "SELECT seq, t0, data FROM batches WHERE t0 < ? ORDER BY seq", (cutoff,)
+        ).fetchall()
+        for seq, t0, data in old:
+            readings = _unpacked(t0, data)
+            kept = []
+            for r in readings:
+                key = (r[0], r[1] // bucket)
+                if r[1] >= cutoff or key not in seen:
+                    seen.add(key)
+                    kept.append(r)
+            if seq in self._in_flight or len(kept) == len(readings):
+                continue
+            thinned += len(readings) - len(kept)
+            if kept:
+                self._db.execute(
+                    "UPDATE batches SET n = ?, t0 = ?, t1 = ?, data = ? WHERE seq = ?",
+                    (*self._row(kept), seq),
+                )
+            else:
+                self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
         self._bump("thinned", thinned)
         self._db.execute("COMMIT")
         dropped = 0
         while self.used_bytes() > self.policy.max_bytes * 0.9:
             self._db.execute("BEGIN IMMEDIATE")
-            n = self._db.execute(
-                """DELETE FROM readings WHERE id IN (
-                       SELECT id FROM readings WHERE batch IS NULL ORDER BY id LIMIT 1000)"""
-            ).rowcount
+            victims = [
+                (seq, n)
+                for seq, n in self._db.execute("SELECT seq, n FROM batches ORDER BY seq LIMIT 50")
+                if seq not in self._in_flight
+            ]
+            for seq, _ in victims:
+                self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+            n = sum(count for _, count in victims)
             self._bump("dropped", n)
             self._db.execute("COMMIT")
             dropped += n
-            if n == 0:
+            if not victims:
                 break
         log.warning(
             "outbox over %d bytes: thinned %d readings older than %.0f h to one per %.0f min "
@@ -282,34 +445,18 @@ class Outbox:
             dropped,
         )
 
-    def batch_due(self, batch_size: int, max_wait_s: float) -> bool:
-        """Is a batch worth numbering now: a full one waits, or the oldest unbatched reading
-        is older than ``max_wait_s``? Costs O(batch_size), not O(backlog)."""
-        with self._lock:
-            (n,) = self._db.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM readings WHERE batch IS NULL LIMIT ?)",
-                (batch_size,),
-            ).fetchone()
-            if n >= batch_size:
-                return True
-            if n == 0:
-                return False
-            (ts,) = self._db.execute(
-                "SELECT ts FROM readings WHERE batch IS NULL ORDER BY id LIMIT 1"
-            ).fetchone()
-            return bool(self._now_ms() - ts >= max_wait_s * 1000)
-
     # -- reporting ---------------------------------------------------------------------
     def stats(self) -> Stats:
         with self._lock:
-            pending, unbatched, oldest = self._db.execute(
-                "SELECT count(*), count(*) - count(batch), min(ts) FROM readings"
-            ).fetchone()
-            in_flight = self._db.execute("SELECT count(*) FROM batches").fetchone()[0]
+            batches, pending, oldest = 0, 0, None
+            for seq, n, t0 in self._db.execute("SELECT seq, n, t0 FROM batches"):
+                if seq not in self._acked:
+                    batches, pending = batches + 1, pending + n
+                    oldest = t0 if oldest is None else min(oldest, t0)
             return Stats(
                 pending=pending,
-                unbatched=unbatched,
-                batches_in_flight=in_flight,
+                batches=batches,
+                batches_in_flight=len(self._in_flight),
                 oldest_ts_ms=oldest,
                 used_bytes=self.used_bytes(),
                 thinned_total=self._count("thinned"),
@@ -320,6 +467,7 @@ class Outbox:
         return self._clock_ms() if self._clock_ms is not None else time.time_ns() // 1_000_000
 
     def close(self) -> None:
+        self.flush_acks()
         with self._lock:
             self._db.close()
 
@@ -335,11 +483,8 @@ class AsyncOutbox:
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    async def append(self, readings: Sequence[Reading]) -> None:
-        await self._run(self.sync.append, readings)
-
-    async def next_batch(self, max_readings: int) -> Batch | None:
-        return await self._run(self.sync.next_batch, max_readings)
+    async def append(self, readings: Sequence[Reading], max_batch: int = MAX_BATCH) -> list[int]:
+        return await self._run(lambda: self.sync.append(readings, max_batch=max_batch))
 
     async def load_batch(self, seq: int) -> Batch:
         return await self._run(self.sync.load_batch, seq)
@@ -347,11 +492,14 @@ class AsyncOutbox:
     async def unacked(self) -> list[int]:
         return await self._run(self.sync.unacked)
 
+    async def reset_in_flight(self) -> None:
+        await self._run(self.sync.reset_in_flight)
+
     async def ack(self, epoch: str, seqs: Sequence[int]) -> int:
         return await self._run(self.sync.ack, epoch, seqs)
 
-    async def batch_due(self, batch_size: int, max_wait_s: float) -> bool:
-        return await self._run(self.sync.batch_due, batch_size, max_wait_s)
+    async def flush_acks(self) -> None:
+        await self._run(self.sync.flush_acks)
 
     async def stats(self) -> Stats:
         return await self._run(self.sync.stats)

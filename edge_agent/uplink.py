@@ -7,9 +7,10 @@ session so acks published while the link is down still arrive). Per connection i
 * with an edge fallback (:mod:`edge_agent.fallback`): tells it the link is up (and, when
   lost, down), publishes its notices the hub has not acknowledged before anything else, then
   each as it changes, and hands it the hub's ``alerts/ack``,
-* resends every unacknowledged batch, then keeps up to ``max_in_flight`` batches out,
-  numbering new ones from the outbox when ``batch_size`` readings wait or ``batch_interval``
-  has passed,
+* sends every batch stored and not acknowledged, up to ``max_in_flight`` at once: those it
+  finds in the outbox, then each the agent commits (:meth:`UplinkLoop.committed`: no query
+  to learn what is new), every :data:`LIVE_EVERY`-th the newest waiting so live data rides
+  along with a backlog, the rest oldest first,
 * resends a batch the hub has not acknowledged within ``ack_timeout``,
 * deletes a batch from the outbox only on the hub's ack, and
 * publishes health every ``health_interval``.
@@ -27,7 +28,8 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +39,6 @@ from coldchain import __version__
 from coldchain.clock import WALL, Clock
 from coldchain.config.site import AgentSettings, Uplink, broker_address
 from coldchain.protocol.commands import Reply, Request, decode_request, encode_reply
-from coldchain.protocol.limits import AGENT_MAX_BATCH_SIZE
 from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
 from coldchain.protocol.revisions import ConfigAck, Revision, decode_revision
 from coldchain.protocol.revisions import encode_ack as encode_config_ack
@@ -50,12 +51,15 @@ from edge_agent.fallback import EdgeFallback
 log = logging.getLogger(__name__)
 
 RECONNECT_MAX_S = 30.0  # longest wait between connection attempts (jittered down to half)
+LIVE_EVERY = 4
+"""With a backlog waiting, every fourth batch sent is the newest one: live data is never
+starved by a day's backlog, which drains oldest first with the other three."""
 
 
-URGENT_PER_S = 4.0
-"""Batches sent at once for state changes, a second on average at most (a door flapping at
-the speed of its poll cannot flood a metered 4G link; past it they batch as usual)."""
-URGENT_BURST = 4.0
+def take_next(queue: deque[int], sends: int) -> int:
+    """The batch to send as the ``sends``-th of a connection: every :data:`LIVE_EVERY`-th
+    the newest waiting, else the oldest."""
+    return queue.pop() if sends % LIVE_EVERY == 0 else queue.popleft()
 
 
 @dataclass
@@ -73,13 +77,13 @@ class UplinkStats:
     bad_commands: int = 0  # commands malformed or not signed by the hub: dropped
     bad_revisions: int = 0  # config revisions malformed or not signed by the hub: dropped
     bad_probes: int = 0
-    urgent_batches: int = 0  # sent at once for a state change or a limit crossed
+    urgent_batches: int = 0  # committed at once for a state change or a limit crossed
     last_error: str | None = None
     in_flight: dict[int, float] = field(default_factory=dict)  # seq -> monotonic send time
 
 
 class UplinkLoop:
-    """Sends the outbox to the hub. ``wake()`` after appending readings."""
+    """Sends the outbox to the hub. :meth:`committed` after appending readings."""
 
     def __init__(
         self,
@@ -104,8 +108,8 @@ class UplinkLoop:
         self.health = health
         self.stats = UplinkStats()
         self._ready = asyncio.Event()
-        self._urgent = False  # a state change waits: send without waiting for a batch
-        self._tokens, self._tokens_at = float(URGENT_BURST), time.monotonic()
+        self._queue: deque[int] = deque()  # stored batches not sent on this connection
+        self._sends = 0  # batches taken from the queue: every LIVE_EVERY-th is the newest
         self._backoff_initial = backoff_initial
         self.fallback = fallback  # told of the link; its notices go out first on connect
         # status stamps, the batch interval and the health interval run on the clock; the
@@ -118,28 +122,10 @@ class UplinkLoop:
         self._client_now: aiomqtt.Client | None = None  # the session's, to answer revisions
         self._revisions: set[asyncio.Task[None]] = set()
 
-    def wake(self, *, urgent: bool = False) -> None:
-        """Readings were appended: a batch may be due; ``urgent``: they hold a state change
-        or a limit crossed, to send at once (edge_agent/urgency.py)."""
-        if urgent:
-            self._urgent = True
+    def committed(self, seqs: Iterable[int]) -> None:
+        """The agent stored batches ``seqs`` (durably): send them."""
+        self._queue.extend(seqs)
         self._ready.set()
-
-    def _take_urgent(self) -> bool:
-        """Whether an urgent batch may go now: at most :data:`URGENT_PER_S` a second on
-        average (a token bucket of :data:`URGENT_BURST`), so a flapping input cannot flood
-        the link; past the bound the readings batch as ordinary ones."""
-        if not self._urgent:
-            return False
-        now = time.monotonic()
-        self._tokens = min(URGENT_BURST, self._tokens + (now - self._tokens_at) * URGENT_PER_S)
-        self._tokens_at = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        self._urgent = False
-        self.stats.urgent_batches += 1
-        return True
 
     def _status(self, state: str) -> bytes:
         msg = {"v": 1, "state": state, "ts": self.clock.now_ms(), "version": __version__}
@@ -215,8 +201,11 @@ class UplinkLoop:
         if self.fallback is not None:  # before the backlog: the hub learns what was texted
             await self.fallback.publish_notices(notices, everything=True)
         self.stats.in_flight.clear()
-        for seq in await self.outbox.unacked():  # resend what the hub has not confirmed
-            await self._send(client, seq, resend=True)
+        await self.outbox.reset_in_flight()
+        self._queue.clear()  # what is committed while the outbox is asked joins it here
+        stored = await self.outbox.unacked()  # everything the hub has not confirmed
+        self._queue = deque(sorted(set(stored) | set(self._queue)))
+        self._ready.set()
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._receive_acks(client), name="uplink-acks")
@@ -258,7 +247,11 @@ class UplinkLoop:
         return publish
 
     async def _send(self, client: aiomqtt.Client, seq: int, *, resend: bool) -> None:
-        batch = await self.outbox.load_batch(seq)
+        try:
+            batch = await self.outbox.load_batch(seq)
+        except KeyError:  # acknowledged meanwhile, or dropped by the size bound
+            self.stats.in_flight.pop(seq, None)
+            return
         self.stats.in_flight[seq] = time.monotonic()  # the ack timeout is a round trip: wall
         await client.publish(
             self.topics.topic(self.gateway, "telemetry"), encode_batch(batch), qos=1
@@ -276,15 +269,9 @@ class UplinkLoop:
                 if now - sent > s.ack_timeout:
                     log.info("batch %d not acknowledged in %.0fs; resending", seq, s.ack_timeout)
                     await self._send(client, seq, resend=True)
-            while len(self.stats.in_flight) < s.max_in_flight:
-                urgent = self._take_urgent()
-                if not urgent and not await self.outbox.batch_due(s.batch_size, s.batch_interval):
-                    break
-                # never more than the protocol lets an agent send (the hub refuses larger)
-                batch = await self.outbox.next_batch(min(s.batch_size, AGENT_MAX_BATCH_SIZE))
-                if batch is None:
-                    break
-                await self._send(client, batch.seq, resend=False)
+            while len(self.stats.in_flight) < s.max_in_flight and self._queue:
+                self._sends += 1
+                await self._send(client, take_next(self._queue, self._sends), resend=False)
             self._ready.clear()
             await wait_event(self._ready, self.clock.to_wall(min(s.batch_interval, 1.0)))
 

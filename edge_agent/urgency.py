@@ -1,8 +1,10 @@
 """Which readings are news that should not wait for a batch (issue 16, "state changes at
 once"): a door, alarm, defrost, power or status point that changed its value, or a room's
 air temperature that crossed one of the room's limits (as the agent knows them from its
-config), either way. The uplink sends the batch holding such a reading at once, within a
-bound (:data:`edge_agent.uplink.URGENT_PER_S`), and lets ordinary readings batch as before.
+config), either way. The agent commits the readings waiting with such a reading at once,
+without waiting out the commit window, and the uplink sends them as soon as they are stored;
+at most :data:`URGENT_PER_S` times a second on average (:class:`Budget`), so a flapping input
+cannot flood a metered link; past it they wait for the window like ordinary readings.
 
 Only a change is news: the first value of a series after the agent starts is not (nothing
 known to change from), and a heartbeat repeating a state is not.
@@ -10,12 +12,18 @@ known to change from), and a heartbeat repeating a state is not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from coldchain.config.site import SiteConfig
 from coldchain.config.topology import PointInfo
 from coldchain.profiles.schema import PointKind, PointRole
 from coldchain.reading import Reading, SeriesId
+
+URGENT_PER_S = 4.0
+"""Early commits for news, a second on average at most (a door flapping at the speed of its
+poll cannot flood a metered 4G link)."""
+URGENT_BURST = 4.0
 
 STATE_KINDS = frozenset(
     {PointKind.DOOR, PointKind.ALARM, PointKind.DEFROST, PointKind.POWER, PointKind.STATUS}
@@ -69,3 +77,26 @@ class Urgency:
         if low is not None and value < low:
             return -1
         return 0
+
+
+class Budget:
+    """A token bucket: :meth:`take` says whether news may go early now, at most
+    ``per_s`` a second on average after a burst of ``burst``."""
+
+    def __init__(
+        self,
+        per_s: float = URGENT_PER_S,
+        burst: float = URGENT_BURST,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_s, self.burst, self._monotonic = per_s, burst, monotonic
+        self._tokens, self._at = burst, monotonic()
+
+    def take(self) -> bool:
+        now = self._monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_s)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True

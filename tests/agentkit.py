@@ -18,6 +18,7 @@ from coldchain.config.topology import site_points
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import Reading, SeriesId
 from edge_agent.agent import Agent
+from edge_agent.buffer import MAX_BATCH
 from firmware_configs import SITES_DIR
 from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
@@ -77,10 +78,11 @@ class Recording:
         self.readings: dict[tuple[SeriesId, int], Reading] = {}
         original = agent.outbox.append
 
-        async def append(readings: Sequence[Reading]) -> None:
-            await original(readings)
+        async def append(readings: Sequence[Reading], max_batch: int = MAX_BATCH) -> list[int]:
+            seqs = await original(readings, max_batch)
             for r in readings:
                 self.readings[(r.series, r.ts_ms)] = r
+            return seqs
 
         agent.outbox.append = append  # type: ignore[method-assign]
 

@@ -16,6 +16,7 @@ import aiomqtt
 import pytest
 
 from coldchain.reading import SeriesId
+from edge_agent.buffer import snapshot
 from tests.agentkit import Recording, agents, all_series, county
 from tests.services import Broker, MosquittoProcess, until
 from tests.testhub import AckingHub, running_hub
@@ -70,17 +71,10 @@ def outbox_snapshot(path: Path) -> set[tuple[str, int]]:
     """(device/point, ts) of every reading in an outbox file, WAL included."""
     if not path.exists():
         return set()
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        rows = db.execute(
-            "SELECT s.device || '/' || s.point, r.ts FROM readings r JOIN series s "
-            "ON s.id = r.series"
-        ).fetchall()
+        return {(f"{device}/{point}", ts) for device, point, ts in snapshot(path)}
     except sqlite3.OperationalError:  # the agent is still creating the file
         return set()
-    finally:
-        db.close()
-    return {(name, ts) for name, ts in rows}
 
 
 def start_agent(config: Path, gateway: str, data: Path, broker: Broker) -> subprocess.Popen[str]:

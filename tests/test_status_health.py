@@ -36,7 +36,7 @@ def agent_report() -> dict[str, object]:
     """A health report exactly as the agent writes it, with one Modbus and one MQTT device."""
     buffer = Stats(
         pending=12,
-        unbatched=2,
+        batches=3,
         batches_in_flight=1,
         oldest_ts_ms=time.time_ns() // 1_000_000 - 5000,
         used_bytes=4096,

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from coldchain.config.topology import site_points
 from coldchain.reading import Quality, Reading, SeriesId
-from edge_agent.uplink import URGENT_BURST, URGENT_PER_S, UplinkLoop
-from edge_agent.urgency import Urgency
+from edge_agent.urgency import URGENT_BURST, URGENT_PER_S, Budget, Urgency
 from tests.agentkit import agents, county
 from tests.alertkit import PROFILES, config
 from tests.services import Broker, until
@@ -46,15 +44,11 @@ def test_a_change_of_state_or_of_side_of_a_limit_is_news() -> None:
 
 
 def test_a_flapping_input_cannot_flood_the_link() -> None:
-    loop: Any = UplinkLoop.__new__(UplinkLoop)  # only the bucket and its counters are used
-    loop._urgent = False
-    loop._tokens, loop._tokens_at = URGENT_BURST, time.monotonic()
-    loop.stats = type("S", (), {"urgent_batches": 0})()
+    budget = Budget()
     sent = 0
     start = time.monotonic()
     while time.monotonic() - start < 1.0:  # a door flapping as fast as it can for a second
-        loop._urgent = True
-        sent += loop._take_urgent()
+        sent += budget.take()
     assert sent <= URGENT_BURST + URGENT_PER_S * 1.1
     assert sent >= URGENT_BURST  # the first ones do go at once
 
@@ -68,8 +62,8 @@ async def test_a_door_opening_goes_out_at_once_while_readings_batch(
         running_hub(mosquitto.host, mosquitto.port) as hub,
         agents(c, tmp_path, only=["gw-shuangxi"]) as (agent,),
     ):
-        await until(lambda: agent.outbox.sync.stats().pending > 20, "readings polled", 10)
-        assert not hub.series(), "ordinary readings wait for their batch (20 s)"
+        await until(lambda: agent.waiting > 20, "readings polled", 10)
+        assert not hub.series(), "ordinary readings wait for their commit window (20 s)"
         c.sim.inject("door_stuck_open", "shuangxi-poultry/chilled-1")
         opened = time.monotonic()
 

@@ -272,7 +272,13 @@ class AgentSettings(StrictModel):
     batch_size: int = Field(
         500, description="readings per telemetry batch", ge=1, le=AGENT_MAX_BATCH_SIZE
     )
-    batch_interval: Duration = Field(1.0, description="longest wait before a partial batch")
+    batch_interval: Duration = Field(
+        1.0,
+        description="the commit window: readings wait in memory at most this long, then go "
+        "to the outbox in one transaction (one fsync) and out as batches; a power cut loses at "
+        "most the open window, nothing committed",
+        gt=0,
+    )
     ack_timeout: Duration = Field(30.0, description="resend a batch not acknowledged by then")
     max_in_flight: int = Field(8, description="unacknowledged batches at once", ge=1, le=100)
     health_interval: Duration = Field(60.0, description="how often health is published")
