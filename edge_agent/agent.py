@@ -5,7 +5,7 @@ filter and the hand-off are synchronous and cheap; a flusher task writes what wa
 to the outbox in one transaction per commit window (``agent.batch_interval``, 1 s), every
 device's readings of the window together, so the card sees one fsync a second however many
 devices there are. A power cut loses at most the open window's readings, none committed.
-News (edge_agent/urgency.py) and a full batch end the window early.
+News (edge_agent/urgency.py) and a full window (:data:`WINDOW_MAX`) end it early.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ from edge_agent.uplink import UplinkLoop
 from edge_agent.urgency import Budget, Urgency
 
 log = logging.getLogger(__name__)
+
+WINDOW_MAX = 10_000
+"""Readings an open commit window holds at most (a few MB): past it the window is committed
+early. It is cut into batches of ``agent.batch_size`` either way, so a gateway of a thousand
+devices still commits once a second."""
 
 
 class Agent:
@@ -213,7 +218,7 @@ class Agent:
                 self._urgent = False
                 self.uplink.stats.urgent_batches += 1
                 self._now.set()
-            elif len(self._pending) >= self._max_batch():
+            elif len(self._pending) >= WINDOW_MAX:
                 self._now.set()
             self._flush.set()
             if self.fallback is not None:
