@@ -59,8 +59,9 @@ import aiomqtt
 import yaml
 
 from bench.harness import Procs, cpu_seconds, pct, start_hub, start_mosquitto, stop
-from coldchain.protocol.messages import ProtocolError, decode_batch
+from coldchain.protocol.messages import ProtocolError
 from coldchain.protocol.topics import Topics
+from coldchain.protocol.wire2 import TableCache, decode_any
 from firmware_configs import PROFILES_DIR
 from tests import sites
 from tests.services import free_port
@@ -145,6 +146,7 @@ class Watcher:
         self.port = port
         self.seen: Seen | None = None
         self._doors: dict[str, float | None] = {}
+        self._tables = TableCache()  # protocol 2's series tables, as the hub keeps them
         self._ready = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
         self._thread.start()
@@ -164,20 +166,25 @@ class Watcher:
     async def _receive(self, c: aiomqtt.Client, telemetry: str, acks: str) -> None:
         async for m in c.messages:
             now_ms = time.time_ns() / 1e6
-            seen = self.seen
             payload = m.payload
-            if seen is None or not isinstance(payload, bytes):
+            if not isinstance(payload, bytes):
                 continue
             topic = m.topic.value
             size = publish_packet_bytes(topic, payload, 1)
             if topic == acks:
-                seen.down_bytes += size
+                if self.seen is not None:
+                    self.seen.down_bytes += size
+                continue
+            try:  # always, as the hub does: a v2 series table comes before the window
+                batch = decode_any(payload, now_ms=int(now_ms), tables=self._tables)
+            except ProtocolError:
+                batch = None
+            seen = self.seen
+            if seen is None:
                 continue
             seen.up_bytes += size
             seen.batches += 1
-            try:
-                batch = decode_batch(payload, now_ms=int(now_ms))
-            except ProtocolError:
+            if batch is None:
                 seen.undecodable += 1
                 continue
             for r in batch.readings:

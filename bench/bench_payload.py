@@ -13,12 +13,13 @@ import functools
 import json
 import platform
 import random
-import time
 import zlib
 from collections.abc import Callable
 from typing import Any
 
 import msgpack
+
+from bench.harness import timed
 
 
 def batch(n: int, rng: random.Random) -> dict[str, Any]:
@@ -50,16 +51,6 @@ def json_encode(msg: Any) -> bytes:
 def msgpack_encode(msg: Any) -> bytes:
     data: bytes = msgpack.packb(msg, use_bin_type=True)
     return data
-
-
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(repeat):
-            fn()
-        best = min(best, (time.perf_counter() - t) / repeat)
-    return best
 
 
 def main() -> None:

@@ -39,11 +39,12 @@ from coldchain import __version__
 from coldchain.clock import WALL, Clock
 from coldchain.config.site import AgentSettings, Uplink, broker_address
 from coldchain.protocol.commands import Reply, Request, decode_request, encode_reply
-from coldchain.protocol.messages import ProtocolError, decode_ack, encode_batch
+from coldchain.protocol.messages import Batch, ProtocolError, encode_batch, read_ack
 from coldchain.protocol.revisions import ConfigAck, Revision, decode_revision
 from coldchain.protocol.revisions import encode_ack as encode_config_ack
 from coldchain.protocol.timesync import decode_time_probe, encode_time_reply
 from coldchain.protocol.topics import Kind, Topics
+from coldchain.protocol.wire2 import Encoder
 from coldchain.supervise import Client, describe, network_error, wait_event
 from edge_agent.buffer import AsyncOutbox
 from edge_agent.fallback import EdgeFallback
@@ -110,6 +111,9 @@ class UplinkLoop:
         self._ready = asyncio.Event()
         self._queue: deque[int] = deque()  # stored batches not sent on this connection
         self._sends = 0  # batches taken from the queue: every LIVE_EVERY-th is the newest
+        self._encoder = Encoder()  # protocol 2: the series table, sent when the hub lacks it
+        self._hub_table: bytes | None = None  # the table digest the hub is known to hold
+        self._carried: dict[int, bytes] = {}  # seq -> the table its batch carried
         self._backoff_initial = backoff_initial
         self.fallback = fallback  # told of the link; its notices go out first on connect
         # status stamps, the batch interval and the health interval run on the clock; the
@@ -254,12 +258,20 @@ class UplinkLoop:
             return
         self.stats.in_flight[seq] = time.monotonic()  # the ack timeout is a round trip: wall
         await client.publish(
-            self.topics.topic(self.gateway, "telemetry"), encode_batch(batch), qos=1
+            self.topics.topic(self.gateway, "telemetry"), self._encode(batch), qos=1
         )
         if resend:
             self.stats.batches_resent += 1
         else:
             self.stats.batches_sent += 1
+
+    def _encode(self, batch: Batch) -> bytes:
+        if self.uplink.protocol == 1:
+            return encode_batch(batch)
+        payload, with_table = self._encoder.encode(batch, known=self._hub_table)
+        if with_table:  # once its ack comes, the hub holds this table
+            self._carried[batch.seq] = self._encoder.digest
+        return payload
 
     async def _send_loop(self, client: aiomqtt.Client) -> None:
         s = self.settings
@@ -268,6 +280,7 @@ class UplinkLoop:
             for seq, sent in list(self.stats.in_flight.items()):
                 if now - sent > s.ack_timeout:
                     log.info("batch %d not acknowledged in %.0fs; resending", seq, s.ack_timeout)
+                    self._hub_table = None  # with the series table: a new hub may lack it
                     await self._send(client, seq, resend=True)
             while len(self.stats.in_flight) < s.max_in_flight and self._queue:
                 self._sends += 1
@@ -303,7 +316,7 @@ class UplinkLoop:
         """An ack: the batches it names deleted from the outbox. One the hub did not sign
         (with a message key) or a malformed one is counted and ignored."""
         try:
-            epoch, seqs = decode_ack(payload, key=self.message_key, gateway=self.gateway)
+            ack = read_ack(payload, key=self.message_key, gateway=self.gateway)
         except ProtocolError as exc:
             if exc.reason == "bad_mac":  # counted; logged at 1, 1000, 2000... (the SD card)
                 self.stats.forged_acks += 1
@@ -317,9 +330,19 @@ class UplinkLoop:
                 self.stats.bad_acks += 1
                 log.warning("ignoring a malformed ack: %s", exc)
             return
-        self.stats.readings_acked += await self.outbox.ack(epoch, seqs)
-        for seq in seqs:
+        if ack.epoch != self.outbox.sync.epoch:
+            return  # another buffer's (a wiped one): nothing of ours
+        self.stats.readings_acked += await self.outbox.ack(ack.epoch, ack.seqs)
+        for seq in ack.seqs:
             self.stats.in_flight.pop(seq, None)
+            table = self._carried.pop(seq, None)
+            if table is not None:
+                self._hub_table = table
+        if ack.retable:  # the hub lacks our series table (it restarted): send them with it
+            self._hub_table = None
+            for seq in ack.retable:
+                if self.stats.in_flight.pop(seq, None) is not None:
+                    self._queue.appendleft(seq)
         self._ready.set()
 
     async def _answer_probe(self, client: aiomqtt.Client, payload: bytes, t2: int) -> None:

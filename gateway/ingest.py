@@ -19,6 +19,7 @@ Out-of-order and backfilled batches are normal; the store's writes are idempoten
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -36,11 +37,11 @@ from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.messages import (
     Batch,
     ProtocolError,
-    decode_batch,
     encode_ack,
     refused_reason,
 )
 from coldchain.protocol.topics import Kind, TopicError, Topics
+from coldchain.protocol.wire2 import TableCache, UnknownTableError, decode_any
 from coldchain.reading import Quality, Reading, SeriesId
 from coldchain.store.base import Store, StoreError, WriteResult
 from coldchain.supervise import Client, describe, network_error
@@ -134,11 +135,27 @@ class SessionPublish(Protocol):
 
 class RejectedError(Exception):
     """A batch the hub will not store; ``reason`` is the counter's label, ``source`` the
-    gateway of its topic (or "(topic)" when the topic names none)."""
+    gateway of its topic (or "(topic)" when the topic names none); ``retable``: the
+    (epoch, seq) of a v2 batch to ask for again with its series table."""
 
-    def __init__(self, reason: str, detail: str, source: str = "(topic)") -> None:
+    def __init__(
+        self,
+        reason: str,
+        detail: str,
+        source: str = "(topic)",
+        retable: tuple[str, int] | None = None,
+    ) -> None:
         super().__init__(detail)
-        self.reason, self.source = reason, source
+        self.reason, self.source, self.retable = reason, source, retable
+
+
+@dataclass(frozen=True, slots=True)
+class Retable:
+    """An ack that asks a gateway for a batch again, with its series table."""
+
+    gateway: str
+    epoch: str
+    seq: int
 
 
 class Ingest:
@@ -166,7 +183,8 @@ class Ingest:
         self.sites = {gw.id: gw.site for gw in cfg.gateways}
         self.stats = IngestStats()
         self.on_readings = on_readings
-        self._queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=1000)
+        self._queue: asyncio.Queue[Batch | Retable] = asyncio.Queue(maxsize=1000)
+        self.tables = TableCache()  # the v2 series tables gateways have sent
 
     def reconfigure(
         self,
@@ -196,7 +214,11 @@ class Ingest:
                 "unknown_gateway", f"gateway {gateway!r} is not in the site config", "(unknown)"
             )
         try:  # a payload over MAX_BATCH_BYTES is refused here, before it is decoded
-            batch = decode_batch(payload, gateway=gateway, now_ms=now_ms)
+            batch = decode_any(payload, gateway=gateway, now_ms=now_ms, tables=self.tables)
+        except UnknownTableError as exc:
+            raise RejectedError(
+                exc.reason, f"{gateway}: {exc}", gateway, (exc.epoch, exc.seq)
+            ) from exc
         except ProtocolError as exc:
             reason = "foreign_topic" if "published on" in str(exc) else exc.reason
             raise RejectedError(reason, f"{gateway}: {exc}", gateway) from exc
@@ -239,6 +261,10 @@ class Ingest:
             batch = self.check(topic, payload, self.clock_ms())
         except RejectedError as exc:
             self.stats.rejected[exc.reason] += 1
+            if exc.retable is not None:  # not refused for good: asked again, with its table
+                with contextlib.suppress(asyncio.QueueFull):  # else the ack timeout resends
+                    self._queue.put_nowait(Retable(exc.source, *exc.retable))
+                return False
             self.rejections.warning(
                 (exc.source, exc.reason), "rejected a batch (%s): %s", exc.reason, str(exc)
             )
@@ -274,11 +300,15 @@ class Ingest:
     async def writer(self, publish: Callable[[str, bytes], Awaitable[None]]) -> None:
         """Store queued batches (everything waiting, in one write), then ack each."""
         while True:
-            batches = [await self._queue.get()]
-            n = len(batches[0].readings)
-            while not self._queue.empty() and n < MAX_WRITE:
-                batches.append(self._queue.get_nowait())
-                n += len(batches[-1].readings)
+            batches: list[Batch] = []
+            n = 0
+            while not batches or (not self._queue.empty() and n < MAX_WRITE):
+                item = await self._queue.get()
+                if isinstance(item, Retable):
+                    await self._ask_again(item, publish)
+                    continue
+                batches.append(item)
+                n += len(item.readings)
             readings = [r for b in batches for r in b.readings]
             self._queued -= len(readings)
             started = time.perf_counter()
@@ -300,6 +330,14 @@ class Ingest:
             for b in batches:
                 ack = encode_ack(b.epoch, [b.seq], key=self.key_of(b.gateway), gateway=b.gateway)
                 await publish(self.topics.topic(b.gateway, "ack"), ack)
+
+    async def _ask_again(
+        self, r: Retable, publish: Callable[[str, bytes], Awaitable[None]]
+    ) -> None:
+        ack = encode_ack(
+            r.epoch, [], key=self.key_of(r.gateway), gateway=r.gateway, retable=[r.seq]
+        )
+        await publish(self.topics.topic(r.gateway, "ack"), ack)
 
     async def _write(self, readings: list[Reading]) -> WriteResult:
         """Write, retrying a failing store with backoff: nothing is acked meanwhile, and the

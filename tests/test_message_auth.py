@@ -16,12 +16,12 @@ from coldchain.protocol.edge import decode_notices, encode_notices
 from coldchain.protocol.messages import (
     ProtocolError,
     decode_ack,
-    decode_batch,
     encode_ack,
     pack,
     unpack,
 )
 from coldchain.protocol.topics import Topics
+from coldchain.protocol.wire2 import TableCache, decode_any
 from tests.agentkit import Recording, agents, county
 from tests.alertkit import PROFILES, T0
 from tests.services import Broker, until
@@ -94,11 +94,12 @@ async def test_an_agent_with_a_key_deletes_nothing_on_a_forged_ack_even_on_an_op
     ):
         hub.acking = False  # the hub is down
         rec = Recording(agent)
+        tables = TableCache()  # the forger reads v2 as the hub would
         await forger.subscribe(topics.topic(GW, "telemetry"), qos=1)
         forged = 0
         async with asyncio.timeout(20):
             async for m in forger.messages:
-                batch = decode_batch(bytes(m.payload), gateway=GW, now_ms=T * 2)
+                batch = decode_any(bytes(m.payload), gateway=GW, now_ms=T * 2, tables=tables)
                 for payload in (
                     encode_ack(batch.epoch, [batch.seq]),
                     encode_ack(batch.epoch, [batch.seq], key=new_key(), gateway=GW),

@@ -38,8 +38,9 @@ from typing import Any
 
 import aiomqtt
 
-from coldchain.protocol.messages import ProtocolError, decode_batch, encode_ack
+from coldchain.protocol.messages import ProtocolError, encode_ack
 from coldchain.protocol.topics import TopicError, Topics
+from coldchain.protocol.wire2 import TableCache, UnknownTableError, decode_any
 from coldchain.reading import Reading, SeriesId
 from coldchain.supervise import Client, network_error
 
@@ -58,6 +59,7 @@ class AckingHub:
     status: dict[str, str] = field(default_factory=dict)
     health: dict[str, dict[str, Any]] = field(default_factory=dict)
     acking: bool = True  # False: receive and store nothing, ack nothing (a hub that is "down")
+    tables: TableCache = field(default_factory=TableCache)  # v2 series tables seen
     keys: dict[str, bytes] = field(default_factory=dict)  # gateways' message keys: signed acks
     drop_first: bool = False  # ignore the first copy of every batch (a hub that crashed)
     seen: set[tuple[str, str, int]] = field(default_factory=set)
@@ -102,8 +104,15 @@ class AckingHub:
             return
         if kind != "telemetry" or not self.acking:
             return
+        now_ms = time.time_ns() // 1_000_000
         try:
-            batch = decode_batch(data, gateway=gateway, now_ms=time.time_ns() // 1_000_000)
+            batch = decode_any(data, gateway=gateway, now_ms=now_ms, tables=self.tables)
+        except UnknownTableError as exc:  # v2: ask for the batch again, with its table
+            ack = encode_ack(
+                exc.epoch, [], key=self.keys.get(gateway), gateway=gateway, retable=[exc.seq]
+            )
+            await client.publish(self.topics.topic(gateway, "ack"), ack, qos=1)
+            return
         except ProtocolError as exc:
             self.rejected.append(str(exc))
             return

@@ -229,6 +229,11 @@ class Uplink(StrictModel):
         "(mutual TLS: coldchain broker config --client-ca); with client_key",
     )
     client_key: str | None = Field(None, description="the private key of client_cert (PEM)")
+    protocol: Literal[1, 2] = Field(
+        2,
+        description="telemetry protocol the agents send: 2, compact (docs/protocol.md); 1 "
+        "while the hub is older than 2026-12 (a hub reads both: upgrade it first)",
+    )
 
     @model_validator(mode="after")
     def _client_certificate(self) -> Uplink:

@@ -163,9 +163,10 @@ def _need(cond: bool, what: str) -> None:
         raise ProtocolError(what)
 
 
-def _header(msg: Any, gateway: str | None) -> tuple[str, str, str, int]:
+def header(msg: Any, gateway: str | None, version: int = VERSION) -> tuple[str, str, str, int]:
+    """(gateway, site, epoch, seq) of a batch of protocol ``version``, checked."""
     _need(isinstance(msg, dict), "a batch must be a map")
-    _need(msg.get("v") == VERSION, f"protocol version {msg.get('v')!r:.40}, expected {VERSION}")
+    _need(msg.get("v") == version, f"protocol version {msg.get('v')!r:.40}, expected {version}")
     gw, site, epoch, seq = msg.get("gw"), msg.get("site"), msg.get("epoch"), msg.get("seq")
     _need(isinstance(gw, str) and bool(_ID.match(gw)), f"bad gateway id {gw!r:.80}")
     _need(gateway is None or gw == gateway, f"gateway {gw!r:.80} published on {gateway!r}'s topic")
@@ -195,8 +196,8 @@ def _series_id(site: str, gw: str, device: Any, point: Any) -> SeriesId | None:
     return sid
 
 
-def _series(msg: dict[str, Any], site: str, gw: str) -> list[tuple[SeriesId, float]]:
-    raw = msg.get("series")
+def series_entries(raw: Any, site: str, gw: str) -> list[tuple[SeriesId, float]]:
+    """A series table, ``[[device, point, calibration], ...]``, checked."""
     if not isinstance(raw, list):
         raise ProtocolError("'series' must be a list")
     if len(raw) > MAX_BATCH_SERIES:
@@ -252,7 +253,7 @@ def _reading(
             return Reading(sid, ts, float(value), Quality.GOOD, None, meta)
         if value is None:
             raise ProtocolError(f"r[{n}]: a good reading needs a value")
-        return _refused(sid, ts, value, None, meta, rejected=rejected)
+        return refused_reading(sid, ts, value, None, meta, rejected=rejected)
     code, reason = row[3], row[4]
     if type(code) is not str or code not in _Q_FROM:
         raise ProtocolError(f"r[{n}]: bad quality {code!r:.40}")
@@ -263,11 +264,11 @@ def _reading(
     if not reason_fits(reason):  # an older agent's long reason: kept, shortened
         reason = fit_reason(reason)
     if value is not None and not finite:
-        return _refused(sid, ts, value, reason, meta, rejected=rejected)
+        return refused_reading(sid, ts, value, reason, meta, rejected=rejected)
     return Reading(sid, ts, None if value is None else float(value), _Q_FROM[code], reason, meta)
 
 
-def _refused(
+def refused_reading(
     sid: SeriesId,
     ts: int,
     value: Any,
@@ -284,10 +285,16 @@ def _refused(
 
 
 def decode_batch(data: bytes, *, gateway: str | None = None, now_ms: int) -> Batch:
-    """Decode and check a telemetry batch; ``gateway`` is the one whose topic it came on."""
+    """Decode and check a v1 telemetry batch; ``gateway`` is the one whose topic it came on
+    (:func:`coldchain.protocol.wire2.decode_any` reads v1 and v2)."""
     msg = unpack(data, max_bytes=MAX_BATCH_BYTES, max_items=MAX_BATCH_READINGS)
-    gw, site, epoch, seq = _header(msg, gateway)
-    series = _series(msg, site, gw)
+    return decode_v1(msg, gateway=gateway, now_ms=now_ms)
+
+
+def decode_v1(msg: Any, *, gateway: str | None, now_ms: int) -> Batch:
+    """A v1 batch, already unpacked (within MAX_BATCH_BYTES), checked."""
+    gw, site, epoch, seq = header(msg, gateway)
+    series = series_entries(msg.get("series"), site, gw)
     rows = msg.get("r")
     if not isinstance(rows, list):
         raise ProtocolError("'r' must be a list")
@@ -297,10 +304,27 @@ def decode_batch(data: bytes, *, gateway: str | None = None, now_ms: int) -> Bat
 
 
 def encode_ack(
-    epoch: str, seqs: Sequence[int], *, key: bytes | None = None, gateway: str = ""
+    epoch: str,
+    seqs: Sequence[int],
+    *,
+    key: bytes | None = None,
+    gateway: str = "",
+    retable: Sequence[int] = (),
 ) -> bytes:
-    """An ``ack``; with ``gateway``'s message ``key``, authenticated (:mod:`.auth`)."""
-    return pack(signed(key, gateway, {"v": VERSION, "epoch": epoch, "seqs": list(seqs)}))
+    """An ``ack``; with ``gateway``'s message ``key``, authenticated (:mod:`.auth`).
+    ``retable``: v2 batches the hub could not read for want of their series table (it asks
+    for them again, with it; :mod:`.wire2`)."""
+    msg: dict[str, Any] = {"v": VERSION, "epoch": epoch, "seqs": list(seqs)}
+    if retable:
+        msg["retable"] = list(retable)
+    return pack(signed(key, gateway, msg))
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    epoch: str
+    seqs: list[int]
+    retable: list[int] = field(default_factory=list)
 
 
 MAX_ACK_BYTES = 64 * 1024  # an ack names at most a few hundred batches
@@ -309,17 +333,25 @@ MAX_ACK_BYTES = 64 * 1024  # an ack names at most a few hundred batches
 def decode_ack(
     data: bytes, *, key: bytes | None = None, gateway: str = ""
 ) -> tuple[str, list[int]]:
-    """The (epoch, seqs) of an ``ack``; :class:`ProtocolError` when malformed, or (reason
-    ``bad_mac``) when ``key`` is given and the ack's MAC for ``gateway`` is missing or does
-    not verify (:mod:`.auth`)."""
+    """The (epoch, seqs) of an ``ack`` (see :func:`read_ack`)."""
+    ack = read_ack(data, key=key, gateway=gateway)
+    return ack.epoch, ack.seqs
+
+
+def _seq_list(value: Any) -> bool:
+    return isinstance(value, list) and all(type(s) is int and s >= 0 for s in value)
+
+
+def read_ack(data: bytes, *, key: bytes | None = None, gateway: str = "") -> Ack:
+    """An ``ack``; :class:`ProtocolError` when malformed, or (reason ``bad_mac``) when ``key``
+    is given and the ack's MAC for ``gateway`` is missing or does not verify (:mod:`.auth`)."""
     msg = unpack(data, max_bytes=MAX_ACK_BYTES, max_items=MAX_ACK_BYTES)
     _need(isinstance(msg, dict) and msg.get("v") == VERSION, "an ack must be a v1 map")
     if key is not None and not verifies(key, gateway, msg):
         raise ProtocolError("the ack's MAC is missing or does not verify", reason="bad_mac")
     epoch, seqs = msg.get("epoch"), msg.get("seqs")
     _need(isinstance(epoch, str) and 0 < len(epoch) <= MAX_EPOCH_CHARS, f"bad epoch {epoch!r:.80}")
-    _need(
-        isinstance(seqs, list) and all(type(s) is int and s >= 0 for s in seqs),
-        f"bad seqs {seqs!r:.80}",
-    )
-    return epoch, seqs
+    _need(_seq_list(seqs), f"bad seqs {seqs!r:.80}")
+    retable = msg.get("retable", [])
+    _need(_seq_list(retable), f"bad retable {retable!r:.80}")
+    return Ack(epoch, seqs, retable)
