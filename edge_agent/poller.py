@@ -6,8 +6,11 @@ polled at their own interval from staggered start offsets so they do not all fir
 
 Errors are per block: a failed block marks only its points bad (with the reason) and the
 rest of the device is still read. A timeout ends the device's turn (its other blocks would
-time out too), so a silent device costs its neighbours at most one timeout per cycle; a device
-that keeps failing is backed off exponentially up to ``backoff_max``. An illegal-address reply
+time out too), so a silent device costs its neighbours at most one timeout per cycle. A
+device that keeps failing is tried again every cycle while the line has room for it (half
+its idle time, measured over the last minute, holds that device's timeout with those of the
+others tried so: a sensor that recovers is read again within a cycle), and otherwise backed
+off exponentially up to ``backoff_max``. An illegal-address reply
 to a merged block splits it at a point boundary (remembered for the device) and the halves
 are read at once. The loop survives anything: a broken link is closed and reopened with
 backoff, for a PLC reboot or a USB adapter unplugged and replugged.
@@ -25,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 Sink = Callable[[list[tuple[Reading, PointKind]]], None]
 Outcome = Literal["ok", "silent", "link"]
 LINK_RETRY_MAX = 30.0  # a rebooted PLC or a replugged adapter is retried at least this often
+BUSY_WINDOW_S = 60.0  # wall seconds over which a line's occupancy is measured
+RECOVERY_SHARE = 0.5  # of a line's idle time, at most, spent trying failing devices each cycle
 
 
 def now_ms() -> int:
@@ -151,8 +157,13 @@ class BusPoller:
         self.link = link or ModbusLink(bus)
         self.link_failures = 0
         self._gap = bus.frame_gap if isinstance(bus, RtuBus) else 0.0
-        self._slots = asyncio.Semaphore(bus.max_concurrent if isinstance(bus, TcpBus) else 1)
+        self._width = bus.max_concurrent if isinstance(bus, TcpBus) else 1
+        self._slots = asyncio.Semaphore(self._width)
         self.clock = clock  # poll intervals, backoff and timestamps; the wire stays wall time
+        self._busy: deque[tuple[float, float]] = deque()  # (wall end, seconds) of good turns
+        self._busy_sum = 0.0
+        self._since = time.monotonic()
+        self.probing: set[str] = set()  # failing devices tried every cycle: the line has room
         start = clock.monotonic()
         for i, d in enumerate(self.devices):  # stagger first polls across one interval
             d.next_due = start + d.device.poll_interval * i / max(len(self.devices), 1)
@@ -188,7 +199,7 @@ class BusPoller:
                 await self._turn(d)
 
     async def _turn(self, d: DeviceState) -> None:
-        started = self.clock.monotonic()
+        started, wall = self.clock.monotonic(), time.monotonic()
         try:
             outcome = await self.poll_device(d)
         except Exception as exc:  # the loop must survive anything a device does
@@ -197,14 +208,44 @@ class BusPoller:
                 log.exception("%s: polling failed; quiet until it gives data again", d.device.id)
         interval = d.device.poll_interval
         if outcome == "ok":
+            self._count_busy(wall)
+            self.probing.discard(d.device.id)
             d.failures = 0
             d.next_due = max(d.next_due + interval, started)
             return
         d.failures += 1
+        if outcome == "silent" and self._room_to_try(d.device.id):
+            self.probing.add(d.device.id)  # found again within a cycle of answering again
+            d.next_due = max(d.next_due + interval, started)
+            return
+        self.probing.discard(d.device.id)
         cap = max(self.backoff_max, interval)
         if outcome == "link":  # the line or endpoint, not the device: try again sooner
             cap = min(cap, max(LINK_RETRY_MAX, interval))
         d.next_due = self.clock.monotonic() + min(interval * 2 ** (d.failures - 1), cap)
+
+    def _count_busy(self, wall_start: float) -> None:
+        """A turn that gave data held the line (or a slot) from ``wall_start`` until now."""
+        now = time.monotonic()
+        self._busy.append((now, now - wall_start))
+        self._busy_sum += now - wall_start
+        while self._busy and self._busy[0][0] < now - BUSY_WINDOW_S:
+            self._busy_sum -= self._busy.popleft()[1]
+
+    def occupancy(self) -> float:
+        """The share of the line's time (of its slots', on TCP) the devices that answer
+        took, over the last minute (or since the poller started)."""
+        span = min(BUSY_WINDOW_S, max(1.0, time.monotonic() - self._since))
+        return min(1.0, max(0.0, self._busy_sum) / (span * self._width))
+
+    def _room_to_try(self, device: str) -> bool:
+        """Whether a failing ``device`` may be tried again next cycle: its timeout, with those
+        of the other failing devices tried so, fits in half the idle time of the shortest
+        cycle on the line."""
+        cycle = self.clock.to_wall(min(d.device.poll_interval for d in self.devices))
+        idle = cycle * self._width * (1.0 - self.occupancy())
+        allowed = int(idle * RECOVERY_SHARE // max(self.bus.timeout, 1e-3))
+        return len(self.probing - {device}) < allowed
 
     async def poll_device(self, d: DeviceState) -> Outcome:
         """Read every block of ``d`` once and emit the readings; say how it went."""
@@ -251,7 +292,8 @@ class BusPoller:
         if not got_data:
             why = error.summary if error is not None else d.last_error
             log.warning(
-                "%s: no data: %s; retried with backoff, logged again when it gives data",
+                "%s: no data: %s; retried each cycle while the line has room, else with backoff; "
+                "logged again when it gives data",
                 d.device.id,
                 why,
             )

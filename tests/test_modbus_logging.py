@@ -128,7 +128,10 @@ async def test_a_silent_device_is_logged_once_when_it_fails_and_once_when_it_rec
     live = p.bus
     endpoint = live.port if isinstance(live, RtuBus) else f"{live.host}:{live.port}"
     assert f"bus {bus['id']} ({endpoint}) unit 2 " in failed[0]
-    assert failed[0].endswith(": no reply; retried with backoff, logged again when it gives data")
+    assert failed[0].endswith(
+        ": no reply; retried each cycle while the line has room, else with backoff; "
+        "logged again when it gives data"
+    )
     back = lines(caplog, "ctl: gives data again after")
     assert len(back) == 1, back
     assert f" and {ctl.failed_polls} failed polls; last error: bus {bus['id']}" in back[0]

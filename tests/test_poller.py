@@ -1,5 +1,6 @@
 """The poller against simulated slaves: a silent device costs its bus neighbours at most one
-timeout per cycle and is backed off; illegal-address splits are learned and remembered; a TCP
+timeout per cycle, is tried every cycle while the line has room and backed off past it;
+illegal-address splits are learned and remembered; a TCP
 endpoint that goes away and comes back is reconnected."""
 
 from __future__ import annotations
@@ -82,40 +83,61 @@ RTU = {
 }
 
 
+def attempts(rec: Recorder, device: str, point: str) -> list[float]:
+    return [t for t, r in rec.of(device) if r.series.point == point]
+
+
 @pytest.mark.slow
-async def test_a_silent_device_costs_one_timeout_per_cycle_then_is_backed_off(
+async def test_silent_devices_are_tried_each_cycle_while_the_line_has_room_else_backed_off(
     tmp_path: Path,
 ) -> None:
+    """Two silent devices beside one that answers: the line's idle time has room for one
+    timeout a cycle (half of 0.4 s idle holds one 0.15 s timeout, not two), so one is tried
+    every cycle and found again within a cycle of answering, the other is backed off; the
+    neighbour keeps its pace (at most one timeout a cycle)."""
     devices = [("p1", "xy-md02", 1), ("ctl", "dixell-xr60cx", 2), ("p3", "xy-md02", 3)]
     async with poller(tmp_path, site(RTU, devices)) as (sim, p, rec):
+        await until(lambda: state(p, "p1").polls >= 3, "the line's own load measured", 10)
         sim.inject("silent", "gw1/ctl")
-        silent = state(p, "ctl")
-        await until(
-            lambda: silent.failures >= 4, "four failed polls of the silent device", within=15
-        )
+        sim.inject("silent", "gw1/p3")
+        silent = [state(p, "ctl"), state(p, "p3")]
+        ctl = silent[0]
+        await until(lambda: ctl.failures >= 1, "the controller's first failed poll", 10)
+        extra = ctl.requests - ctl.polls  # its blocks beyond one per poll, while it answered
+        await until(lambda: min(d.failures for d in silent) >= 4, "four failed polls each", 15)
         # one request per failed turn although the controller has 3 blocks: a timeout ends
         # the device's turn, so its neighbours wait at most one timeout per cycle
-        assert len(silent.blocks) >= 3
-        assert silent.requests == silent.polls
-        # its readings are bad, saying why
-        bad = [r for _, r in rec.of("ctl")]
+        assert len(ctl.blocks) >= 3
+        assert ctl.requests - ctl.polls == extra
+        bad = [r for _, r in rec.of("ctl") if r.quality is not Quality.GOOD]
         assert bad
         assert all(r.quality is Quality.BAD and r.reason == "no reply" for r in bad)
-        # backed off: the gaps between its attempts grow
-        started = [t for t, r in rec.of("ctl") if r.series.point == "probe_1"]
-        gaps = [b - a for a, b in itertools.pairwise(started)]
-        assert gaps == sorted(gaps)
-        assert gaps[-1] > 3 * INTERVAL
-        # the neighbours keep their pace: never more than interval + one timeout apart
-        for dev in ("p1", "p3"):
-            times = [t for t, r in rec.of(dev) if r.series.point == "temperature"]
-            assert len(times) >= 5
-            assert all(r.quality is Quality.GOOD for _, r in rec.of(dev))
-            worst = max(b - a for a, b in itertools.pairwise(times))
-            assert worst < INTERVAL + TIMEOUT + 0.1, f"{dev} waited {worst:.3f}s"
-        # once it answers again it is polled at its interval again
-        sim.clear("silent", "gw1/ctl")
-        await until(lambda: silent.failures == 0, "the controller back", within=10)
+        # one is tried each cycle, the other backed off: the gaps between its tries grow
+        tried = {
+            dev: [t for t, r in rec.of(dev) if r.series.point == pt and r.quality is Quality.BAD]
+            for dev, pt in (("ctl", "probe_1"), ("p3", "temperature"))
+        }
+        gaps = {dev: [b - a for a, b in itertools.pairwise(ts)] for dev, ts in tried.items()}
+        (each_cycle,) = [dev for dev in gaps if max(gaps[dev][1:]) < 2 * INTERVAL]
+        (backed_off,) = [dev for dev in gaps if dev != each_cycle]
+        assert p.probing == {each_cycle}
+        assert gaps[backed_off] == sorted(gaps[backed_off])
+        assert gaps[backed_off][-1] > 3 * INTERVAL
+        # the neighbour keeps its pace: never more than interval + one timeout apart
+        times = attempts(rec, "p1", "temperature")
+        assert all(r.quality is Quality.GOOD for _, r in rec.of("p1"))
+        worst = max(b - a for a, b in itertools.pairwise(times[-12:]))
+        assert worst < INTERVAL + TIMEOUT + 0.1, f"p1 waited {worst:.3f}s"
+        # the one tried each cycle is read within a cycle of answering again
+        back = {"ctl": "gw1/ctl", "p3": "gw1/p3"}[each_cycle]
+        sim.clear("silent", back)
+        cleared = time.monotonic()
+        again = state(p, each_cycle)
+        await until(lambda: again.failures == 0, "the device back", within=10)
+        assert time.monotonic() - cleared < INTERVAL + TIMEOUT + 0.2
+        sim.clear("silent", {"ctl": "gw1/p3", "p3": "gw1/ctl"}[each_cycle])
+        other = state(p, backed_off)
+        await until(lambda: other.failures == 0, "the other one back (now tried each cycle)", 10)
 
 
 async def test_an_illegal_address_split_is_learned_and_remembered(tmp_path: Path) -> None:
