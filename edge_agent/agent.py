@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence, Set
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coldchain.clock import WALL, Clock, WallClock
 from coldchain.config.site import AgentSettings, Device, Gateway, MqttBus, SiteConfig
@@ -28,7 +28,6 @@ from coldchain.reading import Reading
 from coldchain.supervise import wait_event
 from edge_agent import health, watchdog
 from edge_agent.buffer import AsyncOutbox, Outbox, Policy
-from edge_agent.fallback import EdgeFallback
 from edge_agent.mqtt_input import MqttDevice, MqttInput, mqtt_device
 from edge_agent.poller import BusPoller, DeviceState, device_state
 from edge_agent.reconfig import Reconfigurer
@@ -37,6 +36,9 @@ from edge_agent.report import ReportFilter
 from edge_agent.timekeeping import ClockCheck, kernel_synchronised, unknown
 from edge_agent.uplink import UplinkLoop
 from edge_agent.urgency import Budget, Urgency
+
+if TYPE_CHECKING:
+    from edge_agent.fallback import EdgeFallback
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +108,13 @@ class Agent:
         self._tg: asyncio.TaskGroup | None = None
         self._sensor_password = sensor_password
         self.started = clock.monotonic()
-        self.fallback = (  # texts alarms through a GSM modem when the uplink is down too long
-            EdgeFallback(
+        # texts alarms through a GSM modem when the uplink is down too long; only a gateway
+        # with one loads the alert evaluator and the SMS stack (about 5 MB of memory)
+        self.fallback: EdgeFallback | None = None
+        if self.gw.fallback is not None:
+            from edge_agent.fallback import EdgeFallback
+
+            self.fallback = EdgeFallback(
                 cfg,
                 self.gw.id,
                 profiles,
@@ -115,9 +122,6 @@ class Agent:
                 clock_ms=clock.now_ms,
                 message_key=message_key,
             )
-            if self.gw.fallback is not None
-            else None
-        )
         self.uplink = UplinkLoop(
             outbox=self.outbox,
             gateway=self.gw.id,

@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
@@ -47,7 +47,9 @@ from coldchain.protocol.topics import Kind, Topics
 from coldchain.protocol.wire2 import Encoder
 from coldchain.supervise import Client, describe, network_error, wait_event
 from edge_agent.buffer import AsyncOutbox
-from edge_agent.fallback import EdgeFallback
+
+if TYPE_CHECKING:
+    from edge_agent.fallback import EdgeFallback
 
 log = logging.getLogger(__name__)
 
