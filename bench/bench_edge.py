@@ -74,14 +74,6 @@ SITE = "edge"
 PER_BUS = 100  # devices behind one TCP endpoint (unit ids 1-100)
 PER_ROOM = 1  # a door change is one room's, one device's (as in a store)
 POINTS = 6  # bench/profiles/bench-6.yaml
-TARGETS = {
-    "cpu": 0.10,
-    "fsyncs": 2.0,
-    "disk": 150.0,
-    "wire": 10.0,
-    "door_p50": 50.0,
-    "rss": 40.0,
-}
 
 
 def site(devices: int, broker: str, data: Path, port: int) -> dict[str, object]:

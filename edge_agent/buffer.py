@@ -29,12 +29,13 @@ transaction, keeping every batch's number and content.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +166,17 @@ class Outbox:
         self._in_flight: set[int] = set()  # loaded to send since the last reset_in_flight
         self._upgrade()
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: committed if the block ends, rolled back if it raises."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     # -- meta ---------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -195,17 +207,12 @@ class Outbox:
         ).fetchone()
         if set(_COLUMNS) <= have and old is None:
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for name, decl in _COLUMNS.items():
                 if name not in have:
                     self._db.execute(f"ALTER TABLE batches ADD COLUMN {name} {decl}")
             if old is not None:
                 self._convert_first_layout()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def _convert_first_layout(self) -> None:
         rows = self._db.execute(
@@ -277,8 +284,7 @@ class Outbox:
         if not readings:
             return []
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 rows = [
                     (
                         self._series_id(
@@ -295,10 +301,6 @@ class Outbox:
                     self._insert(rows[i : i + max_batch]) for i in range(0, len(rows), max_batch)
                 ]
                 self._delete_acked()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             if self.used_bytes() > self.policy.max_bytes:
                 self._enforce_bound()
             return seqs
@@ -361,15 +363,9 @@ class Outbox:
     def flush_acks(self) -> None:
         """Delete the acknowledged batches now (when no commit window is coming)."""
         with self._lock:
-            if not self._acked:
-                return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._delete_acked()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            if self._acked:
+                with self._transaction():
+                    self._delete_acked()
 
     def _delete_acked(self) -> None:
         """Inside a transaction: the rows of acknowledged batches deleted."""
@@ -389,7 +385,38 @@ class Outbox:
     def _enforce_bound(self) -> None:
         """Thin old readings to one per interval per series; drop the oldest if still full.
         Batches in flight are left alone (the hub may be committing them)."""
-        self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
+            thinned = self._thin()
+        dropped = 0
+        while self.used_bytes() > self.policy.max_bytes * 0.9:
+            with self._transaction():
+                victims = [
+                    (seq, n)
+                    for seq, n in self._db.execute(
+                        "SELECT seq, n FROM batches ORDER BY seq LIMIT 50"
+                    )
+                    if seq not in self._in_flight
+                ]
+                for seq, _ in victims:
+                    self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
+                n = sum(count for _, count in victims)
+                self._bump("dropped", n)
+            dropped += n
+            if not victims:
+                break
+        log.warning(
+            "outbox over %d bytes: thinned %d readings older than %.0f h to one per %.0f min "
+            "per series, dropped %d oldest",
+            self.policy.max_bytes,
+            thinned,
+            self.policy.keep_recent_s / 3600,
+            self.policy.thin_interval_s / 60,
+            dropped,
+        )
+
+    def _thin(self) -> int:
+        """Inside a transaction: readings older than keep_recent thinned to one per series
+        per thin_interval (batches in flight left whole); how many went."""
         self._delete_acked()
         newest = self._db.execute("SELECT max(t1) FROM batches").fetchone()[0] or 0
         cutoff = newest - int(self.policy.keep_recent_s * 1000)
@@ -418,32 +445,7 @@ class Outbox:
             else:
                 self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
         self._bump("thinned", thinned)
-        self._db.execute("COMMIT")
-        dropped = 0
-        while self.used_bytes() > self.policy.max_bytes * 0.9:
-            self._db.execute("BEGIN IMMEDIATE")
-            victims = [
-                (seq, n)
-                for seq, n in self._db.execute("SELECT seq, n FROM batches ORDER BY seq LIMIT 50")
-                if seq not in self._in_flight
-            ]
-            for seq, _ in victims:
-                self._db.execute("DELETE FROM batches WHERE seq = ?", (seq,))
-            n = sum(count for _, count in victims)
-            self._bump("dropped", n)
-            self._db.execute("COMMIT")
-            dropped += n
-            if not victims:
-                break
-        log.warning(
-            "outbox over %d bytes: thinned %d readings older than %.0f h to one per %.0f min "
-            "per series, dropped %d oldest",
-            self.policy.max_bytes,
-            thinned,
-            self.policy.keep_recent_s / 3600,
-            self.policy.thin_interval_s / 60,
-            dropped,
-        )
+        return thinned
 
     # -- reporting ---------------------------------------------------------------------
     def stats(self) -> Stats:

@@ -114,8 +114,7 @@ class Encoder:
         self._table: bytes | None = None  # zlib of the packed table, while unchanged
         self.digest = digest(pack([]))
 
-    def _series(self, r: Reading) -> int:
-        key = (r.series.device, r.series.point, r.meta.get("calibration", 0))
+    def _series(self, key: tuple[str, str, float]) -> int:
         i = self._index.get(key)
         if i is None:
             i = self._index[key] = len(self._entries)
@@ -135,17 +134,18 @@ class Encoder:
         unless the table (with any series this batch adds) is ``known``, the digest of the
         table the hub is known to hold."""
         readings = batch.readings
+        keys = []
         for r in readings:
             if r.series.site != batch.site or r.series.gateway != batch.gateway:
                 raise ProtocolError(f"reading of {r.series} does not belong in the batch")
-        keys = {(r.series.device, r.series.point, r.meta.get("calibration", 0)) for r in readings}
-        if len(self._entries) + len(keys - self._index.keys()) > MAX_BATCH_SERIES:
+            keys.append((r.series.device, r.series.point, r.meta.get("calibration", 0)))
+        if len(self._entries) + len(set(keys) - self._index.keys()) > MAX_BATCH_SERIES:
             self._index, self._entries, self._table = {}, [], None  # the hub's bound: anew
         t0 = readings[0].ts_ms if readings else 0
         out = bytearray()
         prev = t0
-        for r in readings:
-            i = self._series(r)
+        for r, key in zip(readings, keys, strict=True):
+            i = self._series(key)
             head = len(out)
             _varint(out, i << 2)  # the kind is or-ed in below (it fits: the last 2 bits)
             _varint(out, _zigzag(r.ts_ms - prev))
