@@ -1,9 +1,11 @@
 """One Modbus connection (a TCP endpoint or an RS-485 line) behind a narrow interface.
 
-pymodbus does the framing; this module turns its many failure shapes into one
-:class:`ReadError` with a kind (``timeout``, ``exception``, ``garbage``, ``link``) and the
-context a technician needs (bus, endpoint, unit id, table, address range). pymodbus's own
-reconnect and retries are off: the poller supervises connections and decides what to retry.
+On TCP pymodbus does the framing; on RS-485 the agent's own master does
+(:mod:`edge_agent.rtu`: pymodbus's serial client cannot keep a line at its physical limit).
+This module turns their failure shapes into one :class:`ReadError` with a kind
+(``timeout``, ``exception``, ``garbage``, ``link``) and the context a technician needs (bus,
+endpoint, unit id, table, address range). pymodbus's own reconnect and retries are off: the
+poller supervises connections and decides what to retry.
 
 pymodbus's log is kept to what the agent does not say itself (:class:`PymodbusNoise`): the
 poller logs a device's failure once when it starts and once when it ends, so pymodbus's
@@ -14,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from coldchain.config.site import RtuBus, TcpBus
 from coldchain.profiles.schema import Table
 from coldchain.supervise import cancels, honour_cancellation
+from edge_agent.rtu import NoReplyError, RtuLine
 
 log = logging.getLogger(__name__)
 
@@ -130,54 +134,67 @@ class Request:
         return f"bus {bus} ({endpoint}) unit {self.unit} {self.table} {self.start}..{last}"
 
 
+FUNCTION_CODES = {Table.COIL: 1, Table.DISCRETE: 2, Table.HOLDING: 3, Table.INPUT: 4}
+
+
 class ModbusLink:
-    """A pymodbus client for one bus, connected on demand."""
+    """One bus, connected on demand: pymodbus's client on TCP, :class:`RtuLine` on RS-485."""
 
     def __init__(self, bus: RtuBus | TcpBus, *, count_received: bool = False) -> None:
         self.bus = bus
         self._client: Any = None
-        # Bytes that arrived on the link, frames pymodbus dropped included (a reply with a
-        # bad CRC is silence to pymodbus): commissioning tells garble from nobody by it.
-        self.received = 0
+        self._line: RtuLine | None = None
+        if isinstance(bus, RtuBus):
+            self._line = RtuLine(
+                bus.port,
+                baud=bus.baud,
+                parity=bus.parity,
+                stop_bits=bus.stop_bits,
+                char_time=bus.char_time,
+                gap=bus.frame_gap,
+                timeout=bus.timeout,
+                on_bytes=_log_frame,
+            )
+        # Bytes that arrived on the link, frames dropped included (a reply with a bad CRC is
+        # silence to a master): commissioning tells garble from nobody by it.
+        self._tcp_received = 0
         self._trace = self._count if count_received else None
         filter_pymodbus_noise()  # wherever the agent's Modbus runs: agent, demo, tests
 
+    @property
+    def received(self) -> int:
+        return self._line.received if self._line is not None else self._tcp_received
+
     def _count(self, sending: bool, data: bytes) -> bytes:
         if not sending:
-            self.received += len(data)
+            self._tcp_received += len(data)
         return data
-
-    def _make(self) -> Any:
-        b = self.bus
-        if isinstance(b, TcpBus):
-            return AsyncModbusTcpClient(
-                b.host,
-                port=b.port,
-                timeout=b.timeout,
-                retries=0,
-                reconnect_delay=0,
-                trace_packet=self._trace,
-            )
-        return AsyncModbusSerialClient(
-            b.port,
-            baudrate=b.baud,
-            parity=b.parity,
-            stopbits=b.stop_bits,
-            bytesize=8,
-            timeout=b.timeout,
-            retries=0,
-            reconnect_delay=0,
-            trace_packet=self._trace,
-        )
 
     @property
     def connected(self) -> bool:
+        if self._line is not None:
+            return self._line.is_open
         return bool(self._client is not None and self._client.connected)
 
     async def connect(self) -> None:
         """Open the port or connection; raise :class:`ReadError` (kind ``link``) if not."""
         self.close()
-        self._client = self._make()
+        if self._line is not None:
+            try:
+                self._line.open()
+            except OSError as exc:
+                raise ReadError("link", f"bus {self.bus.id}", f"{self._endpoint()}: {exc}") from exc
+            return
+        b = self.bus
+        assert isinstance(b, TcpBus)
+        self._client = AsyncModbusTcpClient(
+            b.host,
+            port=b.port,
+            timeout=b.timeout,
+            retries=0,
+            reconnect_delay=0,
+            trace_packet=self._trace,
+        )
         try:
             before = cancels()
             ok = await self._client.connect()
@@ -195,6 +212,8 @@ class ModbusLink:
         return f"{b.host}:{b.port}" if isinstance(b, TcpBus) else b.port
 
     def close(self) -> None:
+        if self._line is not None:
+            self._line.close()
         if self._client is not None:
             try:
                 self._client.close()
@@ -207,6 +226,9 @@ class ModbusLink:
         if not self.connected:
             await self.connect()
         where = req.where(self.bus.id, self._endpoint())
+        if self._line is not None:
+            pdu = struct.pack(">BHH", FUNCTION_CODES[req.table], req.start, req.count)
+            return parse_read(where, req, await self._transact(where, req.unit, pdu))
         fn = {
             Table.COIL: self._client.read_coils,
             Table.DISCRETE: self._client.read_discrete_inputs,
@@ -230,7 +252,29 @@ class ModbusLink:
         if not self.connected:
             await self.connect()
         where = Request(Table.HOLDING, address, 1, unit).where(self.bus.id, self._endpoint())
+        if self._line is not None:
+            pdu = struct.pack(">BHH", 6, address, word)
+            reply = await self._transact(where, unit, pdu)
+            if reply != pdu:
+                raise ReadError("garbage", where, f"write confirmed as {reply.hex(' ')}")
+            return
         await self._exchange(where, self._client.write_register(address, word, device_id=unit))
+
+    async def _transact(self, where: str, unit: int, pdu: bytes) -> bytes:
+        """One RTU transaction: the reply's PDU, or :class:`ReadError` with a kind."""
+        assert self._line is not None
+        try:
+            reply = await self._line.transact(unit, pdu)
+        except NoReplyError as exc:
+            raise ReadError("timeout", where, "no reply") from exc
+        except OSError as exc:
+            self.close()
+            raise ReadError("link", where, f"{self._endpoint()}: {exc}") from exc
+        if reply[0] & 0x80:
+            code = reply[1]
+            name = EXCEPTION_NAMES.get(code, "unknown")
+            raise ReadError("exception", where, f"exception {code} ({name})", code)
+        return reply
 
     async def _exchange(self, where: str, call: Any) -> Any:
         """Await pymodbus's request ``call``; its reply, or :class:`ReadError` with a kind."""
@@ -258,3 +302,21 @@ class ModbusLink:
             name = EXCEPTION_NAMES.get(code or 0, "unknown")
             raise ReadError("exception", where, f"exception {code} ({name})", code)
         return rr
+
+
+def parse_read(where: str, req: Request, reply: bytes) -> list[int] | list[bool]:
+    """The bits or registers of a read's reply PDU (function, byte count, data)."""
+    data = reply[2:]
+    if req.table.is_bits:
+        if reply[1] != len(data) or len(data) * 8 < req.count:
+            raise ReadError("garbage", where, f"{len(data) * 8} bits for {req.count}")
+        return [bool(data[i // 8] >> (i % 8) & 1) for i in range(req.count)]
+    if reply[1] != len(data) or len(data) != 2 * req.count:
+        raise ReadError("garbage", where, f"{len(data) // 2} registers for {req.count}")
+    return list(struct.unpack(f">{req.count}H", data))
+
+
+def _log_frame(direction: str, data: bytes) -> None:
+    """Every RTU frame at DEBUG (``coldchain agent -v``), as pymodbus logs TCP's."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("%s %s", direction, data.hex(" "))

@@ -1,8 +1,9 @@
 """Polling the Modbus devices of one bus.
 
-RS-485 is half duplex: one transaction at a time per line, with the inter-frame gap kept
-between frames. A TCP endpoint takes up to ``max_concurrent`` requests at once. Devices are
-polled at their own interval from staggered start offsets so they do not all fire together.
+RS-485 is half duplex: one transaction at a time per line (the link keeps the inter-frame
+silence, :mod:`edge_agent.rtu`). A TCP endpoint takes up to ``max_concurrent`` requests at
+once. Devices are polled at their own interval from staggered start offsets so they do not
+all fire together.
 
 Errors are per block: a failed block marks only its points bad (with the reason) and the
 rest of the device is still read. A timeout ends the device's turn (its other blocks would
@@ -156,7 +157,6 @@ class BusPoller:
         self.backoff_max = backoff_max
         self.link = link or ModbusLink(bus)
         self.link_failures = 0
-        self._gap = bus.frame_gap if isinstance(bus, RtuBus) else 0.0
         self._width = bus.max_concurrent if isinstance(bus, TcpBus) else 1
         self._slots = asyncio.Semaphore(self._width)
         self.clock = clock  # poll intervals, backoff and timestamps; the wire stays wall time
@@ -313,11 +313,7 @@ class BusPoller:
         assert d.device.unit_id is not None  # checked by the config
         req = Request(block.table, block.start, block.count, d.device.unit_id)
         d.requests += 1
-        try:
-            return await self.link.read(req)
-        finally:
-            if self._gap:
-                await asyncio.sleep(self._gap)
+        return await self.link.read(req)  # on RS-485 the link keeps the silence between frames
 
     def _decode(
         self, d: DeviceState, block: Block, data: list[int] | list[bool], ts: int

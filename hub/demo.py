@@ -156,7 +156,7 @@ def line_seconds(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, tuple[
                 for b in state.blocks:
                     reply = 5 + ((b.count + 7) // 8 if b.table.is_bits else 2 * b.count)
                     chars = 8 + reply + 7  # request, reply, 3.5 characters of silence each
-                    wire += chars * 11 / bus.baud + 0.002 + bus.frame_gap
+                    wire += chars * bus.char_time + 0.002 + bus.frame_gap
                 load += wire / d.poll_interval
             out[f"{gw.id}/{bus.id}"] = (bus.baud, load)
     return out

@@ -28,9 +28,13 @@ import time
 import tty
 
 from coldchain.config.site import RtuBus
+from coldchain.rtu import char_time, crc16, frame_gap
+from coldchain.rtu import frame as rtu_frame
 from simulator.device import SimDevice
 from simulator.faults import FaultKind, FaultSet
 from simulator.pdu import exception_pdu, handle, request_length
+
+__all__ = ["RtuBusServer", "RtuFramer", "crc16", "rtu_frame"]
 
 log = logging.getLogger(__name__)
 _SPEEDS = {
@@ -38,33 +42,6 @@ _SPEEDS = {
     for b in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
     if hasattr(termios, f"B{b}")
 }
-
-
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_CRC_TABLE = _crc_table()
-
-
-def crc16(data: bytes) -> bytes:
-    """The Modbus CRC-16 of ``data`` as sent on the wire (low byte first)."""
-    crc = 0xFFFF
-    for b in data:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ b) & 0xFF]
-    return crc.to_bytes(2, "little")
-
-
-def rtu_frame(unit: int, pdu: bytes) -> bytes:
-    """An RTU frame: address, PDU, CRC."""
-    body = bytes((unit,)) + pdu
-    return body + crc16(body)
 
 
 class RtuFramer:
@@ -130,9 +107,9 @@ class RtuFramer:
         return []
 
 
-def char_bits(bus: RtuBus) -> int:
-    """Bits on the wire per character: start, 8 data, parity, stop."""
-    return 1 + 8 + (0 if bus.parity == "N" else 1) + bus.stop_bits
+def bus_char_time(bus: RtuBus, baud: int | None = None) -> float:
+    """Seconds a character takes on ``bus`` (at ``baud`` if given, the rate the master set)."""
+    return char_time(baud or bus.baud, bus.parity, bus.stop_bits)
 
 
 class RtuBusServer:
@@ -149,8 +126,8 @@ class RtuBusServer:
     ) -> None:
         self.gateway, self.bus, self.devices, self.faults = gateway, bus, devices, faults
         self._rng = rng
-        self.char_time = char_bits(bus) / bus.baud
-        self.gap = max(3.5 * self.char_time, 0.00175)
+        self.char_time = bus_char_time(bus)
+        self.gap = frame_gap(bus.baud, bus.parity, bus.stop_bits)
         self._framer = RtuFramer()
         self._queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
         self._master = self._slave = -1
@@ -158,6 +135,10 @@ class RtuBusServer:
         self._silence: asyncio.TimerHandle | None = None
         self._worker: asyncio.Task[None] | None = None
         self.requests = self.replies = 0
+        # Seconds the replies went out after the moment the wire would have delivered them
+        # (asyncio's timers wake on whole milliseconds): a benchmark of a master on this bus
+        # subtracts it (bench/bench_rtu.py).
+        self.late = 0.0
 
     async def start(self) -> None:
         self._master, self._slave = os.openpty()
@@ -232,15 +213,16 @@ class RtuBusServer:
                 continue
             if reply is None:
                 continue
-            char = char_bits(self.bus) / (self.line_baud() or self.bus.baud)
+            char = bus_char_time(self.bus, self.line_baud())
             wire = (len(frame) + 2 + len(reply)) * char + 3.5 * char
             dev = next((d for d in self.devices if d.unit_id == frame[0]), None)
             latency = dev.latency if dev is not None else 0.0
-            delay = received + wire + latency - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            due = received + wire + latency
+            if due > time.monotonic():
+                await asyncio.sleep(due - time.monotonic())
             try:
                 os.write(self._master, reply)
+                self.late += max(0.0, time.monotonic() - due)
                 self.replies += 1
             except OSError as exc:  # a full pty: nobody reads, like bytes on an idle line
                 log.debug("bus %s/%s: reply dropped: %s", self.gateway, self.bus.id, exc)

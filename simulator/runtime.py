@@ -212,6 +212,9 @@ class Simulation:
                 "path": r.path,
                 "baud": r.bus.baud,
                 "units": {d.config.id: d.unit_id for d in r.devices},
+                "requests": r.requests,  # frames received and replies sent so far, and the
+                "replies": r.replies,  # seconds those replies went out late (bench_rtu)
+                "late_s": round(r.late, 6),
             }
             for r in self.rtu
         ]

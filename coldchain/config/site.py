@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from coldchain import rtu
 from coldchain.alerting.rules import Rule
 from coldchain.alerting.settings import AlertSettings, EdgeFallback
 from coldchain.config.base import StrictModel
@@ -90,15 +91,21 @@ class RtuBus(StrictModel):
     timeout: Duration = Field(0.5, description="how long to wait for a reply, e.g. 500ms")
     inter_frame_gap: Duration | None = Field(
         None,
-        description="silence between frames; absent: 3.5 characters at the baud rate "
-        "(at least 1.75 ms, per the Modbus serial line spec)",
+        description="silence between frames; absent: 3.5 characters at the line's "
+        "baud, parity and stop bits (1.75 ms above 19200 baud, per the Modbus serial line spec)",
     )
 
     @property
+    def char_time(self) -> float:
+        """Seconds one character takes on this line (10 bits on 8N1, 11 on 8E1 or 8N2)."""
+        return rtu.char_time(self.baud, self.parity, self.stop_bits)
+
+    @property
     def frame_gap(self) -> float:
+        """The silence the master keeps after the last byte on the line before it sends."""
         if self.inter_frame_gap is not None:
             return self.inter_frame_gap
-        return max(3.5 * 11 / self.baud, 0.00175)
+        return rtu.frame_gap(self.baud, self.parity, self.stop_bits)
 
 
 class TcpBus(StrictModel):
