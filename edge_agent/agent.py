@@ -31,13 +31,13 @@ from edge_agent.buffer import AsyncOutbox, Outbox, Policy
 from edge_agent.mqtt_input import MqttDevice, MqttInput, mqtt_device
 from edge_agent.poller import BusPoller, DeviceState, device_state
 from edge_agent.reconfig import Reconfigurer
-from edge_agent.remote import run_command
 from edge_agent.report import ReportFilter
 from edge_agent.timekeeping import ClockCheck, kernel_synchronised, unknown
 from edge_agent.uplink import UplinkLoop
 from edge_agent.urgency import Budget, Urgency
 
 if TYPE_CHECKING:
+    from coldchain.protocol.commands import Reply, Request
     from edge_agent.fallback import EdgeFallback
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,16 @@ class Agent:
             health=self.health,
             fallback=self.fallback,
             clock=clock,
-            commands=lambda req: run_command(req, self.pollers, self.profiles),
+            commands=self._command,
             configs=self.reconfig.on_revision,
         )
+
+    async def _command(self, req: Request) -> Reply:
+        """A command from the centre (a scan, a read): its code is loaded only when one comes,
+        not kept in a gateway's memory for the days between."""
+        from edge_agent.remote import run_command
+
+        return await run_command(req, self.pollers, self.profiles)
 
     def _build(
         self, profiles: ProfileRegistry, only: Set[str] | None = None

@@ -20,9 +20,6 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-
 from coldchain.config.site import RtuBus, TcpBus
 from coldchain.profiles.schema import Table
 from coldchain.supervise import cancels, honour_cancellation
@@ -187,6 +184,11 @@ class ModbusLink:
             return
         b = self.bus
         assert isinstance(b, TcpBus)
+        # pymodbus only where there is a TCP bus: an RS-485-only gateway (most township
+        # stores) is spared its 2.7 MB
+        from pymodbus.client import AsyncModbusTcpClient
+        from pymodbus.exceptions import ModbusException
+
         self._client = AsyncModbusTcpClient(
             b.host,
             port=b.port,
@@ -278,6 +280,8 @@ class ModbusLink:
 
     async def _exchange(self, where: str, call: Any) -> Any:
         """Await pymodbus's request ``call``; its reply, or :class:`ReadError` with a kind."""
+        from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
         before = cancels()
         try:
             try:

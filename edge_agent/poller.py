@@ -140,6 +140,46 @@ def device_state(
     return DeviceState(device, profile, series, limits, enabled)
 
 
+class BusyMeter:
+    """Seconds a line was held by turns that gave data, over the last :data:`BUSY_WINDOW_S`,
+    summed per second: a few dozen numbers however many devices share the line (one entry
+    per turn would be 60,000 for a thousand devices polled every second). Times are
+    ``time.monotonic()`` seconds."""
+
+    def __init__(self, window: float = BUSY_WINDOW_S, since: float | None = None) -> None:
+        self.window = window
+        self._buckets: deque[list[float]] = deque()  # [whole second, busy seconds in it]
+        self._sum = 0.0
+        self._since = time.monotonic() if since is None else since
+
+    def add(self, start: float, end: float) -> None:
+        """A turn held the line from ``start`` to ``end``."""
+        second = float(int(end))
+        if self._buckets and self._buckets[-1][0] == second:
+            self._buckets[-1][1] += end - start
+        else:
+            self._buckets.append([second, end - start])
+        self._sum += end - start
+        self._expire(end)
+
+    def _expire(self, now: float) -> None:
+        while self._buckets and self._buckets[0][0] + 1.0 <= now - self.window:
+            self._sum -= self._buckets.popleft()[1]
+        if not self._buckets:
+            self._sum = 0.0  # no rounding left behind
+
+    def share(self, width: int = 1) -> float:
+        """The share of the window (since the meter started, if that is shorter, and at least
+        a second) that was busy, on ``width`` slots."""
+        now = time.monotonic()
+        self._expire(now)
+        span = min(self.window, max(1.0, now - self._since))
+        return min(1.0, max(0.0, self._sum) / (span * width))
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
 class BusPoller:
     """Polls every device of one bus, forever."""
 
@@ -160,9 +200,7 @@ class BusPoller:
         self._width = bus.max_concurrent if isinstance(bus, TcpBus) else 1
         self._slots = asyncio.Semaphore(self._width)
         self.clock = clock  # poll intervals, backoff and timestamps; the wire stays wall time
-        self._busy: deque[tuple[float, float]] = deque()  # (wall end, seconds) of good turns
-        self._busy_sum = 0.0
-        self._since = time.monotonic()
+        self.busy = BusyMeter()  # wall seconds the line was held by turns that gave data
         self.probing: set[str] = set()  # failing devices tried every cycle: the line has room
         start = clock.monotonic()
         for i, d in enumerate(self.devices):  # stagger first polls across one interval
@@ -208,7 +246,7 @@ class BusPoller:
                 log.exception("%s: polling failed; quiet until it gives data again", d.device.id)
         interval = d.device.poll_interval
         if outcome == "ok":
-            self._count_busy(wall)
+            self.busy.add(wall, time.monotonic())
             self.probing.discard(d.device.id)
             d.failures = 0
             d.next_due = max(d.next_due + interval, started)
@@ -224,19 +262,10 @@ class BusPoller:
             cap = min(cap, max(LINK_RETRY_MAX, interval))
         d.next_due = self.clock.monotonic() + min(interval * 2 ** (d.failures - 1), cap)
 
-    def _count_busy(self, wall_start: float) -> None:
-        """A turn that gave data held the line (or a slot) from ``wall_start`` until now."""
-        now = time.monotonic()
-        self._busy.append((now, now - wall_start))
-        self._busy_sum += now - wall_start
-        while self._busy and self._busy[0][0] < now - BUSY_WINDOW_S:
-            self._busy_sum -= self._busy.popleft()[1]
-
     def occupancy(self) -> float:
         """The share of the line's time (of its slots', on TCP) the devices that answer
         took, over the last minute (or since the poller started)."""
-        span = min(BUSY_WINDOW_S, max(1.0, time.monotonic() - self._since))
-        return min(1.0, max(0.0, self._busy_sum) / (span * self._width))
+        return self.busy.share(self._width)
 
     def _room_to_try(self, device: str) -> bool:
         """Whether a failing ``device`` may be tried again next cycle: its timeout, with those

@@ -19,7 +19,7 @@ from coldchain.config.site import AgentSettings, RtuBus, SiteConfig, TcpBus
 from coldchain.profiles.schema import PointKind, Table
 from coldchain.reading import Quality, Reading
 from edge_agent.agent import modbus_states_of
-from edge_agent.poller import BusPoller, DeviceState
+from edge_agent.poller import BusPoller, BusyMeter, DeviceState
 from simulator.endpoints import simulated_config
 from simulator.runtime import Simulation
 from tests.services import until
@@ -172,3 +172,24 @@ async def test_a_tcp_endpoint_that_goes_away_is_reconnected(tmp_path: Path, outa
         await until(lambda: plc.polls_ok > ok_before + 1, "the PLC read again", within=15)
         last = rec.of("plc")[-1][1]
         assert last.quality is Quality.GOOD
+
+
+def test_the_busy_meter_keeps_a_minute_of_seconds_however_many_turns() -> None:
+    """A thousand devices polled every second are 60,000 turns a minute: the meter keeps one
+    sum per second, and still knows the share of the minute the line was busy."""
+    now = time.monotonic()
+    meter = BusyMeter(60.0, since=now - 100)
+    for i in range(60_000):  # 0.5 ms turns, one every 0.98 ms, over the last 59 s: half busy
+        end = now - 59 + i * 0.000983
+        meter.add(end - 0.0005, end)
+    assert len(meter) <= 61
+    assert meter.share() == pytest.approx(0.5, abs=0.02)
+    assert meter.share(width=4) == pytest.approx(0.125, abs=0.01)
+
+
+def test_the_busy_meter_forgets_turns_older_than_its_window() -> None:
+    now = time.monotonic()
+    meter = BusyMeter(60.0, since=now - 100)
+    meter.add(now - 70.5, now - 70)
+    assert meter.share() == 0.0  # nothing answered for a minute: the line is idle
+    assert len(meter) == 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import statistics
 from collections import deque
 from collections.abc import Sequence
 
@@ -39,7 +38,7 @@ def theil_sen(samples: Sequence[tuple[int, float]]) -> float:
         for tj, vj in samples[i + 1 :]
         if tj != ti
     ]
-    return statistics.median(slopes) if slopes else 0.0
+    return _median(sorted(slopes))
 
 
 def _median(ordered: list[float]) -> float:

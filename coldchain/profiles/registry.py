@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -101,6 +100,8 @@ class ProfileRegistry:
         return sorted(self._by_id)
 
     def suggest(self, profile_id: str) -> str | None:
+        import difflib  # only for a config with a mistake in it: not in a running agent's memory
+
         close = difflib.get_close_matches(profile_id, self._by_id, n=1, cutoff=0.5)
         return close[0] if close else None
 
