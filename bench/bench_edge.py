@@ -17,7 +17,8 @@ the same simulator, broker and hub, each on a fresh outbox, under ``strace`` (se
 only ``fsync``/``fdatasync`` stop it), for ``--seconds`` measured after ``--warmup``. For
 the agent process alone it prints:
 
-- CPU-s per 1,000 points (/proc/PID/stat, points = readings that reached the broker);
+- CPU-s per 1,000 points (/proc/PID/stat: the agent's own, with that of any program it
+  ran; points = readings that reached the broker);
 - fsyncs per second (strace, the calls timed inside the window);
 - bytes written to disk per reading (``write_bytes`` of /proc/PID/io);
 - bytes on the wire per reading: the MQTT PUBLISH packets of telemetry (fixed header, topic,
@@ -331,14 +332,16 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def child_of(pid: int, timeout: float = 10) -> int:
-    """The process strace started (its only child)."""
+    """The agent strace started: its child running ``coldchain.cli`` (strace's children can
+    include what the agent itself starts, as it follows them)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        if children:
-            return int(children[0])
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with contextlib.suppress(OSError):
+                if b"coldchain.cli" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    return int(child)
         time.sleep(0.02)
-    raise RuntimeError("strace started nothing")
+    raise RuntimeError("strace started no agent")
 
 
 _TS = re.compile(r"^\d+\s+(\d+\.\d+)\s+f(?:data)?sync\(")
@@ -381,11 +384,24 @@ def agent(tree: Path, sim_config: Path, data: Path, trace: Path) -> Iterator[int
         proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=log, stderr=log)
     try:
         pid = child_of(proc.pid)
-        yield pid
+        try:
+            yield pid
+        except FileNotFoundError as exc:  # /proc/PID gone: the agent died; say why
+            tail = (data.parent / f"{data.name}.log").read_text(errors="replace")[-3000:]
+            how = trace.read_text(errors="replace").splitlines()[-3:] if trace.exists() else []
+            raise RuntimeError(
+                f"the agent of {tree} exited ({'; '.join(how)}); its log ends:\n{tail}"
+            ) from exc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child_of(proc.pid), signal.SIGTERM)
         proc.wait(30)
+
+
+def agent_cpu(pid: int) -> float:
+    """The agent's CPU seconds, with those of the programs it ran (an agent that starts one
+    every second pays for it)."""
+    return cpu_seconds(pid, children=True)
 
 
 def measure(
@@ -396,9 +412,9 @@ def measure(
     with agent(tree, sim.config, data, trace) as pid:
         time.sleep(args.warmup)
         watcher.start()
-        t0, cpu0, io0, req0 = time.time(), cpu_seconds(pid), write_bytes(pid), sim.requests()
+        t0, cpu0, io0, req0 = time.time(), agent_cpu(pid), write_bytes(pid), sim.requests()
         time.sleep(args.seconds)
-        t1, cpu1, io1, req1 = time.time(), cpu_seconds(pid), write_bytes(pid), sim.requests()
+        t1, cpu1, io1, req1 = time.time(), agent_cpu(pid), write_bytes(pid), sim.requests()
         seen = watcher.take()
         rss = peak_rss_mb(pid)
     return Figures(

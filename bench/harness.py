@@ -31,10 +31,12 @@ def wait_port(port: int, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of process ``pid`` (all its threads) so far."""
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User and system CPU seconds of process ``pid`` (all its threads) so far; with
+    ``children``, also of the processes it started and has waited for (a program it runs)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    own = int(fields[11]) + int(fields[12])
+    return (own + (int(fields[13]) + int(fields[14]) if children else 0)) / TICK
 
 
 def pct(xs: Sequence[float], q: float) -> float:

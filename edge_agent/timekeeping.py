@@ -40,13 +40,27 @@ class _Timex(ctypes.Structure):
     )
 
 
+_LIBC: list[ctypes.CDLL] = []  # the C library, once found
+
+
+def _libc() -> ctypes.CDLL:
+    """The C library the process runs on, looked up once: the symbols already loaded
+    (``dlopen(NULL)``), else by name. (``ctypes.util.find_library`` runs ``ldconfig -p`` in a
+    child process at every call: once a second, for the clock check, on a Pi.)"""
+    if not _LIBC:
+        lib = ctypes.CDLL(None, use_errno=True)
+        if not hasattr(lib, "adjtimex"):
+            lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        _LIBC.append(lib)
+    return _LIBC[0]
+
+
 def kernel_synchronised() -> bool | None:
     """Whether the kernel's clock is synchronised (NTP), as ``timedatectl`` reports it:
     ``adjtimex(2)`` with nothing to change, which answers TIME_ERROR while it is not. None
     where that cannot be asked (not Linux)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        state = libc.adjtimex(ctypes.byref(_Timex()))
+        state = _libc().adjtimex(ctypes.byref(_Timex()))
     except (OSError, AttributeError):
         return None
     if state < 0:

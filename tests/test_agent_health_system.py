@@ -4,13 +4,14 @@ clock is synchronised; the hub's model takes them as they are."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from coldchain.protocol.status import health_from
-from edge_agent import health
+from edge_agent import health, timekeeping
 from edge_agent.buffer import Stats
 from edge_agent.timekeeping import kernel_synchronised
 from edge_agent.uplink import UplinkStats
@@ -52,6 +53,21 @@ def test_the_outbox_disk_and_the_clock(tmp_path: Path) -> None:
     synced = kernel_synchronised()
     if sys.platform == "linux":
         assert isinstance(synced, bool)  # this machine's answer, whichever it is
+
+
+def test_asking_the_clock_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock check asks every second: it must not run a program to find the C library
+    (``ctypes.util.find_library`` runs ``ldconfig -p`` at each call)."""
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a process was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    monkeypatch.setattr(timekeeping, "_LIBC", [], raising=False)  # as in a new agent
+    first, second = kernel_synchronised(), kernel_synchronised()
+    assert first == second
+    if sys.platform == "linux":
+        assert isinstance(first, bool)
 
 
 def test_the_report_carries_them_and_the_hub_reads_them_back(tmp_path: Path) -> None:
