@@ -332,13 +332,15 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def child_of(pid: int, timeout: float = 10) -> int:
-    """The agent strace started: its child running ``coldchain.cli`` (strace's children can
-    include what the agent itself starts, as it follows them)."""
+    """The agent strace started: its child that runs Python with ``coldchain.cli`` (not one
+    caught between strace's fork and the exec, which shows the agent's command line too)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
             with contextlib.suppress(OSError):
-                if b"coldchain.cli" in Path(f"/proc/{child}/cmdline").read_bytes():
+                running = os.path.basename(os.readlink(f"/proc/{child}/exe"))
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+                if running.startswith("python") and b"coldchain.cli" in command:
                     return int(child)
         time.sleep(0.02)
     raise RuntimeError("strace started no agent")
@@ -390,7 +392,7 @@ def agent(tree: Path, sim_config: Path, data: Path, trace: Path) -> Iterator[int
             tail = (data.parent / f"{data.name}.log").read_text(errors="replace")[-3000:]
             how = trace.read_text(errors="replace").splitlines()[-3:] if trace.exists() else []
             raise RuntimeError(
-                f"the agent of {tree} exited ({'; '.join(how)}); its log ends:\n{tail}"
+                f"the agent of {tree} exited ({exc}; {'; '.join(how)}); its log ends:\n{tail}"
             ) from exc
     finally:
         with contextlib.suppress(ProcessLookupError):
