@@ -152,6 +152,23 @@ def _hub_audit(data_dir: Path, actor: str, action: str, obj: str, after: dict[st
         log.close()
 
 
+def _records(args: argparse.Namespace) -> int:
+    from hub.records_cli import run
+
+    return run(args)
+
+
+def _records_command(sub: Any) -> None:
+    """``coldchain records``: proving the hub's records were not changed."""
+    records = sub.add_parser(
+        "records", help="the hub's records: verify that the audit trail was not changed"
+    )
+    from hub.records_cli import add_arguments
+
+    add_arguments(records)
+    records.set_defaults(handler=_records)
+
+
 def _users(args: argparse.Namespace) -> int:
     from hub.users_cli import run
 
@@ -366,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     users_arguments(users)
     users.set_defaults(handler=_users)
+
+    _records_command(sub)
 
     from hub.demo import add_arguments as demo_arguments
 

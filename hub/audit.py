@@ -4,6 +4,15 @@ Append-only by construction: SQLite triggers refuse UPDATE and DELETE, so not ev
 the hub can rewrite history (21 CFR 11.10(e): old values stay visible; GSP: records cannot be
 edited or deleted).
 
+Tamper-evident too, for whoever holds the file and drops the triggers: each record is chained
+(``audit_chain``: SHA-256 of the previous record's link and this record's canonical encoding,
+:func:`canonical`), written in the same transaction as the record. Changing, removing or
+slipping in a record breaks the chain there, and ``coldchain records verify`` names the record
+(:mod:`hub.records`). A trail from before the chain existed is chained once, when the hub first
+opens it with this code, and that is itself audited (``audit.chain.start``). Cutting records
+off the end leaves a shorter chain that still holds: the chain's head, printed on the daily
+log, anchors it outside the system.
+
 :meth:`AuditLog.record` commits each record on its own. :meth:`AuditLog.row` encodes one
 record and :meth:`AuditLog.insert_rows` writes such rows through another connection to the same
 database, inside that connection's transaction: the alert store queues the records of one
@@ -13,6 +22,7 @@ its audit record commit together or not at all.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -39,6 +49,21 @@ BEGIN SELECT RAISE(ABORT, 'audit records cannot be edited'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit records cannot be deleted'); END;
 """
+CHAIN_SCHEMA = (
+    """CREATE TABLE audit_chain (
+        id INTEGER PRIMARY KEY,   -- the audit record's id
+        link BLOB NOT NULL        -- SHA-256 of the previous record's link and this record
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS audit_chain_no_update BEFORE UPDATE ON audit_chain
+    BEGIN SELECT RAISE(ABORT, 'audit records cannot be edited'); END""",
+    """CREATE TRIGGER IF NOT EXISTS audit_chain_no_delete BEFORE DELETE ON audit_chain
+    BEGIN SELECT RAISE(ABORT, 'audit records cannot be deleted'); END""",
+)  # one by one: executescript would commit the transaction they are made in; the table
+# once, the triggers whenever the trail is opened (as the audit table's own)
+TRIGGERS = ("audit_no_update", "audit_no_delete", "audit_chain_no_update", "audit_chain_no_delete")
+GENESIS = bytes(32)
+"""The link before the first record."""
+COLUMNS = "id, ts, actor, action, object, before, after, comment"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +87,43 @@ class AuditLog:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._start_chain()
+
+    def _start_chain(self) -> None:
+        """Create the chain if this trail has none yet, linking the records already in it
+        (audited as ``audit.chain.start``). Once the chain exists nothing is linked after the
+        fact: a record written around the hub stays unlinked, and verification names it."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                (have,) = self._db.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    ("audit_chain",),
+                ).fetchone()
+                for statement in CHAIN_SCHEMA[int(bool(have)) :]:
+                    self._db.execute(statement)
+                if not have:
+                    rows = self._db.execute(f"SELECT {COLUMNS} FROM audit ORDER BY id").fetchall()  # noqa: S608 - constants
+                    link = GENESIS
+                    for row in rows:
+                        link = next_link(link, row)
+                        self._db.execute(CHAIN_INSERT, (row[0], link))
+                    if rows:
+                        self._append(
+                            self._db,
+                            [
+                                self.row(
+                                    actor="hub",
+                                    action="audit.chain.start",
+                                    obj="audit",
+                                    after={"records_linked": len(rows)},
+                                )
+                            ],
+                        )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def record(
         self,
@@ -78,7 +140,14 @@ class AuditLog:
             actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
         )
         with self._lock:
-            return int(self._db.execute(INSERT, row).lastrowid or 0)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                (rid,) = self._append(self._db, [row])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return rid
 
     def row(
         self,
@@ -94,11 +163,31 @@ class AuditLog:
         now = time.time_ns() // 1_000_000
         return (now, actor, action, obj, _json(before), _json(after), comment)
 
-    @staticmethod
-    def insert_rows(db: sqlite3.Connection, rows: list[AuditRow]) -> None:
+    def insert_rows(self, db: sqlite3.Connection, rows: list[AuditRow]) -> None:
         """Append ``rows`` through ``db``, a connection to this log's database, as part of the
-        transaction open on it (they commit or roll back with the caller's changes)."""
-        db.executemany(INSERT, rows)
+        write transaction open on it (they commit or roll back with the caller's changes)."""
+        self._append(db, rows)
+
+    @staticmethod
+    def _append(db: sqlite3.Connection, rows: list[AuditRow]) -> list[int]:
+        """Insert ``rows`` and their links, inside a write transaction open on ``db``."""
+        last = db.execute("SELECT link FROM audit_chain ORDER BY id DESC LIMIT 1").fetchone()
+        link = GENESIS if last is None else bytes(last[0])
+        ids = []
+        for row in rows:
+            rid = int(db.execute(INSERT, row).lastrowid or 0)
+            link = next_link(link, (rid, *row))
+            db.execute(CHAIN_INSERT, (rid, link))
+            ids.append(rid)
+        return ids
+
+    def head(self) -> tuple[int, str] | None:
+        """The last record's id and link (hex): what the daily log prints to anchor the trail."""
+        with self._lock:
+            last = self._db.execute(
+                "SELECT id, link FROM audit_chain ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        return None if last is None else (int(last[0]), bytes(last[1]).hex())
 
     def last(self, action: str, obj: str) -> AuditRecord | None:
         rows = self._select(
@@ -152,6 +241,18 @@ INSERT = (
 )
 # ts, actor, action, object, before, after, comment: a record as inserted
 AuditRow = tuple[int, str, str, str, str | None, str | None, str | None]
+CHAIN_INSERT = "INSERT INTO audit_chain (id, link) VALUES (?, ?)"
+
+
+def canonical(record: tuple[Any, ...]) -> bytes:
+    """The bytes a record is linked by: its id, time, actor, action, object, before and after
+    (as stored: JSON text) and comment, as a compact JSON array in UTF-8."""
+    return json.dumps(list(record), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def next_link(previous: bytes, record: tuple[Any, ...]) -> bytes:
+    """The link of ``record`` (id first, the columns of :data:`COLUMNS`) after ``previous``."""
+    return hashlib.sha256(previous + canonical(record)).digest()
 
 
 def _json(value: Any) -> str | None:
