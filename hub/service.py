@@ -228,6 +228,7 @@ class Hub:
                 alerts=self.alerts.store,
                 clock=clock,
                 guard=guard,
+                audit_head=self.audit.head,
             )
         )
         self.app.add_middleware(AccessMiddleware, auth=self.auth)

@@ -469,6 +469,7 @@ class Served:
     no_alerts_url: str  # the same reports, of a hub that runs without alerts
     app: FastAPI
     alerts: AlertService
+    audit: AuditLog
 
 
 def no_login(role: Role) -> object:
@@ -492,7 +493,13 @@ async def serve_reports(tmp_path: Path) -> AsyncIterator[Served]:
     app = FastAPI()
     app.include_router(
         reports_router(
-            cfg=cfg, profiles=PROFILES, store=store, alerts=svc.store, clock=clock, guard=no_login
+            cfg=cfg,
+            profiles=PROFILES,
+            store=store,
+            alerts=svc.store,
+            clock=clock,
+            guard=no_login,
+            audit_head=audit.head,
         )
     )
     without = FastAPI()
@@ -508,7 +515,7 @@ async def serve_reports(tmp_path: Path) -> AsyncIterator[Served]:
     task = asyncio.create_task(server.serve(sockets=[sock]), name="reports-api")
     try:
         url = f"http://{host}:{port}"
-        yield Served(url, f"{url}/no-alerts", app, svc)
+        yield Served(url, f"{url}/no-alerts", app, svc, audit)
     finally:
         server.should_exit = True
         await task
@@ -664,6 +671,10 @@ async def test_daily_log_over_http(tmp_path: Path) -> None:
             "api",
             COMMENT,
         ]
+        # the audit trail's head, printed: it anchors the trail (coldchain records verify)
+        head = srv.audit.head()
+        assert head is not None
+        assert facts["Audit trail head"] == f"#{head[0]} {head[1]}"
 
         got = await fetch(q + "&format=pdf")
         assert got.status == 200
@@ -681,6 +692,7 @@ async def test_daily_log_over_http(tmp_path: Path) -> None:
         assert contains_run(lines, MORNING_ROW)
         assert contains_run(lines, ACROSS_ROW)
         assert COMMENT in text
+        assert head[1] in text.replace("\n", "")
 
         got = await fetch(q)  # html is the default
         assert got.status == 200
@@ -697,6 +709,7 @@ async def test_daily_log_over_http(tmp_path: Path) -> None:
         got = await fetch(q.replace(srv.url, srv.no_alerts_url) + "&format=csv")
         assert got.status == 200
         assert "Alerts, acknowledgements and comments" not in csv_sections(got.body)
+        assert "Audit trail head" not in dict(r for r in csv_sections(got.body)[""] if len(r) == 2)
 
         # a day without data
         got = await fetch(f"{srv.url}/reports/daily?site=s1&room=chill&date=2026-02-01&format=csv")

@@ -14,6 +14,7 @@ is a 404 that names the closest known one.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -124,8 +125,10 @@ def reports_router(
     alerts: AlertStore | None,
     clock: Clock,
     guard: Guard,
+    audit_head: Callable[[], tuple[int, str] | None] | None = None,
 ) -> APIRouter:
-    """The ``/reports`` routes over these, each for managers and above (asked of ``guard``)."""
+    """The ``/reports`` routes over these, each for managers and above (asked of ``guard``);
+    ``audit_head`` gives the audit trail's last record and link, which the daily log prints."""
     router = APIRouter(prefix="/reports", tags=["reports"], dependencies=[guard(Role.MANAGER)])
 
     @router.get("/daily", summary="A room's daily temperature log (GSP records, excursions, acks)")
@@ -146,6 +149,7 @@ def reports_router(
             room=r,
             day=day,
             now_ms=clock.now_ms(),
+            audit_head=audit_head() if audit_head is not None else None,
         )
         return await _respond(request, daily_document(log), fmt)
 

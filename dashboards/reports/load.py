@@ -84,6 +84,7 @@ async def daily_log(
     room: Room,
     day: date,
     now_ms: int,
+    audit_head: tuple[int, str] | None = None,
 ) -> DailyLog:
     points = room_points(cfg, profiles, site.id, room.id)
     start_ms, end_ms = build.day_window(day, site.timezone)
@@ -100,6 +101,7 @@ async def daily_log(
             readings=readings,
             alerts=rows,
             generated_ms=now_ms,
+            audit_head=audit_head,
         )
     )
 

@@ -26,6 +26,7 @@ ZH: dict[str, str] = {
     "Temperature limits": "温度限值",
     "Humidity limits": "湿度限值",
     "Generated": "生成时间",
+    "Audit trail head": "审计追踪链头",
     "Period": "期间",
     "MKT": "平均动力学温度",
     "ΔH/R = 10000 K, each reading weighted by the time it stands for": (

@@ -77,6 +77,9 @@ class DailyLog:
     excursions: tuple[Excursion, ...]
     acks: tuple[Ack, ...] | None  # None: the hub runs without alerts
     generated_ms: int
+    # the audit trail's last record and link (hex) when the log was made: printed, it anchors
+    # the trail outside the system (``coldchain records verify --anchor ID:LINK``)
+    audit_head: tuple[int, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

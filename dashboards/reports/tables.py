@@ -174,6 +174,8 @@ def daily_document(log: DailyLog) -> Document:
     if r.humidity:
         facts.append(("Humidity limits", r.humidity))
     facts.append(("Generated", local(log.generated_ms, tz, "%Y-%m-%d %H:%M:%S")))
+    if log.audit_head is not None:
+        facts.append(("Audit trail head", f"#{log.audit_head[0]} {log.audit_head[1]}"))
     sections = [
         Section("Summary", SUMMARY_HEADER, tuple(_summary_row(p) for p in log.points)),
         Section(
