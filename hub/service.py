@@ -141,6 +141,7 @@ class Hub:
             clock_ms=clock.now_ms,
         )
         self.audit = AuditLog(data_dir / "hub.db")
+        self.audit_retention(cfg.hub.store)
         self.keys = GatewayKeys(data_dir / "hub.db")  # message keys: acks and notices signed
         self.topics = Topics(cfg.uplink.prefix)
         self.clocks = ClockProbes(self.topics, clock.now_ms)  # each gateway's clock offset
@@ -297,6 +298,21 @@ class Hub:
             after={"sha256": digest, "path": str(path), "text": text},
         )
         return digest
+
+    def audit_retention(self, settings: SqliteStoreSettings | InfluxStoreSettings) -> None:
+        """Record the retention waiver the store runs under, when it differs from the last one
+        recorded (a new waiver, a changed one, or none any more)."""
+        waiver = getattr(settings, "retention_waiver", None)
+        after = None
+        if isinstance(settings, SqliteStoreSettings) and waiver is not None:
+            after = {"retention_days": settings.retention / 86400, **waiver.model_dump()}
+        last = self.audit.last("store.retention_waiver", "store")
+        before = last.after if last is not None else None
+        if before == after:
+            return
+        self.audit.record(
+            actor="hub", action="store.retention_waiver", obj="store", before=before, after=after
+        )
 
     def reconfigure(self, cfg: SiteConfig) -> None:
         """Run on ``cfg`` (its file changed): ingest accepts its series at once (and those it

@@ -145,3 +145,65 @@ async def test_ingest_retries_a_failing_store_and_acks_only_after(tmp_path: Path
     ]
     assert len(await store.raw(sid, now, now + 1)) == 1
     await store.close()
+
+
+def retention_site(tmp_path: Path, store: dict[str, Any]) -> Path:
+    import yaml
+
+    from tests.sites import device, one_gateway_site, room, tcp_bus
+
+    doc = one_gateway_site(
+        rooms=[room("r1", "Room 1")],
+        buses=[tcp_bus("plc", "10.0.0.9")],
+        devices=[device("p1", "xy-md02", bus="plc", unit_id=1, room="r1")],
+        hub={"store": store},
+    )
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    return path
+
+
+def test_retention_under_five_years_needs_a_waiver(tmp_path: Path) -> None:
+    from coldchain.config.loader import check_site_file
+
+    short = check_site_file(retention_site(tmp_path, {"type": "sqlite", "retention": "30d"}))
+    [error] = short.errors
+    assert error.format().startswith(f"{tmp_path / 'site.yaml'}:")
+    assert "hub.store" in error.format()
+    assert "retention of 30 days is under the regulation's five years (1827 days)" in error.message
+    waived = {
+        "type": "sqlite",
+        "retention": "30d",
+        "retention_waiver": {"reason": "a training system, no goods", "approved_by": "Wang Li, QA"},
+    }
+    assert check_site_file(retention_site(tmp_path, waived)).errors == []
+    lazy = {**waived, "retention_waiver": {"reason": "x", "approved_by": "W"}}
+    assert len(check_site_file(retention_site(tmp_path, lazy)).errors) == 2  # say why, and who
+    assert check_site_file(retention_site(tmp_path, {"type": "sqlite"})).errors == []
+
+
+async def test_the_hub_audits_a_retention_waiver_once_and_its_end(tmp_path: Path) -> None:
+    from coldchain.config.loader import load_site_config
+    from hub.service import Hub
+
+    profiles = shipped_profiles()
+    waiver = {"reason": "a training system, no goods", "approved_by": "Wang Li, QA"}
+
+    async def start(store: dict[str, Any]) -> list[Any]:
+        path = retention_site(tmp_path, store)
+        cfg = load_site_config(path, profiles)
+        hub = Hub(cfg, profiles, data_dir=tmp_path / "hub", config_path=path, listen="127.0.0.1:0")
+        records, _ = hub.audit.page(100, 0, action="store.")
+        hub.audit.close()
+        hub.registry.close()
+        hub.socket.close()
+        await hub.store.close()
+        return [(r.before, r.after) for r in reversed(records)]
+
+    short = {"type": "sqlite", "retention": "30d", "retention_waiver": waiver}
+    assert await start({"type": "sqlite"}) == []  # no waiver, nothing to record
+    first = await start(short)
+    assert first == [(None, {"retention_days": 30.0, **waiver})]
+    assert await start(short) == first  # the same waiver again: nothing new
+    ended = await start({"type": "sqlite"})
+    assert ended == [*first, ({"retention_days": 30.0, **waiver}, None)]

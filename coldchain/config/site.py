@@ -317,14 +317,50 @@ class AgentSettings(StrictModel):
     )
 
 
+REGULATION_RETENTION_S = 1827 * 86400.0
+"""The shortest a temperature record may be kept: five years (GSP's appendix on temperature and
+humidity monitoring; 1827 days, leap days included)."""
+
+
+class RetentionWaiver(StrictModel):
+    """Why this store keeps readings for less than the regulation asks, and who approved it."""
+
+    reason: str = Field(
+        description="why, e.g. 'test system; the records are kept by the county centre'",
+        min_length=10,
+        max_length=500,
+    )
+    approved_by: str = Field(
+        description="the person who approved it (name and role)", min_length=2, max_length=100
+    )
+
+
 class SqliteStoreSettings(StrictModel):
     """The embedded default: one SQLite file in the hub's data directory."""
 
     type: Literal["sqlite"] = "sqlite"
     path: str = Field("store.db", description="file, relative to the hub's data_dir")
     retention: Duration = Field(
-        1827 * 86400.0, description="how long raw readings are kept (GSP: 5 years, 1827 days)"
+        REGULATION_RETENTION_S,
+        description="how long raw readings are kept (GSP: 5 years, 1827 days); shorter only "
+        "with retention_waiver",
     )
+    retention_waiver: RetentionWaiver | None = Field(
+        None,
+        description="needed for a retention under five years: the reason and who approved "
+        "it; the hub audits it when it starts with it",
+    )
+
+    @model_validator(mode="after")
+    def _regulation_minimum(self) -> SqliteStoreSettings:
+        if self.retention < REGULATION_RETENTION_S and self.retention_waiver is None:
+            days = self.retention / 86400
+            raise ValueError(
+                f"retention of {days:g} days is under the regulation's five years (1827 days): "
+                "temperature records are evidence (GSP); keep retention at 1827 days or more, "
+                "or add retention_waiver with a reason and who approved it"
+            )
+        return self
 
 
 class InfluxStoreSettings(StrictModel):
