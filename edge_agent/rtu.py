@@ -1,10 +1,11 @@
 """The agent's Modbus RTU master: one serial line, one transaction at a time, on the line's
 own time.
 
-pymodbus's serial client spends about 1.8 ms of its own per transaction on a 9600 baud line
+pymodbus's serial client spent about 1.4 ms of its own per transaction on a 9600 baud line
 (the request written a loop turn after it is asked for, a second turn to hand the reply on,
-and the silence after a reply slept with asyncio's millisecond timers), 12 % of an XY-MD02's
-exchange. Here every transaction is scheduled against absolute times:
+the silence after a reply computed for 11-bit characters and slept with asyncio's
+millisecond timers): 6 % of an XY-MD02's exchange, where this master spends 0.4 ms
+(``bench/bench_rtu.py``). Here every transaction is scheduled against absolute times:
 
 * the request is written in the same turn it is asked for, but not before the line has
   been silent for the inter-frame gap (:attr:`RtuBus.frame_gap
@@ -67,6 +68,7 @@ class RtuLine:
         self._want: tuple[int, int] = (-1, -1)  # (unit, function) of the reply awaited
         self._reply: asyncio.Future[bytes] | None = None
         self._ready_at = 0.0  # monotonic time from which the line has been silent long enough
+        self._turn = asyncio.Lock()  # one transaction at a time: a remote read joins the polls
 
     @property
     def is_open(self) -> bool:
@@ -113,6 +115,10 @@ class RtuLine:
         """Send ``pdu`` to ``unit``; the reply's PDU (function code onwards), an exception
         reply included. :class:`NoReplyError` if none came in time; ``OSError`` if the port failed
         (it is then closed)."""
+        async with self._turn:
+            return await self._transact(unit, pdu)
+
+    async def _transact(self, unit: int, pdu: bytes) -> bytes:
         if self._serial is None or self._loop is None:
             raise ConnectionError(f"{self.port}: not open")
         await sleep_until(self._ready_at)

@@ -5,6 +5,7 @@ how it finds the reply among stray bytes, and what it makes of bad ones."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 import tty
@@ -230,3 +231,17 @@ async def test_an_unplugged_adapter_is_a_link_error_and_a_missing_port_too(slave
 def test_crc_of_a_known_frame() -> None:
     # Modbus over Serial Line, read of input registers 1..2 of unit 1: 01 04 00 01 00 02 20 0B
     assert crc16(bytes.fromhex("01 04 0001 0002")) == bytes.fromhex("20 0b")
+
+
+async def test_two_callers_on_one_line_take_turns(slave_and_link) -> None:  # type: ignore[no-untyped-def]
+    """A command from the centre reads on the poller's own link while it polls: the line
+    carries one transaction at a time, each caller gets its own reply."""
+
+    def answer(req: bytes) -> list[bytes]:
+        return [frame(req[0], bytes.fromhex("04 04 00") + bytes((req[0], 0, 1)))]
+
+    slave, link = slave_and_link(answer, delay=0.01)
+    reads = [link.read(Request(Table.INPUT, 1, 2, unit=u)) for u in (3, 4, 5)]
+    assert await asyncio.gather(*reads) == [[3, 1], [4, 1], [5, 1]]
+    arrivals = [t for t, _ in slave.requests]
+    assert all(b - a >= 0.01 for a, b in itertools.pairwise(arrivals))  # never two at once
