@@ -161,7 +161,11 @@ def _records(args: argparse.Namespace) -> int:
 def _records_command(sub: Any) -> None:
     """``coldchain records``: proving the hub's records were not changed."""
     records = sub.add_parser(
-        "records", help="the hub's records: verify that the audit trail was not changed"
+        "records",
+        help="the hub's records: verify that the audit trail was not changed",
+        description="The hub's records kept as evidence. 'coldchain records verify DATA_DIR' "
+        "recomputes the audit trail's chain and names every record changed, removed or "
+        "written around the hub.",
     )
     from hub.records_cli import add_arguments
 

@@ -218,6 +218,7 @@ class Hub:
             cfg, self.store, self.registry, self.alerts, self.events, board, clock
         )
         web.config_state = lambda gw: self.revisions.state(gw).fields()
+        web.audit_head = self.audit.head
         self.ui = ui = self._renderer(cfg, data_dir)
         self.app.include_router(accounts_router(self.auth, self.audit, ui))
         mount_ui(self.app, web, guard, ui)

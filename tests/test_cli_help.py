@@ -50,6 +50,8 @@ COMMANDS = [
     "ca init",
     "ca issue",
     "ca client",
+    "records",
+    "records verify",
     "users",
     "users add",
     "users list",

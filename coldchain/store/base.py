@@ -63,6 +63,14 @@ class RetimeResult:
     conflicts: int
 
 
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """How far back the store's readings go and what they take on disk (None: cannot tell)."""
+
+    oldest_ms: int | None
+    bytes_on_disk: int | None
+
+
 class StoreError(RuntimeError):
     """The store could not do what was asked (backend down, bad query); says which."""
 
@@ -115,6 +123,11 @@ class Store(abc.ABC):
         enforces retention itself (VictoriaMetrics, InfluxDB) keep this no-op."""
         del now_ms
         return 0
+
+    async def footprint(self) -> Footprint:
+        """The oldest reading kept and the bytes the store takes (the records page). Backends
+        that cannot tell say None."""
+        return Footprint(None, None)
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -30,7 +30,7 @@ from coldchain.access import Guard, Principal, Role
 from coldchain.alerting.messages import display_name
 from coldchain.clock import WALL, Clock
 from coldchain.config.site import Room, Site, SiteConfig
-from coldchain.store.base import Store
+from coldchain.store.base import Footprint, Store, StoreError
 from coldchain.supervise import wait_event
 from dashboards.refrigeration import room_health
 from dashboards.web import i18n
@@ -38,6 +38,7 @@ from dashboards.web.chart import RANGES, room_chart
 from dashboards.web.hints import pi_hints
 from dashboards.web.line import has_line, shift
 from dashboards.web.live import Board, LiveEvents, Tile
+from dashboards.web.records import records_view
 from dashboards.web.render import HERE, Renderer, safe_next, templates
 from gateway.registry import Registry
 
@@ -64,6 +65,8 @@ class WebContext:
     clock: Clock = WALL  # "now" of the board and of default chart ranges: the hub's clock
     # a gateway's config revisions (desired, applied, refused: gateway/configpush.py)
     config_state: Callable[[str], Mapping[str, Any]] | None = None
+    # the audit trail's last record and link (hub/audit.py), shown on the reports page
+    audit_head: Callable[[], tuple[int, str] | None] | None = None
 
 
 def ui_router(web: WebContext, guard: Guard, ui: Renderer) -> APIRouter:
@@ -267,12 +270,19 @@ def _other_pages(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
         )
 
     @router.get("/reports", response_class=HTMLResponse)
-    def reports_page(request: Request, user: Principal = manager) -> HTMLResponse:
-        """Links to the daily log and the excursion report (dashboards/reports/api.py)."""
+    async def reports_page(request: Request, user: Principal = manager) -> HTMLResponse:
+        """Links to the daily log and the excursion report (dashboards/reports/api.py), and
+        the records: how far back they go, their disk, retention, the audit trail's head."""
         rooms = [(s, r) for s in web.cfg.sites for r in s.rooms]
         sites = web.cfg.sites
         today = datetime.now(ZoneInfo(sites[0].timezone)).date() if sites else None
-        return ui.page(request, "reports.html", rooms=rooms, today=today)
+        head = web.audit_head() if web.audit_head is not None else None
+        try:
+            footprint = await web.store.footprint()
+        except StoreError:
+            footprint = Footprint(None, None)  # the page still serves its links
+        records = records_view(web.cfg, footprint, web.clock.now_ms(), head)
+        return ui.page(request, "reports.html", rooms=rooms, today=today, records=records)
 
 
 def mount_ui(app: FastAPI, web: WebContext, guard: Guard, ui: Renderer) -> None:

@@ -257,6 +257,23 @@ class Reader:
             self._names[sid] = series
         return sid
 
+    def oldest(self) -> int | None:
+        """The oldest reading's time: one seek per series (``ts`` is second in the key, so a
+        plain ``min(ts)`` would read the whole table)."""
+        with self._snapshot() as db:
+            ids = [sid for (sid,) in db.execute("SELECT id FROM series")]
+            firsts = [
+                row[0]
+                for sid in ids
+                if (
+                    row := db.execute(
+                        "SELECT ts FROM reading WHERE series = ? ORDER BY ts LIMIT 1", (sid,)
+                    ).fetchone()
+                )
+                is not None
+            ]
+        return min(firsts, default=None)
+
     def _name(self, sid: int) -> SeriesId:
         name = self._names.get(sid)
         if name is None:

@@ -32,6 +32,7 @@ from coldchain.store.base import (
     Agg,
     Bucket,
     DoorInterval,
+    Footprint,
     RetimeResult,
     Store,
     StoreError,
@@ -217,6 +218,15 @@ class SqliteStore(Store):
 
     async def series(self) -> list[SeriesId]:
         return await self._run(self._read_pool, "series", self._reader.series)
+
+    async def footprint(self) -> Footprint:
+        """The oldest reading, and the file with its WAL on disk."""
+        oldest = await self._run(self._read_pool, "oldest", self._reader.oldest)
+        size = 0
+        for suffix in ("", "-wal", "-shm"):
+            f = self.path.with_name(self.path.name + suffix)
+            size += f.stat().st_size if f.exists() else 0
+        return Footprint(oldest, size)
 
     async def close(self) -> None:
         """Wait for queued work, then close both connections (the WAL is checkpointed)."""

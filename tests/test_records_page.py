@@ -1,0 +1,81 @@
+"""The reports page says how the records are kept: the oldest reading, the retention and any
+waiver of it, the disk the store takes and will take a year, and the audit trail's head, which
+`coldchain records verify --anchor` checks."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from coldchain.config.site import SiteConfig
+from coldchain.reading import Reading, SeriesId
+from tests.alertkit import PROFILES, site
+from tests.hubkit import running_hub_service, session_header
+from tests.services import Broker
+from tests.webclient import raw
+
+DAY_MS = 86_400_000
+
+
+def records_rows(page: str) -> dict[str, str]:
+    table = page.split('<table id="records">', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr[^>]*><th>(.*?)</th><td>(.*?)</td></tr>", table, re.S)
+    return {html.unescape(k): re.sub(r"<[^>]+>", "", html.unescape(v)) for k, v in rows}
+
+
+@pytest.mark.slow
+async def test_the_reports_page_shows_the_records_kept(tmp_path: Path, mosquitto: Broker) -> None:
+    doc = site()
+    waiver = {"reason": "a training centre, no goods stored", "approved_by": "Wang Li, QA"}
+    doc["hub"] = {"store": {"type": "sqlite", "retention": "400d", "retention_waiver": waiver}}
+    cfg = SiteConfig.model_validate(doc)
+    async with running_hub_service(cfg, PROFILES, tmp_path / "hub", mosquitto.url) as hub:
+        headers = session_header(hub.url)
+        headers["Cookie"] += "; coldchain_lang=en"
+
+        async def page() -> dict[str, str]:
+            status, _, body = await raw("GET", f"{hub.url}/reports", headers=headers)
+            assert status == 200, body
+            return records_rows(body)
+
+        empty = await page()
+        assert empty["Oldest reading kept"] == "—"
+        assert empty["Disk per year, projected"] == "under a day of data: no projection"
+        assert empty["Retention"] == "400 days"
+        assert empty["Retention waiver"] == f"{waiver['reason']} (approved by Wang Li, QA)"
+
+        now = int(time.time() * 1000)
+        series = SeriesId("s1", "gw1", "p1", "temperature")
+        await hub.store.write([Reading(series, now - 10 * DAY_MS, 3.0), Reading(series, now, 3.1)])
+        rows = await page()
+        assert rows["Oldest reading kept"].endswith("(10 days)")
+        disk = float(rows["Disk used"].removesuffix(" MB"))
+        footprint = await hub.store.footprint()
+        assert footprint.bytes_on_disk is not None
+        assert disk == pytest.approx(footprint.bytes_on_disk / 1e6, abs=0.1)
+        per_year = float(rows["Disk per year, projected"].removesuffix(" MB"))
+        expected = footprint.bytes_on_disk / 1e6 / 10 * 365.25  # ten days of data so far
+        assert per_year == pytest.approx(expected, abs=0.5)  # shown in whole MB
+        head = hub.audit.head()
+        assert head is not None
+        assert rows["Audit trail head"] == f"#{head[0]} {head[1]}"
+
+
+async def test_the_sqlite_store_knows_its_oldest_reading_and_its_size(tmp_path: Path) -> None:
+    from coldchain.store.sqlite.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "s.db")
+    try:
+        assert (await store.footprint()).oldest_ms is None
+        a, b = SeriesId("s", "g", "d", "t"), SeriesId("s", "g", "d", "h")
+        await store.write([Reading(a, 5_000, 1.0), Reading(b, 2_000, 50.0), Reading(a, 9_000, 2)])
+        fp = await store.footprint()
+        assert fp.oldest_ms == 2_000
+        assert fp.bytes_on_disk is not None
+        assert fp.bytes_on_disk >= (tmp_path / "s.db").stat().st_size > 0
+    finally:
+        await store.close()
