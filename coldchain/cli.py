@@ -158,8 +158,41 @@ def _records(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from hub.backup_cli import run_backup
+
+    return run_backup(args)
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from hub.backup_cli import run_restore
+
+    return run_restore(args)
+
+
 def _records_command(sub: Any) -> None:
-    """``coldchain records``: proving the hub's records were not changed."""
+    """``coldchain records``, ``backup`` and ``restore``: the hub's records kept as evidence."""
+    from hub.backup_cli import (
+        BACKUP_DESCRIPTION,
+        RESTORE_DESCRIPTION,
+        add_backup_arguments,
+        add_restore_arguments,
+    )
+
+    made = sub.add_parser(
+        "backup",
+        help="back up the hub's data dir, online, and restore-test the backup",
+        description=BACKUP_DESCRIPTION,
+    )
+    add_backup_arguments(made)
+    made.set_defaults(handler=_backup)
+    back = sub.add_parser(
+        "restore",
+        help="restore a backup into an empty data dir (or --test it)",
+        description=RESTORE_DESCRIPTION,
+    )
+    add_restore_arguments(back)
+    back.set_defaults(handler=_restore)
     records = sub.add_parser(
         "records",
         help="the hub's records: verify that the audit trail was not changed",

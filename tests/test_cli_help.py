@@ -52,6 +52,8 @@ COMMANDS = [
     "ca client",
     "records",
     "records verify",
+    "backup",
+    "restore",
     "users",
     "users add",
     "users list",
