@@ -120,6 +120,8 @@ def make(data_dir: Path, to: Path, *, progress: Progress | None = None) -> tuple
     its manifest)."""
     if not data_dir.is_dir():
         raise BackupError(f"{data_dir}: not a directory: give the hub's data dir")
+    if to.resolve().is_relative_to(data_dir.resolve()):
+        raise BackupError(f"{to}: inside the data dir: each backup would hold the ones before")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     target = to / f"coldchain-backup-{stamp}"
     try:
@@ -273,6 +275,7 @@ def restore(backup: Path, into: Path, *, expect: str | None = None) -> Checked:
         raise BackupError(f"{into}: not empty: restore into an empty data dir")
     manifest = _manifest(backup, expect)
     result = Checked(files=len(manifest["files"]))
+    into.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=into.parent))
     try:
         result.bytes = _unpack(backup, manifest, staging, result.problems)

@@ -103,7 +103,7 @@ def run_restore(args: argparse.Namespace) -> int:
             checked = backup.check(args.backup, expect=args.expect)
         else:
             checked = backup.restore(args.backup, args.into, expect=args.expect)
-    except backup.BackupError as exc:
+    except (backup.BackupError, OSError) as exc:
         print(f"restore refused: {exc}", file=sys.stderr)
         return 2
     for problem in checked.problems:

@@ -100,6 +100,10 @@ async def test_backup_wipe_restore_gives_the_same_answers(data_dir: Path, tmp_pa
     assert (restored / "admin-password").read_text() == "not-a-real-secret\n"
     with pytest.raises(backup.BackupError, match="not empty"):
         backup.restore(made, restored)
+    with pytest.raises(backup.BackupError, match="inside the data dir"):
+        backup.make(data_dir, data_dir / "backups")
+    deep = tmp_path / "a" / "b" / "c"  # parents made as needed
+    assert backup.restore(made, deep).good
 
 
 def flip_byte(path: Path, at: int) -> None:
