@@ -71,7 +71,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _files(data_dir: Path) -> Iterator[Path]:
+def files(data_dir: Path) -> Iterator[Path]:
     for path in sorted(data_dir.rglob("*")):
         if path.is_file() and not path.name.endswith(SKIPPED_SUFFIXES):
             yield path
@@ -139,7 +139,7 @@ def make(data_dir: Path, to: Path, *, progress: Progress | None = None) -> tuple
 def _write(data_dir: Path, target: Path, to: Path, progress: Progress | None) -> str:
     entries: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=to, prefix=".snapshot-") as scratch:
-        for path in _files(data_dir):
+        for path in files(data_dir):
             rel = path.relative_to(data_dir).as_posix()
             source, kind = path, "file"
             if path.suffix == ".db" and _is_sqlite(path):

@@ -72,7 +72,7 @@ def run_backup(args: argparse.Namespace) -> int:
     if not data_dir.is_dir():
         print(f"{data_dir}: not a directory: give the hub's data dir", file=sys.stderr)
         return 2
-    total = sum(p.stat().st_size * (2 if p.suffix == ".db" else 1) for p in backup._files(data_dir))
+    total = sum(p.stat().st_size * (2 if p.suffix == ".db" else 1) for p in backup.files(data_dir))
     bar, step = _bar(total, "backup")
     try:
         target, digest = backup.make(data_dir, args.to, progress=step)

@@ -34,8 +34,6 @@ from simulator.device import SimDevice
 from simulator.faults import FaultKind, FaultSet
 from simulator.pdu import exception_pdu, handle, request_length
 
-__all__ = ["RtuBusServer", "RtuFramer", "crc16", "rtu_frame"]
-
 log = logging.getLogger(__name__)
 _SPEEDS = {
     getattr(termios, f"B{b}"): b

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from coldchain.profiles.schema import Table
+from coldchain.rtu import crc16
+from coldchain.rtu import frame as rtu_frame
 from simulator.pdu import ExceptionCode, SlaveError, handle
-from simulator.rtu import RtuFramer, crc16, rtu_frame
+from simulator.rtu import RtuFramer
 
 READ_XY = bytes.fromhex("010400010002200b")  # unit 1, FC04, address 1, count 2, CRC
 
