@@ -24,13 +24,13 @@ import asyncio
 import platform
 
 from coldchain.config.site import SiteConfig
+from coldchain.rtu import char_time
 from edge_agent.modbus_io import quiet_pymodbus
 from edge_agent.scan import (
     DEFAULT_LATENCY,
     FAST_MARGIN,
     PROBE_REPLY_BYTES,
     LineSetting,
-    char_time,
     default_timeout,
     fast_timeout,
     parse_units,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from coldchain.config.site import RtuBus, TcpBus
 from coldchain.profiles.schema import Table
+from coldchain.rtu import char_time
 from edge_agent.modbus_io import ModbusLink, ReadError, Request
 
 BAUDS = (1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200)
@@ -44,11 +45,6 @@ FAST_MARGIN = 0.015
 """Seconds beyond the wire time the first, fast pass waits: a USB adapter's latency timer
 (an FTDI chip's is up to 16 ms) and the scheduler, not the device (see :func:`fast_pass`)."""
 ABSENT_CODES = frozenset({10, 11})  # a TCP-to-RTU gateway: path unavailable, no response
-
-
-def char_time(baud: int, parity: str, stop_bits: int = 1) -> float:
-    """Seconds one character takes on the line: start, 8 data, parity, stop bits."""
-    return (1 + 8 + (parity != "N") + stop_bits) / baud
 
 
 def probe_wire_time(baud: int, parity: str) -> float:
