@@ -1,7 +1,8 @@
 """Backups of a hub's data dir (``hub/backup.py``): how long making one, restore-testing it
 and restoring it take, and how big it is, for a store of ``--series`` sensors read every
-``--every`` seconds over ``--days`` days (SQLite, written through the store as ingest does),
-with the year's figures projected linearly from the bytes.
+``--every`` seconds over ``--days`` days (SQLite, written through the store as ingest does and
+sealed hour by hour as the hub seals it, so the restore test verifies the seals too), with
+the year's figures projected linearly from the bytes.
 
     .venv/bin/python bench/bench_backup.py [--series 1000] [--days 7] [--every 300]
 """
@@ -38,6 +39,8 @@ async def fill(data_dir: Path, series: int, days: int, every: int) -> int:
         await store.write(
             [Reading(s, ts, round(2 + (step + k) % 30 / 10, 1)) for k, s in enumerate(ids)]
         )
+        if (ts // 60_000) % 60 == 20:  # sealed as the hub seals it (an hour, once it is over)
+            await store.seal(ts)
         n += series
     await store.close()
     log = AuditLog(data_dir / "hub.db")

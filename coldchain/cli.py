@@ -195,10 +195,11 @@ def _records_command(sub: Any) -> None:
     back.set_defaults(handler=_restore)
     records = sub.add_parser(
         "records",
-        help="the hub's records: verify that the audit trail was not changed",
+        help="the hub's records: verify that the audit trail and the readings were not changed",
         description="The hub's records kept as evidence. 'coldchain records verify DATA_DIR' "
-        "recomputes the audit trail's chain and names every record changed, removed or "
-        "written around the hub.",
+        "recomputes the audit trail's chain and the store's hourly reading seals, and names "
+        "every record, and every hour and series of readings, changed, removed or written "
+        "around the hub.",
     )
     from hub.records_cli import add_arguments
 

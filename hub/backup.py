@@ -15,7 +15,8 @@ A backup is a directory ``coldchain-backup-YYYYMMDDTHHMMSSZ`` holding
   is caught only against a digest kept outside it.
 
 :func:`check` proves a backup: every digest, then a restore into a scratch dir, SQLite's
-``integrity_check`` on each database and the audit trail's chain (:mod:`hub.records`).
+``integrity_check`` on each database, the audit trail's chain (:mod:`hub.records`) and a
+store's sealed readings (:mod:`coldchain.store.sqlite.seal`).
 :func:`restore` puts a backup into an empty data dir, checking the same on the way.
 """
 
@@ -231,7 +232,9 @@ def _unpack(backup: Path, manifest: dict[str, Any], into: Path, problems: list[s
 
 
 def _prove(into: Path, manifest: dict[str, Any], problems: list[str]) -> None:
-    """SQLite's integrity check on each database restored, and the audit chain of hub.db."""
+    """SQLite's integrity check on each database restored, the audit chain of hub.db and
+    the sealed readings of a store."""
+    from coldchain.store.sqlite.verify import verify_readings
     from hub.records import verify_audit
 
     for entry in manifest["files"]:
@@ -245,6 +248,10 @@ def _prove(into: Path, manifest: dict[str, Any], problems: list[str]) -> None:
                 problems.append(f"{entry['path']}: integrity check: {'; '.join(verdict[:3])}")
             if path.name == "hub.db":
                 problems += [f"hub.db: {f}" for f in verify_audit(db).findings]
+            else:  # a store: its sealed readings (nothing to do in a store without seals)
+                db.isolation_level = None
+                check = verify_readings(db)
+                problems += [f"{entry['path']}: {w}: {what}" for w, what in check.findings]
         except sqlite3.DatabaseError as exc:
             problems.append(f"{entry['path']}: not a database: {exc}")
         finally:

@@ -1,11 +1,14 @@
 """``coldchain records verify DATA_DIR``: the audit trail's chain recomputed
-(:func:`hub.records.verify_audit`), what differs named, the chain's head printed."""
+(:func:`hub.records.verify_audit`) and the store's sealed readings recomputed hour by hour
+(:func:`coldchain.store.sqlite.verify.verify_readings`); what differs named, both heads printed."""
 
 from __future__ import annotations
 
 import argparse
 import sqlite3
 import sys
+from collections.abc import Sized
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -13,15 +16,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="records_command", required=True, metavar="ACTION")
     verify = sub.add_parser(
         "verify",
-        help="recompute the audit trail's chain and name any record that differs",
-        description="Recompute the hub's audit trail link by link (DATA_DIR/hub.db) and name "
-        "every record that was changed, removed or written around the hub, and any "
-        "append-only trigger that is missing. Prints the chain's head (the last record's "
-        "link), to compare with the one on a printed daily log. Exit status 1 if anything "
-        "differs. The file is opened read-only.",
+        help="recompute the audit trail's chain and the sealed readings; name what differs",
+        description="Recompute the hub's audit trail link by link (DATA_DIR/hub.db) and the "
+        "SQLite store's sealed readings hour by hour (DATA_DIR/store.db, or --store), and "
+        "name every audit record changed, removed or written around the hub, every hour, "
+        "series and seal whose readings differ from what was sealed (how many more or "
+        "fewer), and every append-only trigger that is missing. Prints both chains' heads, "
+        "to compare with the ones on a printed daily log. Exit status 1 if anything "
+        "differs. The files are opened read-only.",
     )
     verify.add_argument(
         "data_dir", type=Path, metavar="DATA_DIR", help="the hub's data dir (holds hub.db)"
+    )
+    verify.add_argument(
+        "--store",
+        type=Path,
+        metavar="FILE",
+        help="the SQLite store (default: DATA_DIR/store.db, when there is one)",
+    )
+    verify.add_argument(
+        "--from",
+        dest="start",
+        type=when,
+        metavar="DATE",
+        help="check the readings from this UTC date or time (YYYY-MM-DD[THH:MM]) on",
+    )
+    verify.add_argument(
+        "--to",
+        dest="end",
+        type=when,
+        metavar="DATE",
+        help="check the readings before this UTC date or time",
     )
     verify.add_argument(
         "--anchor",
@@ -29,7 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         type=anchor,
         metavar="ID:LINK",
-        help="a record's link as printed (a daily log's audit head); repeatable",
+        help="an audit record's link as printed (a daily log's audit head); repeatable",
+    )
+    verify.add_argument(
+        "--seal-anchor",
+        action="append",
+        default=[],
+        type=anchor,
+        metavar="ID:LINK",
+        help="a reading seal's link as printed (a daily log's seal head); repeatable",
     )
 
 
@@ -43,6 +76,23 @@ def anchor(text: str) -> tuple[int, str]:
     return int(rid), link
 
 
+def when(text: str) -> int:
+    """A UTC date or time (``YYYY-MM-DD``, ``YYYY-MM-DDTHH:MM``) as epoch milliseconds."""
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a UTC date or time, e.g. 2026-12-01 or 2026-12-01T08:00"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1000)
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+
+
 def run(args: argparse.Namespace) -> int:
     from hub.records import verify_audit  # here, not when the parser is built
 
@@ -50,8 +100,13 @@ def run(args: argparse.Namespace) -> int:
     if not db_path.is_file():
         print(f"{db_path}: no such file: give the hub's data dir", file=sys.stderr)
         return 2
+    store = args.store if args.store is not None else args.data_dir / "store.db"
+    if args.store is not None and not store.is_file():
+        print(f"{store}: no such file: give the SQLite store's file", file=sys.stderr)
+        return 2
+    found: list[str] = []
     try:
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        db = _open(db_path)
         try:
             check = verify_audit(db, dict(args.anchor))
         finally:
@@ -59,10 +114,54 @@ def run(args: argparse.Namespace) -> int:
     except sqlite3.DatabaseError as exc:
         print(f"{db_path}: cannot be read: {exc}", file=sys.stderr)
         return 2
-    for f in check.findings:
-        print(f"differs: {f}")
+    found += [str(f) for f in check.findings]
     head = f"record {check.head[0]}, link {check.head[1]}" if check.head else "none"
-    n = len(check.findings)
-    verdict = "verifies clean" if not n else f"{n} finding{'s' if n != 1 else ''}"
-    print(f"audit trail: {check.records} records, {verdict}; head: {head}")
-    return 1 if n else 0
+    lines = [f"audit trail: {check.records} records, {_verdict(check.findings)}; head: {head}"]
+    if store.is_file():
+        try:
+            line, store_found = _readings(store, args)
+        except sqlite3.DatabaseError as exc:
+            print(f"{store}: cannot be read: {exc}", file=sys.stderr)
+            return 2
+        found += store_found
+        lines.append(line)
+    else:
+        lines.append(f"readings: no SQLite store at {store} (a line-protocol store is not sealed)")
+    for f in found:
+        print(f"differs: {f}")
+    print("\n".join(lines))
+    return 1 if found else 0
+
+
+def _readings(store: Path, args: argparse.Namespace) -> tuple[str, list[str]]:
+    from tqdm import tqdm
+
+    from coldchain.store.sqlite.verify import hour_label, verify_readings
+
+    db = _open(store)
+    bar = tqdm(unit="h", desc="sealed hours", file=sys.stderr, leave=False, disable=None)
+    try:
+        check = verify_readings(
+            db, args.start, args.end, anchors=dict(args.seal_anchor), progress=bar.update
+        )
+    finally:
+        bar.close()
+        db.close()
+    found = [f"{where}: {what}" for where, what in check.findings]
+    if check.head is None:
+        return "readings: nothing sealed yet (the hub seals each hour once it is over)", found
+    head = check.head
+    since = f" (sealed from {hour_label(check.sealed_from)})" if check.sealed_from else ""
+    pending = f"; {check.pending} late readings wait for their addendum" if check.pending else ""
+    line = (
+        f"readings: {check.hours} hour{'' if check.hours == 1 else 's'}, "
+        f"{check.readings} readings checked{since}, "
+        f"{_verdict(found)}{pending}; head: seal {head.id} ({hour_label(head.hour_ms)}), "
+        f"link {head.link}"
+    )
+    return line, found
+
+
+def _verdict(findings: Sized) -> str:
+    n = len(findings)
+    return "verifies clean" if not n else f"{n} finding{'s' if n != 1 else ''}"

@@ -219,6 +219,9 @@ class Hub:
         )
         web.config_state = lambda gw: self.revisions.state(gw).fields()
         web.audit_head = self.audit.head
+        # the readings' newest seal, kept by the sealing task (self._seal)
+        self.seal_head: tuple[int, int, str] | None = None
+        web.seal_head = lambda: self.seal_head
         self.ui = ui = self._renderer(cfg, data_dir)
         self.app.include_router(accounts_router(self.auth, self.audit, ui))
         mount_ui(self.app, web, guard, ui)
@@ -231,6 +234,7 @@ class Hub:
                 clock=clock,
                 guard=guard,
                 audit_head=self.audit.head,
+                seal_head=lambda: self.seal_head,
             )
         )
         self.app.add_middleware(AccessMiddleware, auth=self.auth)
@@ -437,6 +441,20 @@ class Hub:
                     log.info("pruned %d rows past their retention", deleted)
             await self.clock.sleep(86400)
 
+    async def _seal(self) -> None:
+        """Every minute: the store seals the hours that are over and late readings in
+        addenda (coldchain/store/sqlite/seal.py); its newest seal goes on the daily log."""
+        while True:
+            try:
+                result = await self.store.seal(self.clock.now_ms())
+            except StoreError as exc:
+                log.warning("sealing the store's readings failed: %s", exc)
+            else:
+                self.seal_head = result.head
+                if result.late:
+                    log.info("sealed %d late readings in addenda of their hours", result.late)
+            await self.clock.sleep(60)
+
     async def _serve_api(self) -> None:
         server = _Server(uvicorn.Config(self.app, log_level="warning", lifespan="off"))
         task = asyncio.create_task(server.serve(sockets=[self.socket]), name="api")
@@ -506,6 +524,7 @@ class Hub:
                 )
                 tg.create_task(self._expire(), name="registry-expiry")
                 tg.create_task(self._prune(), name="store-prune")
+                tg.create_task(self._seal(), name="store-seal")
                 tg.create_task(self._serve_api(), name="api")
         finally:
             await asyncio.shield(self.alerts.aclose())

@@ -1,13 +1,17 @@
 """The reports page says how the records are kept: the oldest reading, the retention and any
-waiver of it, the disk the store takes and will take a year, and the audit trail's head, which
-`coldchain records verify --anchor` checks."""
+waiver of it, the disk the store takes and will take a year, and the heads of the audit trail
+and of the readings' seals, which `coldchain records verify --anchor` and `--seal-anchor`
+check."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -63,6 +67,16 @@ async def test_the_reports_page_shows_the_records_kept(tmp_path: Path, mosquitto
         head = hub.audit.head()
         assert head is not None
         assert rows["Audit trail head"] == f"#{head[0]} {head[1]}"
+        # the hub seals the hours that are over from its start: the last one first
+        for _ in range(100):
+            if hub.seal_head is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert hub.seal_head is not None
+        sealed = datetime.fromtimestamp(hub.seal_head[1] / 1000, ZoneInfo(cfg.sites[0].timezone))
+        assert (await page())["Readings seal head"] == (
+            f"#{hub.seal_head[0]} {hub.seal_head[2]} ({sealed:%Y-%m-%d %H:%M})"
+        )
 
 
 async def test_the_sqlite_store_knows_its_oldest_reading_and_its_size(tmp_path: Path) -> None:

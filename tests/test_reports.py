@@ -470,6 +470,7 @@ class Served:
     app: FastAPI
     alerts: AlertService
     audit: AuditLog
+    seal_head: tuple[int, int, str] | None
 
 
 def no_login(role: Role) -> object:
@@ -483,6 +484,8 @@ async def serve_reports(tmp_path: Path) -> AsyncIterator[Served]:
     cfg = site_config()
     store = SqliteStore(tmp_path / "store.db")
     await store.write(day_readings())
+    # 10:20 in the site's time: sealing begins with the hour 09:00-10:00
+    sealed = (await store.seal(M + 10 * HOUR + 20 * MIN)).head
     audit = AuditLog(tmp_path / "hub.db")
     now = [M + 10 * HOUR + 4 * MIN]
     svc = AlertService(
@@ -500,6 +503,7 @@ async def serve_reports(tmp_path: Path) -> AsyncIterator[Served]:
             clock=clock,
             guard=no_login,
             audit_head=audit.head,
+            seal_head=lambda: sealed,
         )
     )
     without = FastAPI()
@@ -515,7 +519,7 @@ async def serve_reports(tmp_path: Path) -> AsyncIterator[Served]:
     task = asyncio.create_task(server.serve(sockets=[sock]), name="reports-api")
     try:
         url = f"http://{host}:{port}"
-        yield Served(url, f"{url}/no-alerts", app, svc, audit)
+        yield Served(url, f"{url}/no-alerts", app, svc, audit, sealed)
     finally:
         server.should_exit = True
         await task
@@ -675,6 +679,9 @@ async def test_daily_log_over_http(tmp_path: Path) -> None:
         head = srv.audit.head()
         assert head is not None
         assert facts["Audit trail head"] == f"#{head[0]} {head[1]}"
+        # and the readings' newest seal (coldchain records verify --seal-anchor)
+        assert srv.seal_head is not None
+        assert facts["Readings seal head"] == f"#1 {srv.seal_head[2]} (2026-01-02 09:00)"
 
         got = await fetch(q + "&format=pdf")
         assert got.status == 200
@@ -810,6 +817,8 @@ async def test_reports_in_chinese(tmp_path: Path) -> None:
         assert title.startswith("温湿度日志 · 双溪镇禽类冷库"), title
         facts = dict(r for r in sec[""] if len(r) == 2)
         assert facts["站点"] == "双溪镇禽类冷库 (s1)"
+        assert srv.seal_head is not None
+        assert facts["读数封存链头"].startswith(f"#1 {srv.seal_head[2]}")
         assert facts["温度限值"] == "0 … 4 °C"
         assert sec["汇总"][0][:3] == ["测点", "物理量", "最低"]
         records = sec["记录（每 30 分钟一条；超限时每 2 分钟一条，标 *）"]  # noqa: RUF001

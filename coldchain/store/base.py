@@ -71,6 +71,16 @@ class Footprint:
     bytes_on_disk: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class SealResult:
+    """What a sealing round did: hours sealed, late readings sealed in addenda, and the
+    newest seal (id, hour in UTC ms, link in hex; None: nothing sealed yet)."""
+
+    hours: int
+    late: int
+    head: tuple[int, int, str] | None
+
+
 class StoreError(RuntimeError):
     """The store could not do what was asked (backend down, bad query); says which."""
 
@@ -123,6 +133,13 @@ class Store(abc.ABC):
         enforces retention itself (VictoriaMetrics, InfluxDB) keep this no-op."""
         del now_ms
         return 0
+
+    async def seal(self, now_ms: int) -> SealResult:
+        """Seal the hours that are over (and late readings of hours sealed before) so that a
+        later change shows (``coldchain records verify``); the hub calls it every minute.
+        Backends that cannot seal keep this no-op."""
+        del now_ms
+        return SealResult(0, 0, None)
 
     async def footprint(self) -> Footprint:
         """The oldest reading kept and the bytes the store takes (the records page). Backends

@@ -126,9 +126,11 @@ def reports_router(
     clock: Clock,
     guard: Guard,
     audit_head: Callable[[], tuple[int, str] | None] | None = None,
+    seal_head: Callable[[], tuple[int, int, str] | None] | None = None,
 ) -> APIRouter:
     """The ``/reports`` routes over these, each for managers and above (asked of ``guard``);
-    ``audit_head`` gives the audit trail's last record and link, which the daily log prints."""
+    ``audit_head`` gives the audit trail's last record and link, ``seal_head`` the readings'
+    newest seal, which the daily log prints."""
     router = APIRouter(prefix="/reports", tags=["reports"], dependencies=[guard(Role.MANAGER)])
 
     @router.get("/daily", summary="A room's daily temperature log (GSP records, excursions, acks)")
@@ -150,6 +152,7 @@ def reports_router(
             day=day,
             now_ms=clock.now_ms(),
             audit_head=audit_head() if audit_head is not None else None,
+            seal_head=seal_head() if seal_head is not None else None,
         )
         return await _respond(request, daily_document(log), fmt)
 

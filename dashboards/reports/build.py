@@ -161,6 +161,7 @@ def daily_log(
     generated_ms: int,
     max_hold_ms: int = ser.DEFAULT_MAX_HOLD_MS,
     audit_head: tuple[int, str] | None = None,
+    seal_head: tuple[int, int, str] | None = None,
 ) -> DailyLog:
     """The daily log of ``room`` on the local ``day``. ``readings`` by series string,
     oldest first, may reach beyond the day (see :func:`room_excursions`). A day still under
@@ -184,6 +185,7 @@ def daily_log(
         acks=None if alerts is None else tuple(acks(alerts)),
         generated_ms=generated_ms,
         audit_head=audit_head,
+        seal_head=seal_head,
     )
 
 

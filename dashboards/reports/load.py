@@ -85,6 +85,7 @@ async def daily_log(
     day: date,
     now_ms: int,
     audit_head: tuple[int, str] | None = None,
+    seal_head: tuple[int, int, str] | None = None,
 ) -> DailyLog:
     points = room_points(cfg, profiles, site.id, room.id)
     start_ms, end_ms = build.day_window(day, site.timezone)
@@ -102,6 +103,7 @@ async def daily_log(
             alerts=rows,
             generated_ms=now_ms,
             audit_head=audit_head,
+            seal_head=seal_head,
         )
     )
 

@@ -27,6 +27,7 @@ ZH: dict[str, str] = {
     "Humidity limits": "湿度限值",
     "Generated": "生成时间",
     "Audit trail head": "审计追踪链头",
+    "Readings seal head": "读数封存链头",
     "Period": "期间",
     "MKT": "平均动力学温度",
     "ΔH/R = 10000 K, each reading weighted by the time it stands for": (

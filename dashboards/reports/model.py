@@ -80,6 +80,9 @@ class DailyLog:
     # the audit trail's last record and link (hex) when the log was made: printed, it anchors
     # the trail outside the system (``coldchain records verify --anchor ID:LINK``)
     audit_head: tuple[int, str] | None = None
+    # the newest seal of the readings (id, the hour it seals in UTC ms, link in hex), the
+    # same for the readings (``coldchain records verify --seal-anchor ID:LINK``)
+    seal_head: tuple[int, int, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,6 +176,9 @@ def daily_document(log: DailyLog) -> Document:
     facts.append(("Generated", local(log.generated_ms, tz, "%Y-%m-%d %H:%M:%S")))
     if log.audit_head is not None:
         facts.append(("Audit trail head", f"#{log.audit_head[0]} {log.audit_head[1]}"))
+    if log.seal_head is not None:
+        sealed, hour = log.seal_head[0], local(log.seal_head[1], tz, "%Y-%m-%d %H:%M")
+        facts.append(("Readings seal head", f"#{sealed} {log.seal_head[2]} ({hour})"))
     sections = [
         Section("Summary", SUMMARY_HEADER, tuple(_summary_row(p) for p in log.points)),
         Section(

@@ -31,6 +31,11 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "disk_per_year": ("预计每年磁盘占用", "Disk per year, projected"),
     "not_enough_data": ("数据不足一天，无法预计", "under a day of data: no projection"),  # noqa: RUF001
     "audit_head": ("审计追踪链头", "Audit trail head"),
+    "seal_head": ("读数封存链头", "Readings seal head"),
+    "not_sealed": (
+        "尚未封存(SQLite 存储每小时封存一次)",
+        "nothing sealed yet (the SQLite store seals each hour)",
+    ),
     "excursion_report": ("超标报告 (含MKT)", "Excursion report (with MKT)"),
     "date": ("日期", "Date"),
     "printable": ("打印版", "Printable"),

@@ -67,6 +67,8 @@ class WebContext:
     config_state: Callable[[str], Mapping[str, Any]] | None = None
     # the audit trail's last record and link (hub/audit.py), shown on the reports page
     audit_head: Callable[[], tuple[int, str] | None] | None = None
+    # the readings' newest seal (coldchain/store/sqlite/seal.py): id, hour (UTC ms), link
+    seal_head: Callable[[], tuple[int, int, str] | None] | None = None
 
 
 def ui_router(web: WebContext, guard: Guard, ui: Renderer) -> APIRouter:
@@ -272,7 +274,8 @@ def _other_pages(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
     @router.get("/reports", response_class=HTMLResponse)
     async def reports_page(request: Request, user: Principal = manager) -> HTMLResponse:
         """Links to the daily log and the excursion report (dashboards/reports/api.py), and
-        the records: how far back they go, their disk, retention, the audit trail's head."""
+        the records: how far back they go, their disk, retention, the audit trail's and the
+        readings' seals' heads."""
         rooms = [(s, r) for s in web.cfg.sites for r in s.rooms]
         sites = web.cfg.sites
         today = datetime.now(ZoneInfo(sites[0].timezone)).date() if sites else None
@@ -281,7 +284,8 @@ def _other_pages(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
             footprint = await web.store.footprint()
         except StoreError:
             footprint = Footprint(None, None)  # the page still serves its links
-        records = records_view(web.cfg, footprint, web.clock.now_ms(), head)
+        sealed = web.seal_head() if web.seal_head is not None else None
+        records = records_view(web.cfg, footprint, web.clock.now_ms(), head, sealed)
         return ui.page(request, "reports.html", rooms=rooms, today=today, records=records)
 
 

@@ -1,6 +1,6 @@
 """The records section of the reports page: how far back the readings go, what the store
 takes on disk and will take a year, the retention and any waiver of it, and the audit
-trail's head (issue 17: retention visible, the trail anchored)."""
+trail's and the readings' seals' heads (issue 17: retention visible, the records anchored)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,15 @@ class RecordsView:
     retention_days: float | None  # None: kept by the store's server (VictoriaMetrics)
     waiver: tuple[str, str] | None  # (reason, approved by)
     audit_head: tuple[int, str] | None
+    seal_head: tuple[int, str, str] | None  # id, the hour it seals (local), link
 
 
 def records_view(
-    cfg: SiteConfig, footprint: Footprint, now_ms: int, audit_head: tuple[int, str] | None
+    cfg: SiteConfig,
+    footprint: Footprint,
+    now_ms: int,
+    audit_head: tuple[int, str] | None,
+    seal_head: tuple[int, int, str] | None = None,
 ) -> RecordsView:
     tz = ZoneInfo(cfg.sites[0].timezone) if cfg.sites else UTC
     oldest = covered = per_year = None
@@ -44,4 +49,8 @@ def records_view(
         retention = store.retention / 86400
         if store.retention_waiver is not None:
             waiver = (store.retention_waiver.reason, store.retention_waiver.approved_by)
-    return RecordsView(oldest, covered, disk, per_year, retention, waiver, audit_head)
+    sealed = None
+    if seal_head is not None:
+        hour = datetime.fromtimestamp(seal_head[1] / 1000, tz).strftime("%Y-%m-%d %H:%M")
+        sealed = (seal_head[0], hour, seal_head[2])
+    return RecordsView(oldest, covered, disk, per_year, retention, waiver, audit_head, sealed)

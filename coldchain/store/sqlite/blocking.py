@@ -22,8 +22,10 @@ from coldchain.reading import (
     clock_corrected,
 )
 from coldchain.store.base import Agg, Bucket, DoorInterval, StoreError
+from coldchain.store.sqlite.meta import read_meta, write_meta
 from coldchain.store.sqlite.rollup import HOUR_MS, MINUTE_MS, range_query
 from coldchain.store.sqlite.schema import Q_BACK, Q_CODE, connect_reader, connect_writer
+from coldchain.store.sqlite.seal import Sealing, hour_parts
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,8 @@ class Writer:
         self.db = connect_writer(path)
         rows = self.db.execute("SELECT id, site, gateway, device, point FROM series")
         self._ids = {SeriesId(*names): sid for sid, *names in rows}
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'floor_ms'").fetchone()
-        self.floor_ms: int | None = None if row is None else int(row[0])
+        self.floor_ms = read_meta(self.db, "floor_ms")
+        self.sealing = Sealing(self.db)  # SqliteStore.seal drives it on this thread
         # clock corrections by gateway: (start_ms, end_ms, shift_ms)
         self._retimes: dict[str, list[tuple[int, int, int]]] = {}
         for gw, a, b, shift in self.db.execute(
@@ -74,12 +76,16 @@ class Writer:
 
     def write(self, readings: Sequence[Reading]) -> tuple[int, int]:
         """Store new readings in one transaction; (stored, ignored). Ignored: copies of
-        stored readings, and readings older than the prune floor (expired on arrival)."""
+        stored readings, and readings older than the prune floor (expired on arrival). A
+        reading newly stored for an hour already sealed is noted for an addendum."""
         if not readings:
             return 0, 0
         db, ids, floor = self.db, self._ids, self.floor_ms
         new: dict[SeriesId, int] = {}
         rows = []
+        late: list[tuple[Any, ...]] = []
+        sealing = self.sealing
+        late_from = sealing.late_from if sealing.late_from is not None else -(2**63)
         retimes = self._retimes
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -93,19 +99,25 @@ class Writer:
                 if value is not None and not math.isfinite(value):
                     raise StoreError(f"{r.series} at {r.ts_ms}: value {value} is not finite")
                 cal, extra = _split_meta(r.meta) if r.meta else (None, None)
-                rows.append((sid, r.ts_ms, value, Q_CODE[r.quality], r.reason, cal, extra))
+                row = (sid, r.ts_ms, value, Q_CODE[r.quality], r.reason, cal, extra)
+                if r.ts_ms < late_from and sealing.is_late(r.ts_ms):
+                    late.append(row)
+                else:
+                    rows.append(row)
             stored = db.executemany(_INSERT, rows).rowcount  # trigger rows are not counted
+            if late:
+                stored += sealing.write_late(late, _INSERT)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:  # some errors (disk full, I/O) have rolled back already
                 db.execute("ROLLBACK")
             raise
         ids.update(new)
-        if len(rows) < len(readings):
+        if (expired := len(readings) - len(rows) - len(late)) > 0:
             log.warning(
                 "sqlite store %s: ignored %d readings older than the prune floor %d",
                 self.path,
-                len(readings) - len(rows),
+                expired,
                 floor,
             )
         return stored, len(readings) - stored
@@ -164,6 +176,7 @@ class Writer:
         row = (sid, to, value, 2, clock_corrected(shift_ms), cal, json.dumps(meta, sort_keys=True))
         if self.db.execute(_INSERT, row).rowcount != 1:
             return False
+        self.sealing.moved(sid, to, (ts, value, 2, CLOCK_UNSYNCHRONISED, cal, extra))
         self.db.execute("DELETE FROM reading WHERE series = ? AND ts = ?", (sid, ts))
         for table, grain in (("rollup_1m", MINUTE_MS), ("rollup_1h", HOUR_MS)):
             key = (sid, ts - ts % grain)
@@ -189,11 +202,7 @@ class Writer:
         rows are being pruned, so a resend could not be told from a new reading and would
         count twice in the rollups."""
         if self.floor_ms is None or floor_ms > self.floor_ms:
-            self.db.execute(
-                "INSERT INTO meta VALUES ('floor_ms', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (floor_ms,),
-            )
+            write_meta(self.db, "floor_ms", floor_ms)
             self.floor_ms = floor_ms
         return self.floor_ms
 
@@ -273,6 +282,11 @@ class Reader:
                 is not None
             ]
         return min(firsts, default=None)
+
+    def hour_sealed_part(self, hour: int) -> dict[int, tuple[int, bytes]]:
+        """Part 0 of ``hour``'s seal as the readings stand (one snapshot)."""
+        with self._snapshot() as db:
+            return hour_parts(db, hour).get(0, {})
 
     def _name(self, sid: int) -> SeriesId:
         name = self._names.get(sid)

@@ -8,6 +8,8 @@
   by a trigger on ``reading``, so they change exactly when a row is newly inserted.
 * ``meta`` holds the prune floor: readings older than it are not stored any more.
 * ``retime`` holds the clock corrections made at the centre (:meth:`Writer.retime`).
+* ``seal``, ``seal_series``, ``seal_late``, ``seal_moved`` seal the readings hour by hour
+  (:mod:`coldchain.store.sqlite.seal`); append-only by triggers.
 
 Connections: WAL, and ``synchronous=FULL`` because the hub acknowledges a batch as soon as
 ``write`` returns — with NORMAL, a power cut may roll back the last commits in the WAL.
@@ -21,8 +23,9 @@ from pathlib import Path
 from coldchain.reading import Quality
 from coldchain.store.base import StoreError
 from coldchain.store.sqlite.rollup import ROLLUP_DDL
+from coldchain.store.sqlite.seal import SEAL_DDL, TRIGGER_DDL
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the seal tables
 
 Q_CODE = {Quality.GOOD: 0, Quality.BAD: 1, Quality.UNCERTAIN: 2}
 Q_BACK = {v: k for k, v in Q_CODE.items()}
@@ -79,7 +82,8 @@ def connect_writer(path: Path) -> sqlite3.Connection:
                 f"coldchain's ({SCHEMA_VERSION}); upgrade coldchain"
             )
         db.executescript(
-            f"BEGIN IMMEDIATE; {TABLES} {ROLLUP_DDL} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+            f"BEGIN IMMEDIATE; {TABLES} {ROLLUP_DDL} {SEAL_DDL} {TRIGGER_DDL} "
+            f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
         )
     except sqlite3.Error as exc:
         raise StoreError(f"sqlite store {path}: cannot open: {exc}") from exc

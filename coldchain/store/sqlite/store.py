@@ -34,12 +34,14 @@ from coldchain.store.base import (
     DoorInterval,
     Footprint,
     RetimeResult,
+    SealResult,
     Store,
     StoreError,
     WriteResult,
 )
 from coldchain.store.sqlite.blocking import Reader, Writer
 from coldchain.store.sqlite.rollup import HOUR_MS, MINUTE_MS
+from coldchain.store.sqlite.seal import SEAL_GRACE_MS
 
 _T = TypeVar("_T")
 DAY_MS = 86_400_000
@@ -104,11 +106,14 @@ class SqliteStore(Store):
         self._writer = Writer(self.path)
         try:
             self._reader = Reader(self.path)
+            self._sealer = Reader(self.path)  # reads an hour to seal without holding up reads
         except BaseException:
             self._writer.close()
             raise
         self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-write")
         self._read_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-read")
+        self._seal_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-seal")
+        self._sealing = asyncio.Lock()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -179,6 +184,31 @@ class SqliteStore(Store):
         raw, rollup_1m, rollup_1h = deleted
         return PruneResult(raw=raw, rollup_1m=rollup_1m, rollup_1h=rollup_1h, floor_ms=floor)
 
+    async def seal(self, now_ms: int) -> SealResult:
+        """Seal every hour that ended :data:`SEAL_GRACE_MS` or more before ``now_ms`` and is
+        not sealed yet (the first time: the last such hour only; readings before it stay
+        unsealed), then the late readings of sealed hours in addenda
+        (:mod:`coldchain.store.sqlite.seal`). Each step is its own short transaction on the
+        writer; the hour's readings are read on a third connection."""
+        w, pool = self._writer.sealing, self._write_pool
+        async with self._sealing:
+            due = (now_ms - SEAL_GRACE_MS) // HOUR_MS * HOUR_MS  # hours before it are over
+            through = await self._run(pool, "seal", lambda: w.sealed_through)
+            hour = due - HOUR_MS if through is None else through + HOUR_MS
+            hours = late = 0
+            while hour < due:
+                await self._run(pool, "seal", w.advance_late, hour)
+                entries = await self._run(
+                    self._seal_pool, "seal", self._sealer.hour_sealed_part, hour
+                )
+                await self._run(pool, "seal", w.seal_hour, hour, entries, now_ms)
+                hour += HOUR_MS
+                hours += 1
+            for h in await self._run(pool, "seal", w.late_hours):
+                late += await self._run(pool, "seal", w.seal_addendum, h, now_ms)
+            head = await self._run(pool, "seal", w.head)
+        return SealResult(hours, late, None if head is None else (head.id, head.hour_ms, head.link))
+
     # -- reading -----------------------------------------------------------------------
     async def latest(self, series: Sequence[SeriesId] | None = None) -> dict[SeriesId, Reading]:
         return await self._run(self._read_pool, "latest", self._reader.latest, series)
@@ -232,8 +262,11 @@ class SqliteStore(Store):
         """Wait for queued work, then close both connections (the WAL is checkpointed)."""
         if self._closed:
             return
-        await self._run(self._read_pool, "close", self._reader.close)
-        await self._run(self._write_pool, "close", self._writer.close)
-        self._closed = True
+        async with self._sealing:
+            await self._run(self._read_pool, "close", self._reader.close)
+            await self._run(self._seal_pool, "close", self._sealer.close)
+            await self._run(self._write_pool, "close", self._writer.close)
+            self._closed = True
         self._read_pool.shutdown(wait=False)
+        self._seal_pool.shutdown(wait=False)
         self._write_pool.shutdown(wait=False)
