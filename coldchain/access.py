@@ -2,7 +2,9 @@
 
 Roles are ranked, each allowed what the ones below it are: operator (live board, rooms,
 acknowledge alerts) < technician (+ gateways, room maintenance) < manager (+ reports, rule
-edits, audit trail) < admin (+ users). Pure, without FastAPI (the core installs on a Pi
+edits, audit trail) < admin (+ users). Apart from the ranks, an auditor reads what every role
+reads and changes nothing (GMP Annex 11, 21 CFR Part 11: an inspector's account): the guard
+refuses every request of theirs that is not a read. Pure, without FastAPI (the core installs on a Pi
 without it): the hub's auth (``hub.auth``) turns a :class:`Guard` into the one route
 dependency, and the routers of ``alerts``, ``dashboards`` and ``hub`` take that guard as a
 parameter.
@@ -23,14 +25,20 @@ class Role(StrEnum):
     TECHNICIAN = "technician"
     MANAGER = "manager"
     ADMIN = "admin"
+    AUDITOR = "auditor"  # outside the ranks: reads everything, changes nothing
 
     @property
     def rank(self) -> int:
         return _RANKS[self]
 
+    @property
+    def read_only(self) -> bool:
+        return self is Role.AUDITOR
+
     def covers(self, needed: Role | str) -> bool:
-        """True when this role may do what ``needed`` may (it ranks at least as high)."""
-        return self.rank >= Role(needed).rank
+        """True when this role may do what ``needed`` may (it ranks at least as high); an
+        auditor may read what any role may."""
+        return self is Role.AUDITOR or self.rank >= Role(needed).rank
 
 
 ROLES: Final = tuple(Role)
@@ -48,8 +56,11 @@ class Principal:
         """True when this principal holds ``needed`` or a higher role."""
         return self.role.covers(needed)
 
-    def refusal(self, needed: Role | str) -> str | None:
-        """Why this principal may not do what needs ``needed``; None when it may."""
+    def refusal(self, needed: Role | str, *, changes: bool = True) -> str | None:
+        """Why this principal may not do what needs ``needed`` (``changes``: the request
+        changes something, it is not a read); None when it may."""
+        if self.role.read_only and changes:
+            return f"{self.name} is an auditor: an auditor reads everything and changes nothing"
         if self.allows(needed):
             return None
         return f"{self.name} is {self.role}; this needs {Role(needed)} or above"

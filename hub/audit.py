@@ -27,6 +27,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,16 @@ class AuditLog:
             "WHERE action = ? AND object = ? ORDER BY id DESC LIMIT 1", (action, obj)
         )
         return rows[0] if rows else None
+
+    def about(self, action: str, objects: Sequence[str]) -> list[AuditRecord]:
+        """The records of ``action`` about any of ``objects`` (at most 500), oldest first."""
+        if len(objects) > 500:
+            raise ValueError(f"{len(objects)} objects asked; at most 500 a query")
+        marks = ", ".join("?" * len(objects))
+        return self._select(
+            f"WHERE action = ? AND object IN ({marks}) ORDER BY id",
+            (action, *objects),
+        )
 
     def page(
         self, limit: int, offset: int, *, action: str | None = None

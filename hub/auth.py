@@ -367,12 +367,16 @@ class Auth:
             user: Principal | None = getattr(request.state, "user", None)
             if user is None:
                 raise HTTPException(401, "log in first: POST /login")
-            why = user.refusal(role)
+            why = user.refusal(role, changes=request.method not in READS)
             if why is not None:
                 raise HTTPException(403, why)
             return user
 
         return Depends(principal)
+
+
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""The methods that change nothing: all an auditor may send (:mod:`coldchain.access`)."""
 
 
 def _cookies(header: str | None) -> dict[str, str]:

@@ -24,6 +24,7 @@ from alerts.api import alerts_router
 from alerts.notifiers.base import Notifier
 from alerts.notifiers.factory import build_all
 from alerts.service import AlertService
+from coldchain.access import Guard
 from coldchain.clock import WALL, Clock
 from coldchain.config.notify import TwilioSms
 from coldchain.config.site import (
@@ -58,6 +59,7 @@ from hub.auth import AccessMiddleware, Auth
 from hub.clock_api import clock_router
 from hub.config_watch import ConfigWatch
 from hub.context import HubContext
+from hub.signatures import Signatures, daily_digester, signatures_router
 
 log = logging.getLogger(__name__)
 
@@ -225,18 +227,7 @@ class Hub:
         self.ui = ui = self._renderer(cfg, data_dir)
         self.app.include_router(accounts_router(self.auth, self.audit, ui))
         mount_ui(self.app, web, guard, ui)
-        self.app.include_router(
-            reports_router(
-                cfg=cfg,
-                profiles=profiles,
-                store=self.store,
-                alerts=self.alerts.store,
-                clock=clock,
-                guard=guard,
-                audit_head=self.audit.head,
-                seal_head=lambda: self.seal_head,
-            )
-        )
+        self._mount_records(cfg, profiles, clock, guard)
         self.app.add_middleware(AccessMiddleware, auth=self.auth)
         self.socket = listen_socket(listen or cfg.hub.listen)
         host, port = self.socket.getsockname()[:2]
@@ -440,6 +431,29 @@ class Hub:
                 if deleted:
                     log.info("pruned %d rows past their retention", deleted)
             await self.clock.sleep(86400)
+
+    def _mount_records(
+        self, cfg: SiteConfig, profiles: ProfileRegistry, clock: Clock, guard: Guard
+    ) -> None:
+        """The reports (with both heads and the signatures they show) and the signatures'
+        routes (hub/signatures.py)."""
+        self.signatures = Signatures(self.auth, self.audit)
+        self.web.signatures = self.signatures.of
+        self.app.include_router(
+            reports_router(
+                cfg=cfg,
+                profiles=profiles,
+                store=self.store,
+                alerts=self.alerts.store,
+                clock=clock,
+                guard=guard,
+                audit_head=self.audit.head,
+                seal_head=lambda: self.seal_head,
+                signatures=self.signatures.of,
+            )
+        )
+        digester = daily_digester(cfg, profiles, self.store, self.alerts.store, clock.now_ms)
+        self.app.include_router(signatures_router(self.signatures, self.alerts, digester, guard))
 
     async def _seal(self) -> None:
         """Every minute: the store seals the hours that are over and late readings in

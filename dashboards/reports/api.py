@@ -127,10 +127,12 @@ def reports_router(
     guard: Guard,
     audit_head: Callable[[], tuple[int, str] | None] | None = None,
     seal_head: Callable[[], tuple[int, int, str] | None] | None = None,
+    signatures: load.Signatures | None = None,
 ) -> APIRouter:
     """The ``/reports`` routes over these, each for managers and above (asked of ``guard``);
     ``audit_head`` gives the audit trail's last record and link, ``seal_head`` the readings'
-    newest seal, which the daily log prints."""
+    newest seal, which the daily log prints; ``signatures`` the signatures the daily log and
+    the excursion report show."""
     router = APIRouter(prefix="/reports", tags=["reports"], dependencies=[guard(Role.MANAGER)])
 
     @router.get("/daily", summary="A room's daily temperature log (GSP records, excursions, acks)")
@@ -154,6 +156,7 @@ def reports_router(
             audit_head=audit_head() if audit_head is not None else None,
             seal_head=seal_head() if seal_head is not None else None,
         )
+        log = load.with_signatures(log, signatures)
         return await _respond(request, daily_document(log), fmt)
 
     @router.get("/excursions", summary="Excursions and MKT per room over a date range")
@@ -182,6 +185,8 @@ def reports_router(
             first=first,
             last=last,
             now_ms=clock.now_ms(),
+            alerts=alerts,
+            signatures=signatures,
         )
         return await _respond(request, excursion_document(rep, room), fmt)
 

@@ -5,7 +5,9 @@ then builds the reports with the pure functions of :mod:`.build`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import dataclasses
+import hashlib
+from collections.abc import Callable, Collection, Sequence
 from datetime import date
 from functools import partial
 
@@ -17,7 +19,10 @@ from coldchain.profiles.schema import PointKind, PointRole
 from coldchain.reading import Reading, SeriesId
 from coldchain.store.base import Store
 from dashboards.reports import build
-from dashboards.reports.model import DailyLog, ExcursionReport
+from dashboards.reports.model import DailyLog, ExcursionReport, SignatureRow
+
+Signatures = Callable[[Collection[str]], list[SignatureRow]]
+"""The signatures of some records (``alert/ID``, ``daily/SITE/ROOM/DAY``), oldest first."""
 
 DAY_MS = 86_400_000
 CONTEXT_MS = DAY_MS
@@ -108,6 +113,36 @@ async def daily_log(
     )
 
 
+def daily_objects(site_id: str, rooms: Sequence[str], first: date, last: date) -> list[str]:
+    """The daily logs' record names of ``rooms`` from ``first`` to ``last``, for signatures."""
+    days = (last - first).days + 1
+    return [
+        f"daily/{site_id}/{room}/{date.fromordinal(first.toordinal() + i).isoformat()}"
+        for room in rooms
+        for i in range(days)
+    ]
+
+
+def with_signatures(log: DailyLog, signatures: Signatures | None) -> DailyLog:
+    """``log`` with its own signatures and those of its alerts."""
+    if signatures is None:
+        return log
+    objects = [f"alert/{a.alert_id}" for a in log.acks or ()]
+    objects += daily_objects(log.room.site_id, [log.room.room_id], log.day, log.day)
+    return dataclasses.replace(log, signatures=tuple(signatures(objects)))
+
+
+def content_digest(log: DailyLog) -> str:
+    """SHA-256 (hex) of a daily log's content: its CSV in English without the time it was
+    made, the heads and the signatures, so the same day's data gives the same digest (what a
+    manager's approval binds, hub/signatures.py)."""
+    from dashboards.reports import csvout
+    from dashboards.reports.tables import daily_document
+
+    bare = dataclasses.replace(log, generated_ms=0, audit_head=None, seal_head=None, signatures=())
+    return hashlib.sha256(csvout.render(daily_document(bare))).hexdigest()
+
+
 async def excursion_report(
     *,
     cfg: SiteConfig,
@@ -118,6 +153,8 @@ async def excursion_report(
     first: date,
     last: date,
     now_ms: int,
+    alerts: AlertStore | None = None,
+    signatures: Signatures | None = None,
 ) -> ExcursionReport:
     start_ms, end_ms = build.period_window(first, last, site.timezone)
     periods = []
@@ -134,4 +171,12 @@ async def excursion_report(
             end_ms=min(end_ms, max(start_ms, now_ms)),  # a range reaching today: up to now
         )
         periods.append(await asyncio.to_thread(period))
-    return build.excursion_report(site, first, last, periods, generated_ms=now_ms)
+    rep = build.excursion_report(site, first, last, periods, generated_ms=now_ms)
+    if signatures is None:
+        return rep
+    objects = daily_objects(site.id, [r.id for r in rooms], first, last)
+    if alerts is not None:
+        for room in rooms:
+            rows = room_alerts(alerts, site.id, room.id, start_ms, end_ms)
+            objects += [f"alert/{a.id}" for a in rows]
+    return dataclasses.replace(rep, signatures=tuple(signatures(objects)))

@@ -41,6 +41,17 @@ ZH: dict[str, str] = {
     "Excursions": "超标",
     "Readings left out of the figures": "未计入统计的读数",
     "Alerts, acknowledgements and comments": "告警、确认与备注",
+    "Signatures (password re-entered; record digest as signed)": (
+        "电子签名（重新输入密码；签署时记录的摘要）"  # noqa: RUF001
+    ),
+    "Signed": "签署时间",
+    "Signed by": "签署人",
+    "Role": "角色",
+    "Record": "记录",
+    "Meaning": "含义",
+    "Cause": "原因",
+    "Corrective action": "纠正措施",
+    "Record digest (SHA-256)": "记录摘要 (SHA-256)",
     "Summary by room": "各库房汇总",
     "none": "无",
     "no room-air points in this room": "本库房无库温测点",

@@ -47,6 +47,38 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class SignatureRow:
+    """A signature (hub/signatures.py): who, when, as which role, what it means, on which
+    record (``alert/ID``, ``daily/SITE/ROOM/DAY``, ``rule/ID``) and that record's digest as
+    it stood when signed (SHA-256, hex)."""
+
+    audit_id: int
+    ts_ms: int
+    signer: str
+    role: str
+    object: str
+    meaning: str
+    digest: str
+    comment: str | None = None
+    cause: str | None = None
+    corrective_action: str | None = None
+
+    def public(self) -> dict[str, str | int | None]:
+        return {
+            "audit_id": self.audit_id,
+            "ts_ms": self.ts_ms,
+            "signer": self.signer,
+            "role": self.role,
+            "object": self.object,
+            "meaning": self.meaning,
+            "digest": self.digest,
+            "comment": self.comment,
+            "cause": self.cause,
+            "corrective_action": self.corrective_action,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Ack:
     """An alert of the room that day, with its acknowledgement and comment."""
 
@@ -83,6 +115,8 @@ class DailyLog:
     # the newest seal of the readings (id, the hour it seals in UTC ms, link in hex), the
     # same for the readings (``coldchain records verify --seal-anchor ID:LINK``)
     seal_head: tuple[int, int, str] | None = None
+    # the signatures of the log itself (approved) and of the room's alerts that day
+    signatures: tuple[SignatureRow, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +137,8 @@ class ExcursionReport:
     end_ms: int
     rooms: tuple[RoomPeriod, ...]
     generated_ms: int
+    # the signatures of the site's alerts in the period and of its rooms' daily logs
+    signatures: tuple[SignatureRow, ...] = ()
 
 
 def local(ts_ms: int, tz: str, fmt: str = "%Y-%m-%d %H:%M") -> str:

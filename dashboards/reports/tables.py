@@ -15,6 +15,7 @@ from dashboards.reports.model import (
     DailyLog,
     ExcursionReport,
     PointSummary,
+    SignatureRow,
     local,
     minutes,
     num,
@@ -62,6 +63,41 @@ ACK_HEADER = (
     "Via",
     "Comment",
 )
+SIGNATURE_HEADER = (
+    "Signed",
+    "Signed by",
+    "Role",
+    "Record",
+    "Meaning",
+    "Cause",
+    "Corrective action",
+    "Comment",
+    "Record digest (SHA-256)",
+)
+SIGNATURES_TITLE = "Signatures (password re-entered; record digest as signed)"
+
+
+def _signature_section(signatures: tuple[SignatureRow, ...], tz: str) -> Section:
+    return Section(
+        SIGNATURES_TITLE,
+        SIGNATURE_HEADER,
+        tuple(
+            (
+                local(s.ts_ms, tz, "%Y-%m-%d %H:%M:%S"),
+                s.signer,
+                s.role,
+                s.object,
+                s.meaning,
+                s.cause or "",
+                s.corrective_action or "",
+                s.comment or "",
+                s.digest,
+            )
+            for s in signatures
+        ),
+    )
+
+
 EXCURSION_HEADER = (
     "Point",
     "Quantity",
@@ -212,6 +248,7 @@ def daily_document(log: DailyLog) -> Document:
                 tuple(_ack_row(a, tz) for a in log.acks),
             )
         )
+    sections.append(_signature_section(log.signatures, tz))
     return Document(
         title=f"Daily temperature log · {r.site_name} · {r.room_name} · {log.day}",
         facts=tuple(facts),
@@ -274,6 +311,7 @@ def excursion_document(rep: ExcursionReport, room_id: str | None = None) -> Docu
             ),
             Section("Excursions", ("Room", *EXCURSION_HEADER), tuple(excursions)),
             *((Section(LEFT_OUT_TITLE, ("Room", *LEFT_OUT_HEADER), tuple(left)),) if left else ()),
+            _signature_section(rep.signatures, tz),
         ),
         filename=f"excursions-{rep.site_id}{scope}-{rep.first.isoformat()}-{rep.last.isoformat()}",
     )

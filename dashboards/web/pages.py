@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,7 @@ from coldchain.config.site import Room, Site, SiteConfig
 from coldchain.store.base import Footprint, Store, StoreError
 from coldchain.supervise import wait_event
 from dashboards.refrigeration import room_health
+from dashboards.reports.model import SignatureRow
 from dashboards.web import i18n
 from dashboards.web.chart import RANGES, room_chart
 from dashboards.web.hints import pi_hints
@@ -69,6 +70,8 @@ class WebContext:
     audit_head: Callable[[], tuple[int, str] | None] | None = None
     # the readings' newest seal (coldchain/store/sqlite/seal.py): id, hour (UTC ms), link
     seal_head: Callable[[], tuple[int, int, str] | None] | None = None
+    # the signatures of records (hub/signatures.py), shown on the alerts page
+    signatures: Callable[[Collection[str]], list[SignatureRow]] | None = None
 
 
 def ui_router(web: WebContext, guard: Guard, ui: Renderer) -> APIRouter:
@@ -243,12 +246,24 @@ def _other_pages(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
         active = store.query(states=["firing", "acknowledged", "pending"], limit=500)
         past = store.query(states=["resolved"], limit=100)
         told = {a.id: store.notifications(alert_id=a.id) for a in active}
+        signed: dict[int, list[SignatureRow]] = {}
+        if web.signatures is not None:
+            for s in web.signatures([f"alert/{a.id}" for a in (*active, *past)]):
+                signed.setdefault(int(s.object.split("/")[1]), []).append(s)
         names = {
             (s.id, r.id): f"{display_name(s.name, lang)} · {display_name(r.name, lang)}"
             for s in web.cfg.sites
             for r in s.rooms
         }
-        return ui.page(request, "alerts.html", active=active, past=past, told=told, names=names)
+        return ui.page(
+            request,
+            "alerts.html",
+            active=active,
+            past=past,
+            told=told,
+            names=names,
+            signed=signed,
+        )
 
     @router.get("/gateways", response_class=HTMLResponse)
     def gateways_page(request: Request, user: Principal = technician) -> HTMLResponse:
