@@ -202,6 +202,20 @@ class AlertService:
         now = self.clock()
         self._apply(self.evaluator.gateway_clock(gateway, offset_ms=offset_ms, ts_ms=now))
 
+    def on_backup(
+        self, *, configured_ms: int | None, last_good_ms: int | None, failed_ms: int | None
+    ) -> None:
+        """The hub's backup schedule (hub/backup_schedule.py): since when it runs, its last
+        good and last failed backup (the ``backup`` rule kind)."""
+        self._apply(
+            self.evaluator.backup(
+                configured_ms=configured_ms,
+                last_good_ms=last_good_ms,
+                failed_ms=failed_ms,
+                ts_ms=self.clock(),
+            )
+        )
+
     def tick(self) -> None:
         """Delays, hold-offs and escalation steps due now, in one transaction."""
         now = self.clock()

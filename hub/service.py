@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import uvicorn
 
@@ -56,6 +57,7 @@ from hub.accounts import accounts_router
 from hub.api import create_app
 from hub.audit import AuditLog
 from hub.auth import AccessMiddleware, Auth
+from hub.backup_schedule import BackupSchedule, BackupState
 from hub.clock_api import clock_router
 from hub.config_watch import ConfigWatch
 from hub.context import HubContext
@@ -227,7 +229,7 @@ class Hub:
         self.ui = ui = self._renderer(cfg, data_dir)
         self.app.include_router(accounts_router(self.auth, self.audit, ui))
         mount_ui(self.app, web, guard, ui)
-        self._mount_records(cfg, profiles, clock, guard)
+        self._mount_records(cfg, profiles, clock, guard, data_dir)
         self.app.add_middleware(AccessMiddleware, auth=self.auth)
         self.socket = listen_socket(listen or cfg.hub.listen)
         host, port = self.socket.getsockname()[:2]
@@ -433,10 +435,28 @@ class Hub:
             await self.clock.sleep(86400)
 
     def _mount_records(
-        self, cfg: SiteConfig, profiles: ProfileRegistry, clock: Clock, guard: Guard
+        self,
+        cfg: SiteConfig,
+        profiles: ProfileRegistry,
+        clock: Clock,
+        guard: Guard,
+        data_dir: Path,
     ) -> None:
-        """The reports (with both heads and the signatures they show) and the signatures'
-        routes (hub/signatures.py)."""
+        """The reports (with both heads and the signatures they show), the signatures'
+        routes (hub/signatures.py) and the daily backup (hub/backup_schedule.py)."""
+        self.backup_state: BackupState | None = None
+        self.backups: BackupSchedule | None = None
+        if cfg.hub.backup is not None:
+            tz = ZoneInfo(cfg.sites[0].timezone if cfg.sites else "UTC")
+            self.backups = BackupSchedule(
+                cfg.hub.backup,
+                data_dir,
+                tz=tz,
+                audit=self.audit,
+                clock=clock,
+                on_state=self._backup_state,
+            )
+        self.web.backup_state = lambda: self.backup_state
         self.signatures = Signatures(self.auth, self.audit)
         self.web.signatures = self.signatures.of
         self.app.include_router(
@@ -454,6 +474,13 @@ class Hub:
         )
         digester = daily_digester(cfg, profiles, self.store, self.alerts.store, clock.now_ms)
         self.app.include_router(signatures_router(self.signatures, self.alerts, digester, guard))
+
+    def _backup_state(self, state: BackupState) -> None:
+        """The daily backup's news: kept for the records page, judged by the alert rules."""
+        self.backup_state = state
+        self.alerts.on_backup(
+            configured_ms=state.configured_ms, last_good_ms=state.good_ms, failed_ms=state.failed_ms
+        )
 
     async def _seal(self) -> None:
         """Every minute: the store seals the hours that are over and late readings in
@@ -539,6 +566,8 @@ class Hub:
                 tg.create_task(self._expire(), name="registry-expiry")
                 tg.create_task(self._prune(), name="store-prune")
                 tg.create_task(self._seal(), name="store-seal")
+                if self.backups is not None:
+                    tg.create_task(self.backups.run(), name="backup")
                 tg.create_task(self._serve_api(), name="api")
         finally:
             await asyncio.shield(self.alerts.aclose())

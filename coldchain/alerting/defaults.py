@@ -109,6 +109,14 @@ _DEFAULTS: list[dict[str, Any]] = [
         "description": "a gateway's outbox disk under 5 % free",
     },
     {
+        "id": "backup-missing",
+        "kind": "backup",
+        "max_age": "26h",
+        "severity": "warning",
+        "description": "the hub's scheduled backup failed, or none good for 26 h (only where "
+        "hub.backup is configured)",
+    },
+    {
         "id": "power-cut",
         "kind": "power",
         "longer_than": "30s",

@@ -156,6 +156,7 @@ class Evaluator:
         self._by_input: dict[str, list[_State]] = defaultdict(list)
         self._by_room: dict[tuple[str, str], list[_State]] = defaultdict(list)
         self._by_gateway: dict[str, list[_State]] = defaultdict(list)
+        self._backups: list[_State] = []  # the backup watches, one per site
         self._quiet: dict[str, _Quiet] = defaultdict(_Quiet)  # by series
         self._timed_active: dict[str, _State] = {}  # timed watches pending or firing
         self._timers: list[tuple[int, int, str]] = []  # (due, seq, key) of idle timed watches
@@ -190,6 +191,8 @@ class Evaluator:
             self._by_room[(w.site, w.room)].append(st)
         if w.gateway is not None and w.quantity in GATEWAY_QUANTITIES:
             self._by_gateway[w.gateway].append(st)
+        if w.quantity == "backup":
+            self._backups.append(st)
         if w.timed:
             self._arm(st)
 
@@ -329,6 +332,22 @@ class Evaluator:
             return []
         view.backlog_age_s, view.disk_free_pct = backlog_age_s, disk_free_pct
         return self._judge_gateway(gateway, ts_ms)
+
+    def backup(
+        self,
+        *,
+        configured_ms: int | None,
+        last_good_ms: int | None,
+        failed_ms: int | None,
+        ts_ms: int,
+    ) -> list[Transition]:
+        """The hub's backup schedule: since when it runs, its last good and failed backups."""
+        b = self._views.backup
+        b.configured_ms, b.last_good_ms, b.failed_ms = configured_ms, last_good_ms, failed_ms
+        out: list[Transition] = []
+        for st in self._backups:
+            self._judge(st, ts_ms, out)
+        return out
 
     def _judge_gateway(self, gateway: str, ts_ms: int) -> list[Transition]:
         out: list[Transition] = []

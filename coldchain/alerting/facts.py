@@ -38,8 +38,8 @@ class AlertFacts:
 
     ``rule_kind`` is the rule's kind (threshold, rate_of_rise, door_open, door_open_warm,
     stale, sensor_fault, gateway_offline, gateway_clock, gateway_backlog, gateway_disk,
-    power); ``quantity`` what it watches (temperature, humidity, door, power, gateway, clock,
-    backlog, disk); ``value``/``limit`` in ``unit``;
+    power, backup); ``quantity`` what it watches (temperature, humidity, door, power, gateway,
+    clock, backlog, disk, backup); ``value``/``limit`` in ``unit``;
     ``since_ms`` when the condition began (UTC ms); ``direction`` above/below for limits.
     """
 

@@ -87,6 +87,16 @@ class GatewayView:
     disk_free_pct: float | None = None  # free share of its outbox's filesystem (health)
 
 
+@dataclass(slots=True)
+class BackupView:
+    """The hub's scheduled backups (hub/backup_schedule.py): since when a schedule runs
+    (None: none), the last good backup and the last failed one."""
+
+    configured_ms: int | None = None
+    last_good_ms: int | None = None
+    failed_ms: int | None = None
+
+
 @dataclass
 class Views:
     """All of it, keyed by series text, (site, room) and gateway id."""
@@ -94,6 +104,7 @@ class Views:
     series: dict[str, SeriesView] = field(default_factory=dict)
     rooms: dict[tuple[str, str], RoomView] = field(default_factory=dict)
     gateways: dict[str, GatewayView] = field(default_factory=dict)
+    backup: BackupView = field(default_factory=BackupView)
     started_ms: int = 0  # when evaluation began: silence before it is not a sensor's fault
     changed: set[str] = field(default_factory=set)
     """Series updated since a snapshot last copied them (the snapshot's builder clears it)."""

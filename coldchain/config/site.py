@@ -379,6 +379,26 @@ class InfluxStoreSettings(StrictModel):
 StoreSettings = Annotated[SqliteStoreSettings | InfluxStoreSettings, Field(discriminator="type")]
 
 
+class BackupSettings(StrictModel):
+    """The hub's daily backup (hub/backup_schedule.py): where, when, and which to keep
+    (grandfather-father-son: the newest of each day, ISO week and month)."""
+
+    to: str = Field(
+        description="directory the backups go to, outside the data dir (another disk or a "
+        "mounted share); relative: to the hub's data_dir's parent"
+    )
+    at: str = Field(
+        "02:30",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="local time of day (the first site's time zone), HH:MM",
+    )
+    keep_daily: int = Field(7, ge=1, le=366, description="days whose newest backup is kept")
+    keep_weekly: int = Field(5, ge=0, le=520, description="ISO weeks whose newest is kept")
+    keep_monthly: int = Field(
+        60, ge=0, le=1200, description="months whose newest is kept (60: the five years of GSP)"
+    )
+
+
 class HubSettings(StrictModel):
     """The centre: where the hub keeps its data, where it listens, which store it uses."""
 
@@ -419,6 +439,11 @@ class HubSettings(StrictModel):
         "a subset and embedded in PDF reports; default: the first installed of Debian's "
         "fonts-wqy-microhei, fonts-wqy-zenhei, fonts-arphic-uming, fonts-droid-fallback; "
         "'none': the browser's and the PDF viewer's own fonts",
+    )
+    backup: BackupSettings | None = Field(
+        None,
+        description="a daily backup of the data dir, restore-tested, with GFS retention; a "
+        "missing or failed one alerts (rule kind backup); absent: none",
     )
     username: str | None = Field(None, description="the hub's broker user")
     password_file: str | None = Field(None, description="file holding the hub's broker password")

@@ -32,6 +32,10 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "not_enough_data": ("数据不足一天，无法预计", "under a day of data: no projection"),  # noqa: RUF001
     "audit_head": ("审计追踪链头", "Audit trail head"),
     "seal_head": ("读数封存链头", "Readings seal head"),
+    "last_backup": ("最近一次有效备份", "Last good backup"),
+    "backup_failed": ("备份失败:", "Backup failed:"),
+    "backup_waiting": ("已计划,尚无备份", "scheduled, none made yet"),
+    "backup_none": ("未配置每日备份 (hub.backup)", "no daily backup configured (hub.backup)"),
     "not_sealed": (
         "尚未封存(SQLite 存储每小时封存一次)",
         "nothing sealed yet (the SQLite store seals each hour)",
@@ -279,6 +283,7 @@ CONDITIONS: Final[dict[str, tuple[str, str]]] = {
     "gateway_clock": ("网关时钟偏差", "gateway clock off"),
     "gateway_backlog": ("网关数据积压", "gateway backlog"),
     "gateway_disk": ("网关存储将满", "gateway disk nearly full"),
+    "backup": ("备份缺失或失败", "no good backup"),
     "power": ("断电", "power cut"),
     "line/jam": ("分拣线卡件", "sorting line jammed"),
     "line/e_stop": ("分拣线急停", "sorting line emergency stop"),

@@ -11,6 +11,7 @@ files and the pages' error handler to the hub's app.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Mapping
@@ -39,7 +40,7 @@ from dashboards.web.chart import RANGES, room_chart
 from dashboards.web.hints import pi_hints
 from dashboards.web.line import has_line, shift
 from dashboards.web.live import Board, LiveEvents, Tile
-from dashboards.web.records import records_view
+from dashboards.web.records import backup_row, records_view
 from dashboards.web.render import HERE, Renderer, safe_next, templates
 from gateway.registry import Registry
 
@@ -70,6 +71,9 @@ class WebContext:
     audit_head: Callable[[], tuple[int, str] | None] | None = None
     # the readings' newest seal (coldchain/store/sqlite/seal.py): id, hour (UTC ms), link
     seal_head: Callable[[], tuple[int, int, str] | None] | None = None
+    # the daily backup's state (hub/backup_schedule.BackupState; None: no schedule), shown
+    # on the reports page
+    backup_state: Callable[[], Any] | None = None
     # the signatures of records (hub/signatures.py), shown on the alerts page
     signatures: Callable[[Collection[str]], list[SignatureRow]] | None = None
 
@@ -301,6 +305,8 @@ def _other_pages(router: APIRouter, web: WebContext, guard: Guard, ui: Renderer)
             footprint = Footprint(None, None)  # the page still serves its links
         sealed = web.seal_head() if web.seal_head is not None else None
         records = records_view(web.cfg, footprint, web.clock.now_ms(), head, sealed)
+        backups = web.backup_state() if web.backup_state is not None else None
+        records = dataclasses.replace(records, backup=backup_row(backups, web.cfg))
         return ui.page(request, "reports.html", rooms=rooms, today=today, records=records)
 
 

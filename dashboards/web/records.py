@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from coldchain.config.site import SiteConfig, SqliteStoreSettings
@@ -25,6 +26,31 @@ class RecordsView:
     waiver: tuple[str, str] | None  # (reason, approved by)
     audit_head: tuple[int, str] | None
     seal_head: tuple[int, str, str] | None  # id, the hour it seals (local), link
+    # the daily backup: (state, what) — state ok, failed or none; what: when, where, digest
+    backup: tuple[str, str] | None = None
+
+
+def backup_row(state: Any, cfg: SiteConfig) -> tuple[str, str]:
+    """The daily backup's line (``state``: hub.backup_schedule.BackupState, None when the
+    hub runs no schedule): ok (the last good one: when, where, its manifest's SHA-256),
+    failed (when, why; and the last good one) or none."""
+    if state is None:
+        return "none", ""
+    tz = ZoneInfo(cfg.sites[0].timezone) if cfg.sites else UTC
+
+    def when(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, tz).strftime("%Y-%m-%d %H:%M")
+
+    good = (
+        f"{when(state.good_ms)} {state.good_path} (SHA-256 {state.good_digest})"
+        if state.good_ms is not None
+        else ""
+    )
+    if state.failed_ms is not None and (state.good_ms is None or state.failed_ms > state.good_ms):
+        return "failed", f"{when(state.failed_ms)}: {state.failed_why}" + (
+            f" | {good}" if good else ""
+        )
+    return ("ok", good) if good else ("waiting", "")
 
 
 def records_view(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from coldchain.alerting.rules.backup import BackupRule
 from coldchain.alerting.rules.door_open import DoorOpenRule
 from coldchain.alerting.rules.door_warm import DoorOpenWarmRule
 from coldchain.alerting.rules.fault import SensorFaultRule
@@ -36,6 +37,7 @@ AnyRule = (
     | GatewayDiskRule
     | PowerRule
     | LineRule
+    | BackupRule
 )
 Rule = Annotated[AnyRule, Field(discriminator="kind")]
 
@@ -45,6 +47,7 @@ EDGE_KINDS = frozenset({"threshold", "rate_of_rise", "door_open", "door_open_war
 __all__ = [
     "EDGE_KINDS",
     "AnyRule",
+    "BackupRule",
     "DoorOpenRule",
     "DoorOpenWarmRule",
     "ForecastRule",

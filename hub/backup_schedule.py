@@ -1,0 +1,207 @@
+"""The hub's daily backup (issue 17, part 3): at ``hub.backup.at`` (the first site's local
+time) the hub backs up its data dir (:func:`hub.backup.make`, online), restore-tests the
+backup against the digest it was made with (:func:`hub.backup.check`: every file, SQLite's
+integrity check, the audit chain, the sealed readings), and keeps it only if it passes. Then
+it thins the backups out, grandfather-father-son: the newest backup of each of the last
+``keep_daily`` days, ``keep_weekly`` ISO weeks and ``keep_monthly`` months stay (60 months:
+the five years GSP asks), the others are deleted. A failed backup is deleted at once (it is
+not a backup) and its problems audited.
+
+Everything it does is audited (``backup.schedule`` when the schedule is first seen or changes,
+``backup.made``, ``backup.failed``, ``backup.pruned``), and its state (since when it runs, the
+last good and the last failed backup) is restored from the audit trail at start: the
+``backup`` alert rule fires when the last run failed or no backup was good for its
+``max_age`` (26 h by default), whether or not the hub restarted in between. The records page
+shows the last good backup and its manifest's digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from coldchain.clock import Clock
+from coldchain.config.site import BackupSettings
+from hub import backup
+from hub.audit import AuditLog
+
+log = logging.getLogger(__name__)
+PREFIX = "coldchain-backup-"
+STAMP = "%Y%m%dT%H%M%SZ"
+
+
+@dataclass(frozen=True, slots=True)
+class BackupState:
+    """Since when the schedule runs, its last good backup (when, where, the manifest's
+    SHA-256) and its last failure (when, why); None where there is none."""
+
+    configured_ms: int | None = None
+    good_ms: int | None = None
+    good_path: str | None = None
+    good_digest: str | None = None
+    failed_ms: int | None = None
+    failed_why: str | None = None
+
+
+def made_at(path: Path) -> datetime | None:
+    """When a backup directory was made (UTC, from its name); None: not a backup's name."""
+    if not path.name.startswith(PREFIX):
+        return None
+    try:
+        return datetime.strptime(path.name[len(PREFIX) :], STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def gfs_keep(
+    made: Iterable[datetime], *, daily: int, weekly: int, monthly: int, tz: ZoneInfo
+) -> set[datetime]:
+    """Which of the backups made at ``made`` to keep: the newest of each of the last
+    ``daily`` local days, ``weekly`` ISO weeks and ``monthly`` months that have one."""
+    newest: dict[tuple[str, object], datetime] = {}
+    for t in made:
+        day = t.astimezone(tz).date()
+        iso = day.isocalendar()
+        for key in (("d", day), ("w", (iso.year, iso.week)), ("m", (day.year, day.month))):
+            if key not in newest or t > newest[key]:
+                newest[key] = t
+    keep: set[datetime] = set()
+    for kind, count in (("d", daily), ("w", weekly), ("m", monthly)):
+        periods = sorted((k for k in newest if k[0] == kind), key=lambda k: newest[k])
+        keep |= {newest[k] for k in periods[len(periods) - count :]} if count else set()
+    return keep
+
+
+def next_run(now_ms: int, at: str, tz: ZoneInfo) -> int:
+    """The next ``at`` (HH:MM, local in ``tz``) after ``now_ms``, in UTC ms."""
+    hour, minute = map(int, at.split(":"))
+    now = datetime.fromtimestamp(now_ms / 1000, tz)
+    day: date = now.date()
+    for _ in range(3):  # today, else tomorrow (a day that skips the hour: the day after)
+        when = datetime.combine(day, time(hour, minute), tzinfo=tz)
+        if when > now:
+            return round(when.timestamp() * 1000)
+        day += timedelta(days=1)
+    raise AssertionError(f"no {at} in the next days")
+
+
+class BackupSchedule:
+    """Runs the daily backup of ``data_dir`` (see the module doc)."""
+
+    def __init__(
+        self,
+        settings: BackupSettings,
+        data_dir: Path,
+        *,
+        tz: ZoneInfo,
+        audit: AuditLog,
+        clock: Clock,
+        on_state: Callable[[BackupState], None],
+    ) -> None:
+        self.settings, self.data_dir, self.tz = settings, data_dir, tz
+        to = Path(settings.to)
+        self.to = to if to.is_absolute() else data_dir.resolve().parent / to
+        self.audit, self.clock, self.on_state = audit, clock, on_state
+        self.state = self._restore()
+
+    def _restore(self) -> BackupState:
+        """The state as the audit trail has it; the schedule audited when new or changed."""
+        wanted = {**self.settings.model_dump(mode="json"), "to": str(self.to)}
+        last = self.audit.last("backup.schedule", "backup")
+        if last is None or last.after != wanted:
+            self.audit.record(
+                actor="hub",
+                action="backup.schedule",
+                obj="backup",
+                before=None if last is None else last.after,
+                after=wanted,
+            )
+            last = self.audit.last("backup.schedule", "backup")
+        first = self.audit.about("backup.schedule", ["backup"])[0]  # since when it runs
+        good = self.audit.last("backup.made", "backup")
+        failed = self.audit.last("backup.failed", "backup")
+        return BackupState(
+            configured_ms=first.ts_ms,
+            good_ms=None if good is None else good.ts_ms,
+            good_path=None if good is None else good.after.get("path"),
+            good_digest=None if good is None else good.after.get("manifest_sha256"),
+            failed_ms=None if failed is None else failed.ts_ms,
+            failed_why=None if failed is None else failed.comment,
+        )
+
+    def run_once(self) -> BackupState:
+        """Make, restore-test, keep or delete, thin out: one day's backup (blocking: run it
+        in a thread). The new state."""
+        try:
+            made, digest = backup.make(self.data_dir, self.to)
+        except (backup.BackupError, OSError) as exc:
+            return self._failed(f"not made: {exc}")
+        checked = backup.check(made, expect=digest)
+        if not checked.good:
+            shutil.rmtree(made, ignore_errors=True)
+            return self._failed("restore test: " + "; ".join(checked.problems[:5]))
+        rid = self.audit.record(
+            actor="hub",
+            action="backup.made",
+            obj="backup",
+            after={
+                "path": str(made),
+                "manifest_sha256": digest,
+                "files": checked.files,
+                "bytes": checked.bytes,
+            },
+        )
+        record = self.audit.about("backup.made", ["backup"])[-1]
+        log.info("backup %s made and restore-tested (audit #%d)", made, rid)
+        self.state = BackupState(
+            configured_ms=self.state.configured_ms,
+            good_ms=record.ts_ms,
+            good_path=str(made),
+            good_digest=digest,
+            failed_ms=self.state.failed_ms,
+            failed_why=self.state.failed_why,
+        )
+        self.prune()
+        return self.state
+
+    def _failed(self, why: str) -> BackupState:
+        log.error("the daily backup failed: %s", why)
+        self.audit.record(actor="hub", action="backup.failed", obj="backup", comment=why[:2000])
+        record = self.audit.about("backup.failed", ["backup"])[-1]
+        self.state = BackupState(
+            configured_ms=self.state.configured_ms,
+            good_ms=self.state.good_ms,
+            good_path=self.state.good_path,
+            good_digest=self.state.good_digest,
+            failed_ms=record.ts_ms,
+            failed_why=why,
+        )
+        return self.state
+
+    def prune(self) -> list[str]:
+        """Delete the backups GFS does not keep; their names (audited)."""
+        found = {t: p for p in self.to.iterdir() if p.is_dir() and (t := made_at(p)) is not None}
+        s = self.settings
+        keep = gfs_keep(
+            found, daily=s.keep_daily, weekly=s.keep_weekly, monthly=s.keep_monthly, tz=self.tz
+        )
+        gone = sorted(p.name for t, p in found.items() if t not in keep)
+        for name in gone:
+            shutil.rmtree(self.to / name, ignore_errors=True)
+        if gone:
+            self.audit.record(actor="hub", action="backup.pruned", obj="backup", after=gone)
+        return gone
+
+    async def run(self) -> None:
+        """Forever: wait for the next ``at``, back up in a thread, report the state."""
+        self.on_state(self.state)
+        while True:
+            now = self.clock.now_ms()
+            await self.clock.sleep((next_run(now, self.settings.at, self.tz) - now) / 1000)
+            self.on_state(await asyncio.to_thread(self.run_once))
