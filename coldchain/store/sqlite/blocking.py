@@ -83,9 +83,6 @@ class Writer:
         db, ids, floor = self.db, self._ids, self.floor_ms
         new: dict[SeriesId, int] = {}
         rows = []
-        late: list[tuple[Any, ...]] = []
-        sealing = self.sealing
-        late_from = sealing.late_from if sealing.late_from is not None else -(2**63)
         retimes = self._retimes
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -99,21 +96,16 @@ class Writer:
                 if value is not None and not math.isfinite(value):
                     raise StoreError(f"{r.series} at {r.ts_ms}: value {value} is not finite")
                 cal, extra = _split_meta(r.meta) if r.meta else (None, None)
-                row = (sid, r.ts_ms, value, Q_CODE[r.quality], r.reason, cal, extra)
-                if r.ts_ms < late_from and sealing.is_late(r.ts_ms):
-                    late.append(row)
-                else:
-                    rows.append(row)
-            stored = db.executemany(_INSERT, rows).rowcount  # trigger rows are not counted
-            if late:
-                stored += sealing.write_late(late, _INSERT)
+                rows.append((sid, r.ts_ms, value, Q_CODE[r.quality], r.reason, cal, extra))
+            # trigger rows are not counted; a late one is noted by the sealing's trigger
+            stored = db.executemany(_INSERT, rows).rowcount
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:  # some errors (disk full, I/O) have rolled back already
                 db.execute("ROLLBACK")
             raise
         ids.update(new)
-        if (expired := len(readings) - len(rows) - len(late)) > 0:
+        if (expired := len(readings) - len(rows)) > 0:
             log.warning(
                 "sqlite store %s: ignored %d readings older than the prune floor %d",
                 self.path,

@@ -41,7 +41,6 @@ import sqlite3
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from coldchain.store.sqlite.meta import read_meta, transaction, write_meta
 
@@ -247,6 +246,7 @@ class Sealing:
         self.seal_from = read_meta(db, "seal_from")
         self.late_from = read_meta(db, "seal_late_from")
         self.sealed_through = read_meta(db, "sealed_through")
+        self._note_late()
 
     def is_late(self, ts: int) -> bool:
         return (
@@ -255,29 +255,31 @@ class Sealing:
             and self.seal_from <= ts < self.late_from
         )
 
-    def write_late(self, rows: list[tuple[Any, ...]], insert: str) -> int:
-        """Store late readings (``insert`` each row) one by one, as only a single insert
-        tells whether it was new, and note the new ones for an addendum; how many were new.
-        In the write's transaction."""
-        noted = [row[:2] for row in rows if self.db.execute(insert, row).rowcount == 1]
-        self.db.executemany(
-            "INSERT INTO seal_late (series, ts) VALUES (?, ?) ON CONFLICT DO NOTHING", noted
+    def _note_late(self) -> None:
+        """(Re)create the TEMP trigger that notes each reading newly stored behind the late
+        horizon in ``seal_late``, in the insert's own transaction: INSERT OR IGNORE fires it
+        only for a row really inserted, so a resend of a sealed reading notes nothing. TEMP:
+        it lives on this (the writer's) connection only; a row written into the file around
+        the store fires nothing and stays out of every seal."""
+        self.db.execute("DROP TRIGGER IF EXISTS temp.seal_late_note")
+        if self.seal_from is None or self.late_from is None:
+            return
+        self.db.execute(
+            "CREATE TEMP TRIGGER seal_late_note AFTER INSERT ON main.reading "  # noqa: S608 - ints
+            f"WHEN NEW.ts >= {int(self.seal_from)} AND NEW.ts < {int(self.late_from)} "
+            "BEGIN INSERT INTO seal_late (series, ts) VALUES (NEW.series, NEW.ts) "
+            "ON CONFLICT DO NOTHING; END"
         )
-        return len(noted)
 
     def moved(self, sid: int, to: int, was: Row) -> None:
         """A clock correction moved series ``sid``'s reading ``was`` (its row as it was) to
-        ``to``: out of a sealed hour, its row is kept so that the hour still verifies; into
-        one, it is a late reading there. In the correction's transaction."""
+        ``to``: out of a sealed hour, its row is kept so that the hour still verifies (into
+        one, the trigger of :meth:`_note_late` made it a late reading there). In the
+        correction's transaction."""
         if self.is_late(was[0]):
             self.db.execute(
                 "INSERT OR IGNORE INTO seal_moved VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (sid, was[0], to, *was[1:]),
-            )
-        if self.is_late(to):
-            self.db.execute(
-                "INSERT INTO seal_late (series, ts) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (sid, to),
             )
 
     def advance_late(self, hour: int) -> None:
@@ -293,6 +295,7 @@ class Sealing:
         if self.seal_from is None:
             self.seal_from = hour
         self.late_from = end
+        self._note_late()
 
     def seal_hour(self, hour: int, entries: dict[int, Entry], now_ms: int) -> None:
         """Write part 0 of ``hour`` (read on another connection after :meth:`advance_late`)."""
