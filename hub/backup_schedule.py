@@ -204,4 +204,9 @@ class BackupSchedule:
         while True:
             now = self.clock.now_ms()
             await self.clock.sleep((next_run(now, self.settings.at, self.tz) - now) / 1000)
-            self.on_state(await asyncio.to_thread(self.run_once))
+            try:
+                state = await asyncio.to_thread(self.run_once)
+            except Exception as exc:  # a bug here must not take the hub's alarms down
+                log.exception("the daily backup failed")
+                state = await asyncio.to_thread(self._failed, f"unexpected: {exc!r}")
+            self.on_state(state)

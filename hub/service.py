@@ -490,6 +490,8 @@ class Hub:
                 result = await self.store.seal(self.clock.now_ms())
             except StoreError as exc:
                 log.warning("sealing the store's readings failed: %s", exc)
+            except Exception:  # a bug here must not take the hub (and its alarms) down
+                log.exception("sealing the store's readings failed")
             else:
                 self.seal_head = result.head
                 if result.late:

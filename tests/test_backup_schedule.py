@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from coldchain.clock import WALL
+from coldchain.clock import WALL, ManualClock
 from coldchain.config.site import BackupSettings
 from coldchain.reading import Reading, SeriesId
 from coldchain.store.sqlite.store import SqliteStore
@@ -189,3 +189,32 @@ async def test_the_hub_shows_its_backups_and_warns_of_a_failed_one(
         assert (await row()).startswith("Backup failed: ")
         [alert] = [a for a in hub.alerts.open.values() if a.rule == "backup-missing"]
         assert (alert.state, alert.severity) == ("firing", "warning")
+
+
+async def test_the_schedule_runs_at_its_time_and_survives_its_own_bug(tmp_path: Path) -> None:
+    """At ``at`` each day; an unexpected error is a failed backup (audited, alerted), not a
+    dead hub: the loop goes on to the next day."""
+    data = await data_dir(tmp_path)
+    audit = AuditLog(data / "hub.db")
+    start = datetime(2026, 3, 1, 1, 0, tzinfo=SH).timestamp()
+    clock = ManualClock(start)
+    states: list[BackupState] = []
+    settings = BackupSettings(to=str(tmp_path / "backups"), at="02:30")
+    sched = BackupSchedule(settings, data, tz=SH, audit=audit, clock=clock, on_state=states.append)
+    runs: list[float] = []
+
+    def broken() -> BackupState:
+        runs.append(clock.now())
+        raise RuntimeError("a bug")
+
+    sched.run_once = broken  # type: ignore[method-assign]
+    task = asyncio.create_task(sched.run())
+    await until(lambda: clock.sleeping() == 1, "the schedule waiting for 02:30")
+    clock.advance(3600 + 1800)  # 02:30
+    await until(lambda: len(states) == 2 and clock.sleeping() == 1, "a failed run, then waiting")
+    assert runs == [start + 5400]
+    assert states[-1].failed_why == "unexpected: RuntimeError('a bug')"
+    clock.advance(86400)  # the next day's 02:30: it runs again
+    await until(lambda: len(runs) == 2, "the next day's run")
+    task.cancel()
+    audit.close()
