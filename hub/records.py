@@ -21,7 +21,9 @@ the one on a printed daily log, it shows whether records were cut off the end.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from hub.audit import COLUMNS, GENESIS, TRIGGERS, next_link
 
@@ -120,3 +122,80 @@ def _removed(first: int, last: int, orphans: dict[int, bytes]) -> list[Finding]:
         if rid is not None:
             out.append(Finding(f"audit record {rid}", "removed (its link is still there)"))
     return out
+
+
+def name_readings(
+    now: sqlite3.Connection, then: sqlite3.Connection, spots: Iterable[tuple[int, int]]
+) -> tuple[list[Finding], list[str]]:
+    """The readings themselves that differ, for each (hour, series id) whose readings no
+    longer match their seal (``spots`` of :class:`~coldchain.store.sqlite.verify.ReadingsCheck`),
+    found against ``then``: an older copy of the store (a restored backup). ``then``'s copy of
+    an hour is used only where it still matches that hour's seal; the hours where it does not
+    are returned too (the backup was made after the change, or is damaged)."""
+    from coldchain.store.sqlite.seal import HOUR_MS, series_names
+    from coldchain.store.sqlite.verify import hour_label, verify_readings
+
+    found: list[Finding] = []
+    unusable: list[str] = []
+    names = series_names(now)
+    trusted: dict[int, bool] = {}
+    for hour, sid in sorted(set(spots)):
+        if hour not in trusted:
+            check = verify_readings(then, hour, hour + HOUR_MS)
+            trusted[hour] = check.hours == 1 and not check.findings
+            if not trusted[hour]:
+                unusable.append(hour_label(hour))
+        if not trusted[hour]:
+            continue
+        was, is_ = (_rows(db, sid, hour, hour + HOUR_MS) for db in (then, now))
+        series = "/".join(names[sid]) if sid in names else f"series #{sid}"
+        for ts in sorted(was.keys() | is_.keys()):
+            a, b = was.get(ts), is_.get(ts)
+            if a == b:
+                continue
+            where = f"reading {series} at {_when(ts)}"
+            if b is None:
+                found.append(Finding(where, f"removed (as sealed: {_describe(a)})"))
+            elif a is None:
+                found.append(Finding(where, f"not as sealed: slipped in ({_describe(b)})"))
+            else:
+                changes = [
+                    f"{col} {_show(col, x)} as sealed, {_show(col, y)} now"
+                    for col, x, y in zip(_COLUMNS, a, b, strict=True)
+                    if x != y
+                ]
+                found.append(Finding(where, "changed: " + "; ".join(changes)))
+    return found, unusable
+
+
+_COLUMNS = ("value", "quality", "reason", "calibration", "meta")
+_QUALITY = {0: "good", 1: "bad", 2: "uncertain"}
+
+
+def _rows(db: sqlite3.Connection, sid: int, a: int, z: int) -> dict[int, tuple[object, ...]]:
+    return {
+        ts: (value, _QUALITY.get(q, q), reason, cal, extra)
+        for ts, value, q, reason, cal, extra in db.execute(
+            "SELECT ts, value, q, reason, cal, extra FROM reading "
+            "WHERE series = ? AND ts >= ? AND ts < ? ORDER BY ts",
+            (sid, a, z),
+        )
+    }
+
+
+def _show(col: str, v: object) -> str:
+    """A column's value as the findings show it: texts a reason or meta holds quoted."""
+    return "none" if v is None else repr(v) if col in ("reason", "meta") else str(v)
+
+
+def _describe(row: tuple[object, ...] | None) -> str:
+    if row is None:
+        return "none"
+    cols = zip(_COLUMNS, row, strict=True)
+    return ", ".join(f"{k} {_show(k, v)}" for k, v in cols if v is not None)
+
+
+def _when(ts: int) -> str:
+    """UTC, to the millisecond where it has one."""
+    t = datetime.fromtimestamp(ts // 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return f"{t}.{ts % 1000:03d}Z" if ts % 1000 else f"{t}Z"

@@ -49,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="check the readings before this UTC date or time",
     )
     verify.add_argument(
+        "--against",
+        type=Path,
+        metavar="BACKUP",
+        help="a backup (coldchain backup's directory) or an older copy of the store: name "
+        "each reading that differs from what was sealed, where that copy still matches the seal",
+    )
+    verify.add_argument(
         "--anchor",
         action="append",
         default=[],
@@ -148,6 +155,11 @@ def _readings(store: Path, args: argparse.Namespace) -> tuple[str, list[str]]:
         bar.close()
         db.close()
     found = [f"{where}: {what}" for where, what in check.findings]
+    if args.against is not None and check.spots:
+        named, line = _against(store, args.against, check.spots)
+        found += named
+        if line:
+            print(line, file=sys.stderr)
     if check.head is None:
         return "readings: nothing sealed yet (the hub seals each hour once it is over)", found
     head = check.head
@@ -165,3 +177,35 @@ def _readings(store: Path, args: argparse.Namespace) -> tuple[str, list[str]]:
 def _verdict(findings: Sized) -> str:
     n = len(findings)
     return "verifies clean" if not n else f"{n} finding{'s' if n != 1 else ''}"
+
+
+def _against(store: Path, against: Path, spots: list[tuple[int, int]]) -> tuple[list[str], str]:
+    """The readings named against an older copy (a backup is restored to a scratch dir
+    first); a line on the hours that copy could not speak for."""
+    import tempfile
+
+    from hub import backup
+    from hub.records import name_readings
+
+    with tempfile.TemporaryDirectory(prefix="coldchain-verify-") as scratch:
+        copy = against
+        if against.is_dir():
+            unpacked = backup.extract(against, Path(scratch) / "data")
+            if not unpacked.good:
+                return [], f"{against}: cannot be used: {'; '.join(unpacked.problems[:3])}"
+            copy = Path(scratch) / "data" / store.name
+        if not copy.is_file():
+            return [], f"{copy}: no such store to compare with"
+        now, then = _open(store), _open(copy)
+        try:
+            named, unusable = name_readings(now, then, spots)
+        finally:
+            now.close()
+            then.close()
+    line = ""
+    if unusable:
+        line = (
+            f"{against}: its copy of {', '.join(unusable)} does not match the seal either "
+            "(made after the change?): readings there not named"
+        )
+    return [str(f) for f in named], line

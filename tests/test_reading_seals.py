@@ -4,6 +4,7 @@ series and part of what was changed, removed or slipped in — and nothing when 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -317,3 +318,39 @@ async def test_the_command_checks_the_readings_beside_the_audit_trail(
     wrong = verify("--seal-anchor", f"{head[0]}:{'0' * 64}")
     assert "reading seal #173: its link is not the printed one" in wrong.stdout
     assert verify("--from", "yesterday").returncode == 2
+
+
+async def test_against_a_backup_the_readings_themselves_are_named(
+    week: tuple[Path, SqliteStore], tmp_path: Path
+) -> None:
+    path, _ = week
+    AuditLog(path.parent / "hub.db").close()
+    db = sqlite3.connect(path, isolation_level=None)
+    early = T0 + 5 * HOUR + 3 * MIN  # changed before the backup: the backup cannot speak for it
+    db.execute("UPDATE reading SET value = 8.8 WHERE series = 3 AND ts = ?", (early,))
+    made, _ = backup.make(path.parent, tmp_path / "backups")
+    changed, removed = T0 + 50 * HOUR + 7 * MIN, T0 + 60 * HOUR + 9 * MIN
+    db.execute("UPDATE reading SET value = 1.5, q = 2 WHERE series = 2 AND ts = ?", (changed,))
+    db.execute("DELETE FROM reading WHERE series = 5 AND ts = ?", (removed,))
+    db.execute("INSERT INTO reading VALUES (1, ?, 3.25, 0, NULL, NULL, NULL)", (removed + 1,))
+    command = [sys.executable, "-m", "coldchain.cli", "records", "verify", str(path.parent)]
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--against", str(made)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 1
+    named = [line for line in out.stdout.splitlines() if line.startswith("differs: reading ")]
+    was = reading(SERIES[1], changed).value
+    gone = reading(SERIES[4], removed).value
+    assert named == [
+        "differs: reading chengqu-centre/gw-a/probe-1/temperature at 2026-01-03 02:07:00Z: "
+        f"changed: value {was} as sealed, 1.5 now; quality good as sealed, uncertain now",
+        "differs: reading chengqu-centre/gw-a/probe-0/temperature at 2026-01-03 12:09:00.001Z: "
+        "not as sealed: slipped in (value 3.25, quality good)",
+        "differs: reading chengqu-centre/gw-b/probe-1/temperature at 2026-01-03 12:09:00Z: "
+        f"removed (as sealed: value {gone}, quality good)",
+    ]
+    assert "its copy of 2026-01-01 05:00Z does not match the seal either" in out.stderr

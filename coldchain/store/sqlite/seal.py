@@ -25,8 +25,9 @@ moves readings, prune deletes old ones), so the store seals them instead:
 
 :mod:`coldchain.store.sqlite.verify` recomputes every sealed hour from the readings as they
 are now and names the hour, the series and the part that differ, and how many readings more
-or fewer (``coldchain records verify``). It cannot name the one reading changed
-inside a series' hour: that needs the readings as sealed (a backup).
+or fewer (``coldchain records verify``; with ``--against`` a backup, the readings
+themselves: :func:`hub.records.name_readings`). From the seals alone it cannot name the one
+reading changed inside a series' hour: that needs the readings as sealed (a backup).
 
 What the seal does not catch: readings slipped into an hour before it is sealed, and a store
 rewritten wholesale with its seals recomputed (the chain has no secret; a printed seal head

@@ -38,6 +38,9 @@ class ReadingsCheck:
     pending: int = 0  # late readings not sealed yet
     sealed_from: int | None = None  # the first sealed hour (earlier readings are not sealed)
     findings: list[tuple[str, str]] = field(default_factory=list)
+    # (hour, series id) of every series' hour whose readings differ from its seal: where
+    # hub.records.name_readings looks for the readings themselves in an older copy
+    spots: list[tuple[int, int]] = field(default_factory=list)
 
 
 def hour_label(hour: int) -> str:
@@ -108,7 +111,7 @@ def verify_readings(
             found.append((f"readings {hour_label(hour)}", "no seal: it was removed"))
         for seal_id, part in sorted(stored.items()):
             key = 0 if part == 0 else seal_id
-            _compare(db, seal_id, seals[seal_id], now.pop(key, {}), names=names_now, found=found)
+            _compare(db, seal_id, seals[seal_id], now.pop(key, {}), names=names_now, out=out)
         found += [
             (_where(hour, sid, names_now), f"marked as sealed by #{key}, which does not seal it")
             for key, rest in now.items()
@@ -136,7 +139,7 @@ def _compare(
     now: dict[int, Entry],
     *,
     names: dict[int, Names],
-    found: list[tuple[str, str]],
+    out: ReadingsCheck,
 ) -> None:
     """One sealed part (``seal``: hour, part, readings, digest) against the readings now in it."""
     hour, part = seal[0], seal[1]
@@ -147,6 +150,7 @@ def _compare(
             "SELECT series, readings, digest FROM seal_series WHERE seal = ?", (seal_id,)
         )
     }
+    found = out.findings
     if part_digest(sealed, names) != seal[3]:
         found.append(
             (
@@ -166,6 +170,7 @@ def _compare(
         else:
             what = f"changed after it was sealed ({was[0]} readings, as many as sealed)"
         found.append((where, what))
+        out.spots.append((hour, sid))
 
 
 def _check_chain(
