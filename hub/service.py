@@ -17,7 +17,6 @@ import ssl
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import uvicorn
 
@@ -25,7 +24,6 @@ from alerts.api import alerts_router
 from alerts.notifiers.base import Notifier
 from alerts.notifiers.factory import build_all
 from alerts.service import AlertService
-from coldchain.access import Guard
 from coldchain.clock import WALL, Clock
 from coldchain.config.notify import TwilioSms
 from coldchain.config.site import (
@@ -43,7 +41,6 @@ from coldchain.secrets import resolve
 from coldchain.store.base import Store, StoreError
 from dashboards.fonts import WebFont, find_cjk_font, ui_text
 from dashboards.reports import pdfout
-from dashboards.reports.api import reports_router
 from dashboards.web import Renderer, WebContext, mount_ui
 from dashboards.web.live import Board, LiveEvents
 from gateway.api import identities_router
@@ -57,11 +54,10 @@ from hub.accounts import accounts_router
 from hub.api import create_app
 from hub.audit import AuditLog
 from hub.auth import AccessMiddleware, Auth
-from hub.backup_schedule import BackupSchedule, BackupState
 from hub.clock_api import clock_router
 from hub.config_watch import ConfigWatch
 from hub.context import HubContext
-from hub.signatures import Signatures, daily_digester, signatures_router
+from hub.records_service import RecordsService
 
 log = logging.getLogger(__name__)
 
@@ -222,14 +218,23 @@ class Hub:
             cfg, self.store, self.registry, self.alerts, self.events, board, clock
         )
         web.config_state = lambda gw: self.revisions.state(gw).fields()
-        web.audit_head = self.audit.head
-        # the readings' newest seal, kept by the sealing task (self._seal)
-        self.seal_head: tuple[int, int, str] | None = None
-        web.seal_head = lambda: self.seal_head
         self.ui = ui = self._renderer(cfg, data_dir)
         self.app.include_router(accounts_router(self.auth, self.audit, ui))
         mount_ui(self.app, web, guard, ui)
-        self._mount_records(cfg, profiles, clock, guard, data_dir)
+        # reports, signatures, sealing, the daily backup (hub/records_service.py)
+        self.records = RecordsService(
+            cfg,
+            profiles,
+            data_dir=data_dir,
+            store=self.store,
+            audit=self.audit,
+            alerts=self.alerts,
+            auth=self.auth,
+            web=web,
+            clock=clock,
+        )
+        for router in self.records.routers(guard):
+            self.app.include_router(router)
         self.app.add_middleware(AccessMiddleware, auth=self.auth)
         self.socket = listen_socket(listen or cfg.hub.listen)
         host, port = self.socket.getsockname()[:2]
@@ -434,70 +439,6 @@ class Hub:
                     log.info("pruned %d rows past their retention", deleted)
             await self.clock.sleep(86400)
 
-    def _mount_records(
-        self,
-        cfg: SiteConfig,
-        profiles: ProfileRegistry,
-        clock: Clock,
-        guard: Guard,
-        data_dir: Path,
-    ) -> None:
-        """The reports (with both heads and the signatures they show), the signatures'
-        routes (hub/signatures.py) and the daily backup (hub/backup_schedule.py)."""
-        self.backup_state: BackupState | None = None
-        self.backups: BackupSchedule | None = None
-        if cfg.hub.backup is not None:
-            tz = ZoneInfo(cfg.sites[0].timezone if cfg.sites else "UTC")
-            self.backups = BackupSchedule(
-                cfg.hub.backup,
-                data_dir,
-                tz=tz,
-                audit=self.audit,
-                clock=clock,
-                on_state=self._backup_state,
-            )
-        self.web.backup_state = lambda: self.backup_state
-        self.signatures = Signatures(self.auth, self.audit)
-        self.web.signatures = self.signatures.of
-        self.app.include_router(
-            reports_router(
-                cfg=cfg,
-                profiles=profiles,
-                store=self.store,
-                alerts=self.alerts.store,
-                clock=clock,
-                guard=guard,
-                audit_head=self.audit.head,
-                seal_head=lambda: self.seal_head,
-                signatures=self.signatures.of,
-            )
-        )
-        digester = daily_digester(cfg, profiles, self.store, self.alerts.store, clock.now_ms)
-        self.app.include_router(signatures_router(self.signatures, self.alerts, digester, guard))
-
-    def _backup_state(self, state: BackupState) -> None:
-        """The daily backup's news: kept for the records page, judged by the alert rules."""
-        self.backup_state = state
-        self.alerts.on_backup(
-            configured_ms=state.configured_ms, last_good_ms=state.good_ms, failed_ms=state.failed_ms
-        )
-
-    async def _seal(self) -> None:
-        """Every minute: the store seals the hours that are over and late readings in
-        addenda (coldchain/store/sqlite/seal.py); its newest seal goes on the daily log."""
-        while True:
-            try:
-                result = await self.store.seal(self.clock.now_ms())
-            except StoreError as exc:
-                log.warning("sealing the store's readings failed: %s", exc)
-            except Exception:  # a bug here must not take the hub (and its alarms) down
-                log.exception("sealing the store's readings failed")
-            else:
-                self.seal_head = result.head
-                if result.late:
-                    log.info("sealed %d late readings in addenda of their hours", result.late)
-            await self.clock.sleep(60)
-
     async def _serve_api(self) -> None:
         server = _Server(uvicorn.Config(self.app, log_level="warning", lifespan="off"))
         task = asyncio.create_task(server.serve(sockets=[self.socket]), name="api")
@@ -567,9 +508,8 @@ class Hub:
                 )
                 tg.create_task(self._expire(), name="registry-expiry")
                 tg.create_task(self._prune(), name="store-prune")
-                tg.create_task(self._seal(), name="store-seal")
-                if self.backups is not None:
-                    tg.create_task(self.backups.run(), name="backup")
+                for name, coro in self.records.tasks():
+                    tg.create_task(coro, name=name)
                 tg.create_task(self._serve_api(), name="api")
         finally:
             await asyncio.shield(self.alerts.aclose())

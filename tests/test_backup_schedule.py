@@ -165,7 +165,7 @@ async def test_the_hub_shows_its_backups_and_warns_of_a_failed_one(
     hub_settings = cfg.hub.model_copy(update={"backup": BackupSettings(to=str(tmp_path / "b"))})
     cfg = cfg.model_copy(update={"hub": hub_settings})
     async with running_hub_service(cfg, PROFILES, tmp_path / "hub", mosquitto.url) as hub:
-        assert hub.backups is not None
+        assert hub.records.backups is not None
         headers = session_header(hub.url)
         headers["Cookie"] += "; coldchain_lang=en"
 
@@ -174,18 +174,18 @@ async def test_the_hub_shows_its_backups_and_warns_of_a_failed_one(
             assert status == 200
             return records_rows(body)["Last good backup"]
 
-        await until(lambda: hub.backup_state is not None, "the schedule's state at start")
+        await until(lambda: hub.records.backup_state is not None, "the schedule's state at start")
         assert await row() == "scheduled, none made yet"
-        state = await asyncio.to_thread(hub.backups.run_once)
-        hub._backup_state(state)
+        state = await asyncio.to_thread(hub.records.backups.run_once)
+        hub.records.on_backup_state(state)
         assert state.good_ms is not None
         assert await row() == (
             f"{datetime.fromtimestamp(state.good_ms / 1000, SH):%Y-%m-%d %H:%M} "
             f"{state.good_path} (SHA-256 {state.good_digest})"
         )
-        hub.backups.to = tmp_path / "hub" / "inside"  # into the data dir: refused
-        state = await asyncio.to_thread(hub.backups.run_once)
-        hub._backup_state(state)
+        hub.records.backups.to = tmp_path / "hub" / "inside"  # into the data dir: refused
+        state = await asyncio.to_thread(hub.records.backups.run_once)
+        hub.records.on_backup_state(state)
         assert (await row()).startswith("Backup failed: ")
         [alert] = [a for a in hub.alerts.open.values() if a.rule == "backup-missing"]
         assert (alert.state, alert.severity) == ("firing", "warning")

@@ -69,13 +69,15 @@ async def test_the_reports_page_shows_the_records_kept(tmp_path: Path, mosquitto
         assert rows["Audit trail head"] == f"#{head[0]} {head[1]}"
         # the hub seals the hours that are over from its start: the last one first
         for _ in range(100):
-            if hub.seal_head is not None:
+            if hub.records.seal_head is not None:
                 break
             await asyncio.sleep(0.05)
-        assert hub.seal_head is not None
-        sealed = datetime.fromtimestamp(hub.seal_head[1] / 1000, ZoneInfo(cfg.sites[0].timezone))
+        assert hub.records.seal_head is not None
+        sealed = datetime.fromtimestamp(
+            hub.records.seal_head[1] / 1000, ZoneInfo(cfg.sites[0].timezone)
+        )
         assert (await page())["Readings seal head"] == (
-            f"#{hub.seal_head[0]} {hub.seal_head[2]} ({sealed:%Y-%m-%d %H:%M})"
+            f"#{hub.records.seal_head[0]} {hub.records.seal_head[2]} ({sealed:%Y-%m-%d %H:%M})"
         )
 
 
