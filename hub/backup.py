@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from coldchain import __version__
+from hub import backup_vm
 
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest.sha256"
@@ -58,6 +59,7 @@ class Checked:
     files: int = 0
     bytes: int = 0
     problems: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # parts a restore left out, and why
 
     @property
     def good(self) -> bool:
@@ -116,9 +118,16 @@ def _compress(source: Path, target: Path, progress: Progress | None, what: str) 
     return h.hexdigest()
 
 
-def make(data_dir: Path, to: Path, *, progress: Progress | None = None) -> tuple[Path, str]:
-    """Back up ``data_dir`` into a new directory under ``to``; (that directory, the SHA-256 of
-    its manifest)."""
+def make(
+    data_dir: Path,
+    to: Path,
+    *,
+    progress: Progress | None = None,
+    victoria: backup_vm.VictoriaSource | None = None,
+) -> tuple[Path, str]:
+    """Back up ``data_dir`` into a new directory under ``to``, and with ``victoria`` that
+    VictoriaMetrics too (:mod:`hub.backup_vm`); (that directory, the SHA-256 of its
+    manifest)."""
     if not data_dir.is_dir():
         raise BackupError(f"{data_dir}: not a directory: give the hub's data dir")
     if to.resolve().is_relative_to(data_dir.resolve()):
@@ -130,14 +139,23 @@ def make(data_dir: Path, to: Path, *, progress: Progress | None = None) -> tuple
     except FileExistsError:
         raise BackupError(f"{target}: exists already (one backup a second)") from None
     try:
-        digest = _write(data_dir, target, to, progress)
+        digest = _write(data_dir, target, to, progress, victoria)
+    except backup_vm.VictoriaError as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise BackupError(str(exc)) from exc
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)  # no half backup left to be mistaken
         raise
     return target, digest
 
 
-def _write(data_dir: Path, target: Path, to: Path, progress: Progress | None) -> str:
+def _write(
+    data_dir: Path,
+    target: Path,
+    to: Path,
+    progress: Progress | None,
+    victoria: backup_vm.VictoriaSource | None,
+) -> str:
     entries: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=to, prefix=".snapshot-") as scratch:
         for path in files(data_dir):
@@ -162,6 +180,8 @@ def _write(data_dir: Path, target: Path, to: Path, progress: Progress | None) ->
             )
             if source != path:
                 source.unlink()
+    if victoria is not None:
+        entries += backup_vm.back_up(victoria, target)
     manifest = {
         "format": 1,
         "made_ms": time.time_ns() // 1_000_000,
@@ -202,18 +222,24 @@ def _unpack(backup: Path, manifest: dict[str, Any], into: Path, problems: list[s
     total = 0
     for entry in manifest["files"]:
         rel = str(entry["path"])
-        packed = backup / (rel + ".gz")
+        plain = entry.get("stored") == "plain"  # vmbackup's files, kept as written
+        packed = backup / (rel if plain else rel + ".gz")
+        name = packed.relative_to(backup).as_posix()
         if ".." in Path(rel).parts or Path(rel).is_absolute():
             problems.append(f"{rel}: a path outside the data dir")
             continue
         if not packed.is_file():
-            problems.append(f"{rel}.gz: missing")
+            problems.append(f"{name}: missing")
             continue
         if _sha256(packed) != entry["packed_sha256"]:
-            problems.append(f"{rel}.gz: its bytes differ from the manifest's digest: damaged")
+            problems.append(f"{name}: its bytes differ from the manifest's digest: damaged")
             continue
         out = into / rel
         out.parent.mkdir(parents=True, exist_ok=True)
+        if plain:
+            shutil.copyfile(packed, out)
+            total += out.stat().st_size
+            continue
         h = hashlib.sha256()
         try:
             with gzip.open(packed, "rb") as f, out.open("wb") as w:
@@ -236,6 +262,14 @@ def _prove(into: Path, manifest: dict[str, Any], problems: list[str]) -> None:
     the sealed readings of a store."""
     from coldchain.store.sqlite.verify import verify_readings
     from hub.records import verify_audit
+
+    if any(e.get("kind") == "vmbackup" for e in manifest["files"]):  # it restores, or says why
+        try:
+            backup_vm.restore(into / backup_vm.DIR, into / ".vmrestore-test")
+        except backup_vm.VictoriaError as exc:
+            problems.append(f"{backup_vm.DIR}: {exc}")
+        finally:
+            shutil.rmtree(into / ".vmrestore-test", ignore_errors=True)
 
     for entry in manifest["files"]:
         path = into / str(entry["path"])
@@ -291,9 +325,13 @@ def extract(backup: Path, into: Path) -> Checked:
     return result
 
 
-def restore(backup: Path, into: Path, *, expect: str | None = None) -> Checked:
+def restore(
+    backup: Path, into: Path, *, expect: str | None = None, victoria_data: Path | None = None
+) -> Checked:
     """Restore ``backup`` into ``into``, which must be empty or absent; nothing is left there
-    if any file differs or fails its check."""
+    if any file differs or fails its check. A VictoriaMetrics copy in the backup goes into
+    ``victoria_data`` (a stopped server's empty data path) first; without it, it is left out
+    and ``skipped`` says so."""
     if into.exists() and any(into.iterdir()):
         raise BackupError(f"{into}: not empty: restore into an empty data dir")
     manifest = _manifest(backup, expect)
@@ -305,6 +343,19 @@ def restore(backup: Path, into: Path, *, expect: str | None = None) -> Checked:
         _prove(staging, manifest, result.problems)
         if result.problems:
             return result
+        copy = staging / backup_vm.DIR
+        if copy.is_dir():
+            if victoria_data is None:
+                result.skipped.append(
+                    f"{backup_vm.DIR}: not restored (give the server's data path to restore it)"
+                )
+            else:
+                try:
+                    backup_vm.restore(copy, victoria_data)
+                except backup_vm.VictoriaError as exc:
+                    result.problems.append(f"{backup_vm.DIR}: {exc}")
+                    return result
+            shutil.rmtree(copy)
         into.mkdir(parents=True, exist_ok=True, mode=0o700)
         for item in staging.iterdir():
             item.rename(into / item.name)

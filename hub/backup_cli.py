@@ -16,15 +16,20 @@ new directory under DIR: each database copied online with SQLite's backup API (t
 keep running), every file gzip-compressed, and a manifest with the SHA-256 of every file
 before and after compression. The backup is then restore-tested: restored into a scratch
 dir, every digest checked, SQLite's integrity check run on each database and the audit
-trail's chain verified; exit status 1 if that finds anything. Prints the manifest's
-SHA-256: keep it somewhere else, 'coldchain restore --expect' checks it."""
+trail's chain and the store's sealed readings verified; exit status 1 if that finds
+anything. With --victoria-metrics, that server is backed up too (vmbackup, run where its data
+lies), every file of the copy in the manifest, and the restore test restores it with
+vmrestore. Prints the manifest's SHA-256: keep it somewhere else, 'coldchain restore
+--expect' checks it."""
 
 RESTORE_DESCRIPTION = """\
 Restore a backup made by 'coldchain backup' into DATA_DIR, which must be empty or absent:
 every digest is checked, SQLite's integrity check runs on each database and the audit
 trail's chain is verified before anything is put in place; if anything differs nothing is
-restored and the command names the file. With --test, restore into a scratch dir, check,
-and throw it away (the restore test)."""
+restored and the command names the file. A VictoriaMetrics copy in the backup is restored
+with vmrestore into --victoria-metrics-data (a stopped server's empty data path), or left
+out. With --test, restore into a scratch dir, check, and throw it away (the restore
+test)."""
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +39,18 @@ def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--no-test", action="store_true", help="skip the restore test (not recommended)"
+    )
+    parser.add_argument(
+        "--victoria-metrics",
+        metavar="URL",
+        help="also back up this VictoriaMetrics (the line-protocol store) with vmbackup; "
+        "needs --victoria-metrics-data, on the machine that holds its data",
+    )
+    parser.add_argument(
+        "--victoria-metrics-data",
+        type=Path,
+        metavar="PATH",
+        help="that VictoriaMetrics' -storageDataPath",
     )
 
 
@@ -51,6 +68,13 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SHA256",
         help="the manifest's SHA-256 as kept when the backup was made",
     )
+    parser.add_argument(
+        "--victoria-metrics-data",
+        type=Path,
+        metavar="PATH",
+        help="restore the backup's VictoriaMetrics copy (vmrestore) into this stopped "
+        "server's empty -storageDataPath",
+    )
 
 
 def _bar(total: int, what: str) -> tuple[Any, Callable[[int, str], None]]:
@@ -66,16 +90,25 @@ def _bar(total: int, what: str) -> tuple[Any, Callable[[int, str], None]]:
 
 
 def run_backup(args: argparse.Namespace) -> int:
-    from hub import backup
+    from hub import backup, backup_vm
 
     data_dir: Path = args.data_dir
     if not data_dir.is_dir():
         print(f"{data_dir}: not a directory: give the hub's data dir", file=sys.stderr)
         return 2
+    if (args.victoria_metrics is None) != (args.victoria_metrics_data is None):
+        print(
+            "give both --victoria-metrics URL and --victoria-metrics-data PATH, or neither",
+            file=sys.stderr,
+        )
+        return 2
+    victoria = None
+    if args.victoria_metrics is not None:
+        victoria = backup_vm.VictoriaSource(args.victoria_metrics, args.victoria_metrics_data)
     total = sum(p.stat().st_size * (2 if p.suffix == ".db" else 1) for p in backup.files(data_dir))
     bar, step = _bar(total, "backup")
     try:
-        target, digest = backup.make(data_dir, args.to, progress=step)
+        target, digest = backup.make(data_dir, args.to, progress=step, victoria=victoria)
     except (backup.BackupError, OSError, sqlite3.Error) as exc:
         print(f"backup failed: {exc}", file=sys.stderr)
         return 2
@@ -102,12 +135,19 @@ def run_restore(args: argparse.Namespace) -> int:
         if args.test:
             checked = backup.check(args.backup, expect=args.expect)
         else:
-            checked = backup.restore(args.backup, args.into, expect=args.expect)
+            checked = backup.restore(
+                args.backup,
+                args.into,
+                expect=args.expect,
+                victoria_data=args.victoria_metrics_data,
+            )
     except (backup.BackupError, OSError) as exc:
         print(f"restore refused: {exc}", file=sys.stderr)
         return 2
     for problem in checked.problems:
         print(f"differs: {problem}")
+    for skipped in checked.skipped:
+        print(f"left out: {skipped}")
     if not checked.good:
         print("restore: nothing restored" if not args.test else "restore test: FAILED")
         return 1

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from coldchain.clock import Clock
 from coldchain.config.site import BackupSettings
-from hub import backup
+from hub import backup, backup_vm
 from hub.audit import AuditLog
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,10 @@ class BackupSchedule:
         audit: AuditLog,
         clock: Clock,
         on_state: Callable[[BackupState], None],
+        victoria: backup_vm.VictoriaSource | None = None,
     ) -> None:
         self.settings, self.data_dir, self.tz = settings, data_dir, tz
+        self.victoria = victoria  # the VictoriaMetrics store, copied too (hub/backup_vm.py)
         to = Path(settings.to)
         self.to = to if to.is_absolute() else data_dir.resolve().parent / to
         self.audit, self.clock, self.on_state = audit, clock, on_state
@@ -139,7 +141,7 @@ class BackupSchedule:
         """Make, restore-test, keep or delete, thin out: one day's backup (blocking: run it
         in a thread). The new state."""
         try:
-            made, digest = backup.make(self.data_dir, self.to)
+            made, digest = backup.make(self.data_dir, self.to, victoria=self.victoria)
         except (backup.BackupError, OSError) as exc:
             return self._failed(f"not made: {exc}")
         checked = backup.check(made, expect=digest)

@@ -21,7 +21,7 @@ from fastapi import APIRouter
 from alerts.service import AlertService
 from coldchain.access import Guard
 from coldchain.clock import Clock
-from coldchain.config.site import SiteConfig
+from coldchain.config.site import InfluxStoreSettings, SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.store.base import Store, StoreError
 from dashboards.reports.api import reports_router
@@ -29,6 +29,7 @@ from dashboards.web import WebContext
 from hub.audit import AuditLog
 from hub.auth import Auth
 from hub.backup_schedule import BackupSchedule, BackupState
+from hub.backup_vm import VictoriaSource
 from hub.signatures import Signatures, daily_digester, signatures_router
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,10 @@ class RecordsService:
         self.backup_state: BackupState | None = None
         self.backups: BackupSchedule | None = None
         if cfg.hub.backup is not None:
+            store_cfg, vm_data = cfg.hub.store, cfg.hub.backup.victoria_metrics_data
+            victoria = None
+            if isinstance(store_cfg, InfluxStoreSettings) and vm_data is not None:
+                victoria = VictoriaSource(store_cfg.url, Path(vm_data))
             self.backups = BackupSchedule(
                 cfg.hub.backup,
                 data_dir,
@@ -65,6 +70,7 @@ class RecordsService:
                 audit=audit,
                 clock=clock,
                 on_state=self.on_backup_state,
+                victoria=victoria,
             )
         self.signatures = Signatures(auth, audit)
         web.audit_head = audit.head

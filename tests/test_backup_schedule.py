@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from coldchain.clock import WALL, ManualClock
 from coldchain.config.site import BackupSettings
 from coldchain.reading import Reading, SeriesId
@@ -218,3 +220,13 @@ async def test_the_schedule_runs_at_its_time_and_survives_its_own_bug(tmp_path: 
     await until(lambda: len(runs) == 2, "the next day's run")
     task.cancel()
     audit.close()
+
+
+def test_a_victoria_metrics_copy_needs_a_victoria_metrics_store() -> None:
+    from coldchain.config.site import HubSettings
+
+    backup_vm = {"to": "/srv/backups", "victoria_metrics_data": "/var/lib/victoria-metrics"}
+    with pytest.raises(ValueError, match="is for a VictoriaMetrics store"):
+        HubSettings.model_validate({"backup": backup_vm})
+    vm = {"type": "influx", "url": "http://127.0.0.1:8428"}
+    assert HubSettings.model_validate({"store": vm, "backup": backup_vm}).backup is not None

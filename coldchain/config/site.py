@@ -397,6 +397,11 @@ class BackupSettings(StrictModel):
     keep_monthly: int = Field(
         60, ge=0, le=1200, description="months whose newest is kept (60: the five years of GSP)"
     )
+    victoria_metrics_data: str | None = Field(
+        None,
+        description="with a VictoriaMetrics store on this machine: its -storageDataPath, so "
+        "each backup takes a copy of it too (vmbackup); absent: the data dir only",
+    )
 
 
 class HubSettings(StrictModel):
@@ -447,6 +452,18 @@ class HubSettings(StrictModel):
     )
     username: str | None = Field(None, description="the hub's broker user")
     password_file: str | None = Field(None, description="file holding the hub's broker password")
+
+    @model_validator(mode="after")
+    def _victoria_backup(self) -> HubSettings:
+        vm_data = self.backup.victoria_metrics_data if self.backup else None
+        if vm_data is not None and not (
+            isinstance(self.store, InfluxStoreSettings) and self.store.flavour == "victoriametrics"
+        ):
+            raise ValueError(
+                "backup.victoria_metrics_data is for a VictoriaMetrics store (store: type "
+                "influx, flavour victoriametrics); this hub's store is not one"
+            )
+        return self
 
 
 class SiteConfig(StrictModel):
