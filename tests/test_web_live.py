@@ -91,8 +91,8 @@ async def test_a_failed_compressor_turns_the_tile_to_alarm_live_and_is_acknowled
             # acknowledge on the alerts page, with a comment
             await page.goto(f"{hub.url}/alerts")
             row = page.locator(f"#alert-{alert.id}")
-            await row.locator("input[name=comment]").fill("compressor breaker reset")
-            await row.locator("button[type=submit]").click()
+            await row.locator("form.ack input[name=comment]").fill("compressor breaker reset")
+            await row.locator("form.ack button[type=submit]").click()
             await page.wait_for_selector(f"#alert-{alert.id} .acked", timeout=10_000)
             acked = hub.alerts.store.get(alert.id)
             assert acked is not None
