@@ -221,14 +221,22 @@ def _demo(args: argparse.Namespace) -> int:
 
 class HelpFormatter(argparse.HelpFormatter):
     """Fills each paragraph of a description or epilog on its own (a blank line separates
-    them); a paragraph whose lines are indented (commands, examples) is printed as written."""
+    them); a paragraph whose lines are indented (commands, examples) is printed as written.
+    An option's name is never broken at its hyphens (``--victoria-metrics-data`` stays whole)."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         paragraphs = textwrap.dedent(text).strip("\n").split("\n\n")
         return "\n\n".join(
             textwrap.indent(p, indent)
             if p.startswith(" ")
-            else super(HelpFormatter, self)._fill_text(p, width, indent)
+            else textwrap.fill(
+                " ".join(p.split()),
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent,
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
             for p in paragraphs
         )
 

@@ -5,6 +5,7 @@ series and part of what was changed, removed or slipped in — and nothing when 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -44,13 +45,8 @@ def check(
     return [f"{w}: {what}" for w, what in out.findings], out.hours, out.readings
 
 
-@pytest.fixture
-async def week(tmp_path: Path) -> AsyncIterator[tuple[Path, SqliteStore]]:
-    """A store (in ``tmp_path/data``) holding a week of six series at one reading a minute,
-    sealed as the hub does (every few minutes); one gateway's hours 30-33 arrive as a
-    backlog at hour 40."""
-    (tmp_path / "data").mkdir()
-    store = SqliteStore(tmp_path / "data" / "store.db")
+async def _build_week(path: Path) -> None:
+    store = SqliteStore(path)
     backlog: list[Reading] = []
     for hour in range(168):
         start = T0 + hour * HOUR
@@ -64,6 +60,25 @@ async def week(tmp_path: Path) -> AsyncIterator[tuple[Path, SqliteStore]]:
             assert result.stored == len(backlog)
         for minute in (5, 20, 50):
             await store.seal(start + minute * MIN)
+    await store.close()
+
+
+@pytest.fixture(scope="module")
+def week_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The week's store, built once for the module (each test gets its own copy)."""
+    path = tmp_path_factory.mktemp("week") / "store.db"
+    asyncio.run(_build_week(path))
+    return path
+
+
+@pytest.fixture
+async def week(week_file: Path, tmp_path: Path) -> AsyncIterator[tuple[Path, SqliteStore]]:
+    """A store (in ``tmp_path/data``) holding a week of six series at one reading a minute,
+    sealed as the hub does (every few minutes); one gateway's hours 30-33 arrive as a
+    backlog at hour 40."""
+    (tmp_path / "data").mkdir()
+    shutil.copyfile(week_file, tmp_path / "data" / "store.db")
+    store = SqliteStore(tmp_path / "data" / "store.db")
     yield tmp_path / "data" / "store.db", store
     await store.close()
 
