@@ -274,3 +274,17 @@ def test_pure_python_parser_says_what_libyaml_says(case: str) -> None:
     said = _said(text, libyaml=True)
     assert said[0] != "no error"
     assert _said(text, libyaml=False) == said
+
+
+@pytest.mark.parametrize(
+    "broker",
+    ["mqtts://[broker:8883", "mqtt://broker:99999", "mqtt://[::1:1883", "mqtt://[zz]:1883"],
+)
+def test_a_broker_url_python_cannot_split_is_a_located_error(broker: str) -> None:
+    """Found by the property test: an edit that put '[' into the broker URL got past its
+    pattern, and the config check's broker_address raised ValueError (a traceback)."""
+    from coldchain.config.site import Uplink
+
+    with pytest.raises(ValueError, match="broker") as caught:
+        Uplink.model_validate({"broker": broker})
+    assert "broker" in str(caught.value).splitlines()[1]  # located at the field

@@ -242,6 +242,12 @@ class Uplink(StrictModel):
         "while the hub is older than 2026-12 (a hub reads both: upgrade it first)",
     )
 
+    @field_validator("broker")
+    @classmethod
+    def _readable(cls, broker: str) -> str:
+        broker_address(broker)  # the pattern lets through what urlsplit cannot read
+        return broker
+
     @model_validator(mode="after")
     def _client_certificate(self) -> Uplink:
         if (self.client_cert is None) != (self.client_key is None):
@@ -252,12 +258,18 @@ class Uplink(StrictModel):
 
 
 def broker_address(url: str) -> tuple[str, int, bool]:
-    """(host, port, tls) of ``mqtt://host:port`` or ``mqtts://host:port``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+    """(host, port, tls) of ``mqtt://host:port`` or ``mqtts://host:port``; ValueError saying
+    what is wrong for anything else (a bracket that opens no IPv6 address, a port past
+    65535)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ValueError(f"broker URL {url!r} cannot be read: {exc}") from None
+    if parts.scheme not in ("mqtt", "mqtts") or not host:
         raise ValueError(f"broker URL {url!r} is not mqtt://host:port or mqtts://host:port")
     tls = parts.scheme == "mqtts"
-    return parts.hostname, parts.port or (8883 if tls else 1883), tls
+    return host, port or (8883 if tls else 1883), tls
 
 
 def is_loopback(host: str) -> bool:
