@@ -310,7 +310,9 @@ async def _sign(
         record_digest = digest(alert_record(row.public()))
     elif kind == "rule":
         assert alerts is not None
-        rule = next(r for r in alerts.rules() if r.id == m["rule"])
+        rule = next((r for r in alerts.rules() if r.id == m["rule"]), None)
+        if rule is None:  # the config changed since it was looked up
+            raise SignatureError(404, f"no rule {m['rule']} in force")
         record_digest = digest(rule.model_dump(mode="json"))
     else:
         assert day_digest is not None
