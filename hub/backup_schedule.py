@@ -159,7 +159,8 @@ class BackupSchedule:
                 "bytes": checked.bytes,
             },
         )
-        record = self.audit.about("backup.made", ["backup"])[-1]
+        record = self.audit.last("backup.made", "backup")
+        assert record is not None  # just written
         log.info("backup %s made and restore-tested (audit #%d)", made, rid)
         self.state = BackupState(
             configured_ms=self.state.configured_ms,
@@ -175,7 +176,8 @@ class BackupSchedule:
     def _failed(self, why: str) -> BackupState:
         log.error("the daily backup failed: %s", why)
         self.audit.record(actor="hub", action="backup.failed", obj="backup", comment=why[:2000])
-        record = self.audit.about("backup.failed", ["backup"])[-1]
+        record = self.audit.last("backup.failed", "backup")
+        assert record is not None  # just written
         self.state = BackupState(
             configured_ms=self.state.configured_ms,
             good_ms=self.state.good_ms,

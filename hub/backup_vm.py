@@ -22,7 +22,6 @@ from typing import Any
 
 DIR = "victoria-metrics"
 """Where the copy lies inside a backup."""
-CHUNK = 1 << 20
 
 
 class VictoriaError(Exception):
@@ -58,14 +57,6 @@ def _run(args: list[str], what: str) -> None:
         raise VictoriaError(f"{what} failed (exit {done.returncode}): {' | '.join(tail)}")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def back_up(source: VictoriaSource, target: Path) -> list[dict[str, Any]]:
     """Copy ``source`` into ``target/victoria-metrics`` with vmbackup; the manifest entries of
     the files it wrote (kind ``vmbackup``, stored as written)."""
@@ -83,7 +74,8 @@ def back_up(source: VictoriaSource, target: Path) -> list[dict[str, Any]]:
     )
     entries = []
     for path in sorted(p for p in into.rglob("*") if p.is_file()):
-        digest = _sha256(path)
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
         entries.append(
             {
                 "path": path.relative_to(target.resolve()).as_posix(),
