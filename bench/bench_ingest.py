@@ -10,7 +10,7 @@ up to ``--window`` unacknowledged, exactly as agents do, and counts the hub's ac
 means the store committed). Every series gets one reading per round; a round is a step of
 simulated reading time, the same in both shapes, chosen so that the storm's excursion lasts
 16 min of reading time (past the 5 min warning and 15 min alarm delays, so the readings' own
-timestamps fire both); the whole timeline lies over an hour in the past.
+timestamps fire both); the last round is a minute before now (live readings, not a backlog).
 
 - quiet: every value inside the limits (2.0-2.9 °C): alerts on, no transition;
 - storm: every series crosses its high limit in the same round (one instant of reading time,
@@ -19,8 +19,10 @@ timestamps fire both); the whole timeline lies over an hour in the past.
   per series (small ``--readings``) the excursion is the first round alone.
 
 Measured per shape: hub CPU from /proc for the hub process alone ("readings per hub
-CPU-second"); wall rate (acknowledged readings / wall time of the load); ack latency, from
-just before a batch's publish to its ack arriving here; with the live board open
+CPU-second"; with ``--store victoriametrics`` also VictoriaMetrics' own CPU, started with
+the flags the store requires, and the readings per CPU-second of both); wall rate
+(acknowledged readings / wall time of the load); ack latency, from just before a batch's
+publish to its ack arriving here; with the live board open
 (``--board``, default in both shapes so the storm/quiet ratio compares like with like), a
 logged-in client on the board's server-sent event stream (``GET /events``, in a thread of
 its own) notes each ``tile`` event, and the board latency of a batch is its publish -> the
@@ -62,6 +64,7 @@ from pathlib import Path
 import aiomqtt
 import httpx
 
+from bench.bench_store_influx import Victoria
 from bench.harness import (
     Procs,
     admin_password,
@@ -70,7 +73,6 @@ from bench.harness import (
     start_hub,
     start_mosquitto,
     stop,
-    wait_port,
 )
 from coldchain.protocol.messages import Batch, decode_ack, encode_batch
 from coldchain.protocol.topics import Topics
@@ -211,8 +213,9 @@ async def play(
 
 
 async def drive(
-    args: argparse.Namespace, shape: str, port: int, hub_pid: int
-) -> tuple[float, float, Load]:
+    args: argparse.Namespace, shape: str, port: int, hub_pid: int, store_pid: int | None
+) -> tuple[float, float, float, Load]:
+    """Hub CPU, the store process's CPU (0 for the embedded SQLite), wall time, the load."""
     per_gw = args.readings // args.gateways // args.batch
     tl = Timeline.of(math.ceil(per_gw * args.batch / SERIES), time.time_ns() // 1_000_000)
     payloads = {
@@ -220,6 +223,7 @@ async def drive(
         for g in range(args.gateways)
     }
     load = Load()
+    store0 = cpu_seconds(store_pid) if store_pid else 0.0
     cpu0, w0 = cpu_seconds(hub_pid), time.monotonic()
     tasks = [
         asyncio.create_task(play(gw, port, p, window=args.window, load=load, size=args.batch))
@@ -229,13 +233,14 @@ async def drive(
         tasks, timeout=args.timeout, return_when=asyncio.FIRST_EXCEPTION
     )
     cpu, wall = cpu_seconds(hub_pid) - cpu0, time.monotonic() - w0
+    store_cpu = cpu_seconds(store_pid) - store0 if store_pid else 0.0
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     errors = [str(e) for t in done if (e := t.exception()) is not None]
     if pending or errors:  # stalled: what was acknowledged until then
         load.stalled = errors[0] if errors else f"not every ack within {args.timeout:g} s"
-    return cpu, wall, load
+    return cpu, store_cpu, wall, load
 
 
 def login(base: str, password: str) -> httpx.Client:
@@ -327,6 +332,7 @@ def alert_counts(client: httpx.Client) -> tuple[int, int, Counter[str]]:
 class Result:
     shape: str
     cpu: float
+    store_cpu: float
     wall: float
     load: Load
     board: list[float] | None = None
@@ -344,40 +350,30 @@ class Result:
 
 def start(
     args: argparse.Namespace, t: Path, procs: Procs
-) -> tuple[int, int, subprocess.Popen[bytes], str]:
+) -> tuple[int, int, subprocess.Popen[bytes], str, int | None]:
     """Mosquitto (and VictoriaMetrics) and the hub on a fresh data dir under ``t``, each
-    appended to ``procs``; the broker's and the hub's ports, the hub and the admin's
-    password."""
+    appended to ``procs``; the broker's and the hub's ports, the hub, the admin's password
+    and VictoriaMetrics' pid."""
     mport = start_mosquitto(t, procs)
     store: dict[str, object] = {"type": "sqlite"}
+    store_pid = None
     if args.store == "victoriametrics":
-        vport = free_port()
-        procs.append(
-            subprocess.Popen(
-                [
-                    shutil.which("victoria-metrics") or "/usr/bin/victoria-metrics",
-                    f"-httpListenAddr=127.0.0.1:{vport}",
-                    f"-storageDataPath={t / 'vm'}",
-                    "-dedup.minScrapeInterval=1ms",
-                    "-loggerLevel=ERROR",
-                ],
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        wait_port(vport)
-        store = {"type": "influx", "url": f"http://127.0.0.1:{vport}"}
+        vm = Victoria(t / "vm")  # the flags the store needs (retention, dedup)
+        procs.append(vm.proc)
+        store_pid = vm.proc.pid
+        store = {"type": "influx", "url": vm.url}
     hport = free_port()
     cfg = site(args.gateways, f"mqtt://127.0.0.1:{mport}", store, t / "hub", hport)
     profiles = ("--profiles", str(PROFILES_DIR), "--profiles", str(HERE / "profiles"))
     hub = start_hub(t, cfg, hport, procs, *profiles)
-    return mport, hport, hub, admin_password(t / "hub")
+    return mport, hport, hub, admin_password(t / "hub"), store_pid
 
 
 def run_shape(args: argparse.Namespace, shape: str, t: Path) -> Result:
     procs: Procs = []
     t.mkdir()
     try:
-        mport, hport, hub, password = start(args, t, procs)
+        mport, hport, hub, password, store_pid = start(args, t, procs)
         base = f"http://127.0.0.1:{hport}"
         watcher: BoardWatcher | None = None
         if args.board in ("both", shape):
@@ -387,8 +383,8 @@ def run_shape(args: argparse.Namespace, shape: str, t: Path) -> Result:
             if watcher.error is not None:
                 raise RuntimeError(f"the board's event stream: {watcher.error}")
         time.sleep(1.0)  # the hub subscribes
-        cpu, wall, load = asyncio.run(drive(args, shape, mport, hub.pid))
-        result = Result(shape, cpu, wall, load)
+        cpu, store_cpu, wall, load = asyncio.run(drive(args, shape, mport, hub.pid, store_pid))
+        result = Result(shape, cpu, store_cpu, wall, load)
         time.sleep(1.0)  # the last transitions and board events
         if watcher is not None:
             result.board, result.board_missed = watcher.latencies(load.published)
@@ -435,6 +431,17 @@ def report(args: argparse.Namespace, results: list[Result]) -> None:
         ("wall rate (readings/s)", [f"{r.load.acked / r.wall:,.0f}" for r in results]),
         ("hub CPU (s)", [f"{r.cpu:.2f}" for r in results]),
         ("readings per hub CPU-second", [f"{r.per_cpu:,.0f}" for r in results]),
+        *(
+            [
+                ("VictoriaMetrics CPU (s)", [f"{r.store_cpu:.2f}" for r in results]),
+                (
+                    "readings per hub+store CPU-second",
+                    [f"{r.load.acked / (r.cpu + r.store_cpu):,.0f}" for r in results],
+                ),
+            ]
+            if args.store == "victoriametrics"
+            else []
+        ),
         ("ack latency p50 / p99 (ms)", [ms(r.load.ack_ms) for r in results]),
         ("board events", [f"{r.board_events:,}" if r.board is not None else "-" for r in results]),
         ("board event latency p50 / p99 (ms)", [ms(r.board) for r in results]),

@@ -154,6 +154,7 @@ async def _broker_secured(hub: Hub, *, insecure: bool) -> bool:
 async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
     from coldchain.config.site import SiteConfig
     from coldchain.profiles.registry import ProfileRegistry
+    from coldchain.store.base import StoreError
     from hub.service import Hub
 
     assert isinstance(cfg, SiteConfig)
@@ -194,4 +195,7 @@ async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
         await hub.run()
     except asyncio.CancelledError:
         print("stopped", flush=True)
+    except StoreError as exc:  # e.g. a VictoriaMetrics that would drop readings on arrival
+        print(f"coldchain hub: {exc}", file=sys.stderr)
+        return 1
     return 0

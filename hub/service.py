@@ -36,9 +36,9 @@ from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.edge import encode_notice_ack
 from coldchain.protocol.messages import ProtocolError
 from coldchain.protocol.topics import TopicError, Topics
-from coldchain.reading import Reading
+from coldchain.reading import Reading, SeriesId
 from coldchain.secrets import resolve
-from coldchain.store.base import Store, StoreError
+from coldchain.store.base import Store, StoreConfigError, StoreError
 from dashboards.fonts import WebFont, find_cjk_font, ui_text
 from dashboards.reports import pdfout
 from dashboards.web import Renderer, WebContext, mount_ui
@@ -427,6 +427,27 @@ class Hub:
                 self._gateway_changed(gw)
             await self.clock.sleep(min(5.0, self.cfg.hub.health_timeout / 4))
 
+    async def _store_latest(self) -> dict[SeriesId, Reading]:
+        """The newest reading of every series, for the alerts to start from. A store that
+        does not answer is waited for, with backoff (the gateways keep their readings
+        meanwhile); one that answers but is set up wrongly is not: ``StoreConfigError``
+        stops the hub with the store's own message."""
+        backoff = 1.0
+        while True:
+            try:
+                return await self.store.latest()
+            except StoreConfigError:
+                raise
+            except StoreError as exc:
+                log.warning(
+                    "store: %s; the hub waits for it (the gateways keep their readings), "
+                    "retrying in %.0fs",
+                    exc,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
     async def _prune(self) -> None:
         """Daily: delete readings past their retention (in small transactions)."""
         while True:
@@ -480,7 +501,7 @@ class Hub:
         log.info(
             "hub: API on %s, broker %s, store %s", self.url, self.broker, type(self.store).__name__
         )
-        latest = await self.store.latest()
+        latest = await self._store_latest()
         self.alerts.start(latest.values())
         for g in self.cfg.gateways:
             self._gateway_changed(g.id)

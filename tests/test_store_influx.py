@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from coldchain.reading import Quality, Reading, SeriesId
-from coldchain.store.base import Agg, StoreError, WriteResult
+from coldchain.store.base import Agg, StoreConfigError, StoreError, WriteResult
 from coldchain.store.lineproto import promql, victoria
 from coldchain.store.lineproto.store import InfluxStore
 from tests.services import free_port
@@ -225,7 +225,7 @@ async def test_a_store_refuses_a_victoria_metrics_with_the_wrong_flags(
     vm.start()
     try:
         store = InfluxStore(url=vm.url)
-        with pytest.raises(StoreError) as err:
+        with pytest.raises(StoreConfigError) as err:  # the hub stops on it, not retries
             await store.write([good(T0, 1.0)])
         assert f"VictoriaMetrics at {vm.url} " in str(err.value)
         assert message in str(err.value)

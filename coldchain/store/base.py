@@ -85,6 +85,12 @@ class StoreError(RuntimeError):
     """The store could not do what was asked (backend down, bad query); says which."""
 
 
+class StoreConfigError(StoreError):
+    """The backend answers but is set up so that this store cannot keep its promises (e.g.
+    VictoriaMetrics started with a retention that drops readings on arrival): retrying does
+    not help until someone restarts it as the message says."""
+
+
 class Store(abc.ABC):
     """A time-series store of readings."""
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import urllib3
 
 from coldchain.reading import Reading, SeriesId
-from coldchain.store.base import Agg, Bucket, StoreError
+from coldchain.store.base import Agg, Bucket, StoreConfigError, StoreError
 from coldchain.store.lineproto import promql
 from coldchain.store.lineproto.dedupe import Key, Lookup
 
@@ -157,21 +157,21 @@ class VictoriaReads:
         flags = parse_flags((await self._call("/flags")).decode())
         dedup = flags.get("dedup.minScrapeInterval")
         if dedup is None or duration_ms(dedup) != 1:
-            raise StoreError(
+            raise StoreConfigError(
                 f"VictoriaMetrics at {self.url} runs with -dedup.minScrapeInterval="
                 f"{dedup or '0 (unset)'}: start it with -dedup.minScrapeInterval={REQUIRED_DEDUP}"
                 " so a resent reading is stored once (a longer interval would merge readings)"
             )
         for flag, default in NAMING_FLAGS.items():
             if flags.get(flag, default) != default:
-                raise StoreError(
+                raise StoreConfigError(
                     f"VictoriaMetrics at {self.url} runs with -{flag}={flags[flag]}: this store "
                     f"reads metrics named coldchain_<field>; start it without -{flag}"
                 )
         retention = flags.get("retentionPeriod", "1")
         if retention_days(retention) < self._min_retention_days:
             years = -(-self._min_retention_days // 365) + 1
-            raise StoreError(
+            raise StoreConfigError(
                 f"VictoriaMetrics at {self.url} runs with -retentionPeriod={retention} "
                 f"({retention_days(retention):g} days): it drops older readings on arrival, "
                 f"without an error, and records must be kept {self._min_retention_days} days; "
