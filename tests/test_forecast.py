@@ -14,7 +14,7 @@ from coldchain.alerting.evaluator import Transition
 from coldchain.alerting.rules import ForecastRule
 from coldchain.config.site import SiteConfig
 from tests.alertkit import T0, Run, evaluator, site
-from tests.services import Broker
+from tests.services import Broker, until
 
 RULE = {"id": "forecast", "kind": "forecast", "horizon": "30min", "window": "20min"}
 LIMIT = 4.0  # the chilled room's high limit
@@ -181,7 +181,6 @@ async def test_on_the_simulator_a_failed_compressor_is_forecast_before_the_alarm
 async def test_the_room_page_draws_where_the_trend_reaches_the_limit(
     tmp_path: Path, mosquitto: Broker
 ) -> None:
-    import asyncio
     import time
 
     from coldchain.reading import Reading, SeriesId
@@ -204,15 +203,22 @@ async def test_the_room_page_draws_where_the_trend_reaches_the_limit(
         await hub.store.write(readings)
         assert hub.ingest.on_readings is not None
         hub.ingest.on_readings(readings)  # as the ingest does after its commit
-        await asyncio.sleep(0.2)
-        status, data = await call("GET", f"{hub.url}/rooms/s1/chill/data?range=1h")
-        assert status == 200
+        data: dict[str, Any] = {}
+
+        async def forecast_drawn() -> bool:  # once the evaluation has run (not a fixed sleep)
+            nonlocal data
+            status, data = await call("GET", f"{hub.url}/rooms/s1/chill/data?range=1h")
+            assert status == 200
+            return bool(data["forecasts"])
+
+        await until(forecast_drawn, "the room's chart data carries the forecast")
         [f] = data["forecasts"]
         assert f["name"] == "probe/temperature"
         assert f["from"] == [now, 3.0]
         assert f["to"][1] == LIMIT
         assert abs(f["to"][0] - (now + 20 * 60_000)) <= 60_000  # 1 °C to go at 0.05 °C/min
         status, alerts = await call("GET", f"{hub.url}/api/alerts")
+        assert status == 200
         assert any(a["rule"] == "forecast" and a["state"] == "firing" for a in alerts)
         password = add_user(hub, "op", "operator")
         async with chromium() as browser:

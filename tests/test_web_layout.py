@@ -72,7 +72,9 @@ async def inside(page: Page, selector: str) -> dict[str, Any]:
 async def test_every_page_fits_a_phone_and_a_wall(tmp_path: Path, mosquitto: Broker) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     cfg = long_named(tmp_path)
-    async with running_hub_service(cfg, PROFILES, tmp_path / "hub", mosquitto.url) as hub:
+    # a deep data dir: the gateways page names a file in it, a word no line can hold
+    data = tmp_path / "var_lib_coldchain_centre_hub_data_kept_here" / "hub"
+    async with running_hub_service(cfg, PROFILES, data, mosquitto.url) as hub:
         now = hub.alerts.clock()
         # an hour of readings for the chart, the last one an alarm to act on
         readings = [Reading(TEMP, now - (60 - i) * 60_000, 2.0 + i / 20) for i in range(60)]
