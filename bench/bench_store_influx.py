@@ -13,17 +13,23 @@ throughput, and a room's 30-day history at 1-min resolution with 30 days loaded.
     comparison the raw export of the same 30 days aggregated in Python (median of
     ``--repeat``).
 
+(c) Readings kept twice: the same live readings written straight into one VictoriaMetrics,
+    and through ``vmagent`` into two (``docs/store.md``): readings/s acknowledged by the
+    store's writes, and until every server holds every reading; CPU-s of Python and of all
+    the servers (vmagent included).
+
 Starts its own VictoriaMetrics (``/usr/bin/victoria-metrics``, Debian package
 ``victoria-metrics``) on a free port with its data in a temporary directory.
 
     .venv/bin/python bench/bench_store_influx.py [--readings 200000] [--batch 500]
-        [--series 1000] [--days 30] [--repeat 9] [--only writes|history]
+        [--series 1000] [--days 30] [--repeat 9] [--only writes|history|replicas]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import random
@@ -33,6 +39,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -46,26 +53,27 @@ T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 COALESCED = 20_000  # gateway/ingest.py MAX_WRITE
 BINARY = "/usr/bin/victoria-metrics"
+VMAGENT = "/usr/bin/vmagent"
 FLAGS = ["-dedup.minScrapeInterval=1ms", "-retentionPeriod=100y", "-search.latencyOffset=0s"]
 
 
-class Victoria:
-    """A VictoriaMetrics process of its own, on a free port."""
+class Server:
+    """A VictoriaMetrics binary's process of its own, on a free port."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, binary: str, *flags: str) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
         self.data = data
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [BINARY, f"-storageDataPath={data}", f"-httpListenAddr=127.0.0.1:{self.port}"]
         self.proc = subprocess.Popen(
-            [*args, *FLAGS, "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL
+            [binary, f"-httpListenAddr=127.0.0.1:{self.port}", *flags, "-loggerLevel=ERROR"],
+            stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 20
         while not self._healthy():
             if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise SystemExit(f"victoria-metrics did not start on {self.url}")
+                raise SystemExit(f"{binary} did not start on {self.url}")
             time.sleep(0.05)
 
     def _healthy(self) -> bool:
@@ -85,6 +93,36 @@ class Victoria:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=30)
+
+
+class Victoria(Server):
+    """VictoriaMetrics with the flags the store requires."""
+
+    def __init__(self, data: Path) -> None:
+        super().__init__(data, BINARY, f"-storageDataPath={data}", *FLAGS)
+
+    def held(self) -> int:
+        """How many temperature samples it holds, all made searchable first."""
+        urllib.request.urlopen(self.url + "/internal/force_flush", timeout=10).read()
+        query = urllib.parse.urlencode(
+            {"query": f"sum(count_over_time({promql.VALUE}[{since_t0_days()}d]))", "nocache": "1"}
+        )
+        with urllib.request.urlopen(f"{self.url}/api/v1/query?{query}", timeout=30) as resp:
+            result = json.loads(resp.read())["data"]["result"]
+        return int(float(result[0]["value"][1])) if result else 0
+
+
+def since_t0_days() -> int:
+    """Days from T0 to now and one more (a look-behind of 100y returns nothing in 1.79)."""
+    return int((time.time() * 1000 - T0) // DAY) + 2
+
+
+class VmAgent(Server):
+    """vmagent copying every write to each of ``targets``, its buffer under ``data``."""
+
+    def __init__(self, data: Path, targets: list[Victoria]) -> None:
+        urls = [f"-remoteWrite.url={t.url}/api/v1/write" for t in targets]
+        super().__init__(data, VMAGENT, f"-remoteWrite.tmpDataPath={data}", *urls)
 
 
 def live(n: int, n_series: int) -> list[Reading]:
@@ -128,6 +166,54 @@ async def writes(args: argparse.Namespace, tmp: Path) -> None:
         finally:
             vm.stop()
             shutil.rmtree(data)
+
+
+async def replicated(args: argparse.Namespace, tmp: Path) -> None:
+    """The same readings written straight into one VictoriaMetrics, and through vmagent into
+    two (readings kept twice): acknowledged, and until every server holds every reading."""
+    print(
+        f"(c) {args.readings:,} live readings of {args.series:,} series, batches of "
+        f"{args.batch:,}, first-copy look-up on"
+    )
+    print(
+        "| path | acknowledged readings/s | held by every server, readings/s | per Python "
+        "CPU-s | per servers' CPU-s |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: |")
+    readings = live(args.readings, args.series)
+    n = len(readings)
+    for path in ("direct, one server", "vmagent, two servers"):
+        vms = [Victoria(tmp / f"{path[:6]}-vm{i}") for i in range(1 if "one" in path else 2)]
+        agent = VmAgent(tmp / f"{path[:6]}-agent", vms) if len(vms) > 1 else None
+        servers: list[Server] = [*vms, *([agent] if agent else [])]
+        try:
+            store = InfluxStore(
+                url=vms[0].url,
+                write_url=agent.url if agent else None,
+                replicas=[v.url for v in vms[1:]],
+            )
+            await store.check()
+            cpu, server_cpu = time.process_time(), sum(v.cpu_s() for v in servers)
+            wall = time.perf_counter()
+            for i in range(0, n, args.batch):
+                await store.write(readings[i : i + args.batch])
+            acked = time.perf_counter() - wall
+            cpu = time.process_time() - cpu
+            while any(v.held() < n for v in vms):
+                if time.perf_counter() - wall > 300:
+                    raise SystemExit(f"{path}: not every reading held after 300 s")
+                await asyncio.sleep(0.1)
+            held = time.perf_counter() - wall
+            server_cpu = sum(v.cpu_s() for v in servers) - server_cpu
+            await store.close()
+            print(
+                f"| {path} | {n / acked:,.0f} | {n / held:,.0f} | {n / cpu:,.0f} | "
+                f"{n / max(server_cpu, 1e-9):,.0f} |",
+                flush=True,
+            )
+        finally:
+            for v in servers:
+                v.stop()
 
 
 async def median_ms(repeat: int, make: Callable[[], Awaitable[object]]) -> float:
@@ -200,7 +286,7 @@ async def main(version: str) -> None:
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=9)
-    parser.add_argument("--only", choices=["writes", "history"])
+    parser.add_argument("--only", choices=["writes", "history", "replicas"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         print(
@@ -212,6 +298,8 @@ async def main(version: str) -> None:
             await writes(args, Path(tmp))
         if args.only in (None, "history"):
             await history(args, Path(tmp))
+        if args.only in (None, "replicas"):
+            await replicated(args, Path(tmp))
 
 
 def vm_version() -> str:

@@ -508,6 +508,7 @@ class Hub:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.alerts.run(), name="alerts")
+                tg.create_task(self.store.upkeep(), name="store-upkeep")
                 tg.create_task(
                     run_ingest(
                         self.ingest,

@@ -56,6 +56,17 @@ def healthy(url: str) -> bool:
         return False
 
 
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, and -9 after 30 s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class VictoriaMetrics:
     """One VictoriaMetrics process for a test, restartable on the same port and data."""
 
@@ -112,13 +123,7 @@ class VictoriaMetrics:
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM: VictoriaMetrics flushes its buffers to disk)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
         deadline = time.monotonic() + 10
         while port_open("127.0.0.1", self.port) and time.monotonic() < deadline:
@@ -158,3 +163,47 @@ def victoria_metrics(tmp_path: Path) -> Iterator[VictoriaMetrics]:
         yield vm
     finally:
         vm.stop()
+
+
+VMAGENT = Path("/usr/bin/vmagent")
+
+
+class VmAgent:
+    """A real ``vmagent`` (from the same Debian package) copying every write to each of
+    ``targets``, with its on-disk buffer under ``data`` for a target that is down: the
+    store's ``write_url`` (VictoriaMetrics' own pattern for keeping readings twice)."""
+
+    def __init__(self, data: Path, targets: tuple[VictoriaMetrics, ...]) -> None:
+        self.data = data
+        self.port = free_port()
+        self.targets = targets
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data.parent / "vmagent.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        if not VMAGENT.exists():
+            pytest.fail(f"{VMAGENT} not found: install it with `apt-get install victoria-metrics`")
+        args = [
+            str(VMAGENT),
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            f"-remoteWrite.tmpDataPath={self.data}",
+            *(f"-remoteWrite.url={t.url}/api/v1/write" for t in self.targets),
+            "-loggerLevel=ERROR",
+        ]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not healthy(self.url):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log.read_text(errors="replace")[-2000:]
+                pytest.fail(f"vmagent did not answer /health: {tail}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        self.proc = None

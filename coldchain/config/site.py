@@ -380,12 +380,64 @@ class InfluxStoreSettings(StrictModel):
 
     type: Literal["influx"] = "influx"
     url: str = Field(description="base URL, e.g. http://localhost:8428 (VictoriaMetrics)")
+    write_url: str | None = Field(
+        None,
+        description="VictoriaMetrics only: write through this vmagent (e.g. "
+        "http://localhost:8429), which copies every reading to each of its -remoteWrite.url "
+        "and buffers on disk for one that is down; absent: write to url",
+    )
+    replicas: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="VictoriaMetrics only: more servers holding the same readings (vmagent's "
+        "other -remoteWrite.url); reads go to the one that answered last, url first",
+    )
     flavour: Literal["victoriametrics", "influxdb2"] = Field(
         "victoriametrics", description="how to read back: Prometheus API or Flux"
     )
     org: str = Field("coldchain", description="InfluxDB 2 organisation")
     bucket: str = Field("coldchain", description="InfluxDB 2 bucket")
     token_file: str | None = Field(None, description="file holding the InfluxDB API token")
+
+    @field_validator("url", "write_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None:
+            http_url(v)
+        return v
+
+    @field_validator("replicas")
+    @classmethod
+    def _http_urls(cls, v: list[str]) -> list[str]:
+        for url in v:
+            http_url(url)
+        return v
+
+    @model_validator(mode="after")
+    def _vmagent_is_victoria_metrics(self) -> InfluxStoreSettings:
+        if (self.write_url or self.replicas) and self.flavour != "victoriametrics":
+            raise ValueError(
+                "write_url and replicas are for VictoriaMetrics (vmagent writes to each "
+                "replica); InfluxDB 2 takes its writes and reads at url"
+            )
+        if self.replicas and not self.write_url:
+            raise ValueError(
+                "replicas need write_url: the vmagent that writes every reading to url and to "
+                "each replica (docs/store.md, readings kept twice)"
+            )
+        return self
+
+
+def http_url(url: str) -> None:
+    """``url`` is http(s)://host[:port][/path] (ValueError saying so if not)."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises past 65535 or for a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
 
 
 StoreSettings = Annotated[SqliteStoreSettings | InfluxStoreSettings, Field(discriminator="type")]

@@ -147,6 +147,11 @@ class Store(abc.ABC):
         del now_ms
         return SealResult(0, 0, None)
 
+    async def upkeep(self) -> None:
+        """Care the store needs in the background while the hub runs (the hub runs it beside
+        ingest; it returns at once when there is none, the default)."""
+        return
+
     async def footprint(self) -> Footprint:
         """The oldest reading kept and the bytes the store takes (the records page). Backends
         that cannot tell say None."""

@@ -43,6 +43,7 @@ from coldchain.store.base import Agg, Bucket, DoorInterval, Store, StoreError, W
 from coldchain.store.lineproto import dedupe
 from coldchain.store.lineproto import lines as lineproto
 from coldchain.store.lineproto.influxdb2 import FluxReads
+from coldchain.store.lineproto.replicas import ReplicaKeeper
 from coldchain.store.lineproto.victoria import VictoriaReads
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ class InfluxStore(Store):
         self,
         *,
         url: str,
+        write_url: str | None = None,
+        replicas: Sequence[str] = (),
         flavour: lineproto.Flavour = "victoriametrics",
         org: str = "coldchain",
         bucket: str = "coldchain",
@@ -93,16 +96,22 @@ class InfluxStore(Store):
         verify_flags: bool = True,
         min_retention_days: int = 5 * 365,
         workers: int = 4,
+        replica_probe_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if flavour not in ("victoriametrics", "influxdb2"):
             raise ValueError(f"flavour {flavour!r}: use 'victoriametrics' or 'influxdb2'")
+        if (replicas or write_url) and flavour != "victoriametrics":
+            raise ValueError("write_url and replicas: only for VictoriaMetrics (vmagent)")
+        if replicas and not write_url:
+            raise ValueError("replicas need write_url: the vmagent that writes to each of them")
         if batch_size < 1 or workers < 1 or retries < 0 or timeout_s <= 0:
             raise ValueError(
                 f"batch_size ({batch_size}) and workers ({workers}) must be >= 1, retries "
                 f"({retries}) >= 0 and timeout_s ({timeout_s}) > 0"
             )
         self.url = url.rstrip("/")
+        self.write_url = (write_url or url).rstrip("/")
         self.flavour: lineproto.Flavour = flavour
         self.org, self.bucket = org, bucket
         self.batch_size = batch_size
@@ -118,7 +127,7 @@ class InfluxStore(Store):
         )
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="influx-store")
         self._client = InfluxDBClient(
-            url=self.url,
+            url=self.write_url,
             token=token or "",  # empty: no Authorization header
             org=org,
             enable_gzip=gzip,
@@ -130,6 +139,7 @@ class InfluxStore(Store):
         if flavour == "victoriametrics":
             self._reads = VictoriaReads(
                 self.url,
+                replicas=replicas,
                 executor=self._executor,
                 timeout_s=timeout_s,
                 retries=retries,
@@ -149,6 +159,8 @@ class InfluxStore(Store):
             )
         self._checked = False
         self._closed = False
+        self.replica_probe_s = replica_probe_s
+        self.keeper: ReplicaKeeper | None = None
 
     @classmethod
     def from_settings(
@@ -165,6 +177,8 @@ class InfluxStore(Store):
                 raise StoreError(f"store token file {path}: {exc.strerror}") from exc
         return cls(
             url=settings.url,
+            write_url=settings.write_url,
+            replicas=settings.replicas,
             flavour=settings.flavour,
             org=settings.org,
             bucket=settings.bucket,
@@ -175,6 +189,20 @@ class InfluxStore(Store):
     def target(self) -> str:
         name = "VictoriaMetrics" if self.flavour == "victoriametrics" else "InfluxDB"
         return f"{name} at {self.url}"
+
+    async def upkeep(self) -> None:
+        """With replicas: probe them and mend one back from an outage
+        (:mod:`coldchain.store.lineproto.replicas`); else nothing."""
+        if isinstance(self._reads, VictoriaReads) and len(self._reads.urls) > 1:
+            self.keeper = ReplicaKeeper(self._reads, probe_s=self.replica_probe_s)
+            await self.keeper.run()
+
+    @property
+    def write_target(self) -> str:
+        """Where writes go: the store, or the vmagent in front of its replicas."""
+        if self.write_url == self.url:
+            return self.target
+        return f"vmagent at {self.write_url}"
 
     async def check(self) -> None:
         """Reachable and set up as this store needs (VictoriaMetrics: its flags). Done once
@@ -221,13 +249,13 @@ class InfluxStore(Store):
                     else str(exc.body or exc.reason)
                 )
                 raise StoreError(
-                    f"{self.target} refused a write of {len(chunk)} lines: "
+                    f"{self.write_target} refused a write of {len(chunk)} lines: "
                     f"HTTP {exc.status}: {body[:500]}"
                 ) from exc
             except (HTTPError, InfluxDBError, OSError) as exc:
                 reason = getattr(exc, "reason", None) or exc
                 raise StoreError(
-                    f"{self.target} is not reachable: a write of {len(chunk)} lines failed "
+                    f"{self.write_target} is not reachable: a write of {len(chunk)} lines failed "
                     f"after {self.retry.total} retries: {reason}"
                 ) from exc
 

@@ -65,13 +65,30 @@ def parse_flags(text: str) -> dict[str, str]:
     return {m[1]: m[2] for line in text.splitlines() if (m := _FLAG.match(line.strip()))}
 
 
+class UnreachableError(StoreError):
+    """One server did not answer (a connection error, after retries): a replica may."""
+
+
+def none_answered(missed: Sequence[UnreachableError]) -> UnreachableError:
+    """The error when no server answered: its own, or all of theirs."""
+    return missed[0] if len(missed) == 1 else UnreachableError("; ".join(map(str, missed)))
+
+
 class VictoriaReads:
-    """The read side of :class:`coldchain.store.lineproto.store.InfluxStore` for VictoriaMetrics."""
+    """The read side of :class:`coldchain.store.lineproto.store.InfluxStore` for VictoriaMetrics.
+
+    With ``replicas`` (more VictoriaMetrics holding the same readings: ``vmagent`` writes
+    every reading to each, ``docs/store.md``), a read goes to the server that answered last,
+    ``url`` first; a server that does not answer is passed over for the next, which stays
+    the one read from (a server back from an outage may still be taking in what it missed).
+    Each server's flags are checked before it is first read from.
+    """
 
     def __init__(
         self,
         url: str,
         *,
+        replicas: Sequence[str] = (),
         executor: Executor,
         timeout_s: float,
         retries: int,
@@ -80,14 +97,16 @@ class VictoriaReads:
         min_retention_days: int,
         clock: Callable[[], float],
     ) -> None:
-        self.url = url.rstrip("/")
+        self.urls = tuple(dict.fromkeys(u.rstrip("/") for u in (url, *replicas)))
+        self.url = self.urls[0]  # the server that answered last: read from it first
+        self._flags_checked: set[str] = set()
         self._executor = executor
         self._verify_flags = verify_flags
         self._min_retention_days = min_retention_days
         self._clock = clock
         self._headers = dict(headers)
         self._http = urllib3.PoolManager(
-            num_pools=2,
+            num_pools=2 * len(self.urls),
             maxsize=8,
             timeout=urllib3.Timeout(total=timeout_s),
             retries=urllib3.Retry(
@@ -104,22 +123,41 @@ class VictoriaReads:
     # -- plumbing -----------------------------------------------------------------------
 
     def _request(self, path: str, fields: Sequence[tuple[str, str]]) -> bytes:
-        where = f"VictoriaMetrics at {self.url}"
+        """The answer of the server read from last, or else of the first other that answers
+        (its flags checked first)."""
+        current = self.url
+        missed: list[UnreachableError] = []
+        for url in (current, *(u for u in self.urls if u != current)):
+            try:
+                if self._verify_flags and url not in self._flags_checked:
+                    self._check_flags(url)
+                body = self.request_to(url, path, fields)
+            except UnreachableError as exc:
+                missed.append(exc)
+                continue
+            self.url = url
+            return body
+        raise none_answered(missed)
+
+    def request_to(
+        self, url: str, path: str, fields: Sequence[tuple[str, str]], body: bytes | None = None
+    ) -> bytes:
+        """POST ``fields`` (form-encoded), or ``body`` as it is, to one server; blocking."""
+        where = f"VictoriaMetrics at {url}"
         try:
-            resp = self._http.request(
-                "POST",
-                self.url + path,
-                fields=fields,
-                encode_multipart=False,
-                headers=self._headers,
-            )
+            if body is None:
+                resp = self._http.request(
+                    "POST", url + path, fields=fields, encode_multipart=False, headers=self._headers
+                )
+            else:
+                resp = self._http.request("POST", url + path, body=body, headers=self._headers)
         except urllib3.exceptions.HTTPError as exc:
             reason = getattr(exc, "reason", None) or exc
-            raise StoreError(f"{where} is not reachable ({path}): {reason}") from exc
-        if resp.status != 200:
-            body = resp.data.decode(errors="replace")[:500]
-            raise StoreError(f"{where} answered {path} with HTTP {resp.status}: {body}")
-        return resp.data
+            raise UnreachableError(f"{where} is not reachable ({path}): {reason}") from exc
+        if resp.status not in (200, 204):  # 204: /api/v1/import
+            text = resp.data.decode(errors="replace")[:500]
+            raise StoreError(f"{where} answered {path} with HTTP {resp.status}: {text}")
+        return bytes(resp.data)
 
     async def _call(self, path: str, **fields: str) -> bytes:
         return await self._parsed(path, bytes, **fields)
@@ -150,39 +188,70 @@ class VictoriaReads:
     # -- set-up -------------------------------------------------------------------------
 
     async def check(self) -> None:
-        """Reachable, and started with the flags this store relies on."""
-        await self._call("/health")
-        if not self._verify_flags:
-            return
-        flags = parse_flags((await self._call("/flags")).decode())
+        """Reachable (one server at least), and every server that answers started with the
+        flags this store relies on; one that does not answer now is checked when first read
+        from."""
+
+        def run() -> None:
+            missed: list[UnreachableError] = []
+            for url in self.urls:
+                try:
+                    self.request_to(url, "/health", [])
+                    if self._verify_flags:
+                        self._check_flags(url)
+                except UnreachableError as exc:
+                    missed.append(exc)
+            if len(missed) == len(self.urls):
+                raise (
+                    missed[0] if len(missed) == 1 else UnreachableError("; ".join(map(str, missed)))
+                )
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, run)
+
+    def _check_flags(self, url: str) -> None:
+        """``url``'s flags are those this store relies on (StoreConfigError if not)."""
+        flags = parse_flags(self.request_to(url, "/flags", []).decode())
         dedup = flags.get("dedup.minScrapeInterval")
         if dedup is None or duration_ms(dedup) != 1:
             raise StoreConfigError(
-                f"VictoriaMetrics at {self.url} runs with -dedup.minScrapeInterval="
+                f"VictoriaMetrics at {url} runs with -dedup.minScrapeInterval="
                 f"{dedup or '0 (unset)'}: start it with -dedup.minScrapeInterval={REQUIRED_DEDUP}"
                 " so a resent reading is stored once (a longer interval would merge readings)"
             )
         for flag, default in NAMING_FLAGS.items():
             if flags.get(flag, default) != default:
                 raise StoreConfigError(
-                    f"VictoriaMetrics at {self.url} runs with -{flag}={flags[flag]}: this store "
+                    f"VictoriaMetrics at {url} runs with -{flag}={flags[flag]}: this store "
                     f"reads metrics named coldchain_<field>; start it without -{flag}"
                 )
         retention = flags.get("retentionPeriod", "1")
         if retention_days(retention) < self._min_retention_days:
             years = -(-self._min_retention_days // 365) + 1
             raise StoreConfigError(
-                f"VictoriaMetrics at {self.url} runs with -retentionPeriod={retention} "
+                f"VictoriaMetrics at {url} runs with -retentionPeriod={retention} "
                 f"({retention_days(retention):g} days): it drops older readings on arrival, "
                 f"without an error, and records must be kept {self._min_retention_days} days; "
                 f"start it with -retentionPeriod={years}y"
             )
         if "search.latencyOffset" in flags:
             self.latency_offset_ms = duration_ms(flags["search.latencyOffset"])
+        self._flags_checked.add(url)
 
     async def flush(self) -> None:
-        """Make everything written so far searchable (VictoriaMetrics' test hook)."""
-        await self._call("/internal/force_flush")
+        """Make everything written so far searchable on every server that answers
+        (VictoriaMetrics' test hook)."""
+
+        def run() -> None:
+            missed: list[UnreachableError] = []
+            for url in self.urls:
+                try:
+                    self.request_to(url, "/internal/force_flush", [])
+                except UnreachableError as exc:
+                    missed.append(exc)
+            if len(missed) == len(self.urls):
+                raise none_answered(missed)
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
     def close(self) -> None:
         self._http.clear()
