@@ -26,6 +26,7 @@ from coldchain.store.base import StoreConfigError, StoreError
 from coldchain.store.lineproto import promql
 from coldchain.store.lineproto.store import InfluxStore
 from coldchain.store.lineproto.victoria import VictoriaReads
+from tests.services import until
 from tests.victoria import VictoriaMetrics, VmAgent
 
 OUTAGE_S = float(os.environ.get("COLDCHAIN_VM_OUTAGE_S", "60"))
@@ -195,3 +196,38 @@ def test_the_settings_take_vmagent_and_replicas_for_victoria_metrics_only() -> N
             InfluxStoreSettings(url="http://vm1:8428", write_url="http://a:8429", replicas=[url])
     with pytest.raises(ValidationError, match="replicas need write_url"):
         InfluxStoreSettings(url="http://vm1:8428", replicas=["http://vm2:8428"])
+
+
+async def test_a_mend_a_server_refuses_is_logged_and_the_keeper_runs_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The keeper runs inside the hub: a server that refuses its counting query (here one
+    whose -search.maxSamplesPerQuery is 1, as a big site's could be) gets a warning, and the
+    keeper, and so the hub, runs on and tries again."""
+    dirs = [tmp_path / "strict", tmp_path / "plain"]
+    for d in dirs:
+        d.mkdir()
+    strict = VictoriaMetrics(dirs[0], extra_flags=("-search.maxSamplesPerQuery=1",))
+    plain = VictoriaMetrics(dirs[1])
+    for vm in (strict, plain):
+        vm.start()
+    try:
+        now = (int(time.time()) - 600) * 1000
+        for vm in (strict, plain):
+            direct = InfluxStore(url=vm.url)
+            await direct.write([Reading(SERIES[0], now + i * 1000, 2.5) for i in range(5)])
+            await direct.close()
+            vm.flush()
+        store = InfluxStore(
+            url=strict.url, replicas=[plain.url], write_url=strict.url, replica_probe_s=0.1
+        )
+        keeper = asyncio.create_task(store.upkeep())
+        await until(lambda: "mending the replicas failed" in caplog.text, "the warning", 20)
+        assert "maxSamplesPerQuery" in caplog.text or "HTTP 422" in caplog.text
+        await asyncio.sleep(0.5)
+        assert not keeper.done()
+        keeper.cancel()
+        await store.close()
+    finally:
+        for vm in (strict, plain):
+            vm.stop()

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from coldchain.store.base import StoreError
 from coldchain.store.lineproto.victoria import UnreachableError, VictoriaReads
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ class ReplicaKeeper:
     def _answers(self, url: str) -> bool:
         try:
             self.reads.request_to(url, "/health", [])
-        except UnreachableError:
+        except StoreError:  # not reachable, or not ready (503 while starting)
             return False
         return True
 
@@ -179,7 +180,12 @@ class ReplicaKeeper:
             if due and not down:
                 now_ms = int(self.clock() * 1000)
                 start, end = now_ms - self.lookback_ms, now_ms + 60_000
-                done = await loop.run_in_executor(None, mend, self.reads, start, end)
+                try:
+                    done = await loop.run_in_executor(None, mend, self.reads, start, end)
+                except (StoreError, ValueError, LookupError, TypeError) as exc:  # an odd answer
+                    log.warning("store: mending the replicas failed: %s; trying again", exc)
+                    await asyncio.sleep(self.probe_s)
+                    continue
                 due = bool(done.missed)  # one went down meanwhile: again once all answer
                 if any(done.added.values()):
                     self.mended.append(done)
