@@ -137,8 +137,8 @@ class UplinkLoop:
         msg = {"v": 1, "state": state, "ts": self.clock.now_ms(), "version": __version__}
         return json.dumps(msg).encode()
 
-    def _client(self) -> Client:
-        host, port, tls = broker_address(self.uplink.broker)
+    def _client(self, broker: str) -> Client:
+        host, port, tls = broker_address(broker)
         tls_context = None
         if tls:
             tls_context = ssl.create_default_context(cafile=self.uplink.ca_file)
@@ -163,30 +163,48 @@ class UplinkLoop:
         )
 
     async def run(self) -> None:
-        """Connect, send, reconnect; forever."""
+        """Connect, send, reconnect; forever. With standby brokers (``uplink.brokers``), a
+        broker that cannot be reached or drops the session is left for the next in order at
+        once, and the agent stays on the one that answers; the wait between attempts (backoff,
+        jittered) comes after each round of every broker failing. Every session starts by
+        resending what the hub has not acknowledged, so nothing is lost in a move, and the
+        hub's idempotent writes store a batch resent through the other broker once."""
+        brokers = self.uplink.brokers
         backoff = self._backoff_initial
+        at, failed = 0, 0  # brokers failed since the last session (or wait)
         while True:
+            broker = brokers[at]
             try:
-                async with self._client() as client:
+                async with self._client(broker) as client:
                     self.stats.connected, self.stats.connects = True, self.stats.connects + 1
                     if self.fallback is not None:
                         self.fallback.link(up=True)
-                    log.info("uplink connected to %s", self.uplink.broker)
-                    backoff = self._backoff_initial
+                    log.info("uplink connected to %s", broker)
+                    backoff, failed = self._backoff_initial, 0
                     await self._session(client)
             except Exception as exc:  # supervised: nothing but cancellation ends the loop
                 self.stats.last_error = describe(exc)
+                failed += 1
+                at = (at + 1) % len(brokers)
+                then = (
+                    f"trying {brokers[at]}"
+                    if failed < len(brokers)
+                    else f"retrying {brokers[at]} in {backoff:.1f}s"
+                )
                 log.warning(
-                    "uplink to %s lost: %s; retrying in %.1fs",
-                    self.uplink.broker,
+                    "uplink to %s lost: %s; %s",
+                    broker,
                     self.stats.last_error,
-                    backoff,
+                    then,
                     exc_info=not network_error(exc),
                 )
             finally:
                 self.stats.connected = False
                 if self.fallback is not None:
                     self.fallback.link(up=False)
+            if failed < len(brokers) and failed > 0:
+                continue  # another broker not tried since this one failed: at once
+            failed = 0
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
             backoff = min(backoff * 2, RECONNECT_MAX_S)
 

@@ -75,6 +75,7 @@ class IngestStats:
     # status, health and alerts messages refused, by (kind, reason)
     rejected_messages: Counter[tuple[str, str]] = field(default_factory=Counter)
     message_errors: int = 0  # messages whose handling raised (logged; the session stays up)
+    acks_dropped: int = 0  # acks whose session ended first (several brokers; resent)
 
 
 def known_series(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, set[SeriesId]]:
@@ -183,7 +184,10 @@ class Ingest:
         self.sites = {gw.id: gw.site for gw in cfg.gateways}
         self.stats = IngestStats()
         self.on_readings = on_readings
-        self._queue: asyncio.Queue[Batch | Retable] = asyncio.Queue(maxsize=1000)
+        # each with where its ack goes: None for the writer's own session (one broker)
+        self._queue: asyncio.Queue[tuple[Batch | Retable, Publish | None]] = asyncio.Queue(
+            maxsize=1000
+        )
         self.tables = TableCache()  # the v2 series tables gateways have sent
 
     def reconfigure(
@@ -255,15 +259,17 @@ class Ingest:
                 batch.rejected_values["out_of_range"] += 1
         return batch if fixed is None else replace(batch, readings=fixed)
 
-    def receive(self, topic: str, payload: bytes) -> bool:
-        """Take one message (from the MQTT loop); False if it was rejected."""
+    def receive(self, topic: str, payload: bytes, reply: Publish | None = None) -> bool:
+        """Take one message (from the MQTT loop); False if it was rejected. ``reply``: the
+        publish of the session it came in on, where its ack goes (several brokers: see
+        :func:`run_ingest`)."""
         try:
             batch = self.check(topic, payload, self.clock_ms())
         except RejectedError as exc:
             self.stats.rejected[exc.reason] += 1
             if exc.retable is not None:  # not refused for good: asked again, with its table
                 with contextlib.suppress(asyncio.QueueFull):  # else the ack timeout resends
-                    self._queue.put_nowait(Retable(exc.source, *exc.retable))
+                    self._queue.put_nowait((Retable(exc.source, *exc.retable), reply))
                 return False
             self.rejections.warning(
                 (exc.source, exc.reason), "rejected a batch (%s): %s", exc.reason, str(exc)
@@ -288,7 +294,7 @@ class Ingest:
             self.stats.rejected["backpressure"] += 1  # see below
             return False
         try:
-            self._queue.put_nowait(batch)
+            self._queue.put_nowait((batch, reply))
         except asyncio.QueueFull:
             # The store is behind: leave the batch unacknowledged; the gateway resends it
             # after its ack timeout, by when the writer has caught up.
@@ -297,18 +303,24 @@ class Ingest:
         self._queued += len(batch.readings)
         return True
 
-    async def writer(self, publish: Callable[[str, bytes], Awaitable[None]]) -> None:
-        """Store queued batches (everything waiting, in one write), then ack each."""
+    async def writer(self, publish: Publish | None = None) -> None:
+        """Store queued batches (everything waiting, in one write), then ack each: through
+        ``publish`` (one broker: the session's, whose failure ends the session), or through
+        the session each came in on (several brokers: one writer for all; an ack that cannot
+        go out because its session ended is dropped, and the gateway resends the batch).
+        Several brokers' sessions only queue their acks (:func:`run_ingest`): a broker gone
+        silent never holds up the writer."""
         while True:
-            batches: list[Batch] = []
+            queued: list[tuple[Batch, Publish | None]] = []
             n = 0
-            while not batches or (not self._queue.empty() and n < MAX_WRITE):
-                item = await self._queue.get()
+            while not queued or (not self._queue.empty() and n < MAX_WRITE):
+                item, reply = await self._queue.get()
                 if isinstance(item, Retable):
-                    await self._ask_again(item, publish)
+                    await self._ask_again(item, self._route(reply, publish))
                     continue
-                batches.append(item)
+                queued.append((item, reply))
                 n += len(item.readings)
+            batches = [b for b, _ in queued]
             readings = [r for b in batches for r in b.readings]
             self._queued -= len(readings)
             started = time.perf_counter()
@@ -327,9 +339,19 @@ class Ingest:
                     self.on_readings(readings)
                 except Exception:  # the acks must go out whatever a consumer does
                     log.exception("a consumer of %d stored readings failed", len(readings))
-            for b in batches:
+            for b, reply in queued:
                 ack = encode_ack(b.epoch, [b.seq], key=self.key_of(b.gateway), gateway=b.gateway)
-                await publish(self.topics.topic(b.gateway, "ack"), ack)
+                await self._route(reply, publish)(self.topics.topic(b.gateway, "ack"), ack)
+
+    @staticmethod
+    def _route(reply: Publish | None, publish: Publish | None) -> Publish:
+        """Where an ack goes: the session it came in on (several brokers), else the
+        writer's."""
+        if reply is not None:
+            return reply
+        if publish is None:
+            raise RuntimeError("an ingest writer without a publish got a batch without one")
+        return publish
 
     async def _ask_again(
         self, r: Retable, publish: Callable[[str, bytes], Awaitable[None]]
@@ -358,7 +380,10 @@ class Ingest:
                 backoff = min(backoff * 2, 30.0)
 
     def handle(
-        self, message: aiomqtt.Message, on_message: Callable[[str, bytes], Replies] | None
+        self,
+        message: aiomqtt.Message,
+        on_message: Callable[[str, bytes], Replies] | None,
+        reply: Publish | None = None,
     ) -> Replies:
         """One message from the broker: telemetry to :meth:`receive`, the rest to
         ``on_message``. Never raises: an exception from handling one message is counted
@@ -369,7 +394,7 @@ class Ingest:
             raw = message.payload
             data = bytes(raw) if isinstance(raw, bytes | bytearray) else b""
             if topic.endswith("/telemetry"):
-                self.receive(topic, data)
+                self.receive(topic, data, reply)
                 return None
             return on_message(topic, data) if on_message is not None else None
         except Exception as exc:  # noqa: BLE001 - one message must not drop the session
@@ -387,6 +412,21 @@ class Ingest:
         return self.topics.all("telemetry", share=share_group)
 
 
+class SessionAcks:
+    """One broker session's acks, queued by the shared writer (it never waits on a session)
+    and sent by the session."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+
+    async def later(self, topic: str, payload: bytes) -> None:
+        self.queue.put_nowait((topic, payload))
+
+    async def send(self, publish: Publish) -> None:
+        while True:
+            await publish(*await self.queue.get())
+
+
 async def run_ingest(
     ingest: Ingest,
     *,
@@ -399,14 +439,21 @@ async def run_ingest(
     on_message: Callable[[str, bytes], Replies] | None = None,
     tls: ssl.SSLContext | None = None,
     session_tasks: Sequence[Callable[[SessionPublish], Coroutine[Any, Any, None]]] = (),
+    writer: bool = True,
 ) -> None:
     """The ingest's MQTT loop: subscribe, receive, write, ack; reconnect forever. Status,
     health, edge-fallback notices and clock replies go to ``on_message``, which may answer
     with messages to publish (QoS 1). ``tls``: connect with TLS (an ``mqtts://`` broker).
     ``session_tasks`` run alongside each session, given a publish (QoS 0 unless told, for
-    the clock probes; QoS 1 retained for config revisions)."""
+    the clock probes; QoS 1 retained for config revisions). ``writer``: run the ingest's
+    writer in each session (one broker); with several brokers, one ``ingest.writer()`` runs
+    beside a ``run_ingest(writer=False)`` per broker, and each batch's ack goes back through
+    the broker it came from."""
     backoff, told = 0.5, set[str]()
     while True:
+        # several brokers: the shared writer queues this session's acks, and the session
+        # sends them; what is still queued when it ends is dropped (the gateways resend)
+        acks = SessionAcks()
         try:
             async with Client(
                 host,
@@ -440,16 +487,20 @@ async def run_ingest(
                     await client.publish(topic, payload, qos=qos, retain=retain)
 
                 async with asyncio.TaskGroup() as tg:
-                    tg.create_task(ingest.writer(publish), name="ingest-writer")
+                    if writer:
+                        tg.create_task(ingest.writer(publish), name="ingest-writer")
+                    else:
+                        tg.create_task(acks.send(publish), name="ingest-acks")
                     for task in session_tasks:
                         tg.create_task(task(publish0))
                     async for message in client.messages:
-                        replies = ingest.handle(message, on_message)
+                        replies = ingest.handle(message, on_message, None if writer else acks.later)
                         for reply_topic, reply in replies or ():
                             await publish(reply_topic, reply)
                     raise aiomqtt.MqttError("message stream ended")
         except Exception as exc:  # supervised: nothing but cancellation ends the loop
             ingest.stats.connected = False
+            ingest.stats.acks_dropped += acks.queue.qsize()
             log.warning(
                 "hub broker %s:%d: %s; retrying in %.1fs",
                 host,

@@ -27,20 +27,29 @@ class ClockSample:
     at_ms: int  # hub time of the reply
 
 
+PENDING = 4  # unanswered probes kept per gateway (one a broker a round)
+
+
 class ClockProbes:
     """Probes out, replies in, the best recent offset per gateway."""
 
     def __init__(self, topics: Topics, clock_ms: Callable[[], int]) -> None:
         self.topics, self.clock_ms = topics, clock_ms
         self._nonce = itertools.count(1)
-        self._pending: dict[str, tuple[int, int]] = {}  # gateway -> (nonce, t1)
+        # gateway -> {nonce: t1}, the newest PENDING: with standby brokers one probe a round
+        # goes out through each, and the gateway answers the one that reached it
+        self._pending: dict[str, dict[int, int]] = {}
         self._samples: dict[str, deque[ClockSample]] = {}
         self.stray_replies = 0  # replies to no probe of ours (late, repeated or forged)
 
     def probe(self, gateway: str) -> tuple[str, bytes]:
-        """A probe for ``gateway`` (the latest replaces any unanswered one), stamped now."""
+        """A probe for ``gateway``, stamped now (the newest ``PENDING`` unanswered ones are
+        kept)."""
         n, t1 = next(self._nonce), self.clock_ms()
-        self._pending[gateway] = (n, t1)
+        pending = self._pending.setdefault(gateway, {})
+        pending[n] = t1
+        while len(pending) > PENDING:
+            del pending[min(pending)]
         return self.topics.topic(gateway, "time"), encode_time_probe(n, t1)
 
     def on_reply(self, gateway: str, payload: bytes) -> ClockSample | None:
@@ -48,10 +57,11 @@ class ClockProbes:
         probe of ours. Raises :class:`ProtocolError` for a malformed one."""
         t4 = self.clock_ms()
         reply = decode_time_reply(payload)
-        if self._pending.get(gateway) != (reply.n, reply.t1):
+        pending = self._pending.get(gateway, {})
+        if pending.get(reply.n) != reply.t1:
             self.stray_replies += 1
             return None
-        del self._pending[gateway]
+        pending.clear()  # answered: the older probes' replies, if any, are late
         if reply.delay_ms(t4) < 0:
             raise ProtocolError("time reply: the gateway took longer than the round trip")
         samples = self._samples.setdefault(gateway, deque(maxlen=KEEP))

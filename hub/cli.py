@@ -116,38 +116,40 @@ def settle_gc() -> None:
 
 
 async def _broker_secured(hub: Hub, *, insecure: bool) -> bool:
-    """Refuse a broker on which a client with no credentials can publish as a gateway
-    (``gateway.broker.anonymous_publish_reaches``), unless ``insecure``."""
+    """Refuse a broker (any of the standby brokers too) on which a client with no
+    credentials can publish as a gateway (``gateway.broker.anonymous_publish_reaches``),
+    unless ``insecure``."""
     from coldchain.config.site import broker_address
     from gateway.broker import anonymous_publish_reaches
 
     if insecure:
         log.warning("--insecure: the broker is not checked for anonymous publishing")
         return True
-    host, port, tls = broker_address(hub.broker)
-    found = await anonymous_publish_reaches(
-        host,
-        port,
-        hub.topics,
-        tls=hub.tls_context() if tls else None,
-        username=hub.username,
-        password=hub.password,
-    )
-    if found is None:
-        log.warning(
-            "broker %s: could not connect as the hub at start (down, or the hub's identity "
-            "refused): not checked for anonymous publishing",
-            hub.broker,
+    for broker in hub.brokers:
+        host, port, tls = broker_address(broker)
+        found = await anonymous_publish_reaches(
+            host,
+            port,
+            hub.topics,
+            tls=hub.tls_context() if tls else None,
+            username=hub.username,
+            password=hub.password,
         )
-    elif found:
-        print(
-            f"coldchain hub: the broker {hub.broker} lets a client with no credentials publish "
-            "on the gateways' topics: anyone on its network could forge readings, acks and "
-            "notices. Secure it (coldchain broker config, docs/security.md), or start with "
-            "--insecure for a test or a lab.",
-            file=sys.stderr,
-        )
-        return False
+        if found is None:
+            log.warning(
+                "broker %s: could not connect as the hub at start (down, or the hub's "
+                "identity refused): not checked for anonymous publishing",
+                broker,
+            )
+        elif found:
+            print(
+                f"coldchain hub: the broker {broker} lets a client with no credentials "
+                "publish on the gateways' topics: anyone on its network could forge "
+                "readings, acks and notices. Secure it (coldchain broker config, "
+                "docs/security.md), or start with --insecure for a test or a lab.",
+                file=sys.stderr,
+            )
+            return False
     return True
 
 

@@ -48,9 +48,9 @@ class ConfigWatch:
             lambda c, p, gw: series_bounds(c, p).get(gw, {}),
         )
 
-    async def run(self, publish: SessionPublish) -> None:
-        """Each session: the latest revisions published again (a broker that lost its
-        retained messages), then the config pushed if it changed, and the file watched."""
+    async def republish(self, publish: SessionPublish) -> None:
+        """At each session's start: the latest revisions published again (a broker that
+        lost its retained messages, a standby broker a gateway moves to)."""
         for gw in self.hub.cfg.gateways:
             latest = self.revisions.latest(gw.id)
             if latest is not None:
@@ -59,6 +59,11 @@ class ConfigWatch:
                     self.hub.topics, gw.id, rev, text, self.hub.keys.get(gw.id)
                 )
                 await publish(topic, payload, qos=1, retain=True)
+
+    async def run(self, publish: SessionPublish) -> None:
+        """The config pushed if it changed, and the file watched, for as long as the hub
+        runs; ``publish`` reaches every broker the hub is connected to (a revision made
+        while none is, goes out with :meth:`republish` when one is)."""
         retire_at = time.monotonic() + RETIRE_CHECK_S
         while True:
             try:

@@ -45,10 +45,15 @@ class County:
 
 @contextlib.asynccontextmanager
 async def county(
-    tmp_path: Path, broker: Broker, *, poll: str = "2s", **agent: Any
+    tmp_path: Path,
+    broker: Broker,
+    *,
+    poll: str = "2s",
+    uplink: dict[str, Any] | None = None,
+    **agent: Any,
 ) -> AsyncIterator[County]:
     """The example county simulated; its sensors publish to ``broker``, its agents' uplink
-    points at ``broker`` too."""
+    points at ``broker`` too, unless ``uplink`` says otherwise."""
     profiles = shipped_profiles()
     config = load_site_config(SITES_DIR / "county.yaml", profiles)
     async with Simulation(
@@ -59,7 +64,7 @@ async def county(
             for d in gw["devices"]:
                 d["poll_interval"] = poll
         doc["agent"] = {**FAST_AGENT, **agent}
-        doc["uplink"] = {"broker": broker.url}
+        doc["uplink"] = uplink or {"broker": broker.url}
         path = tmp_path / "sim.yaml"
         path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
         yield County(sim, load_site_config(path, profiles), path, profiles)

@@ -70,7 +70,7 @@ def uplink_client(ca_file: Path | None, user: str, password: str, port: int) -> 
         settings=AgentSettings(),
         password=password,
     )
-    return loop._client()
+    return loop._client(loop.uplink.broker)
 
 
 def connects(ca_file: Path | None, user: str, password: str, port: int) -> str:

@@ -219,3 +219,18 @@ async def test_a_broker_whose_roles_predate_clock_probes_still_carries_telemetry
     assert not any("no commands from the hub" in m for m in said), "its role has cmd"
     assert sum("no gateway clock measurements" in m for m in said) == 1, said
     assert agent.uplink.stats.probes_answered == 0
+
+
+def test_with_two_brokers_the_probe_that_reached_the_gateway_is_answered() -> None:
+    """The hub probes through every broker; the gateway answers the probe that reached it
+    (here the first of the round), which still counts; the other is forgotten with it."""
+    now = [10_000]
+    probes = ClockProbes(Topics(), lambda: now[0])
+    n1, t1 = decode_time_probe(probes.probe("gw1")[1])  # through broker a: reaches the gateway
+    n2, t2 = decode_time_probe(probes.probe("gw1")[1])  # through broker b: lost
+    now[0] = 10_030
+    sample = probes.on_reply("gw1", encode_time_reply(n1, t1, 10_015, 10_015))
+    assert sample is not None
+    assert sample.delay_ms == 30
+    assert probes.on_reply("gw1", encode_time_reply(n2, t2, 10_016, 10_016)) is None
+    assert probes.stray_replies == 1

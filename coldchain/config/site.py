@@ -221,6 +221,14 @@ class Uplink(StrictModel):
         description="central broker URL: mqtt://host:port, or mqtts://host:port for TLS",
         pattern=r"^mqtts?://[^/:]+(:\d+)?/?$",
     )
+    standby_brokers: list[
+        Annotated[str, Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$", max_length=300)]
+    ] = Field(
+        default_factory=list,
+        max_length=4,
+        description="more central brokers, in order: an agent that loses or cannot reach one "
+        "moves to the next (its outbox kept, acks end to end); the hub subscribes to all",
+    )
     prefix: str = Field("coldchain", description="topic prefix", pattern=r"^[a-z0-9][a-z0-9_/-]*$")
     ca_file: str | None = Field(None, description="CA bundle for mqtts (default: the system's)")
     username: str | None = Field(None, description="broker user; absent: the gateway id")
@@ -248,12 +256,31 @@ class Uplink(StrictModel):
         broker_address(broker)  # the pattern lets through what urlsplit cannot read
         return broker
 
+    @field_validator("standby_brokers")
+    @classmethod
+    def _all_readable(cls, brokers: list[str]) -> list[str]:
+        for broker in brokers:
+            broker_address(broker)
+        return brokers
+
+    @property
+    def brokers(self) -> list[str]:
+        """``broker`` and the standby brokers, in the order they are tried."""
+        return list(dict.fromkeys([self.broker, *self.standby_brokers]))
+
     @model_validator(mode="after")
     def _client_certificate(self) -> Uplink:
         if (self.client_cert is None) != (self.client_key is None):
             raise ValueError("give uplink.client_cert and uplink.client_key together")
-        if self.client_cert is not None and not self.broker.startswith("mqtts://"):
-            raise ValueError("a client certificate needs a TLS broker (mqtts://)")
+        if self.client_cert is not None:
+            if not self.broker.startswith("mqtts://"):
+                raise ValueError("a client certificate needs a TLS broker (mqtts://)")
+            for standby in self.standby_brokers:
+                if not standby.startswith("mqtts://"):
+                    raise ValueError(
+                        "a client certificate needs a TLS broker (mqtts://): the standby "
+                        f"broker {standby} is not"
+                    )
         return self
 
 
