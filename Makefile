@@ -30,8 +30,10 @@ demo: $(VENV)/.hub.stamp
 services:
 	@scripts/install-services.sh $(TEST_SERVICES)
 
+# Two processes (pytest-xdist): every test starts its own services on free ports in its own
+# temporary directory, so they run side by side; the suite takes about half as long.
 test: $(VENV)/.dev.stamp services lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 # The inner loop, under 2 minutes: every test but those marked slow (@pytest.mark.slow: broker
 # outages, the hub or agent killed mid-flight, the simulated week, the accelerated run, the

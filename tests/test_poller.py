@@ -147,11 +147,25 @@ async def test_an_illegal_address_split_is_learned_and_remembered(tmp_path: Path
         await until(lambda: ctl.polls >= 3, "three polls", within=10)
         assert ctl.limits.barriers == {(Table.COIL, 528)}
         assert len(ctl.blocks) == planned + 1
-        requests_before = ctl.requests
-        polls_before = ctl.polls
+
+        async def between_polls() -> tuple[int, int]:
+            """(requests, polls) read while no poll is half done (a busy machine's snapshot
+            could fall inside one)."""
+            seen: list[tuple[int, int]] = []
+
+            def idle() -> bool:
+                if p.clock.monotonic() < ctl.next_due:  # the last poll done, the next not due
+                    seen.append((ctl.requests, ctl.polls))
+                return bool(seen)
+
+            await until(idle, "the controller between two polls", within=10)
+            return seen[0]
+
+        requests_before, polls_before = await between_polls()
         await until(lambda: ctl.polls >= polls_before + 2, "two more polls", within=10)
+        requests_after, polls_after = await between_polls()
         # remembered: no more refused requests, exactly one request per block per poll
-        assert ctl.requests - requests_before == (ctl.polls - polls_before) * len(ctl.blocks)
+        assert requests_after - requests_before == (polls_after - polls_before) * len(ctl.blocks)
         assert all(r.quality is Quality.GOOD for _, r in rec.of("ctl"))
         assert {r.series.point for _, r in rec.of("ctl")} == {pt.name for pt in ctl.points}
 
