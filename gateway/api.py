@@ -14,22 +14,23 @@ private temporary directory, sent once (``Cache-Control: no-store``) and deleted
 
 from __future__ import annotations
 
+import contextlib
 import re
 import ssl
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 
 from coldchain.access import Guard, Principal, Role
-from coldchain.config.site import SiteConfig, broker_address
+from coldchain.config.site import SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.topics import Topics
 from gateway.broker import ADMIN_PASSWORD_FILE, ADMIN_USER, client_ca
 from gateway.ca import CaError
-from gateway.dynsec import DynSec, DynSecError, Fleet
+from gateway.dynsec import DynSecError, Fleet, fleet_on
 from gateway.keys import GatewayKeys
 from gateway.provision import ACTIONS, Action, change
 from gateway.registry import Registry
@@ -43,7 +44,7 @@ def identities_router(
     *,
     cfg: SiteConfig,
     profiles: ProfileRegistry,
-    broker: str,
+    brokers: Sequence[str],
     tls: Callable[[], ssl.SSLContext],
     data_dir: Path,
     registry: Registry,
@@ -52,7 +53,6 @@ def identities_router(
 ) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["gateway identities"])
     technician = guard(Role.TECHNICIAN)
-    host, port, use_tls = broker_address(broker)
     topics = Topics(cfg.uplink.prefix)
     known = {g.id for g in cfg.gateways}
 
@@ -67,14 +67,15 @@ def identities_router(
                 f"admin's password to {path}",
             ) from None
 
-    def admin() -> DynSec:
-        return DynSec(host, port, ADMIN_USER, admin_password(), tls=tls() if use_tls else None)
+    def admin() -> contextlib.AbstractAsyncContextManager[Fleet]:
+        """The fleet on every broker (the standby brokers too), as their admin."""
+        return fleet_on(brokers, ADMIN_USER, admin_password(), topics, tls)
 
     @router.get("/gateway-identities", summary="The broker clients of every gateway")
     async def identities(user: Principal = technician) -> dict[str, list[str]]:
         try:
-            async with admin() as ds:
-                found = await Fleet(ds, topics).clients()
+            async with admin() as fleet:
+                found = await fleet.clients()
         except DynSecError as exc:
             raise HTTPException(502, str(exc)) from None
         return {gw: list(c.usernames) for gw, c in found.items()}
@@ -88,11 +89,11 @@ def identities_router(
         try:
             with tempfile.TemporaryDirectory(prefix="coldchain-bundle-") as tmp:
                 out = Path(tmp) / f"coldchain-{gateway_id}.tar.gz"
-                async with admin() as ds:
+                async with admin() as fleet:
                     done = await change(
                         action,
                         gateway_id,
-                        fleet=Fleet(ds, topics),
+                        fleet=fleet,
                         keys=keys,
                         registry=registry,
                         cfg=cfg,

@@ -183,10 +183,11 @@ def run(args: argparse.Namespace, audit: Audit) -> int:
 async def _run(
     args: argparse.Namespace, cfg: SiteConfig, profiles: Any, data_dir: Path, audit: Audit
 ) -> int:
-    from coldchain.config.site import broker_address
+    from functools import partial
+
     from coldchain.protocol.topics import Topics
     from gateway.broker import identity_tls
-    from gateway.dynsec import DynSec, Fleet
+    from gateway.dynsec import fleet_on
 
     action: str = args.gateway_command
     if action in ("scan", "read"):
@@ -197,16 +198,15 @@ async def _run(
             raise ValueError(f"gateway {args.gateway!r} is not in {args.config} ({known})")
         if args.out.exists():
             raise ValueError(f"{args.out} exists: choose another --out, or remove it")
-    url = args.broker or cfg.uplink.broker
-    host, port, tls = broker_address(url)
-    context = identity_tls(cfg.uplink.ca_file, data_dir, "admin") if tls else None
+    brokers = [args.broker or cfg.uplink.broker, *cfg.uplink.standby_brokers]
     pw_file = args.admin_password_file or data_dir / "broker-admin-password"
     try:
         password = pw_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise OSError(f"the broker's admin password: {exc}") from None
-    async with DynSec(host, port, args.admin_user, password, tls=context) as ds:
-        fleet = Fleet(ds, Topics(cfg.uplink.prefix))
+    topics = Topics(cfg.uplink.prefix)
+    tls = partial(identity_tls, cfg.uplink.ca_file, data_dir, "admin")
+    async with fleet_on(brokers, args.admin_user, password, topics, tls) as fleet:
         if action == "list":
             await _list(fleet, cfg, data_dir)
             return 0

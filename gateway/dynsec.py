@@ -26,18 +26,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import re
 import secrets
 import ssl
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
 
+from coldchain.config.site import broker_address
 from coldchain.protocol.bounded import loads_bounded
 from coldchain.protocol.messages import ProtocolError
 from coldchain.protocol.topics import Kind, Topics
@@ -218,6 +220,7 @@ class DynSec:
             timeout=timeout,
         )
         self.timeout = timeout
+        self.where = f"{host}:{port}"
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
 
@@ -225,7 +228,9 @@ class DynSec:
         try:
             await self._client.__aenter__()
         except aiomqtt.MqttError as exc:
-            raise DynSecError(f"cannot connect to the broker as its admin: {exc}") from exc
+            raise DynSecError(
+                f"cannot connect to the broker as its admin ({self.where}): {exc}"
+            ) from exc
         try:
             await self._client.subscribe(RESPONSE, qos=1)
         except aiomqtt.MqttError as exc:
@@ -298,10 +303,13 @@ class DynSec:
 
 
 class Fleet:
-    """The fleet's identities on one broker (see the module docstring)."""
+    """The fleet's identities on one broker (see the module docstring), and the same on
+    each of ``mirrors``: the standby brokers (``uplink.standby_brokers``), where a gateway
+    that moves must be let in with the same name and password. ``ds`` is the one read."""
 
-    def __init__(self, ds: DynSec, topics: Topics) -> None:
+    def __init__(self, ds: DynSec, topics: Topics, mirrors: Sequence[DynSec] = ()) -> None:
         self.ds, self.topics = ds, topics
+        self.mirrors = list(mirrors)
 
     async def clients(self) -> dict[str, GatewayClients]:
         """Every gateway that has a client on the broker, by id."""
@@ -348,8 +356,7 @@ class Fleet:
         if existing is None:
             raise DynSecError(f"gateway {gateway} has no broker identity")
         old = list(existing.usernames[:-1])
-        if old:
-            await self.ds.call(*({"command": "deleteClient", "username": u} for u in old))
+        await self._delete_clients(old)
         return old
 
     async def revoke(self, gateway: str) -> list[str]:
@@ -357,33 +364,80 @@ class Fleet:
         refused from then on. The names deleted (none when it had no identity)."""
         existing = (await self.clients()).get(gateway)
         names = list(existing.usernames) if existing else []
-        if names:
-            await self.ds.call(*({"command": "deleteClient", "username": u} for u in names))
-        await self.ds.call(
-            {"command": "deleteRole", "rolename": gateway_role(gateway)}, allow=["not found"]
-        )
+        await self._delete_clients(names)
+        for ds in (self.ds, *self.mirrors):
+            await ds.call(
+                {"command": "deleteRole", "rolename": gateway_role(gateway)}, allow=["not found"]
+            )
         return names
+
+    async def take_back(self, username: str) -> None:
+        """Delete a client just made (its bundle could not be written)."""
+        await self._delete_clients([username])
+
+    async def _delete_clients(self, names: list[str]) -> None:
+        """Delete ``names`` on the broker and every mirror (where a mirror lacks one, as
+        after an earlier failure, nothing is left to delete there)."""
+        if not names:
+            return
+        await self.ds.call(*({"command": "deleteClient", "username": u} for u in names))
+        for ds in self.mirrors:
+            await ds.call(
+                *({"command": "deleteClient", "username": u} for u in names),
+                allow=["not found"],
+            )
 
     async def _ensure_role(self, gateway: str) -> None:
         role = gateway_role(gateway)
         acls = gateway_acls(self.topics, gateway)
-        await self.ds.call(
-            {"command": "createRole", "rolename": role, "acls": acls}, allow=["already exists"]
-        )
-        await self.ds.call(  # a role left from before: give it these rights too
-            *({"command": "addRoleACL", "rolename": role, **a} for a in acls),
-            allow=["already exists"],
-        )
+        for ds in (self.ds, *self.mirrors):
+            await ds.call(
+                {"command": "createRole", "rolename": role, "acls": acls},
+                allow=["already exists"],
+            )
+            await ds.call(  # a role left from before: give it these rights too
+                *({"command": "addRoleACL", "rolename": role, **a} for a in acls),
+                allow=["already exists"],
+            )
 
     async def _add_client(self, gateway: str, username: str) -> Identity:
+        """The client on the broker and on every mirror, with one password; if a mirror
+        refuses it, it is taken back from every broker that has it, and the error raised."""
         password = new_password()
-        await self.ds.call(
-            {
-                "command": "createClient",
-                "username": username,
-                "password": password,
-                "textname": f"coldchain gateway {gateway}",
-                "roles": [{"rolename": gateway_role(gateway)}],
-            }
-        )
+        create = {
+            "command": "createClient",
+            "username": username,
+            "password": password,
+            "textname": f"coldchain gateway {gateway}",
+            "roles": [{"rolename": gateway_role(gateway)}],
+        }
+        done: list[DynSec] = []
+        try:
+            for ds in (self.ds, *self.mirrors):
+                await ds.call(create)
+                done.append(ds)
+        except DynSecError:
+            for ds in done:
+                await ds.call({"command": "deleteClient", "username": username})
+            raise
         return Identity(gateway, username, password)
+
+
+@contextlib.asynccontextmanager
+async def fleet_on(
+    brokers: Sequence[str],
+    username: str,
+    password: str,
+    topics: Topics,
+    tls: Callable[[], ssl.SSLContext],
+) -> AsyncIterator[Fleet]:
+    """The fleet on ``brokers`` (``uplink.broker`` first, then the standby brokers), as the
+    admin identity on each (``tls()`` for an ``mqtts://`` one); every one must answer, or
+    :class:`DynSecError` names the one that does not."""
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = []
+        for url in dict.fromkeys(brokers):
+            host, port, use_tls = broker_address(url)
+            ds = DynSec(host, port, username, password, tls=tls() if use_tls else None)
+            sessions.append(await stack.enter_async_context(ds))
+        yield Fleet(sessions[0], topics, sessions[1:])

@@ -69,7 +69,7 @@ async def change(
             cert = issue_client(client_ca, identity.username)
         members = write_bundle(out, cfg, profiles, gateway, identity, key=key, cert=cert)
     except (OSError, CaError):  # the secrets exist nowhere else: take the client back
-        await fleet.ds.call({"command": "deleteClient", "username": identity.username})
+        await fleet.take_back(identity.username)
         if cert is not None and client_ca is not None:
             revoke_clients(client_ca, [identity.username])
         raise

@@ -192,7 +192,7 @@ class Hub:
             identities_router(
                 cfg=cfg,
                 profiles=profiles,
-                broker=self.broker,
+                brokers=self.brokers,
                 tls=lambda: identity_tls(cfg.uplink.ca_file, data_dir, "admin"),
                 data_dir=data_dir,
                 registry=self.registry,

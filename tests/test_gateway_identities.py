@@ -9,16 +9,26 @@ import asyncio
 import contextlib
 import json
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiomqtt
 import pytest
 
 from coldchain.protocol.topics import Topics
 from coldchain.supervise import Client as SupervisedClient
-from gateway.dynsec import CONTROL, DynSec, DynSecError, Fleet, Identity, client_gateway
-from tests.services import Broker, SecuredBroker
+from gateway.dynsec import (
+    CONTROL,
+    DynSec,
+    DynSecError,
+    Fleet,
+    Identity,
+    client_gateway,
+    fleet_on,
+)
+from tests.services import Broker, SecuredBroker, identities, secured_broker
 
 TOPICS = Topics()
 FAILED = 128  # the SUBACK code of a refused subscription (MQTT 3.1.1)
@@ -270,3 +280,33 @@ async def test_a_broker_without_the_plugin_is_named_as_such(mosquitto: Broker) -
     async with DynSec(mosquitto.host, mosquitto.port, "coldchain-admin", "x", timeout=1) as ds:
         with pytest.raises(DynSecError, match=r"did not answer .* is the plugin loaded"):
             await Fleet(ds, TOPICS).clients()
+
+
+async def test_with_a_standby_broker_every_change_is_made_on_both(tmp_path: Path) -> None:
+    """A gateway that moves to the standby broker must be let in there with the same name
+    and password, and cut off there too: provision, rotate, retire and revoke act on both
+    brokers (set up with the same admin, as ``docs/availability.md`` says). A client the
+    standby refuses is taken back from the first broker, and the error names it."""
+    who = identities()
+    with secured_broker(tmp_path / "a", who) as a, secured_broker(tmp_path / "b", who) as b:
+        urls = [a.url, b.url]
+        async with fleet_on(urls, *a.admin, TOPICS, ssl.create_default_context) as fleet:
+            first = await fleet.provision("gw1")
+            assert not await refused(a, first)
+            assert not await refused(b, first)
+            second = await fleet.rotate("gw1")
+            assert await fleet.retire("gw1") == ["gw1"]
+            for broker in (a, b):
+                assert await refused(broker, first)
+                assert not await refused(broker, second)
+            async with DynSec(b.host, b.port, *b.admin, timeout=5) as only_b:
+                await Fleet(only_b, TOPICS).provision("gw2")  # left on the standby alone
+            with pytest.raises(DynSecError, match="createClient gw2"):
+                await fleet.provision("gw2")
+            assert "gw2" not in await fleet.clients()  # taken back from the first broker
+            assert await fleet.revoke("gw1") == ["gw1.2"]
+            for broker in (a, b):
+                assert await refused(broker, second)
+    with pytest.raises(DynSecError, match=re.escape(f"as its admin ({a.host}:{a.port})")):
+        async with fleet_on(urls, *a.admin, TOPICS, ssl.create_default_context):
+            pass
