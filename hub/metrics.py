@@ -56,6 +56,11 @@ class _HubCollector(Collector):
             s.message_errors,
         )
         yield CounterMetricFamily(
+            "coldchain_ingest_acks_dropped",
+            "acks whose broker session ended before they went out (standby brokers; resent)",
+            s.acks_dropped,
+        )
+        yield CounterMetricFamily(
             "coldchain_store_write_seconds", "time spent in store writes", s.store_seconds
         )
         yield CounterMetricFamily("coldchain_store_writes", "store write calls", s.store_writes)
