@@ -231,3 +231,39 @@ async def test_a_mend_a_server_refuses_is_logged_and_the_keeper_runs_on(
     finally:
         for vm in (strict, plain):
             vm.stop()
+
+
+async def test_with_vmagent_down_writes_go_straight_to_the_servers(
+    pair: tuple[VictoriaMetrics, VictoriaMetrics, VmAgent], caplog: pytest.LogCaptureFixture
+) -> None:
+    """vmagent's machine lost: the store writes past it to every server that answers (the
+    hub keeps acknowledging), says so, and goes back to vmagent once it is up again;
+    every reading ends up on both servers once."""
+    vm1, vm2, agent = pair
+    store = InfluxStore(url=vm1.url, replicas=[vm2.url], write_url=agent.url, direct_s=1.0)
+    t0 = (int(time.time()) - 3600) * 1000
+    written: dict[Key, float | None] = {}
+
+    async def write(rounds: range) -> None:
+        for rnd in rounds:
+            batch = [Reading(s, t0 + rnd * 1000, 2.5) for s in SERIES]
+            await store.write(batch)
+            written.update({(r.series, r.ts_ms): r.value for r in batch})
+
+    await write(range(10))
+    agent.stop()
+    await write(range(10, 20))
+    assert f"vmagent at {agent.url} is not reachable" in caplog.text
+    assert "writing to the servers directly" in caplog.text
+    agent.start()
+    await asyncio.sleep(1.5)  # past direct_s: vmagent again
+    await write(range(20, 30))
+    deadline = time.monotonic() + 60
+    while True:
+        vm1.flush()
+        vm2.flush()
+        if stored(vm1) == written and stored(vm2) == written:
+            break
+        assert time.monotonic() < deadline, "not every reading on both servers"
+        await asyncio.sleep(1)
+    await store.close()

@@ -2,13 +2,15 @@
 VictoriaMetrics or InfluxDB 2; reads through VictoriaMetrics' Prometheus-compatible API
 (:mod:`coldchain.store.lineproto.victoria`) or Flux (:mod:`coldchain.store.lineproto.influxdb2`).
 
-Writes are *synchronous* HTTP requests (influxdb-client's ``SYNCHRONOUS`` write API) of at
-most ``batch_size`` lines, gzip-compressed, retried with jittered exponential back-off on
-connection errors, 429 and 5xx (safe: a resent line is the same point). ``write`` returns
-only when the server has accepted every line, so the hub acknowledges a gateway's batch only
-for readings the store holds. influxdb-client's background batching API is not used: it
-returns before anything is sent and reports failures to a callback, which would let the hub
-acknowledge readings that were never stored.
+Writes are *synchronous* HTTP requests (influxdb-client's ``SYNCHRONOUS`` write API) of at most
+``batch_size`` lines, gzip-compressed, retried with jittered exponential back-off on connection
+errors, 429 and 5xx (safe: a resent line is the same point). ``write`` returns only when the
+server has accepted every line, so the hub acknowledges a gateway's batch only for readings the
+store holds. With ``write_url`` (a vmagent in front of the servers) that is when vmagent has
+taken them; while vmagent does not answer, writes go straight to every server that does
+(``/write``) for ``direct_s``, and at least one must take each. influxdb-client's background
+batching API is not used: it returns before anything is sent and reports failures to a
+callback, which would let the hub acknowledge readings that were never stored.
 
 First copy wins: before writing, the store looks up which (series, ts) it already holds
 (:mod:`coldchain.store.lineproto.dedupe`) and writes only new readings, so ``WriteResult`` counts
@@ -23,6 +25,7 @@ only awaits.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +57,8 @@ if TYPE_CHECKING:
 # Retries are bounded by ``retries`` and the per-request timeout instead.
 _NO_DEADLINE_S = 10 * 365 * 86_400
 _MS = cast("WritePrecision", WritePrecision.MS)  # a str constant on the class
+DIRECT_S = 30.0  # vmagent not reachable: written straight to the servers this long, then tried
+log = logging.getLogger(__name__)
 
 
 class Reads(Protocol):
@@ -97,6 +102,7 @@ class InfluxStore(Store):
         min_retention_days: int = 5 * 365,
         workers: int = 4,
         replica_probe_s: float = 30.0,
+        direct_s: float = DIRECT_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if flavour not in ("victoriametrics", "influxdb2"):
@@ -160,6 +166,8 @@ class InfluxStore(Store):
         self._checked = False
         self._closed = False
         self.replica_probe_s = replica_probe_s
+        self.direct_s = direct_s
+        self._direct_until = 0.0  # vmagent down: writes go straight to the servers until
         self.keeper: ReplicaKeeper | None = None
 
     @classmethod
@@ -240,6 +248,9 @@ class InfluxStore(Store):
     def _send(self, readings: list[Reading]) -> None:
         lines = lineproto.encode(readings, self.flavour)
         for chunk in lineproto.chunks(lines, self.batch_size):
+            if time.monotonic() < self._direct_until:
+                self._send_direct(chunk)
+                continue
             try:
                 self._write_api.write(self.bucket, self.org, record=chunk, write_precision=_MS)
             except ApiException as exc:
@@ -254,10 +265,38 @@ class InfluxStore(Store):
                 ) from exc
             except (HTTPError, InfluxDBError, OSError) as exc:
                 reason = getattr(exc, "reason", None) or exc
+                if self.write_url != self.url:  # vmagent down: straight to the servers
+                    log.warning(
+                        "store: %s is not reachable (%s): writing to the servers directly "
+                        "for %g s; the replica keeper mends one that misses writes meanwhile",
+                        self.write_target,
+                        reason,
+                        self.direct_s,
+                    )
+                    self._direct_until = time.monotonic() + self.direct_s
+                    self._send_direct(chunk)
+                    continue
                 raise StoreError(
                     f"{self.write_target} is not reachable: a write of {len(chunk)} lines failed "
                     f"after {self.retry.total} retries: {reason}"
                 ) from exc
+
+    def _send_direct(self, chunk: list[str]) -> None:
+        """``chunk`` into every server that answers, past vmagent (its ``/write``); at least
+        one must take it."""
+        assert isinstance(self._reads, VictoriaReads)  # write_url is VictoriaMetrics' only
+        body = "\n".join(chunk).encode()
+        missed = []
+        for url in self._reads.urls:
+            try:
+                self._reads.request_to(url, "/write?precision=ms", [], body=body)
+            except StoreError as exc:
+                missed.append(str(exc))
+        if len(missed) == len(self._reads.urls):
+            raise StoreError(
+                f"{self.write_target} is not reachable, and no server took the write of "
+                f"{len(chunk)} lines directly: {'; '.join(missed)}"
+            )
 
     # -- reading --------------------------------------------------------------------------
 
