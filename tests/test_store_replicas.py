@@ -26,12 +26,15 @@ from coldchain.store.base import StoreConfigError, StoreError
 from coldchain.store.lineproto import promql
 from coldchain.store.lineproto.store import InfluxStore
 from coldchain.store.lineproto.victoria import VictoriaReads
-from tests.services import until
+from tests.agentkit import agents, all_series, county
+from tests.hubkit import running_hub_service
+from tests.services import Broker, until
 from tests.victoria import VictoriaMetrics, VmAgent
 
 OUTAGE_S = float(os.environ.get("COLDCHAIN_VM_OUTAGE_S", "60"))
 SERIES = [SeriesId("site-a", "gw-1", f"cr{k}", "temperature") for k in range(10)]
 Key = tuple[SeriesId, int]
+GATEWAY = "gw-centre-cold"
 
 
 @pytest.fixture
@@ -267,3 +270,32 @@ async def test_with_vmagent_down_writes_go_straight_to_the_servers(
         assert time.monotonic() < deadline, "not every reading on both servers"
         await asyncio.sleep(1)
     await store.close()
+
+
+@pytest.mark.slow
+async def test_a_hub_configured_so_keeps_every_reading_on_both_servers(
+    tmp_path: Path, mosquitto: Broker, pair: tuple[VictoriaMetrics, VictoriaMetrics, VmAgent]
+) -> None:
+    """The wiring, from the site config: ``hub.store`` with ``write_url`` and ``replicas``
+    makes the hub write through vmagent and run the replica keeper beside ingest; a real
+    agent's readings land on both servers."""
+    vm1, vm2, agent = pair
+    settings = InfluxStoreSettings(url=vm1.url, write_url=agent.url, replicas=[vm2.url])
+    async with county(tmp_path, mosquitto) as c:
+        cfg = c.cfg.model_copy(update={"hub": c.cfg.hub.model_copy(update={"store": settings})})
+        expected = all_series(c.cfg, c.profiles, GATEWAY)
+        async with (
+            running_hub_service(cfg, c.profiles, tmp_path / "hub", mosquitto.url) as hub,
+            agents(c, tmp_path, only=[GATEWAY]),
+        ):
+            store = hub.store
+            assert isinstance(store, InfluxStore)
+            assert store.write_target == f"vmagent at {agent.url}"
+            await until(lambda: store.keeper is not None, "the replica keeper running")
+
+            def on_both() -> bool:
+                vm1.flush()
+                vm2.flush()
+                return all(expected <= {s for s, _ in stored(vm)} for vm in (vm1, vm2))
+
+            await until(on_both, "every series of the gateway on both servers", 60)
