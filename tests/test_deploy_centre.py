@@ -125,3 +125,47 @@ def test_the_centre_install_makes_a_hub_service_that_runs(
     assert not (root / "etc/systemd/system/coldchain-hub.service").exists()
     assert (data / "hub.db").exists()
     assert (root / "etc/coldchain/site.yaml").exists()
+
+
+@pytest.mark.slow
+def test_the_standby_install_makes_the_broker_and_vmagent_and_no_hub(tmp_path: Path) -> None:
+    """``--standby``: the second machine of ``docs/availability.md``: the broker from the
+    first machine's configuration (refused without it), and vmagent writing to both
+    VictoriaMetrics; no hub, no venv. Both units pass ``systemd-analyze verify``."""
+    if os.geteuid() != 0:
+        pytest.fail("the install test runs as root (it makes users and owns files)")
+    root = new_root(tmp_path)
+    vms = ("--vmagent", "http://centre-a:8428", "--vmagent", "http://centre-b:8428/")
+    refused = install(root, "--standby", *vms, "--no-start")
+    assert refused.returncode != 0
+    assert "copy the first machine's /etc/coldchain/broker here first" in refused.stderr
+    broker = root / "etc/coldchain/broker"
+    broker.mkdir(parents=True)
+    (broker / "mosquitto.conf").write_text("listener 8883\n")
+    for binary in ("/usr/sbin/mosquitto", "/usr/bin/vmagent"):  # for verify
+        (root / binary.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(binary, root / binary.lstrip("/"))
+    (root / "bin").mkdir()
+    shutil.copy2("/bin/kill", root / "bin" / "kill")
+    done = install(root, "--standby", *vms, "--no-start")
+    assert done.returncode == 0, done.stderr
+    assert "standby: services coldchain-broker.service coldchain-vmagent.service" in done.stdout
+    units = root / "etc/systemd/system"
+    assert not (units / "coldchain-hub.service").exists()
+    assert not (root / "opt/coldchain").exists()
+    vmagent = (units / "coldchain-vmagent.service").read_text()
+    assert (
+        "-remoteWrite.url=http://centre-a:8428/api/v1/write "
+        "-remoteWrite.url=http://centre-b:8428/api/v1/write" in vmagent
+    )
+    assert "-remoteWrite.tmpDataPath=/var/lib/coldchain-vmagent" in vmagent
+    assert "DynamicUser=yes" in vmagent
+    for unit in ("coldchain-broker.service", "coldchain-vmagent.service"):
+        assert (units / "multi-user.target.wants" / unit).is_symlink(), unit
+        verify_unit(root, unit)
+    bad = install(root, "--standby", "--vmagent", "centre-a:8428", "--no-start")
+    assert bad.returncode != 0
+    assert "--vmagent centre-a:8428: give a VictoriaMetrics base URL" in bad.stderr
+    gone = install(root, "--uninstall")
+    assert gone.returncode == 0, gone.stderr
+    assert not (units / "coldchain-vmagent.service").exists()

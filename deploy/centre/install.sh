@@ -5,6 +5,10 @@
 #
 #   sudo deploy/centre/install.sh site.yaml            install, or upgrade in place
 #   sudo deploy/centre/install.sh --uninstall          remove; says what it keeps
+#   sudo deploy/centre/install.sh --standby [--vmagent URL --vmagent URL]
+#                      the second machine (docs/availability.md): the broker only, from the
+#                      first machine's /etc/coldchain/broker copied here first; with
+#                      --vmagent, vmagent writing every reading to each VictoriaMetrics URL
 #
 # Options: --root DIR installs into DIR instead of / (an image, or a test); --source DIR is
 # the coldchain source (default: this checkout); --grafana DIR also writes the Grafana
@@ -33,6 +37,8 @@ CONFIG=""
 GRAFANA=""
 UNINSTALL=0
 START=1
+STANDBY=0
+VMAGENT=()
 PYTHON="${PYTHON:-python3}"
 # shellcheck source=../common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
@@ -44,7 +50,9 @@ while [ $# -gt 0 ]; do
         --grafana) GRAFANA="$2"; shift 2 ;;
         --uninstall) UNINSTALL=1; shift ;;
         --no-start) START=0; shift ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        --standby) STANDBY=1; shift ;;
+        --vmagent) VMAGENT+=("$2"); shift 2 ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
         *) [ -z "$CONFIG" ] || die "one site config"; CONFIG="$1"; shift ;;
     esac
@@ -57,11 +65,99 @@ DATA=/var/lib/coldchain-hub
 
 if [ "$UNINSTALL" = 1 ]; then
     remove_units coldchain-hub.service coldchain-broker.service coldchain-broker-crl.path \
-        coldchain-broker-reload.service
+        coldchain-broker-reload.service coldchain-vmagent.service
     rm -rf "$ROOT/opt/coldchain"
     echo "removed: the coldchain-hub and coldchain-broker services, $VENV_DIR"
     echo "kept: $DATA (hub.db: alerts, audit trail, users; the store: the readings),"
     echo "      /etc/coldchain (the site config, the CA, the broker's identities) and the user"
+    exit 0
+fi
+
+# --- units both machines may have ---------------------------------------------------------
+write_broker_unit() {
+cat > "$UNITS/coldchain-broker.service" <<'EOF'
+# Written by coldchain's deploy/centre/install.sh: the broker coldchain broker config generated
+# (disable Debian's own mosquitto.service, which would take the same port).
+[Unit]
+Description=coldchain broker (Mosquitto with the dynamic security plugin)
+After=network-online.target
+Wants=network-online.target
+ConditionPathExists=/etc/coldchain/broker/mosquitto.conf
+
+[Service]
+ExecStart=/usr/sbin/mosquitto -c /etc/coldchain/broker/mosquitto.conf
+ExecReload=/bin/kill -HUP $MAINPID
+User=mosquitto
+Group=mosquitto
+Restart=always
+RestartSec=5
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+ReadWritePaths=/var/lib/mosquitto /etc/coldchain/broker
+PrivateTmp=yes
+PrivateDevices=yes
+CapabilityBoundingSet=
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+
+write_vmagent_unit() {
+    local url urls=""
+    for url in "${VMAGENT[@]}"; do
+        [[ "$url" =~ ^https?://[^/[:space:]]+/?$ ]] \
+            || die "--vmagent $url: give a VictoriaMetrics base URL, http://host:8428"
+        urls+=" -remoteWrite.url=${url%/}/api/v1/write"
+    done
+    cat > "$UNITS/coldchain-vmagent.service" <<EOF
+# Written by coldchain's deploy/centre/install.sh --standby: every reading the hub writes to it
+# goes to each VictoriaMetrics, buffered on disk for one that is down (docs/store.md).
+[Unit]
+Description=coldchain vmagent: readings kept twice
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+ExecStart=/usr/bin/vmagent -httpListenAddr=:8429 -remoteWrite.tmpDataPath=/var/lib/coldchain-vmagent -loggerLevel=WARN$urls
+DynamicUser=yes
+StateDirectory=coldchain-vmagent
+Restart=always
+RestartSec=5
+TimeoutStopSec=60
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+$(sandbox)
+
+[Install]
+WantedBy=multi-user.target
+EOF
+}
+
+if [ "$STANDBY" = 1 ]; then
+    [ "$(id -u)" = 0 ] || die "run as root (sudo): it makes services"
+    [ -f "$ROOT/etc/coldchain/broker/mosquitto.conf" ] \
+        || die "copy the first machine's /etc/coldchain/broker here first (the same identities)"
+    if grep -q '^mosquitto:' "$ROOT/etc/passwd"; then
+        chown -R "$(id_of passwd mosquitto)" "$ROOT/etc/coldchain/broker"
+    fi
+    mkdir -p "$UNITS"
+    write_broker_unit
+    UNITS_MADE=(coldchain-broker.service)
+    if [ ${#VMAGENT[@]} -gt 0 ]; then
+        write_vmagent_unit
+        UNITS_MADE+=(coldchain-vmagent.service)
+    fi
+    echo "standby: services ${UNITS_MADE[*]}"
+    enable_units "$START" "${UNITS_MADE[@]}"
     exit 0
 fi
 
@@ -135,37 +231,7 @@ $(sandbox)
 [Install]
 WantedBy=multi-user.target
 EOF
-cat > "$UNITS/coldchain-broker.service" <<'EOF'
-# Written by coldchain's deploy/centre/install.sh: the broker coldchain broker config generated
-# (disable Debian's own mosquitto.service, which would take the same port).
-[Unit]
-Description=coldchain broker (Mosquitto with the dynamic security plugin)
-After=network-online.target
-Wants=network-online.target
-ConditionPathExists=/etc/coldchain/broker/mosquitto.conf
-
-[Service]
-ExecStart=/usr/sbin/mosquitto -c /etc/coldchain/broker/mosquitto.conf
-ExecReload=/bin/kill -HUP $MAINPID
-User=mosquitto
-Group=mosquitto
-Restart=always
-RestartSec=5
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome=yes
-ReadWritePaths=/var/lib/mosquitto /etc/coldchain/broker
-PrivateTmp=yes
-PrivateDevices=yes
-CapabilityBoundingSet=
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectControlGroups=yes
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-
-[Install]
-WantedBy=multi-user.target
-EOF
+write_broker_unit
 UNITS_MADE=(coldchain-hub.service coldchain-broker.service)
 if [ -n "$CLIENT_CA" ]; then
     cat > "$UNITS/coldchain-broker-crl.path" <<EOF
