@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -143,7 +144,10 @@ async def test_a_technician_scans_a_gateway_bus_from_the_gateways_page(
                 await out.wait_for(state="visible", timeout=60_000)
                 text = await out.text_content() or ""
                 assert "unit   1 at 9600 8N1: sure: xy-md02" in text
-                assert "2 devices found; 4 probes in" in text
+                # 4 probes, and a second one for a device slow to answer on a busy machine
+                found = re.search(r"2 devices found; (\d+) probes in", text)
+                assert found is not None, text
+                assert int(found[1]) >= 4
                 # the profiles of the devices configured on its buses are offered for a read
                 read = page.locator('form.read[data-gateway="gw1"]')
                 offered = await page.locator("#profiles-gw1 option").evaluate_all(
