@@ -35,11 +35,12 @@ services:
 test: $(VENV)/.dev.stamp services lint
 	$(BIN)/pytest -q -n 2
 
-# The inner loop, under 2 minutes: every test but those marked slow (@pytest.mark.slow: broker
+# The inner loop, under 3 minutes: every test but those marked slow (@pytest.mark.slow: broker
 # outages, the hub or agent killed mid-flight, the simulated week, the accelerated run, the
-# demo, headless browsers, long alert scenarios), no lint; stops at the first failure.
+# demo, headless browsers, long alert scenarios), no lint, in two processes; stops at the
+# first failure.
 test-fast: $(VENV)/.dev.stamp services
-	$(BIN)/pytest -q -x -m "not slow"
+	$(BIN)/pytest -q -x -m "not slow" -n 2
 
 lint: $(VENV)/.dev.stamp
 	$(BIN)/ruff check .
