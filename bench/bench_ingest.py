@@ -70,6 +70,7 @@ from bench.harness import (
     admin_password,
     cpu_seconds,
     pct,
+    peak_rss_mb,
     start_hub,
     start_mosquitto,
     stop,
@@ -333,6 +334,7 @@ class Result:
     shape: str
     cpu: float
     store_cpu: float
+    rss_mb: float
     wall: float
     load: Load
     board: list[float] | None = None
@@ -384,7 +386,7 @@ def run_shape(args: argparse.Namespace, shape: str, t: Path) -> Result:
                 raise RuntimeError(f"the board's event stream: {watcher.error}")
         time.sleep(1.0)  # the hub subscribes
         cpu, store_cpu, wall, load = asyncio.run(drive(args, shape, mport, hub.pid, store_pid))
-        result = Result(shape, cpu, store_cpu, wall, load)
+        result = Result(shape, cpu, store_cpu, peak_rss_mb(hub.pid), wall, load)
         time.sleep(1.0)  # the last transitions and board events
         if watcher is not None:
             result.board, result.board_missed = watcher.latencies(load.published)
@@ -443,6 +445,7 @@ def report(args: argparse.Namespace, results: list[Result]) -> None:
             else []
         ),
         ("ack latency p50 / p99 (ms)", [ms(r.load.ack_ms) for r in results]),
+        ("hub peak RSS (MB)", [f"{r.rss_mb:,.0f}" for r in results]),
         ("board events", [f"{r.board_events:,}" if r.board is not None else "-" for r in results]),
         ("board event latency p50 / p99 (ms)", [ms(r.board) for r in results]),
         (

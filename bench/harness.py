@@ -39,6 +39,14 @@ def cpu_seconds(pid: int, *, children: bool = False) -> float:
     return (own + (int(fields[13]) + int(fields[14]) if children else 0)) / TICK
 
 
+def peak_rss_mb(pid: int) -> float:
+    """Process ``pid``'s peak resident memory so far (``VmHWM``), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def pct(xs: Sequence[float], q: float) -> float:
     """The q-th percentile, linear between closest ranks (NaN for no samples)."""
     s = sorted(xs)
