@@ -18,7 +18,6 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import uvicorn
 
 from alerts.api import alerts_router
@@ -47,7 +46,7 @@ from dashboards.web.live import Board, LiveEvents
 from gateway.api import identities_router
 from gateway.broker import identity_tls
 from gateway.commands_api import commands_router
-from gateway.ingest import Ingest, SessionPublish, run_ingest
+from gateway.ingest import Ingest
 from gateway.keys import GatewayKeys
 from gateway.registry import Registry
 from gateway.timesync import ClockProbes
@@ -55,6 +54,7 @@ from hub.accounts import accounts_router
 from hub.api import create_app
 from hub.audit import AuditLog
 from hub.auth import AccessMiddleware, Auth
+from hub.brokers import BrokerSessions
 from hub.clock_api import clock_router
 from hub.config_watch import ConfigWatch
 from hub.context import HubContext
@@ -133,8 +133,8 @@ class Hub:
         self.broker = broker or cfg.uplink.broker
         broker_address(self.broker)  # a malformed --broker is refused here, not when run
         # with standby brokers: subscribed to each, acks back through the one a batch came by
-        self.brokers = list(dict.fromkeys([self.broker, *cfg.uplink.standby_brokers]))
-        self._sessions: set[SessionPublish] = set()  # one publish per broker session up
+        self.sessions = BrokerSessions(self, self.broker)
+        self.brokers = self.sessions.brokers
         self.username = username or cfg.hub.username  # the hub's broker identity
         self.password = password
         self.store = store or open_store(cfg.hub.store, data_dir)
@@ -343,7 +343,7 @@ class Hub:
         self.alerts.on_readings(readings)
         self.events.publish()
 
-    def _on_message(self, topic: str, payload: bytes) -> list[tuple[str, bytes]] | None:
+    def on_message(self, topic: str, payload: bytes) -> list[tuple[str, bytes]] | None:
         """A status, health or alerts message. Each is parsed with bounded size and depth
         and validated before anything else sees it (the registry, the alert service); a
         malformed one changes nothing and is counted by (kind, reason) in
@@ -408,7 +408,8 @@ class Hub:
         self.alerts.on_gateway_clock(gateway, offset_ms=sample.offset_ms)
         self.events.publish()
 
-    def _online(self) -> list[str]:
+    def online(self) -> list[str]:
+        """The gateways online now (the clock probes go to them)."""
         return [g.id for g in self.registry.all() if g.state == "online"]
 
     def _refused(self, kind: str, source: str, reason: str, detail: str) -> None:
@@ -430,46 +431,6 @@ class Hub:
                 log.warning("gateway %s silent for %.0fs: offline", gw, self.cfg.hub.health_timeout)
                 self._gateway_changed(gw)
             await self.clock.sleep(min(5.0, self.cfg.hub.health_timeout / 4))
-
-    async def _ingest(self, broker: str, *, writer: bool) -> None:
-        """Telemetry and the gateways' other messages from one broker (``run_ingest``)."""
-        host, port, tls = broker_address(broker)
-        await run_ingest(
-            self.ingest,
-            host=host,
-            port=port,
-            username=self.username,
-            password=self.password,
-            share_group=self.cfg.hub.share_group,
-            on_message=self._on_message,
-            tls=self.tls_context() if tls else None,
-            session_tasks=[
-                lambda publish: self.clocks.run(
-                    publish, self._online, interval=self.cfg.hub.clock_probe_interval
-                ),
-                self._session,
-            ],
-            writer=writer,
-        )
-
-    async def _session(self, publish: SessionPublish) -> None:
-        """For the life of one broker session: its publish joins those :meth:`_publish_all`
-        reaches, and the latest config revisions go out on it."""
-        self._sessions.add(publish)  # first: a revision made meanwhile goes out on it too
-        try:
-            await self.config_watch.republish(publish)
-            await asyncio.Event().wait()  # until the session ends
-        finally:
-            self._sessions.discard(publish)
-
-    async def _publish_all(
-        self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
-    ) -> None:
-        """Publish on every broker session up now (a session that ends meanwhile is passed
-        over: the next one republishes what matters, the config revisions)."""
-        for publish in list(self._sessions):
-            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await publish(topic, payload, qos=qos, retain=retain)
 
     async def _store_latest(self) -> dict[SeriesId, Reading]:
         """The newest reading of every series, for the alerts to start from. A store that
@@ -555,12 +516,8 @@ class Hub:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.alerts.run(), name="alerts")
                 tg.create_task(self.store.upkeep(), name="store-upkeep")
-                one = len(self.brokers) == 1
-                if not one:  # one writer for all brokers' batches
-                    tg.create_task(self.ingest.writer(), name="ingest-writer")
-                for broker in self.brokers:
-                    tg.create_task(self._ingest(broker, writer=one), name=f"ingest {broker}")
-                tg.create_task(self.config_watch.run(self._publish_all), name="config-watch")
+                for name, coro in self.sessions.tasks():
+                    tg.create_task(coro, name=name)
                 tg.create_task(self._expire(), name="registry-expiry")
                 tg.create_task(self._prune(), name="store-prune")
                 for name, coro in self.records.tasks():

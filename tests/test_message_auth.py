@@ -134,17 +134,17 @@ async def test_the_hub_records_only_notices_the_gateway_signed(tmp_path: Path) -
     )
     key = hub.keys.create("gw1")
     topic = hub.topics.topic("gw1", "alerts")
-    assert hub._on_message(topic, encode_notices("gw1", [NOTICE])) is None
-    assert hub._on_message(topic, encode_notices("gw1", [NOTICE], key=new_key())) is None
+    assert hub.on_message(topic, encode_notices("gw1", [NOTICE])) is None
+    assert hub.on_message(topic, encode_notices("gw1", [NOTICE], key=new_key())) is None
     assert hub.ingest.stats.rejected_messages[("alerts", "bad_mac")] == 2
     assert hub.alerts.store.query(states=None, limit=10) == []
-    replies = hub._on_message(topic, encode_notices("gw1", [NOTICE], key=key))
+    replies = hub.on_message(topic, encode_notices("gw1", [NOTICE], key=key))
     assert replies is not None
     assert [t for t, _ in replies] == [hub.topics.topic("gw1", "alerts/ack")]
     (stored,) = hub.alerts.store.query(states=None, limit=10)
     assert stored.key == NOTICE.key
     hub.keys.delete("gw1")  # not provisioned (any more): unsigned notices as in v1
-    assert hub._on_message(topic, encode_notices("gw1", [NOTICE])) is not None
+    assert hub.on_message(topic, encode_notices("gw1", [NOTICE])) is not None
     await hub.alerts.aclose()
 
 

@@ -1,0 +1,82 @@
+"""The hub's sessions on the central brokers: ``uplink.broker`` (or ``--broker``) and each of
+``uplink.standby_brokers`` (``docs/hub.md``, ingest; ``docs/availability.md``).
+
+One ``run_ingest`` per broker. With one broker its session runs the ingest's writer, as
+always; with several, one writer stores every broker's batches and each session sends the
+acks of the batches it brought. Every session gets the clock probes and, at its start, the
+latest config revisions; the config watch publishes a new revision on every session up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+import aiomqtt
+
+from coldchain.config.site import broker_address
+from gateway.ingest import SessionPublish, run_ingest
+
+if TYPE_CHECKING:
+    from hub.service import Hub
+
+
+class BrokerSessions:
+    """The brokers of one hub, and what runs on each."""
+
+    def __init__(self, hub: Hub, primary: str) -> None:
+        self.hub = hub
+        self.brokers = list(dict.fromkeys([primary, *hub.cfg.uplink.standby_brokers]))
+        self._up: set[SessionPublish] = set()  # one publish per broker session up
+
+    def tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+        """(name, coroutine) of everything the brokers need while the hub runs."""
+        one = len(self.brokers) == 1
+        out: list[tuple[str, Coroutine[Any, Any, None]]] = []
+        if not one:  # one writer for all brokers' batches
+            out.append(("ingest-writer", self.hub.ingest.writer()))
+        out += [(f"ingest {b}", self._ingest(b, writer=one)) for b in self.brokers]
+        out.append(("config-watch", self.hub.config_watch.run(self.publish_all)))
+        return out
+
+    async def _ingest(self, broker: str, *, writer: bool) -> None:
+        """Telemetry and the gateways' other messages from one broker (``run_ingest``)."""
+        hub = self.hub
+        host, port, tls = broker_address(broker)
+        await run_ingest(
+            hub.ingest,
+            host=host,
+            port=port,
+            username=hub.username,
+            password=hub.password,
+            share_group=hub.cfg.hub.share_group,
+            on_message=hub.on_message,
+            tls=hub.tls_context() if tls else None,
+            session_tasks=[
+                lambda publish: hub.clocks.run(
+                    publish, hub.online, interval=hub.cfg.hub.clock_probe_interval
+                ),
+                self._session,
+            ],
+            writer=writer,
+        )
+
+    async def _session(self, publish: SessionPublish) -> None:
+        """For the life of one broker session: its publish joins those :meth:`publish_all`
+        reaches, and the latest config revisions go out on it."""
+        self._up.add(publish)  # first: a revision made meanwhile goes out on it too
+        try:
+            await self.hub.config_watch.republish(publish)
+            await asyncio.Event().wait()  # until the session ends
+        finally:
+            self._up.discard(publish)
+
+    async def publish_all(
+        self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False
+    ) -> None:
+        """Publish on every broker session up now (a session that ends meanwhile is passed
+        over: the next one republishes what matters, the config revisions)."""
+        for publish in list(self._up):
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                await publish(topic, payload, qos=qos, retain=retain)
