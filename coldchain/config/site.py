@@ -11,7 +11,7 @@ import ipaddress
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from coldchain import rtu
 from coldchain.alerting.rules import Rule
@@ -213,17 +213,26 @@ class Deadbands(StrictModel):
     counter: float = Field(0.0, description="counts", ge=0)
 
 
+def _readable_broker(url: str) -> str:
+    broker_address(url)  # the pattern lets through what urlsplit cannot read
+    return url
+
+
+BrokerUrl = Annotated[
+    str,
+    Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$", max_length=300),
+    AfterValidator(_readable_broker),
+]
+
+
 class Uplink(StrictModel):
     """How gateways reach the centre's broker."""
 
-    broker: str = Field(
+    broker: BrokerUrl = Field(
         "mqtt://localhost:1883",
         description="central broker URL: mqtt://host:port, or mqtts://host:port for TLS",
-        pattern=r"^mqtts?://[^/:]+(:\d+)?/?$",
     )
-    standby_brokers: list[
-        Annotated[str, Field(pattern=r"^mqtts?://[^/:]+(:\d+)?/?$", max_length=300)]
-    ] = Field(
+    standby_brokers: list[BrokerUrl] = Field(
         default_factory=list,
         max_length=4,
         description="more central brokers, in order: an agent that loses or cannot reach one "
@@ -249,19 +258,6 @@ class Uplink(StrictModel):
         description="telemetry protocol the agents send: 2, compact (docs/protocol.md); 1 "
         "while the hub is older than 2026-12 (a hub reads both: upgrade it first)",
     )
-
-    @field_validator("broker")
-    @classmethod
-    def _readable(cls, broker: str) -> str:
-        broker_address(broker)  # the pattern lets through what urlsplit cannot read
-        return broker
-
-    @field_validator("standby_brokers")
-    @classmethod
-    def _all_readable(cls, brokers: list[str]) -> list[str]:
-        for broker in brokers:
-            broker_address(broker)
-        return brokers
 
     @property
     def brokers(self) -> list[str]:
@@ -402,18 +398,34 @@ class SqliteStoreSettings(StrictModel):
         return self
 
 
+def http_url(url: str) -> str:
+    """``url``, if it is http(s)://host[:port][/path] (ValueError saying so if not)."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises past 65535 or for a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+
+
 class InfluxStoreSettings(StrictModel):
     """InfluxDB line protocol into InfluxDB 2/3 or VictoriaMetrics."""
 
     type: Literal["influx"] = "influx"
-    url: str = Field(description="base URL, e.g. http://localhost:8428 (VictoriaMetrics)")
-    write_url: str | None = Field(
+    url: HttpUrl = Field(description="base URL, e.g. http://localhost:8428 (VictoriaMetrics)")
+    write_url: HttpUrl | None = Field(
         None,
         description="VictoriaMetrics only: write through this vmagent (e.g. "
         "http://localhost:8429), which copies every reading to each of its -remoteWrite.url "
         "and buffers on disk for one that is down; absent: write to url",
     )
-    replicas: list[str] = Field(
+    replicas: list[HttpUrl] = Field(
         default_factory=list,
         max_length=8,
         description="VictoriaMetrics only: more servers holding the same readings (vmagent's "
@@ -425,20 +437,6 @@ class InfluxStoreSettings(StrictModel):
     org: str = Field("coldchain", description="InfluxDB 2 organisation")
     bucket: str = Field("coldchain", description="InfluxDB 2 bucket")
     token_file: str | None = Field(None, description="file holding the InfluxDB API token")
-
-    @field_validator("url", "write_url")
-    @classmethod
-    def _http_url(cls, v: str | None) -> str | None:
-        if v is not None:
-            http_url(v)
-        return v
-
-    @field_validator("replicas")
-    @classmethod
-    def _http_urls(cls, v: list[str]) -> list[str]:
-        for url in v:
-            http_url(url)
-        return v
 
     @model_validator(mode="after")
     def _vmagent_is_victoria_metrics(self) -> InfluxStoreSettings:
@@ -453,18 +451,6 @@ class InfluxStoreSettings(StrictModel):
                 "each replica (docs/store.md, readings kept twice)"
             )
         return self
-
-
-def http_url(url: str) -> None:
-    """``url`` is http(s)://host[:port][/path] (ValueError saying so if not)."""
-    try:
-        parts = urlsplit(url)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-        _ = parts.port  # raises past 65535 or for a port that is not a number
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
 
 
 StoreSettings = Annotated[SqliteStoreSettings | InfluxStoreSettings, Field(discriminator="type")]
