@@ -198,7 +198,7 @@ async def _run(
             raise ValueError(f"gateway {args.gateway!r} is not in {args.config} ({known})")
         if args.out.exists():
             raise ValueError(f"{args.out} exists: choose another --out, or remove it")
-    brokers = [args.broker or cfg.uplink.broker, *cfg.uplink.standby_brokers]
+    brokers = cfg.uplink.brokers_from(args.broker)
     pw_file = args.admin_password_file or data_dir / "broker-admin-password"
     try:
         password = pw_file.read_text(encoding="utf-8").strip()

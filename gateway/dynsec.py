@@ -431,12 +431,12 @@ async def fleet_on(
     topics: Topics,
     tls: Callable[[], ssl.SSLContext],
 ) -> AsyncIterator[Fleet]:
-    """The fleet on ``brokers`` (``uplink.broker`` first, then the standby brokers), as the
+    """The fleet on ``brokers`` (``Uplink.brokers_from``: each once, the first read), as the
     admin identity on each (``tls()`` for an ``mqtts://`` one); every one must answer, or
     :class:`DynSecError` names the one that does not."""
     async with contextlib.AsyncExitStack() as stack:
         sessions = []
-        for url in dict.fromkeys(brokers):
+        for url in brokers:
             host, port, use_tls = broker_address(url)
             ds = DynSec(host, port, username, password, tls=tls() if use_tls else None)
             sessions.append(await stack.enter_async_context(ds))

@@ -27,7 +27,7 @@ class BrokerSessions:
 
     def __init__(self, hub: Hub, primary: str) -> None:
         self.hub = hub
-        self.brokers = list(dict.fromkeys([primary, *hub.cfg.uplink.standby_brokers]))
+        self.brokers = hub.cfg.uplink.brokers_from(primary)
         self._up: set[SessionPublish] = set()  # one publish per broker session up
 
     def tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:

@@ -262,7 +262,12 @@ class Uplink(StrictModel):
     @property
     def brokers(self) -> list[str]:
         """``broker`` and the standby brokers, in the order they are tried."""
-        return list(dict.fromkeys([self.broker, *self.standby_brokers]))
+        return self.brokers_from(self.broker)
+
+    def brokers_from(self, primary: str | None) -> list[str]:
+        """:attr:`brokers` with ``primary`` (a ``--broker`` given) first instead of
+        ``broker``, each once."""
+        return list(dict.fromkeys([primary or self.broker, *self.standby_brokers]))
 
     @model_validator(mode="after")
     def _client_certificate(self) -> Uplink:
