@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Debian packages the test suite talks to (real parts, not mocks); docker-compose only reads
 # deploy/centre/compose.yaml (no daemon, no images); fonts-wqy-microhei is the Chinese face
 # the hub serves to the web UI and embeds in PDFs (dashboards/fonts.py).
-TEST_SERVICES := mosquitto victoria-metrics chromium docker-compose fonts-wqy-microhei
+TEST_SERVICES := mosquitto victoria-metrics chromium docker-compose fonts-wqy-microhei postgresql
 
 .PHONY: demo test test-fast lint format typecheck lock services clean
 

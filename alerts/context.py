@@ -19,7 +19,6 @@ to it once that transaction has committed (the function cannot join it).
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from coldchain.alerting.facts import Places
 from coldchain.alerting.settings import Policy
 from coldchain.config.site import Contact, Room, Site, SiteConfig
 from coldchain.config.topology import PointInfo
+from coldchain.statedb import StateConn
 
 
 def wall_ms() -> int:
@@ -77,7 +77,7 @@ class AuditTrail(Protocol):
         comment: str | None = None,
     ) -> Any: ...
 
-    def insert_rows(self, db: sqlite3.Connection, rows: list[Any]) -> None: ...
+    def insert_rows(self, db: StateConn, rows: list[Any]) -> None: ...
 
 
 class StoreAudit:

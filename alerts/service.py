@@ -34,7 +34,6 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from alerts.actions import Actions
@@ -57,6 +56,7 @@ from coldchain.config.site import SiteConfig
 from coldchain.config.topology import site_points
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.reading import Reading
+from coldchain.statedb import StateTarget
 
 TICK_S = 0.1  # delays that run out between readings fire within this
 
@@ -69,7 +69,7 @@ class AlertService:
         cfg: SiteConfig,
         profiles: ProfileRegistry,
         *,
-        db_path: Path,
+        db_path: StateTarget,
         audit: AuditTrail | Audit,
         notifiers: Iterable[Notifier] = (),
         link_key: bytes | None = None,

@@ -2,7 +2,8 @@
 room maintenance and rules edited through the API. A restart reads it back, so open alerts
 are neither forgotten nor re-paged and escalation timers continue where they were.
 
-One SQLite connection in WAL mode with synchronous=FULL, whose writes are grouped: the
+One connection to the hub database (SQLite in WAL mode with synchronous=FULL, or
+PostgreSQL: :mod:`coldchain.statedb`), whose writes are grouped: the
 transitions of one evaluation, their audit records and queued notifications commit together,
 once, and in the hub on a writer thread (:mod:`alerts.transactions`).
 """
@@ -11,13 +12,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from alerts.transactions import TransactionalDb
 from coldchain.alerting.states import OPEN_STATES, AlertState
+from coldchain.statedb import Schema, StateTarget
 
-SCHEMA = """
+SCHEMA = Schema(
+    "alerts",
+    (
+        """
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL,             -- the watch: rule/tier/subject
@@ -70,7 +74,9 @@ CREATE TABLE IF NOT EXISTS rule_edits (
     rule TEXT NOT NULL, body TEXT,  -- JSON of the rule; NULL: back to the config's
     ts INTEGER NOT NULL, by TEXT NOT NULL
 );
-"""
+""",
+    ),
+)
 
 
 @dataclass(slots=True)
@@ -161,7 +167,7 @@ class AlertStore(TransactionalDb):
     """The alert tables, written in grouped transactions (:mod:`alerts.transactions`).
     ``writer_thread``: evaluations on the event loop commit on the writer thread."""
 
-    def __init__(self, path: str | Path, *, writer_thread: bool = False) -> None:
+    def __init__(self, path: StateTarget, *, writer_thread: bool = False) -> None:
         super().__init__(path, SCHEMA, writer_thread=writer_thread)
 
     # --- alerts ---------------------------------------------------------------------------
@@ -175,11 +181,11 @@ class AlertStore(TransactionalDb):
                 values[name] = float(values[name])
         cols = ", ".join(values)
         marks = ", ".join("?" for _ in values)
-        cur = self._write(
+        rid = self._insert(
             f"INSERT INTO alerts ({cols}) VALUES ({marks})",  # noqa: S608 - our column names
             list(values.values()),
         )
-        return AlertRow(id=int(cur.lastrowid or 0), **values)
+        return AlertRow(id=rid, **values)
 
     def update(self, alert_id: int, **values: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in values)
@@ -258,7 +264,7 @@ class AlertStore(TransactionalDb):
         sent_ms: int | None = None,
         notifier: str | None = None,
     ) -> int:
-        cur = self._write(
+        return self._insert(
             "INSERT INTO notifications (alert_ids, recipient, address, kind, level, text, "
             "queued_ms, sent_ms, notifier, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -274,7 +280,6 @@ class AlertStore(TransactionalDb):
                 status,
             ),
         )
-        return int(cur.lastrowid or 0)
 
     def update_notification(self, note_id: int, **values: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in values)
@@ -290,7 +295,7 @@ class AlertStore(TransactionalDb):
         status: str | None = None,
         recipient: str | None = None,
     ) -> list[NotificationRow]:
-        where, args = ["1"], list[Any]()
+        where, args = ["1 = 1"], list[Any]()
         if recipient is not None:
             where.append("recipient = ?")
             args.append(recipient)
@@ -298,8 +303,14 @@ class AlertStore(TransactionalDb):
             where.append("status = ?")
             args.append(status)
         if alert_id is not None:
-            where.append("EXISTS (SELECT 1 FROM json_each(alert_ids) WHERE value = ?)")
-            args.append(alert_id)
+            if self.kind == "sqlite":
+                where.append("EXISTS (SELECT 1 FROM json_each(alert_ids) WHERE value = ?)")
+                args.append(alert_id)
+            else:
+                where.append(
+                    "EXISTS (SELECT 1 FROM json_array_elements_text(alert_ids::json) v WHERE v = ?)"
+                )
+                args.append(str(alert_id))
         rows = self._read(
             f"SELECT {', '.join(_NOTE_COLS)} FROM notifications "  # noqa: S608
             f"WHERE {' AND '.join(where)} ORDER BY id",
@@ -319,7 +330,8 @@ class AlertStore(TransactionalDb):
     def sent_since(self, recipient: str, since_ms: int) -> int:
         rows = self._read(
             # one message may carry several alerts (one row each): count messages
-            "SELECT COUNT(DISTINCT COALESCE(notifier, '') || ':' || COALESCE(provider_ref, id)) "
+            "SELECT COUNT(DISTINCT COALESCE(notifier, '') || ':' || "
+            "COALESCE(provider_ref, CAST(id AS TEXT))) "
             "FROM notifications WHERE recipient = ? AND sent_ms >= ? "
             "AND status IN ('accepted', 'delivered')",
             (recipient, since_ms),

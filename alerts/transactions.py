@@ -1,5 +1,6 @@
-"""One SQLite connection to the hub database whose writes are grouped into transactions,
-committed once, optionally on a writer thread (the base of :class:`alerts.store.AlertStore`).
+"""One connection to the hub database (SQLite or PostgreSQL, :mod:`coldchain.statedb`) whose
+writes are grouped into transactions, committed once, optionally on a writer thread (the base
+of :class:`alerts.store.AlertStore`).
 
 Changes made inside :meth:`TransactionalDb.transaction` (and records of other tables written
 with :meth:`TransactionalDb.write_with`, or queued with :meth:`TransactionalDb.append` and
@@ -24,30 +25,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
+
+from coldchain.statedb import Cursor, Schema, StateConn, StateTarget, open_state
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Batches = dict[Callable[[sqlite3.Connection, list[Any]], object], list[Any]]
+Batches = dict[Callable[[StateConn, list[Any]], object], list[Any]]
 
 
 class TransactionalDb:
-    """A SQLite file with ``schema``, written in grouped transactions (see the module
+    """The hub's state database with ``schema``, written in grouped transactions (see the module
     docstring). ``writer_thread``: a :meth:`transaction` opened with ``background=True`` on
     a thread running an event loop commits on the writer thread."""
 
-    def __init__(self, path: str | Path, schema: str, *, writer_thread: bool = False) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(schema)
+    def __init__(self, path: StateTarget, schema: Schema, *, writer_thread: bool = False) -> None:
+        self._db = open_state(path, schema)
         self._lock = threading.RLock()
         self._idle = threading.Event()  # clear while the writer thread commits
         self._idle.set()
@@ -140,11 +137,11 @@ class TransactionalDb:
         hand ``after`` to it."""
         try:
             self._flush(batches)
-            self._db.execute("COMMIT")
+            self._db.commit()
         except Exception:
             log.exception("committing %d alert changes failed; rolled back", len(after))
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
+            with contextlib.suppress(self._db.Error):
+                self._db.rollback()
         else:
             self.commits += 1
             for fn in after:
@@ -167,14 +164,15 @@ class TransactionalDb:
         if commit:
             try:
                 self._flush(batches)
-                self._db.execute("COMMIT")
+                self._db.commit()
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(self._db.Error):  # the first error is the one to see
+                    self._db.rollback()
                 self._after.clear()
                 raise
             self.commits += 1
         else:
-            self._db.execute("ROLLBACK")
+            self._db.rollback()
             self._after.clear()
 
     def _flush(self, batches: Batches) -> None:
@@ -189,7 +187,7 @@ class TransactionalDb:
         else:
             fn()
 
-    def append(self, write: Callable[[sqlite3.Connection, list[Any]], object], row: Any) -> None:
+    def append(self, write: Callable[[StateConn, list[Any]], object], row: Any) -> None:
         """Queue ``row`` in the open transaction (one of its own when there is none): just
         before it commits, ``write(connection, rows)`` writes the rows queued with the same
         ``write``, in order, in one call (an ``executemany``); they are dropped if it rolls
@@ -205,7 +203,7 @@ class TransactionalDb:
         else:
             rows.append(row)
 
-    def write_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def write_with(self, fn: Callable[[StateConn], T]) -> T:
         """Run ``fn`` with the connection inside a write transaction (the open one, or one of
         its own): for another table of the hub database, such as the audit log."""
         if self.in_transaction:  # the common case: see _write
@@ -217,16 +215,31 @@ class TransactionalDb:
 
     def _begin(self) -> None:
         if not self._begun:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.begin()
             self._begun = True
 
-    def _write(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+    def _write(self, sql: str, args: Any = ()) -> Cursor:
         if self.in_transaction:  # the common case, a statement of the open transaction
             self._begin()
             return self._db.execute(sql, args)
         with self.transaction():
             self._begin()
             return self._db.execute(sql, args)
+
+    def _insert(self, sql: str, args: Any = ()) -> int:
+        """An INSERT of the open transaction (one of its own when there is none): the id
+        the database gave the row."""
+        if self.in_transaction:
+            self._begin()
+            return self._db.insert(sql, args)
+        with self.transaction():
+            self._begin()
+            return self._db.insert(sql, args)
+
+    @property
+    def kind(self) -> str:
+        """The database's engine: ``sqlite`` or ``postgres``."""
+        return self._db.kind
 
     def _read(self, sql: str, args: Any = ()) -> list[Any]:
         with self._guard():

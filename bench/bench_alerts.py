@@ -43,7 +43,6 @@ import os
 import platform
 import random
 import socket
-import sqlite3
 import tempfile
 import time
 from collections import defaultdict
@@ -60,6 +59,7 @@ from bench.harness import pct
 from coldchain.config.checks import check
 from coldchain.config.site import SiteConfig
 from coldchain.reading import Reading, SeriesId
+from coldchain.statedb import StateConn
 from hub.audit import AuditLog, AuditRow
 from tests import sites
 from tests.smsfakes.twilio import TwilioFake
@@ -271,7 +271,7 @@ class Recorder:
             actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
         )
 
-    def insert_rows(self, db: sqlite3.Connection, rows: list[AuditRow]) -> None:
+    def insert_rows(self, db: StateConn, rows: list[AuditRow]) -> None:
         self.audit.insert_rows(db, rows)
 
     def _note(self, action: str, obj: str, after: Any) -> None:

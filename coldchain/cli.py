@@ -140,12 +140,14 @@ def _ca(args: argparse.Namespace) -> int:
     return run_ca(args)
 
 
-def _hub_audit(data_dir: Path, actor: str, action: str, obj: str, after: dict[str, Any]) -> None:
-    """One record in the audit trail of the hub whose data dir is ``data_dir``."""
+def _hub_audit(state: Any, actor: str, action: str, obj: str, after: dict[str, Any]) -> None:
+    """One record in the audit trail of the hub whose state is ``state`` (hub.db or a
+    PostgreSQL database: :data:`coldchain.statedb.StateTarget`)."""
     from hub.audit import AuditLog
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = AuditLog(data_dir / "hub.db")
+    if isinstance(state, Path):
+        state.parent.mkdir(parents=True, exist_ok=True)
+    log = AuditLog(state)
     try:
         log.record(actor=actor, action=action, obj=obj, after=after)
     finally:

@@ -28,6 +28,7 @@ from coldchain.access import Guard, Principal, Role
 from coldchain.config.site import SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.topics import Topics
+from coldchain.statedb import StateTarget
 from gateway.broker import ADMIN_PASSWORD_FILE, ADMIN_USER, client_ca
 from gateway.ca import CaError
 from gateway.dynsec import DynSecError, Fleet, fleet_on
@@ -47,10 +48,13 @@ def identities_router(
     brokers: Sequence[str],
     tls: Callable[[], ssl.SSLContext],
     data_dir: Path,
+    state: StateTarget,
     registry: Registry,
     audit: AuditFn,
     guard: Guard,
 ) -> APIRouter:
+    """``data_dir``: the broker admin's password and the CA; ``state``: the hub's state (the
+    gateways' message keys)."""
     router = APIRouter(prefix="/api", tags=["gateway identities"])
     technician = guard(Role.TECHNICIAN)
     topics = Topics(cfg.uplink.prefix)
@@ -85,7 +89,7 @@ def identities_router(
             raise HTTPException(422, f"{gateway_id!r:.80} is not a gateway id")
         if action in ("provision", "rotate") and gateway_id not in known:
             raise HTTPException(404, f"gateway {gateway_id} is not in the site config")
-        keys = GatewayKeys(data_dir / "hub.db")
+        keys = GatewayKeys(state)
         try:
             with tempfile.TemporaryDirectory(prefix="coldchain-bundle-") as tmp:
                 out = Path(tmp) / f"coldchain-{gateway_id}.tar.gz"

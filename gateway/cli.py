@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coldchain.profiles.options import add_profiles_argument, load_profiles
+from coldchain.statedb import StateTarget, state_exists, state_target
 
 if TYPE_CHECKING:
     from coldchain.config.site import SiteConfig
@@ -155,7 +156,7 @@ def _remote_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # records a change in the hub's audit trail: (data dir, actor, action, object, after)
-Audit = Callable[[Path, str, str, str, dict[str, Any]], None]
+Audit = Callable[[StateTarget, str, str, str, dict[str, Any]], None]
 
 
 def run(args: argparse.Namespace, audit: Audit) -> int:
@@ -235,7 +236,7 @@ async def _remote(args: argparse.Namespace, cfg: SiteConfig, data_dir: Path) -> 
         raise ValueError(str(exc)) from None
     pw_file = args.hub_password_file or data_dir / HUB_PASSWORD_FILE
     password = pw_file.read_text(encoding="utf-8").strip() if pw_file.exists() else None
-    key = message_key(data_dir, gw.id)
+    key = message_key(state_target(cfg.hub.state, data_dir), gw.id)
     if args.gateway_command == "scan":
         req = Request(
             new_command_id(),
@@ -297,8 +298,9 @@ async def _change(
     from gateway.registry import Registry
 
     data_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before the broker
-    keys = GatewayKeys(data_dir / "hub.db")
-    registry = Registry(data_dir / "hub.db", [], health_timeout_s=cfg.hub.health_timeout)
+    state = state_target(cfg.hub.state, data_dir)
+    keys = GatewayKeys(state)
+    registry = Registry(state, [], health_timeout_s=cfg.hub.health_timeout)
     try:
         after = await _apply(
             args, fleet, keys=keys, registry=registry, cfg=cfg, profiles=profiles, data_dir=data_dir
@@ -307,7 +309,7 @@ async def _change(
         keys.close()
         registry.close()
     action, gw = args.gateway_command, args.gateway
-    audit(data_dir, args.by or getpass.getuser(), f"gateway.{action}", f"gateway/{gw}", after)
+    audit(state, args.by or getpass.getuser(), f"gateway.{action}", f"gateway/{gw}", after)
     return 0
 
 
@@ -379,9 +381,10 @@ async def _list(fleet: Fleet, cfg: SiteConfig, data_dir: Path) -> None:
     clients = await fleet.clients()
     states = {}
     configs: dict[str, str] = {}
-    if (data_dir / "hub.db").exists():
-        reg = Registry(data_dir / "hub.db", [], health_timeout_s=cfg.hub.health_timeout)
-        revisions = Revisions(data_dir / "hub.db")
+    state = state_target(cfg.hub.state, data_dir)
+    if state_exists(state):
+        reg = Registry(state, [], health_timeout_s=cfg.hub.health_timeout)
+        revisions = Revisions(state)
         try:
             states = {s.id: s for s in reg.all()}
             configs = {gw: config_column(revisions.state(gw)) for gw in revisions.gateways()}

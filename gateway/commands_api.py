@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import aiomqtt
@@ -25,6 +24,7 @@ from coldchain.access import Guard, Principal, Role
 from coldchain.config.site import SiteConfig, broker_address
 from coldchain.protocol.commands import Request, read_lines, scan_lines
 from coldchain.protocol.topics import Topics
+from coldchain.statedb import StateTarget
 from gateway.remote import (
     UnknownTargetError,
     message_key,
@@ -61,7 +61,7 @@ def commands_router(
     tls: Callable[[], ssl.SSLContext],
     username: str | None,
     password: str | None,
-    data_dir: Path,
+    state: StateTarget,
     audit: AuditFn,
     guard: Guard,
 ) -> APIRouter:
@@ -75,7 +75,7 @@ def commands_router(
             gw = target(cfg, gateway_id, req.bus)
         except UnknownTargetError as exc:
             raise HTTPException(404, str(exc)) from None
-        key = message_key(data_dir, gw.id)
+        key = message_key(state, gw.id)
         audit(user.name, f"gateway.{req.action}", f"gateway/{gw.id}", req.fields())
         try:
             reply = await send_command(

@@ -15,7 +15,6 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from coldchain.config.site import SiteConfig
@@ -24,10 +23,12 @@ from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.revisions import ConfigAck, encode_revision
 from coldchain.protocol.topics import Topics
 from coldchain.reading import SeriesId
-from gateway.keys import connect
+from coldchain.statedb import Schema, StateTarget, open_state
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS config_revisions (
+SCHEMA = Schema(
+    "config_revisions",
+    (
+        """CREATE TABLE IF NOT EXISTS config_revisions (
     gateway TEXT NOT NULL,
     rev INTEGER NOT NULL,
     sha256 TEXT NOT NULL,          -- of the slice's text
@@ -39,8 +40,9 @@ CREATE TABLE IF NOT EXISTS config_revisions (
     error TEXT,
     restart TEXT,                  -- JSON list: what it takes up only when it next starts
     PRIMARY KEY (gateway, rev)
-) WITHOUT ROWID;
-"""
+) WITHOUT ROWID""",
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +101,10 @@ class ConfigState:
 class Revisions:
     """The revisions of every gateway (thread-safe; each call a short statement)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = connect(path, SCHEMA)
+    def __init__(self, path: StateTarget) -> None:
+        self._db = open_state(path, SCHEMA)
         self._lock = threading.Lock()
+        self.db_error = self._db.Error  # the database's errors (an outage of PostgreSQL)
 
     def close(self) -> None:
         with self._lock:

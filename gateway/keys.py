@@ -7,39 +7,29 @@ provisioned)."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
-from pathlib import Path
 
 from coldchain.protocol.auth import new_key
+from coldchain.statedb import Schema, StateTarget, open_state
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS gateway_keys (
-    gateway TEXT PRIMARY KEY,
-    key BLOB NOT NULL,          -- 32 bytes, shared with the gateway only
-    created_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-"""
-
-
-def connect(path: str | Path, schema: str) -> sqlite3.Connection:
-    """A connection to the hub database for one of its tables (``schema`` made if missing):
-    autocommit, WAL, every commit synced, waiting on another writer rather than failing.
-    Shared by the hub and the ``coldchain`` commands that write it while it runs."""
-    db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA busy_timeout=5000")
-    db.executescript(schema)
-    return db
+SCHEMA = Schema(
+    "gateway_keys",
+    (
+        """CREATE TABLE IF NOT EXISTS gateway_keys (
+            gateway TEXT PRIMARY KEY,
+            key BLOB NOT NULL,          -- 32 bytes, shared with the gateway only
+            created_ms INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
+)
 
 
 class GatewayKeys:
     """Message keys by gateway id (thread-safe; each call one short statement)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = connect(path, SCHEMA)
+    def __init__(self, path: StateTarget) -> None:
+        self._db = open_state(path, SCHEMA)
         self._lock = threading.Lock()
 
     def get(self, gateway: str) -> bytes | None:
@@ -54,7 +44,9 @@ class GatewayKeys:
         key = new_key()
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO gateway_keys (gateway, key, created_ms) VALUES (?, ?, ?)",
+                "INSERT INTO gateway_keys (gateway, key, created_ms) VALUES (?, ?, ?) "
+                "ON CONFLICT (gateway) DO UPDATE SET key = excluded.key, "
+                "created_ms = excluded.created_ms",
                 (gateway, key, time.time_ns() // 1_000_000),
             )
         return key

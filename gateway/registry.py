@@ -14,30 +14,32 @@ an older hub stored whatever JSON came): one that does not validate reads as no 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from coldchain.protocol.bounded import loads_bounded
 from coldchain.protocol.limits import MAX_HEALTH_BYTES, MAX_JSON_DEPTH
 from coldchain.protocol.messages import ProtocolError
 from coldchain.protocol.status import HealthReport, decode_health, decode_status, health_from
+from coldchain.statedb import Schema, StateTarget, open_state
 from gateway.timesync import ClockSample
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS gateways (
+SCHEMA = Schema(
+    "gateways",
+    (
+        """CREATE TABLE IF NOT EXISTS gateways (
     id TEXT PRIMARY KEY,
     state TEXT NOT NULL,            -- online | offline | unknown
     state_since INTEGER,            -- ms
     last_seen INTEGER,              -- ms: status, health or telemetry
     version TEXT,
     health TEXT                     -- the last health report, JSON
-) WITHOUT ROWID;
-"""
+) WITHOUT ROWID""",
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +80,14 @@ class Registry:
 
     def __init__(
         self,
-        path: str | Path,
+        path: StateTarget,
         gateways: list[str],
         *,
         health_timeout_s: float,
         clock_ms: Callable[[], int] = now_ms,
     ) -> None:
         self._now = clock_ms  # the hub's clock: last seen, state changes, expiry
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_state(path, SCHEMA)
         self._lock = threading.Lock()
         self.timeout_ms = int(health_timeout_s * 1000)
         self.known: set[str] = set()
@@ -102,7 +102,8 @@ class Registry:
         with self._lock:
             for gw in gateways:
                 self._db.execute(
-                    "INSERT OR IGNORE INTO gateways (id, state) VALUES (?, 'unknown')", (gw,)
+                    "INSERT INTO gateways (id, state) VALUES (?, 'unknown') ON CONFLICT DO NOTHING",
+                    (gw,),
                 )
         self.known |= set(gateways)
 

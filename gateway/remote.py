@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import secrets
 import ssl
-from pathlib import Path
 
 from coldchain.config.site import Gateway, SiteConfig
 from coldchain.protocol.commands import Reply, Request, decode_reply, encode_request
 from coldchain.protocol.messages import ProtocolError
 from coldchain.protocol.topics import Topics
+from coldchain.statedb import StateTarget, state_exists
 from coldchain.supervise import Client
 from gateway.keys import GatewayKeys
 
@@ -36,12 +36,12 @@ def target(cfg: SiteConfig, gateway_id: str, bus: str) -> Gateway:
     return gw
 
 
-def message_key(data_dir: Path, gateway: str) -> bytes | None:
+def message_key(state: StateTarget, gateway: str) -> bytes | None:
     """The gateway's message key from the hub's database, if it has one (commands are
     signed with it)."""
-    if not (data_dir / "hub.db").exists():
+    if not state_exists(state):
         return None
-    keys = GatewayKeys(data_dir / "hub.db")
+    keys = GatewayKeys(state)
     try:
         return keys.get(gateway)
     finally:

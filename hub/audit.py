@@ -1,8 +1,8 @@
 """The audit trail: every config change, acknowledgement and comment, with who and when.
 
-Append-only by construction: SQLite triggers refuse UPDATE and DELETE, so not even a bug in
-the hub can rewrite history (21 CFR 11.10(e): old values stay visible; GSP: records cannot be
-edited or deleted).
+Append-only by construction: triggers refuse UPDATE and DELETE (on PostgreSQL TRUNCATE too),
+so not even a bug in the hub can rewrite history (21 CFR 11.10(e): old values stay visible;
+GSP: records cannot be edited or deleted).
 
 Tamper-evident too, for whoever holds the file and drops the triggers: each record is chained
 (``audit_chain``: SHA-256 of the previous record's link and this record's canonical encoding,
@@ -24,17 +24,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic_core import to_json
 
-SCHEMA = """
+from coldchain.statedb import Schema, StateConn, StateTarget, open_state, postgres_ddl
+
+_AUDIT_TABLE = """
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     ts INTEGER NOT NULL,          -- UTC ms
@@ -44,24 +44,63 @@ CREATE TABLE IF NOT EXISTS audit (
     before TEXT,                  -- JSON: the old value, where one was replaced
     after TEXT,                   -- JSON: the new value
     comment TEXT
-);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+)"""
+_CHAIN_TABLE = """CREATE TABLE audit_chain (
+    id INTEGER PRIMARY KEY,   -- the audit record's id
+    link BLOB NOT NULL        -- SHA-256 of the previous record's link and this record
+)"""
+
+
+def _sqlite_triggers(table: str) -> str:
+    return f"""
+CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
 BEGIN SELECT RAISE(ABORT, 'audit records cannot be edited'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
 BEGIN SELECT RAISE(ABORT, 'audit records cannot be deleted'); END;
 """
-CHAIN_SCHEMA = (
-    """CREATE TABLE audit_chain (
-        id INTEGER PRIMARY KEY,   -- the audit record's id
-        link BLOB NOT NULL        -- SHA-256 of the previous record's link and this record
-    )""",
-    """CREATE TRIGGER IF NOT EXISTS audit_chain_no_update BEFORE UPDATE ON audit_chain
-    BEGIN SELECT RAISE(ABORT, 'audit records cannot be edited'); END""",
-    """CREATE TRIGGER IF NOT EXISTS audit_chain_no_delete BEFORE DELETE ON audit_chain
-    BEGIN SELECT RAISE(ABORT, 'audit records cannot be deleted'); END""",
-)  # one by one: executescript would commit the transaction they are made in; the table
-# once, the triggers whenever the trail is opened (as the audit table's own)
+
+
+_PG_APPEND_ONLY = """
+CREATE OR REPLACE FUNCTION coldchain_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit records cannot be %',
+        CASE TG_OP WHEN 'UPDATE' THEN 'edited' ELSE 'deleted' END;
+END $$;
+"""
+
+
+def _pg_triggers(table: str) -> str:
+    each = "FOR EACH ROW EXECUTE FUNCTION coldchain_append_only()"
+    return f"""
+CREATE OR REPLACE TRIGGER {table}_no_update BEFORE UPDATE ON {table} {each};
+CREATE OR REPLACE TRIGGER {table}_no_delete BEFORE DELETE ON {table} {each};
+CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION coldchain_append_only();
+"""
+
+
+def triggers(kind: str, *tables: str) -> str:
+    """The append-only triggers of ``tables`` in ``kind``'s dialect (made if missing)."""
+    if kind == "sqlite":
+        return "".join(_sqlite_triggers(t) for t in tables)
+    return _PG_APPEND_ONLY + "".join(_pg_triggers(t) for t in tables)
+
+
+SCHEMA = Schema(
+    "audit",
+    (
+        {
+            "sqlite": _AUDIT_TABLE + ";" + triggers("sqlite", "audit"),
+            "postgres": postgres_ddl(_AUDIT_TABLE) + ";" + triggers("postgres", "audit"),
+        },
+    ),
+)
+"""The audit table; its chain (``audit_chain``) is made by :meth:`AuditLog._start_chain`,
+which links the records already there, and both tables' triggers are made again whenever
+the trail is opened."""
 TRIGGERS = ("audit_no_update", "audit_no_delete", "audit_chain_no_update", "audit_chain_no_delete")
+PG_TRIGGERS = (*TRIGGERS, "audit_no_truncate", "audit_chain_no_truncate")
+"""PostgreSQL's: TRUNCATE passes the row triggers by, so it has its own."""
 GENESIS = bytes(32)
 """The link before the first record."""
 COLUMNS = "id, ts, actor, action, object, before, after, comment"
@@ -82,11 +121,8 @@ class AuditRecord:
 class AuditLog:
     """The hub's audit table (in the hub database)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+    def __init__(self, path: StateTarget) -> None:
+        self._db = open_state(path, SCHEMA)
         self._lock = threading.Lock()
         self._start_chain()
 
@@ -95,14 +131,13 @@ class AuditLog:
         (audited as ``audit.chain.start``). Once the chain exists nothing is linked after the
         fact: a record written around the hub stays unlinked, and verification names it."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.begin()
             try:
-                (have,) = self._db.execute(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-                    ("audit_chain",),
-                ).fetchone()
-                for statement in CHAIN_SCHEMA[int(bool(have)) :]:
-                    self._db.execute(statement)
+                have = "audit_chain" in self._db.tables()
+                if not have:
+                    ddl = _CHAIN_TABLE if self._db.kind == "sqlite" else postgres_ddl(_CHAIN_TABLE)
+                    self._db.execute(ddl)
+                self._db.script(triggers(self._db.kind, "audit", "audit_chain"))
                 if not have:
                     rows = self._db.execute(f"SELECT {COLUMNS} FROM audit ORDER BY id").fetchall()  # noqa: S608 - constants
                     link = GENESIS
@@ -122,9 +157,9 @@ class AuditLog:
                             ],
                         )
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.rollback()
                 raise
-            self._db.execute("COMMIT")
+            self._db.commit()
 
     def record(
         self,
@@ -141,13 +176,13 @@ class AuditLog:
             actor=actor, action=action, obj=obj, before=before, after=after, comment=comment
         )
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.begin()
             try:
                 (rid,) = self._append(self._db, [row])
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.rollback()
                 raise
-            self._db.execute("COMMIT")
+            self._db.commit()
             return rid
 
     def row(
@@ -164,13 +199,13 @@ class AuditLog:
         now = time.time_ns() // 1_000_000
         return (now, actor, action, obj, _json(before), _json(after), comment)
 
-    def insert_rows(self, db: sqlite3.Connection, rows: list[AuditRow]) -> None:
+    def insert_rows(self, db: StateConn, rows: list[AuditRow]) -> None:
         """Append ``rows`` through ``db``, a connection to this log's database, as part of the
         write transaction open on it (they commit or roll back with the caller's changes)."""
         self._append(db, rows)
 
     @staticmethod
-    def _append(db: sqlite3.Connection, rows: list[AuditRow]) -> list[int]:
+    def _append(db: StateConn, rows: list[AuditRow]) -> list[int]:
         """Insert ``rows`` and their links, inside a write transaction open on ``db``: ids
         given here (the next after the last, as SQLite would), both tables in one
         ``executemany`` each."""

@@ -30,7 +30,6 @@ import html
 import json
 import logging
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -44,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import cookie_parser
 
 from coldchain.access import ROLES, Principal, Role
+from coldchain.statedb import Schema, StateTarget, open_state
 from hub import csrf
 from hub.throttle import LoginThrottle
 
@@ -58,7 +58,10 @@ OPEN_PATHS: Final = frozenset({"/healthz", "/metrics", "/favicon.ico"})
 _SCRYPT: Final = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 _SID_BYTES: Final = 32
 
-SCHEMA = """
+SCHEMA = Schema(
+    "users",
+    (
+        """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -68,13 +71,15 @@ CREATE TABLE IF NOT EXISTS users (
 );
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,          -- quoted: a reserved word in PostgreSQL
     created_ms INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL,
     revoked_ms INTEGER
 );
-CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user);
-"""
+CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions ("user");
+""",
+    ),
+)
 
 
 class AuthError(ValueError):
@@ -99,11 +104,8 @@ def check_user_name(name: str) -> None:
 class Users:
     """The users table and their sessions (thread-safe; calls are short)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+    def __init__(self, path: StateTarget) -> None:
+        self._db = open_state(path, SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -127,7 +129,7 @@ class Users:
                     "INSERT INTO users (name, role, salt, hash, created_ms) VALUES (?,?,?,?,?)",
                     (name, role, salt, hash_password(password, salt), _now_ms()),
                 )
-            except sqlite3.IntegrityError:
+            except self._db.IntegrityError:
                 raise AuthError(f"user {name!r} exists already") from None
         return Principal(name, role)
 
@@ -147,7 +149,7 @@ class Users:
     def remove(self, name: str) -> bool:
         """Remove a user, and with it every session of the user."""
         with self._lock:
-            self._db.execute("DELETE FROM sessions WHERE user = ?", (name,))
+            self._db.execute('DELETE FROM sessions WHERE "user" = ?', (name,))
             return self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
 
     def get(self, name: str) -> Principal | None:
@@ -186,7 +188,7 @@ class Users:
         with self._lock:
             self._db.execute("DELETE FROM sessions WHERE expires_ms < ?", (now_ms,))
             self._db.execute(
-                "INSERT INTO sessions (id, user, created_ms, expires_ms) VALUES (?,?,?,?)",
+                'INSERT INTO sessions (id, "user", created_ms, expires_ms) VALUES (?,?,?,?)',
                 (sid, name, now_ms, expires_ms),
             )
         return sid
@@ -195,7 +197,7 @@ class Users:
         """The user of a live session (not expired, not revoked, user still there)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT u.name, u.role FROM sessions s JOIN users u ON u.name = s.user "
+                'SELECT u.name, u.role FROM sessions s JOIN users u ON u.name = s."user" '
                 "WHERE s.id = ? AND s.revoked_ms IS NULL AND s.expires_ms > ?",
                 (sid, now_ms),
             ).fetchone()
@@ -218,7 +220,7 @@ class Users:
         now = _now_ms()
         cur = self._db.execute(
             "UPDATE sessions SET revoked_ms = ? "
-            "WHERE user = ? AND revoked_ms IS NULL AND expires_ms > ?",
+            'WHERE "user" = ? AND revoked_ms IS NULL AND expires_ms > ?',
             (now, name, now),
         )
         return cur.rowcount
@@ -228,8 +230,8 @@ class Users:
         now = _now_ms()
         with self._lock:
             rows = self._db.execute(
-                "SELECT user, count(*) FROM sessions "
-                "WHERE revoked_ms IS NULL AND expires_ms > ? GROUP BY user",
+                'SELECT "user", count(*) FROM sessions '
+                'WHERE revoked_ms IS NULL AND expires_ms > ? GROUP BY "user"',
                 (now,),
             ).fetchall()
         return dict(rows)
@@ -335,8 +337,14 @@ def new_login_nonce() -> str:
 class Auth:
     """Users, sessions and the login throttle of one hub."""
 
-    def __init__(self, data_dir: Path, *, throttle: LoginThrottle | None = None) -> None:
-        self.users = Users(data_dir / "hub.db")
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        state: StateTarget | None = None,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
+        self.users = Users(data_dir / "hub.db" if state is None else state)
         self.sessions = Sessions(Sessions.load_key(data_dir), self.users)
         self.throttle = throttle or LoginThrottle()
         self.data_dir = data_dir

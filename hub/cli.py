@@ -31,7 +31,8 @@ Run the centre until SIGTERM or Ctrl-C, in one process:
   API        REST API with OpenAPI docs at /docs; Prometheus metrics at /metrics
 
 The web UI, API and /metrics are served at --listen. DIR holds hub.db (users, alerts, the
-gateway registry, the audit trail) and the SQLite store. The first start creates the user
+gateway registry, the audit trail; or hub.state names a PostgreSQL database) and the SQLite
+store. The first start creates the user
 'admin' and writes its password to DIR/admin-password; 'coldchain users DIR ...' adds more."""
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coldchain.profiles.options import add_profiles_argument
+from coldchain.statedb import state_exists, state_target
 
 if TYPE_CHECKING:
     from gateway.configpush import Change, ConfigState, Revisions
@@ -104,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"{source} does not check: nothing installed")
     cfg = result.config
     data_dir = args.data_dir or Path(cfg.hub.data_dir)
-    db = data_dir / "hub.db"
-    if not db.exists():
+    db = state_target(cfg.hub.state, data_dir)
+    if not state_exists(db):
         return _fail(f"no hub database in {data_dir} (--data-dir: where the hub keeps its data)")
     audit = AuditLog(db)
     revisions = Revisions(db)

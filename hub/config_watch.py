@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +32,7 @@ class ConfigWatch:
 
     def __init__(self, hub: Hub, path: Path | None) -> None:
         self.hub, self.path = hub, path
-        self.revisions = Revisions(hub.data_dir / "hub.db")
+        self.revisions = Revisions(hub.state)
         self.seen: tuple[int, int] | None = None  # the file's (mtime ns, size)
         self.sha: str | None = None  # of the text the hub runs on
         self.pushed = False  # this process pushed (or found pushed) its config
@@ -74,7 +73,7 @@ class ConfigWatch:
                     self.hub.ingest.reconfigure(
                         self.hub.cfg, self.hub.profiles, self.retired_series(self.hub.cfg)
                     )
-            except (OSError, sqlite3.Error) as exc:
+            except (OSError, self.revisions.db_error) as exc:
                 log.warning("config push: %s", exc)
             await asyncio.sleep(self.hub.cfg.hub.config_watch or RETIRE_CHECK_S)
 

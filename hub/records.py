@@ -25,7 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from hub.audit import COLUMNS, GENESIS, TRIGGERS, next_link
+from coldchain.statedb import StateConn
+from hub.audit import COLUMNS, GENESIS, PG_TRIGGERS, TRIGGERS, next_link
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +47,19 @@ class AuditCheck:
     findings: list[Finding] = field(default_factory=list)
 
 
-def verify_audit(db: sqlite3.Connection, anchors: dict[int, str] | None = None) -> AuditCheck:
-    """Recompute the audit trail's chain in the hub database ``db``; ``anchors`` (record id
-    to link, hex, as printed on a daily log) must match the links stored."""
+def verify_audit(
+    conn: StateConn | sqlite3.Connection, anchors: dict[int, str] | None = None
+) -> AuditCheck:
+    """Recompute the audit trail's chain in the hub database ``conn`` (SQLite or
+    PostgreSQL); ``anchors`` (record id to link, hex, as printed on a daily log) must match
+    the links stored."""
+    db = StateConn.adopt(conn) if isinstance(conn, sqlite3.Connection) else conn
     found: list[Finding] = []
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    tables = db.tables()
+    names = db.triggers()
     found += [
         Finding(f"trigger {t}", "missing: the audit trail can be edited or deleted")
-        for t in TRIGGERS
+        for t in (TRIGGERS if db.kind == "sqlite" else PG_TRIGGERS)
         if t not in names and t.rsplit("_no_", 1)[0] in tables
     ]
     if "audit" not in tables:
@@ -67,7 +72,7 @@ def verify_audit(db: sqlite3.Connection, anchors: dict[int, str] | None = None) 
         int(i): bytes(link)
         for i, link in db.execute(
             "SELECT id, link FROM audit_chain WHERE id NOT IN (SELECT id FROM audit)"
-        )
+        ).fetchall()
     }
     rows = db.execute(
         f"SELECT {', '.join('a.' + c.strip() for c in COLUMNS.split(','))}, c.link "  # noqa: S608 - constants

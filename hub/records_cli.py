@@ -11,6 +11,8 @@ from collections.abc import Sized
 from datetime import UTC, datetime
 from pathlib import Path
 
+from coldchain.statedb import STATE_HELP, StateConn, StateError, cli_target
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="records_command", required=True, metavar="ACTION")
@@ -23,11 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "series and seal whose readings differ from what was sealed (how many more or "
         "fewer), and every append-only trigger that is missing. Prints both chains' heads, "
         "to compare with the ones on a printed daily log. Exit status 1 if anything "
-        "differs. The files are opened read-only.",
+        "differs. The files are opened read-only (the state on PostgreSQL, --state: only "
+        "read).",
     )
     verify.add_argument(
         "data_dir", type=Path, metavar="DATA_DIR", help="the hub's data dir (holds hub.db)"
     )
+    verify.add_argument("--state", metavar="URL", help=STATE_HELP)
     verify.add_argument(
         "--store",
         type=Path,
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from hub.records import verify_audit  # here, not when the parser is built
 
     db_path = args.data_dir / "hub.db"
-    if not db_path.is_file():
+    if args.state is None and not db_path.is_file():
         print(f"{db_path}: no such file: give the hub's data dir", file=sys.stderr)
         return 2
     store = args.store if args.store is not None else args.data_dir / "store.db"
@@ -112,15 +116,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"{store}: no such file: give the SQLite store's file", file=sys.stderr)
         return 2
     found: list[str] = []
+    where = args.state or db_path
     try:
-        db = _open(db_path)
-        try:
-            check = verify_audit(db, dict(args.anchor))
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        print(f"{db_path}: cannot be read: {exc}", file=sys.stderr)
+        conn = (
+            StateConn.adopt(_open(db_path))
+            if args.state is None
+            else StateConn(cli_target(db_path, args.state))
+        )
+    except (sqlite3.DatabaseError, StateError, ValueError) as exc:
+        print(f"{where}: cannot be read: {exc}", file=sys.stderr)
         return 2
+    try:
+        check = verify_audit(conn, dict(args.anchor))
+    except conn.Error as exc:
+        print(f"{where}: cannot be read: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        conn.close()
     found += [str(f) for f in check.findings]
     head = f"record {check.head[0]}, link {check.head[1]}" if check.head else "none"
     lines = [f"audit trail: {check.records} records, {_verdict(check.findings)}; head: {head}"]

@@ -63,6 +63,12 @@ class RecordsService:
             victoria = None
             if isinstance(store_cfg, InfluxStoreSettings) and vm_data is not None:
                 victoria = VictoriaSource(store_cfg.url, Path(vm_data))
+            if cfg.hub.state.type == "postgres":
+                log.warning(
+                    "hub.backup copies the data dir, not the hub's state on PostgreSQL (%s): "
+                    "back that database up with PostgreSQL's own tools",
+                    cfg.hub.state.url,
+                )
             self.backups = BackupSchedule(
                 cfg.hub.backup,
                 data_dir,

@@ -38,6 +38,7 @@ from coldchain.protocol.messages import ProtocolError
 from coldchain.protocol.topics import TopicError, Topics
 from coldchain.reading import Reading, SeriesId
 from coldchain.secrets import resolve
+from coldchain.statedb import state_target
 from coldchain.store.base import Store, StoreConfigError, StoreError
 from dashboards.fonts import WebFont, find_cjk_font, ui_text
 from dashboards.reports import pdfout
@@ -127,8 +128,8 @@ class Hub:
         clock: Clock = WALL,
     ) -> None:
         self.cfg, self.profiles = cfg, profiles
-        self.clock = clock  # ingest's timestamp checks, gateway expiry, alerts, pruning
-        self.data_dir = data_dir
+        # the clock: ingest's timestamp checks, gateway expiry, alerts, pruning
+        self.clock, self.data_dir = clock, data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.broker = broker or cfg.uplink.broker
         broker_address(self.broker)  # a malformed --broker is refused here, not when run
@@ -138,15 +139,17 @@ class Hub:
         self.username = username or cfg.hub.username  # the hub's broker identity
         self.password = password
         self.store = store or open_store(cfg.hub.store, data_dir)
+        # alerts, audit, users, gateways, keys, revisions: hub.db or PostgreSQL
+        self.state = state = state_target(cfg.hub.state, data_dir)
         self.registry = Registry(
-            data_dir / "hub.db",
+            state,
             [g.id for g in cfg.gateways],
             health_timeout_s=cfg.hub.health_timeout,
             clock_ms=clock.now_ms,
         )
-        self.audit = AuditLog(data_dir / "hub.db")
+        self.audit = AuditLog(state)
         self.audit_retention(cfg.hub.store)
-        self.keys = GatewayKeys(data_dir / "hub.db")  # message keys: acks and notices signed
+        self.keys = GatewayKeys(state)  # message keys: acks and notices signed
         self.topics = Topics(cfg.uplink.prefix)
         self.clocks = ClockProbes(self.topics, clock.now_ms)  # each gateway's clock offset
         self.ingest = Ingest(
@@ -170,7 +173,7 @@ class Hub:
         self.alerts = AlertService(
             cfg,
             profiles,
-            db_path=data_dir / "hub.db",
+            db_path=state,
             audit=self.audit,
             notifiers=self._notifiers(),
             link_key=self._link_key(),
@@ -182,7 +185,7 @@ class Hub:
         self.ctx.config_state = self.revisions.state
         # login for the web UI and every API route; ``guard`` is the one role check every
         # router is built with (hub/auth.py)
-        self.auth = Auth(data_dir)
+        self.auth = Auth(data_dir, state=state)
         self.auth.bootstrap()
         guard = self.auth.require
         self.app = create_app(self.ctx, guard)
@@ -195,6 +198,7 @@ class Hub:
                 brokers=self.brokers,
                 tls=lambda: identity_tls(cfg.uplink.ca_file, data_dir, "admin"),
                 data_dir=data_dir,
+                state=state,
                 registry=self.registry,
                 audit=lambda actor, action, obj, after: self.audit.record(
                     actor=actor, action=action, obj=obj, after=after
@@ -209,7 +213,7 @@ class Hub:
                 tls=self.tls_context,
                 username=self.username if self.password else None,
                 password=self.password,
-                data_dir=data_dir,
+                state=state,
                 audit=lambda actor, action, obj, after: self.audit.record(
                     actor=actor, action=action, obj=obj, after=after
                 ),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coldchain.access import ROLES
+from coldchain.statedb import STATE_HELP, StateError, cli_target, describe
 
 if TYPE_CHECKING:
     from hub.auth import Users
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "data_dir", type=Path, metavar="DATA_DIR", help="the hub's data dir (holds hub.db)"
     )
+    parser.add_argument("--state", metavar="URL", help=STATE_HELP)
     sub = parser.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     add = sub.add_parser(
         "add",
@@ -132,14 +134,18 @@ def _password(args: argparse.Namespace) -> tuple[str, Path | None]:
 def run(args: argparse.Namespace) -> int:
     from hub.auth import AuthError, Users
 
-    db = args.data_dir / "hub.db"
-    if not args.data_dir.is_dir():
+    if args.state is None and not args.data_dir.is_dir():
         where = f"{args.data_dir} is not a directory: give the hub's data dir"
         print(f"error: {where}", file=sys.stderr)  # noqa: T201 - a CLI
         return 1
-    users = Users(db)
     try:
-        print(_do(args, users, db))  # noqa: T201 - a CLI
+        db = cli_target(args.data_dir, args.state)
+        users = Users(db)
+    except (ValueError, StateError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - a CLI
+        return 1
+    try:
+        print(_do(args, users, describe(db)))  # noqa: T201 - a CLI
     except (AuthError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - a CLI
         return 1
@@ -148,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _do(args: argparse.Namespace, users: Users, db: Path) -> str:
+def _do(args: argparse.Namespace, users: Users, db: str) -> str:
     from hub.auth import AuthError
 
     cmd: str = args.users_command
@@ -184,7 +190,7 @@ def _do(args: argparse.Namespace, users: Users, db: Path) -> str:
     return done
 
 
-def _check_user(cmd: str, name: str, users: Users, db: Path) -> None:
+def _check_user(cmd: str, name: str, users: Users, db: str) -> None:
     """Before any password is read or file written: ``password`` needs the user, ``add``
     a valid name that is not taken (so a failed add leaves every file as it was)."""
     from hub.auth import AuthError, check_user_name

@@ -11,6 +11,10 @@ declare -A binary=(
 )
 missing=()
 for pkg in "$@"; do
+  if [ "$pkg" = postgresql ]; then  # the server's binaries live under its major version
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null || missing+=("$pkg")
+    continue
+  fi
   [ -e "${binary[$pkg]:-/nonexistent}" ] || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

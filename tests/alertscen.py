@@ -25,8 +25,10 @@ from alerts.store import AlertRow, NotificationRow
 from coldchain.config.notify import Notifier as NotifierSettings
 from coldchain.config.site import SiteConfig
 from coldchain.reading import Reading
+from coldchain.statedb import StateTarget
 from hub.audit import AuditLog, AuditRecord
 from tests.alertkit import MIN, PROFILES, T0, r, site
+from tests.postgres import state_for
 from tests.smsfakes import AliyunFake, TwilioFake
 
 KEY = bytes(range(32))
@@ -127,7 +129,7 @@ class Hub:
         self,
         doc: dict[str, Any],
         *,
-        db_path: Path,
+        db_path: StateTarget,
         audit: AuditLog,
         notifiers: Sequence[Notifier],
         clock: Clock,
@@ -199,11 +201,12 @@ class Hub:
 
 
 class Hubs:
-    """Hubs on one database (``hub.db`` in the test's directory) and its audit log."""
+    """Hubs on one database (``hub.db`` in the test's directory, or the test's PostgreSQL
+    database under ``hub_engine``) and its audit log."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.db = directory / "hub.db"
+        self.db = state_for(directory)
         self.audit = AuditLog(self.db)
         self.opened: list[Hub] = []
 

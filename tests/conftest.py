@@ -13,15 +13,20 @@ import pytest
 from hypothesis import settings
 
 from coldchain.profiles.registry import ProfileRegistry
+from tests.postgres import hub_engine, postgres, postgres_cluster, state
 from tests.services import mosquitto, restartable_mosquitto, secured_mosquitto
 from tests.sites import shipped_profiles
 from tests.victoria import victoria_metrics
 
 __all__ = [
+    "hub_engine",
     "mosquitto",
+    "postgres",
+    "postgres_cluster",
     "profiles",
     "restartable_mosquitto",
     "secured_mosquitto",
+    "state",
     "victoria_metrics",
 ]
 

@@ -22,6 +22,7 @@ from coldchain.store.base import Store
 from hub.auth import COOKIE
 from hub.csrf import HEADER as CSRF_HEADER
 from hub.service import Hub
+from tests.postgres import engine_settings
 
 TEST_USER, TEST_PASSWORD = "test-admin", "test-admin-password"
 # hub URL -> the headers of its test admin's session
@@ -49,6 +50,9 @@ async def running_hub_service(
     clock: Clock = WALL,
     password: str | None = None,
 ) -> AsyncIterator[Hub]:
+    engine = engine_settings()  # the test's PostgreSQL database, under hub_engine
+    if engine is not None:
+        cfg = cfg.model_copy(update={"hub": cfg.hub.model_copy(update={"state": engine})})
     hub = Hub(
         cfg,
         profiles,

@@ -41,6 +41,9 @@ from tests.alertscen import (
 from tests.services import until
 from tests.smsfakes import AliyunFake, TwilioFake
 
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
+
 aliyun_fake = smsfakes.aliyun_fake
 twilio_fake = smsfakes.twilio_fake
 

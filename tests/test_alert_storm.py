@@ -6,7 +6,6 @@ transaction has committed, and a restart neither re-pages nor forgets."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -21,9 +20,13 @@ from alerts.service import AlertService
 from coldchain.clock import ManualClock
 from coldchain.config.notify import FileNotifier as FileSettings
 from coldchain.config.site import SiteConfig
+from coldchain.statedb import StateConn
 from hub.audit import AuditLog
 from tests.alertkit import PROFILES, T0, r
 from tests.alertscen import KEY, LEVEL1, PHONE, Hubs, site_doc
+
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
 
 ROOMS = 200
 MAINS = [f"di-r{i}/mains" for i in range(1, ROOMS + 1)]
@@ -59,7 +62,7 @@ class Storm:
         self.svc.start()
         self.submitted: list[tuple[Notice, int]] = []  # and the notifications committed then
         submit = self.svc.dispatcher.submit
-        reader = sqlite3.connect(hubs.db)  # another connection sees only what is committed
+        reader = StateConn(hubs.db)  # another connection sees only what is committed
 
         def watch(notice: Notice) -> None:
             (committed,) = reader.execute(
@@ -186,7 +189,7 @@ async def test_an_audit_function_hears_each_transition_once_after_the_commit(
     """A plain function as ``audit`` (a benchmark's recorder) cannot join the transaction:
     it is called once per record, after the commit."""
     heard: list[tuple[str, str, int]] = []
-    reader = sqlite3.connect(hubs.db)
+    reader = StateConn(hubs.db)
 
     def audit(*, action: str, obj: str, **_: Any) -> int:
         committed: Callable[[], int] = lambda: int(  # noqa: E731
@@ -219,13 +222,18 @@ async def test_on_the_writer_thread_a_storm_commits_off_the_loop_and_then_pages(
     await storm.svc.store.settled()
     storm.at(90)
     before = storm.svc.store.commits
-    commits: list[int] = []  # the thread of each COMMIT statement
-    storm.svc.store._db.set_trace_callback(  # watching the connection
-        lambda sql: commits.append(threading.get_ident()) if sql == "COMMIT" else None
-    )
+    commits: list[int] = []  # the thread of each COMMIT
+    conn = storm.svc.store._db
+    commit = conn.commit
+
+    def watched() -> None:  # watching the connection
+        commits.append(threading.get_ident())
+        commit()
+
+    conn.commit = watched  # type: ignore[method-assign]
     storm.svc.tick()
     await storm.svc.store.settled()
-    storm.svc.store._db.set_trace_callback(None)
+    del conn.commit
     assert storm.svc.store.commits - before == 1
     assert len(commits) == 1
     assert commits[0] != threading.get_ident()  # not on the event loop's thread

@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from alerts.transactions import TransactionalDb
+from coldchain.statedb import Schema, StateConn, StateTarget
 from hub.audit import AuditLog
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS item (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS log (id INTEGER PRIMARY KEY, line TEXT NOT NULL);
-"""
+SCHEMA = Schema(
+    "test",
+    (
+        """
+CREATE TABLE IF NOT EXISTS item (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS log (id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
+""",
+    ),
+)
 
 
 class Log:
@@ -29,16 +33,16 @@ class Log:
         self.calls: list[int] = []  # rows per call
         self.fail = fail
 
-    def write(self, db: sqlite3.Connection, rows: list[Any]) -> None:
+    def write(self, db: StateConn, rows: list[Any]) -> None:
         self.calls.append(len(rows))
         if self.fail:
-            raise sqlite3.OperationalError("disk I/O error")
+            raise OSError("disk I/O error")
         db.executemany("INSERT INTO log (line) VALUES (?)", rows)
 
 
-def committed(path: Path, table: str) -> list[str]:
+def committed(target: StateTarget, table: str) -> list[str]:
     """What another connection sees: only what is committed."""
-    other = sqlite3.connect(path)
+    other = StateConn(target)
     try:
         col = "name" if table == "item" else "line"
         return [v for (v,) in other.execute(f"SELECT {col} FROM {table} ORDER BY id")]
@@ -46,8 +50,8 @@ def committed(path: Path, table: str) -> list[str]:
         other.close()
 
 
-def test_queued_rows_are_written_in_one_call_just_before_the_commit(tmp_path: Path) -> None:
-    db = TransactionalDb(tmp_path / "hub.db", SCHEMA)
+def test_queued_rows_are_written_in_one_call_just_before_the_commit(state: StateTarget) -> None:
+    db = TransactionalDb(state, SCHEMA)
     log = Log()
     with db.transaction():
         db._write("INSERT INTO item (name) VALUES (?)", ("a",))
@@ -56,16 +60,16 @@ def test_queued_rows_are_written_in_one_call_just_before_the_commit(tmp_path: Pa
             db.append(log.write, ("second",))
         db.append(log.write, ("third",))
         assert log.calls == []  # nothing written yet
-        assert committed(tmp_path / "hub.db", "log") == []
+        assert committed(state, "log") == []
     assert log.calls == [3]
-    assert committed(tmp_path / "hub.db", "log") == ["first", "second", "third"]
-    assert committed(tmp_path / "hub.db", "item") == ["a"]
+    assert committed(state, "log") == ["first", "second", "third"]
+    assert committed(state, "item") == ["a"]
     assert db.commits == 1
     db.close()
 
 
-def test_queued_rows_roll_back_with_their_transaction(tmp_path: Path) -> None:
-    db = TransactionalDb(tmp_path / "hub.db", SCHEMA)
+def test_queued_rows_roll_back_with_their_transaction(state: StateTarget) -> None:
+    db = TransactionalDb(state, SCHEMA)
     log = Log()
 
     def fail_midway() -> None:
@@ -79,22 +83,22 @@ def test_queued_rows_roll_back_with_their_transaction(tmp_path: Path) -> None:
     assert log.calls == []
     with db.transaction():  # the next transaction does not carry them
         db.append(log.write, ("kept",))
-    assert committed(tmp_path / "hub.db", "log") == ["kept"]
-    assert committed(tmp_path / "hub.db", "item") == []
+    assert committed(state, "log") == ["kept"]
+    assert committed(state, "item") == []
     db.close()
 
 
-def test_a_row_queued_outside_a_transaction_commits_at_once(tmp_path: Path) -> None:
-    db = TransactionalDb(tmp_path / "hub.db", SCHEMA)
+def test_a_row_queued_outside_a_transaction_commits_at_once(state: StateTarget) -> None:
+    db = TransactionalDb(state, SCHEMA)
     log = Log()
     db.append(log.write, ("alone",))
-    assert committed(tmp_path / "hub.db", "log") == ["alone"]
+    assert committed(state, "log") == ["alone"]
     assert db.commits == 1
     db.close()
 
 
-def test_a_failed_write_rolls_the_transaction_back_and_drops_its_work(tmp_path: Path) -> None:
-    db = TransactionalDb(tmp_path / "hub.db", SCHEMA)
+def test_a_failed_write_rolls_the_transaction_back_and_drops_its_work(state: StateTarget) -> None:
+    db = TransactionalDb(state, SCHEMA)
     log, after = Log(fail=True), list[str]()
 
     def write() -> None:
@@ -103,19 +107,19 @@ def test_a_failed_write_rolls_the_transaction_back_and_drops_its_work(tmp_path: 
             db.append(log.write, ("x",))
             db.after_commit(lambda: after.append("paged"))
 
-    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+    with pytest.raises(OSError, match="disk I/O error"):
         write()
     assert log.calls == [1]
-    assert committed(tmp_path / "hub.db", "item") == []
+    assert committed(state, "item") == []
     assert after == []
     assert db.commits == 0
     db.close()
 
 
 async def test_on_the_writer_thread_the_rows_are_written_with_the_commit(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    state: StateTarget, caplog: pytest.LogCaptureFixture
 ) -> None:
-    db = TransactionalDb(tmp_path / "hub.db", SCHEMA, writer_thread=True)
+    db = TransactionalDb(state, SCHEMA, writer_thread=True)
     log, after = Log(), list[str]()
     with db.transaction(background=True):
         db._write("INSERT INTO item (name) VALUES (?)", ("a",))
@@ -124,7 +128,7 @@ async def test_on_the_writer_thread_the_rows_are_written_with_the_commit(
         db.after_commit(lambda: after.append("paged"))
     await db.settled()
     assert log.calls == [2]
-    assert committed(tmp_path / "hub.db", "log") == ["one", "two"]
+    assert committed(state, "log") == ["one", "two"]
     assert after == ["paged"]
 
     failing = Log(fail=True)  # a write that fails there: logged, nothing of it stays
@@ -136,23 +140,23 @@ async def test_on_the_writer_thread_the_rows_are_written_with_the_commit(
         await db.settled()
         await asyncio.sleep(0)
     assert failing.calls == [1]
-    assert committed(tmp_path / "hub.db", "item") == ["a"]
+    assert committed(state, "item") == ["a"]
     assert after == ["paged"]
     assert "rolled back" in caplog.text
     with db.transaction():  # the connection is usable afterwards
         db._write("INSERT INTO item (name) VALUES (?)", ("c",))
-    assert committed(tmp_path / "hub.db", "item") == ["a", "c"]
+    assert committed(state, "item") == ["a", "c"]
     db.close()
 
 
-def test_audit_records_read_back_as_recorded(tmp_path: Path) -> None:
+def test_audit_records_read_back_as_recorded(state: StateTarget) -> None:
     """Written singly or queued in a transaction, a record's values come back equal, text
     in Chinese included, and stored as UTF-8 rather than escaped."""
-    path = tmp_path / "hub.db"
+    path = state
     log = AuditLog(path)
     after = {"key": "温度过高/alarm/s1", "value": 6.5, "limit": 4, "ok": True, "none": None}
     log.record(actor="张工", action="alert.ack", obj="alert/1", after=after, comment="已处理")
-    db = TransactionalDb(path, "")
+    db = TransactionalDb(path, Schema("none", ()))
     with db.transaction():
         db.append(log.insert_rows, log.row(actor="hub", action="alert.firing", obj="alert/2"))
         row = log.row(actor="hub", action="alert.resolved", obj="alert/2", before=[1, 2.5])
@@ -163,7 +167,7 @@ def test_audit_records_read_back_as_recorded(tmp_path: Path) -> None:
     assert (ack.actor, ack.after, ack.comment, ack.before) == ("张工", after, "已处理", None)
     assert (firing.action, firing.after) == ("alert.firing", None)
     assert resolved.before == [1, 2.5]
-    raw = sqlite3.connect(path).execute("SELECT after FROM audit WHERE id = 1").fetchone()[0]
+    raw = StateConn(path).execute("SELECT after FROM audit WHERE id = 1").fetchone()[0]
     assert "温度过高" in raw
     db.close()
     log.close()

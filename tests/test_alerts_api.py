@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from alerts.notifiers.twilio import twilio_signature
 from coldchain.alerting.links import sign
 from coldchain.config.site import SiteConfig
@@ -14,6 +16,9 @@ from coldchain.reading import Reading, SeriesId
 from tests.alertkit import PROFILES, site
 from tests.hubkit import TEST_USER, call, get, running_hub_service
 from tests.services import Broker, until
+
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
 
 TEMP = SeriesId("s1", "gw1", "probe", "temperature")
 

@@ -25,6 +25,9 @@ from tests.services import Broker, until
 from tests.smsfakes import TwilioFake
 from tests.test_edge_fallback import running
 
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
+
 twilio_fake = smsfakes.twilio_fake
 GW = "gw-centre-cold"
 # chengqu-centre is covered by wang-li and zhao-min (all sites) and li-na (this site only)

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from coldchain.access import Principal, Role
 from coldchain.reading import Reading, SeriesId
 from tests.alertkit import PROFILES
 from tests.hubkit import call, running_hub_service
 from tests.services import Broker
 from tests.test_signatures import _config, headers_of
+
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
 
 TEMP = SeriesId("s1", "gw1", "probe", "temperature")
 REFUSED = "audit-li is an auditor: an auditor reads everything and changes nothing"

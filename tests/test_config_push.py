@@ -23,7 +23,11 @@ from coldchain.reading import SeriesId
 from hub.service import Hub
 from tests.agentkit import County, Recording, agents, county
 from tests.hubkit import get, running_hub_service
+from tests.postgres import engine_settings
 from tests.services import Broker, free_port, until
+
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
 
 GW = "gw-dongtang"
 ADDED = "veg-probe-b"  # on the rtu-gateway bus (Modbus TCP to RTU)
@@ -74,6 +78,9 @@ async def centre(tmp_path: Path, mosquitto: Broker, *, drop: str | None) -> Asyn
     """The hub on the county's config, without device ``drop`` if given."""
     async with county(tmp_path, mosquitto, poll="1s") as c:
         full = site_doc(c)
+        engine = engine_settings()  # under hub_engine on postgres: the file names it too
+        if engine is not None:
+            full.setdefault("hub", {})["state"] = engine.model_dump()
         site = tmp_path / "site.yaml"
         write(site, without(full, drop) if drop else full)
         cfg = load_site_config(site, c.profiles)

@@ -19,6 +19,9 @@ from tests.hubkit import get, running_hub_service
 from tests.services import Broker
 from tests.sites import shipped_profiles
 
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
+
 T0 = 1_764_300_000_000
 TEMP = SeriesId("chengqu-centre", "gw-centre-cold", "cr1-probe-door", "temperature")
 DOOR = SeriesId("chengqu-centre", "gw-centre-cold", "cr1-doors", "door_1")

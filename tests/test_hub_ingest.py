@@ -27,6 +27,9 @@ from tests.agentkit import Recording, agents, all_series, county
 from tests.hubkit import running_hub_service
 from tests.services import Broker, until
 
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
+
 NOW = time.time_ns() // 1_000_000
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +17,14 @@ import pytest
 
 from coldchain.config.site import SiteConfig
 from coldchain.reading import Reading, SeriesId
+from coldchain.statedb import StateConn
 from tests.alertkit import PROFILES, site
 from tests.hubkit import running_hub_service, session_header
 from tests.services import Broker
 from tests.webclient import raw
+
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
 
 DAY_MS = 86_400_000
 
@@ -76,7 +79,7 @@ async def test_the_reports_page_shows_the_records_kept(tmp_path: Path, mosquitto
         shown_id, shown_link = rows["Audit trail head"].removeprefix("#").split()
         assert before is not None
         assert int(shown_id) >= before[0]
-        db = sqlite3.connect(f"file:{tmp_path / 'hub' / 'hub.db'}?mode=ro", uri=True)
+        db = StateConn(hub.state)
         (link,) = db.execute(
             "SELECT link FROM audit_chain WHERE id = ?", (int(shown_id),)
         ).fetchone()

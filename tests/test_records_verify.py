@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from coldchain.statedb import StateConn
 from hub.audit import AuditLog
 from hub.records import verify_audit
 
@@ -32,7 +33,7 @@ def trail(tmp_path: Path, n: int = 6) -> Path:
         else:
             other.execute("BEGIN IMMEDIATE")
             row = log.row(actor="hub", action="alert.open", obj=f"alert-{i}", after={"v": i})
-            log.insert_rows(other, [row])
+            log.insert_rows(StateConn.adopt(other), [row])
             other.execute("COMMIT")
     other.close()
     log.close()
@@ -104,7 +105,7 @@ def test_a_trail_from_before_the_chain_is_linked_once_and_says_so(tmp_path: Path
 
     db = tmp_path / "hub.db"
     old = sqlite3.connect(db, isolation_level=None)
-    old.executescript(SCHEMA)  # the trail as earlier hubs kept it: no chain
+    old.executescript(SCHEMA.ddl(0, "sqlite"))  # the trail as earlier hubs kept it: no chain
     for i in range(3):
         old.execute(
             "INSERT INTO audit (ts, actor, action, object) VALUES (?, 'hub', 'config.load', ?)",

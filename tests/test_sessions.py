@@ -22,6 +22,9 @@ from tests.services import Broker
 from tests.test_alerts_api import _config
 from tests.webclient import raw, script_login
 
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
+
 
 async def _status(url: str, cookie: str) -> int:
     return (await raw("GET", url, cookie=cookie))[0]

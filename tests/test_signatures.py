@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from coldchain.config.site import SiteConfig
 from coldchain.reading import Reading, SeriesId
 from hub.auth import COOKIE
@@ -22,6 +24,9 @@ from tests.alertkit import PROFILES, site
 from tests.hubkit import TEST_PASSWORD, TEST_USER, call, running_hub_service
 from tests.services import Broker, until
 from tests.test_reports import csv_sections, pdf_lines
+
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
 
 TEMP = SeriesId("s1", "gw1", "probe", "temperature")
 

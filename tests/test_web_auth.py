@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from coldchain.statedb import StateConn
 from hub.auth import COOKIE, AuthError, Sessions, Users
 from tests.alertkit import PROFILES
 from tests.browser import add_user, chromium, logged_in
@@ -19,6 +19,9 @@ from tests.hubkit import TEST_USER, running_hub_service, session_header
 from tests.services import Broker
 from tests.test_alerts_api import _config
 from tests.webclient import raw, script_login
+
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
 
 
 @pytest.mark.slow
@@ -125,7 +128,7 @@ async def test_every_route_needs_a_session_but_the_open_ones(
         hub.auth.users.remove("gone")
         assert (await raw("GET", f"{u}/api/audit", cookie=f"{COOKIE}={token}"))[0] == 401
 
-    db = sqlite3.connect(tmp_path / "hub" / "hub.db")
+    db = StateConn(hub.state)
     rows = db.execute("SELECT name, salt, hash FROM users").fetchall()
     db.close()
     assert {r[0] for r in rows} == {"admin", TEST_USER}

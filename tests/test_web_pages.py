@@ -25,6 +25,9 @@ from tests.hubkit import running_hub_service, session_header
 from tests.services import Broker
 from tests.test_alerts_api import _config
 
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
+
 MIN = 60_000
 TEMP = SeriesId("s1", "gw1", "probe", "temperature")
 DOOR = SeriesId("s1", "gw1", "di", "door_1")

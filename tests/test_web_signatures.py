@@ -16,6 +16,9 @@ from tests.hubkit import running_hub_service
 from tests.services import Broker, until
 from tests.test_signatures import _config
 
+# every test on hub.db and again on PostgreSQL (tests/postgres.py)
+pytestmark = pytest.mark.usefixtures("hub_engine")
+
 TEMP = SeriesId("s1", "gw1", "probe", "temperature")
 
 

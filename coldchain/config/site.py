@@ -461,6 +461,49 @@ class InfluxStoreSettings(StrictModel):
 StoreSettings = Annotated[SqliteStoreSettings | InfluxStoreSettings, Field(discriminator="type")]
 
 
+class SqliteStateSettings(StrictModel):
+    """The embedded default: the hub's state in ``hub.db`` in its data dir."""
+
+    type: Literal["sqlite"] = "sqlite"
+
+
+def postgres_url(url: str) -> str:
+    """``url``, if it is postgresql://[user@]host[:port]/database without a password."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("postgresql", "postgres") and bool(parts.hostname)
+        ok = ok and len(parts.path) > 1 and "/" not in parts.path[1:]
+        _ = parts.port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{url!r} is not a postgresql://[user@]host[:port]/database URL")
+    if parts.password is not None:
+        raise ValueError(
+            "the state URL holds a password: put it in password_file (or ~/.pgpass) instead, "
+            "so the config can be shown and shared"
+        )
+    return url
+
+
+class PostgresStateSettings(StrictModel):
+    """The hub's state on PostgreSQL (coldchain/statedb.py), shared by every hub process."""
+
+    type: Literal["postgres"]
+    url: Annotated[str, AfterValidator(postgres_url)] = Field(
+        description="postgresql://user@host[:port]/database (no password here)",
+        examples=["postgresql://coldchain@db.centre.lan/coldchain"],
+    )
+    password_file: str | None = Field(
+        None,
+        description="file holding the database user's password; absent: ~/.pgpass, "
+        "PGPASSWORD or no password (peer or trust authentication)",
+    )
+
+
+StateSettings = Annotated[SqliteStateSettings | PostgresStateSettings, Field(discriminator="type")]
+
+
 class BackupSettings(StrictModel):
     """The hub's daily backup (hub/backup_schedule.py): where, when, and which to keep
     (grandfather-father-son: the newest of each day, ISO week and month)."""
@@ -495,6 +538,11 @@ class HubSettings(StrictModel):
     )
     store: StoreSettings = Field(
         default_factory=SqliteStoreSettings, description="the time-series store"
+    )
+    state: StateSettings = Field(
+        default_factory=SqliteStateSettings,
+        description="where the hub keeps alerts, the audit trail, users, gateways and config "
+        "revisions: hub.db in data_dir (sqlite), or a PostgreSQL database",
     )
     health_timeout: Duration = Field(
         180.0, description="a gateway silent this long (no health, no telemetry) is offline"
