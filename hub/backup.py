@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from coldchain import __version__
-from hub import backup_vm
+from coldchain.statedb import PostgresTarget
+from hub import backup_pg, backup_vm
 
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest.sha256"
@@ -124,10 +125,11 @@ def make(
     *,
     progress: Progress | None = None,
     victoria: backup_vm.VictoriaSource | None = None,
+    state: PostgresTarget | None = None,
 ) -> tuple[Path, str]:
-    """Back up ``data_dir`` into a new directory under ``to``, and with ``victoria`` that
-    VictoriaMetrics too (:mod:`hub.backup_vm`); (that directory, the SHA-256 of its
-    manifest)."""
+    """Back up ``data_dir`` into a new directory under ``to``, with ``victoria`` that
+    VictoriaMetrics too (:mod:`hub.backup_vm`), with ``state`` the hub's state on PostgreSQL
+    (:mod:`hub.backup_pg`); (that directory, the SHA-256 of its manifest)."""
     if not data_dir.is_dir():
         raise BackupError(f"{data_dir}: not a directory: give the hub's data dir")
     if to.resolve().is_relative_to(data_dir.resolve()):
@@ -139,8 +141,8 @@ def make(
     except FileExistsError:
         raise BackupError(f"{target}: exists already (one backup a second)") from None
     try:
-        digest = _write(data_dir, target, to, progress, victoria)
-    except backup_vm.VictoriaError as exc:
+        digest = _write(data_dir, target, to, progress, victoria=victoria, state=state)
+    except (backup_vm.VictoriaError, backup_pg.PostgresBackupError) as exc:
         shutil.rmtree(target, ignore_errors=True)
         raise BackupError(str(exc)) from exc
     except BaseException:
@@ -154,7 +156,9 @@ def _write(
     target: Path,
     to: Path,
     progress: Progress | None,
+    *,
     victoria: backup_vm.VictoriaSource | None,
+    state: PostgresTarget | None,
 ) -> str:
     entries: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=to, prefix=".snapshot-") as scratch:
@@ -182,6 +186,8 @@ def _write(
                 source.unlink()
     if victoria is not None:
         entries += backup_vm.back_up(victoria, target)
+    if state is not None:
+        entries.append(backup_pg.dump(state, target))
     manifest = {
         "format": 1,
         "made_ms": time.time_ns() // 1_000_000,
@@ -257,11 +263,23 @@ def _unpack(backup: Path, manifest: dict[str, Any], into: Path, problems: list[s
     return total
 
 
-def _prove(into: Path, manifest: dict[str, Any], problems: list[str]) -> None:
+def _prove(
+    into: Path,
+    manifest: dict[str, Any],
+    problems: list[str],
+    skipped: list[str],
+    state: PostgresTarget | None,
+) -> None:
     """SQLite's integrity check on each database restored, the audit chain of hub.db and
-    the sealed readings of a store."""
+    the sealed readings of a store; a dump of the hub's state on PostgreSQL restored into a
+    scratch database on ``state``'s server and its audit chain verified (left out, and said
+    in ``skipped``, without ``state``)."""
     from coldchain.store.sqlite.verify import verify_readings
     from hub.records import verify_audit
+
+    found, left_out = _prove_dump(into, manifest, state)
+    problems += found
+    skipped += left_out
 
     if any(e.get("kind") == "vmbackup" for e in manifest["files"]):  # it restores, or says why
         try:
@@ -292,10 +310,26 @@ def _prove(into: Path, manifest: dict[str, Any], problems: list[str]) -> None:
             db.close()
 
 
-def check(backup: Path, *, expect: str | None = None) -> Checked:
+def _prove_dump(
+    into: Path, manifest: dict[str, Any], state: PostgresTarget | None
+) -> tuple[list[str], list[str]]:
+    """The restore test of a dump of the hub's state on PostgreSQL (see :func:`_prove`):
+    what differs, what was left out."""
+    dumped = into / backup_pg.FILE
+    if not any(e.get("kind") == "pgdump" for e in manifest["files"]) or not dumped.is_file():
+        return [], []
+    if state is None:
+        return [], [f"{backup_pg.FILE}: not restore-tested (give the PostgreSQL server: --state)"]
+    return backup_pg.prove(dumped, state), []
+
+
+def check(
+    backup: Path, *, expect: str | None = None, state: PostgresTarget | None = None
+) -> Checked:
     """The restore test: every digest of ``backup``, then a restore into a scratch dir that
     is thrown away, SQLite's integrity check and the audit chain. ``expect``: the manifest's
-    SHA-256 as kept elsewhere."""
+    SHA-256 as kept elsewhere; ``state``: the PostgreSQL server a dump of the hub's state is
+    test-restored on (a scratch database, dropped after)."""
     result = Checked()
     try:
         manifest = _manifest(backup, expect)
@@ -304,7 +338,7 @@ def check(backup: Path, *, expect: str | None = None) -> Checked:
         return result
     with tempfile.TemporaryDirectory(prefix="coldchain-restore-test-") as scratch:
         result.bytes = _unpack(backup, manifest, Path(scratch), result.problems)
-        _prove(Path(scratch), manifest, result.problems)
+        _prove(Path(scratch), manifest, result.problems, result.skipped, state)
     result.files = len(manifest["files"])
     return result
 
@@ -326,12 +360,18 @@ def extract(backup: Path, into: Path) -> Checked:
 
 
 def restore(
-    backup: Path, into: Path, *, expect: str | None = None, victoria_data: Path | None = None
+    backup: Path,
+    into: Path,
+    *,
+    expect: str | None = None,
+    victoria_data: Path | None = None,
+    state: PostgresTarget | None = None,
 ) -> Checked:
     """Restore ``backup`` into ``into``, which must be empty or absent; nothing is left there
     if any file differs or fails its check. A VictoriaMetrics copy in the backup goes into
-    ``victoria_data`` (a stopped server's empty data path) first; without it, it is left out
-    and ``skipped`` says so."""
+    ``victoria_data`` (a stopped server's empty data path) first, a dump of the hub's state
+    into the empty PostgreSQL database ``state``; without them, they are left out and
+    ``skipped`` says so."""
     if into.exists() and any(into.iterdir()):
         raise BackupError(f"{into}: not empty: restore into an empty data dir")
     manifest = _manifest(backup, expect)
@@ -340,9 +380,23 @@ def restore(
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=into.parent))
     try:
         result.bytes = _unpack(backup, manifest, staging, result.problems)
-        _prove(staging, manifest, result.problems)
+        _prove(staging, manifest, result.problems, result.skipped, state)
         if result.problems:
             return result
+        dumped = staging / backup_pg.FILE
+        if dumped.is_file():
+            if state is not None:
+                try:
+                    backup_pg.restore(dumped, state)
+                except backup_pg.PostgresBackupError as exc:
+                    result.problems.append(f"{backup_pg.FILE}: {exc}")
+                    return result
+            else:
+                result.skipped.append(
+                    f"{backup_pg.FILE}: not restored (give the empty PostgreSQL database: "
+                    "--state URL)"
+                )
+            dumped.unlink()
         copy = staging / backup_vm.DIR
         if copy.is_dir():
             if victoria_data is None:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from coldchain.statedb import PostgresTarget, cli_target
+
 BACKUP_DESCRIPTION = """\
 Back up the hub's data dir (DATA_DIR: hub.db, the SQLite store, passwords and keys) into a
 new directory under DIR: each database copied online with SQLite's backup API (the hub may
@@ -19,15 +21,18 @@ dir, every digest checked, SQLite's integrity check run on each database and the
 trail's chain and the store's sealed readings verified; exit status 1 if that finds
 anything. With --victoria-metrics, that server is backed up too (vmbackup, run where its data
 lies), every file of the copy in the manifest, and the restore test restores it with
-vmrestore. Prints the manifest's SHA-256: keep it somewhere else, 'coldchain restore
---expect' checks it."""
+vmrestore. With --state, the hub's state on PostgreSQL is dumped too (pg_dump) and the restore
+test restores it into a scratch database on that server and verifies its audit trail.
+Prints the manifest's SHA-256: keep it somewhere else, 'coldchain restore --expect' checks
+it."""
 
 RESTORE_DESCRIPTION = """\
 Restore a backup made by 'coldchain backup' into DATA_DIR, which must be empty or absent:
 every digest is checked, SQLite's integrity check runs on each database and the audit
 trail's chain is verified before anything is put in place; if anything differs nothing is
 restored and the command names the file. A VictoriaMetrics copy in the backup is restored
-with vmrestore into --victoria-metrics-data (a stopped server's empty data path), or left
+with vmrestore into --victoria-metrics-data (a stopped server's empty data path), and a dump
+of the hub's state with pg_restore into --state (an empty PostgreSQL database), or left
 out. With --test, restore into a scratch dir, check, and throw it away (the restore
 test)."""
 
@@ -52,6 +57,13 @@ def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="that VictoriaMetrics' -storageDataPath",
     )
+    parser.add_argument(
+        "--state",
+        metavar="URL",
+        help="also back up the hub's state on PostgreSQL (hub.state url; pg_dump, the "
+        "password from ~/.pgpass or PGPASSWORD); the restore test restores it into a scratch "
+        "database on that server (the role needs CREATEDB)",
+    )
 
 
 def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +87,12 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         help="restore the backup's VictoriaMetrics copy (vmrestore) into this stopped "
         "server's empty -storageDataPath",
     )
+    parser.add_argument(
+        "--state",
+        metavar="URL",
+        help="restore the backup's dump of the hub's state into this empty PostgreSQL "
+        "database (with --test: the server its scratch database is made on)",
+    )
 
 
 def _bar(total: int, what: str) -> tuple[Any, Callable[[int, str], None]]:
@@ -87,6 +105,15 @@ def _bar(total: int, what: str) -> tuple[Any, Callable[[int, str], None]]:
         bar.update(n)
 
     return bar, step
+
+
+def _state(url: str | None) -> PostgresTarget | None:
+    """``--state URL``: the hub's state on PostgreSQL (ValueError for a URL that is not one)."""
+    if url is None:
+        return None
+    target = cli_target(Path(), url)
+    assert isinstance(target, PostgresTarget)
+    return target
 
 
 def run_backup(args: argparse.Namespace) -> int:
@@ -105,10 +132,17 @@ def run_backup(args: argparse.Namespace) -> int:
     victoria = None
     if args.victoria_metrics is not None:
         victoria = backup_vm.VictoriaSource(args.victoria_metrics, args.victoria_metrics_data)
+    try:
+        state = _state(args.state)
+    except ValueError as exc:
+        print(f"--state: {exc}", file=sys.stderr)
+        return 2
     total = sum(p.stat().st_size * (2 if p.suffix == ".db" else 1) for p in backup.files(data_dir))
     bar, step = _bar(total, "backup")
     try:
-        target, digest = backup.make(data_dir, args.to, progress=step, victoria=victoria)
+        target, digest = backup.make(
+            data_dir, args.to, progress=step, victoria=victoria, state=state
+        )
     except (backup.BackupError, OSError, sqlite3.Error) as exc:
         print(f"backup failed: {exc}", file=sys.stderr)
         return 2
@@ -118,7 +152,7 @@ def run_backup(args: argparse.Namespace) -> int:
     print(f"manifest SHA-256: {digest} (keep it elsewhere)")
     if args.no_test:
         return 0
-    checked = backup.check(target, expect=digest)
+    checked = backup.check(target, expect=digest, state=state)
     for problem in checked.problems:
         print(f"differs: {problem}")
     if not checked.good:
@@ -132,16 +166,18 @@ def run_restore(args: argparse.Namespace) -> int:
     from hub import backup
 
     try:
+        state = _state(args.state)
         if args.test:
-            checked = backup.check(args.backup, expect=args.expect)
+            checked = backup.check(args.backup, expect=args.expect, state=state)
         else:
             checked = backup.restore(
                 args.backup,
                 args.into,
                 expect=args.expect,
                 victoria_data=args.victoria_metrics_data,
+                state=state,
             )
-    except (backup.BackupError, OSError) as exc:
+    except (backup.BackupError, OSError, ValueError) as exc:
         print(f"restore refused: {exc}", file=sys.stderr)
         return 2
     for problem in checked.problems:

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from coldchain.clock import Clock
 from coldchain.config.site import BackupSettings
+from coldchain.statedb import PostgresTarget
 from hub import backup, backup_vm
 from hub.audit import AuditLog
 
@@ -104,9 +105,11 @@ class BackupSchedule:
         clock: Clock,
         on_state: Callable[[BackupState], None],
         victoria: backup_vm.VictoriaSource | None = None,
+        hub_state: PostgresTarget | None = None,
     ) -> None:
         self.settings, self.data_dir, self.tz = settings, data_dir, tz
         self.victoria = victoria  # the VictoriaMetrics store, copied too (hub/backup_vm.py)
+        self.hub_state = hub_state  # the hub's state on PostgreSQL, dumped too (backup_pg.py)
         to = Path(settings.to)
         self.to = to if to.is_absolute() else data_dir.resolve().parent / to
         self.audit, self.clock, self.on_state = audit, clock, on_state
@@ -141,10 +144,12 @@ class BackupSchedule:
         """Make, restore-test, keep or delete, thin out: one day's backup (blocking: run it
         in a thread). The new state."""
         try:
-            made, digest = backup.make(self.data_dir, self.to, victoria=self.victoria)
+            made, digest = backup.make(
+                self.data_dir, self.to, victoria=self.victoria, state=self.hub_state
+            )
         except (backup.BackupError, OSError) as exc:
             return self._failed(f"not made: {exc}")
-        checked = backup.check(made, expect=digest)
+        checked = backup.check(made, expect=digest, state=self.hub_state)
         if not checked.good:
             shutil.rmtree(made, ignore_errors=True)
             return self._failed("restore test: " + "; ".join(checked.problems[:5]))

@@ -23,6 +23,7 @@ from coldchain.access import Guard
 from coldchain.clock import Clock
 from coldchain.config.site import InfluxStoreSettings, SiteConfig
 from coldchain.profiles.registry import ProfileRegistry
+from coldchain.statedb import PostgresTarget, state_target
 from coldchain.store.base import Store, StoreError
 from dashboards.reports.api import reports_router
 from dashboards.web import WebContext
@@ -63,12 +64,7 @@ class RecordsService:
             victoria = None
             if isinstance(store_cfg, InfluxStoreSettings) and vm_data is not None:
                 victoria = VictoriaSource(store_cfg.url, Path(vm_data))
-            if cfg.hub.state.type == "postgres":
-                log.warning(
-                    "hub.backup copies the data dir, not the hub's state on PostgreSQL (%s): "
-                    "back that database up with PostgreSQL's own tools",
-                    cfg.hub.state.url,
-                )
+            hub_state = state_target(cfg.hub.state, data_dir)  # on PostgreSQL: dumped too
             self.backups = BackupSchedule(
                 cfg.hub.backup,
                 data_dir,
@@ -77,6 +73,7 @@ class RecordsService:
                 clock=clock,
                 on_state=self.on_backup_state,
                 victoria=victoria,
+                hub_state=hub_state if isinstance(hub_state, PostgresTarget) else None,
             )
         self.signatures = Signatures(auth, audit)
         web.audit_head = audit.head

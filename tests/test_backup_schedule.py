@@ -18,7 +18,9 @@ import pytest
 from coldchain.clock import WALL, ManualClock
 from coldchain.config.site import BackupSettings
 from coldchain.reading import Reading, SeriesId
+from coldchain.statedb import PostgresTarget
 from coldchain.store.sqlite.store import SqliteStore
+from hub import backup_pg
 from hub.audit import AuditLog
 from hub.backup_schedule import PREFIX, STAMP, BackupSchedule, BackupState, gfs_keep, next_run
 from tests.alertkit import PROFILES, T0, changes, evaluator
@@ -160,6 +162,7 @@ def test_the_backup_rule_fires_on_a_failure_at_once_and_on_a_missing_backup_in_t
     assert changes(got)[-1] == ("backup-missing/warning", "firing")  # a failure: at once
 
 
+@pytest.mark.usefixtures("hub_engine")  # on PostgreSQL the state is dumped into each backup
 async def test_the_hub_shows_its_backups_and_warns_of_a_failed_one(
     tmp_path: Path, mosquitto: Broker
 ) -> None:
@@ -181,6 +184,9 @@ async def test_the_hub_shows_its_backups_and_warns_of_a_failed_one(
         state = await asyncio.to_thread(hub.records.backups.run_once)
         hub.records.on_backup_state(state)
         assert state.good_ms is not None
+        assert state.good_path is not None
+        dumped = (Path(state.good_path) / backup_pg.FILE).is_file()
+        assert dumped == isinstance(hub.state, PostgresTarget)
         assert await row() == (
             f"{datetime.fromtimestamp(state.good_ms / 1000, SH):%Y-%m-%d %H:%M} "
             f"{state.good_path} (SHA-256 {state.good_digest})"

@@ -5,7 +5,6 @@ the password kept out of it, and the commands that work on the state (``coldchai
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from coldchain.config.site import HubSettings, PostgresStateSettings
 from coldchain.statedb import PostgresTarget, StateConn, StateError, state_target
 from hub.audit import AuditLog
 from hub.auth import Users
+from tests.test_broker_config import coldchain
 
 
 def test_the_state_url_is_checked_and_holds_no_password(tmp_path: Path) -> None:
@@ -42,17 +42,12 @@ def test_the_password_comes_from_its_file(tmp_path: Path) -> None:
     assert target == PostgresTarget("postgresql://cc@db.lan/cc", "s3cret")
     assert "s3cret" not in repr(target)
     missing = settings.model_copy(update={"password_file": "nope"})
-    with pytest.raises(StateError, match="hub.state.password_file .*nope: No such file"):
+    with pytest.raises(StateError, match=r"hub.state.password_file .*nope: No such file"):
         state_target(missing, tmp_path)
 
 
 def _verify(tmp_path: Path, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "coldchain.cli", "records", "verify", str(tmp_path), "--state", url],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return coldchain("records", "verify", str(tmp_path), "--state", url)
 
 
 def test_records_verify_on_postgres_names_a_record_changed_around_the_triggers(
