@@ -122,6 +122,9 @@ class AlertService:
         self._actions = Actions(ctx, self._escalator, self.link_key)
         self._maintenance = Maintenance(ctx, self._lifecycle)
         self._rule_edits = RuleEdits(ctx, self._lifecycle)
+        # False on a standby hub (hub/leader.py): inputs are ignored until start(), which the
+        # hub calls when it takes over; the state it then resumes from is in the database
+        self.leading = True
 
     @property
     def evaluator(self) -> Evaluator:
@@ -135,7 +138,8 @@ class AlertService:
 
     def start(self, latest: Iterable[Reading] = ()) -> None:
         """Seed the evaluator with the last known readings and resume open alerts,
-        maintenance and unsent notifications."""
+        maintenance and unsent notifications; from now on this service leads."""
+        self.leading = True
         for r in latest:
             self.evaluator.seed(r)
         now = self.clock()
@@ -169,6 +173,8 @@ class AlertService:
         from coldchain.protocol.edge import decode_notices
 
         msg = decode_notices(payload, gateway=gateway, now_ms=self.clock(), key=key)
+        if not self.leading:  # the leader records and acknowledges them
+            return []
         with self.store.transaction():
             return apply_notices(self, gateway, msg.notices)
 
@@ -177,17 +183,23 @@ class AlertService:
     def on_readings(self, readings: list[Reading]) -> None:
         """New readings, stored: judge them now (called by the ingest after each commit).
         The transitions they cause are written in one transaction."""
+        if not self.leading:
+            return
         started = time.perf_counter()
         self._apply(self.evaluator.feed(readings))
         self.stats.evaluations_s += time.perf_counter() - started
 
     def on_gateway(self, gateway: str, *, online: bool) -> None:
+        if not self.leading:
+            return
         self._apply(self.evaluator.gateway(gateway, online=online, ts_ms=self.clock()))
 
     def on_gateway_health(
         self, gateway: str, *, backlog_age_s: float | None, disk_free_pct: float | None
     ) -> None:
         """A gateway's health report: its outbox's backlog and free disk."""
+        if not self.leading:
+            return
         self._apply(
             self.evaluator.gateway_health(
                 gateway,
@@ -199,6 +211,8 @@ class AlertService:
 
     def on_gateway_clock(self, gateway: str, *, offset_ms: float) -> None:
         """The hub measured a gateway's clock offset (gateway/timesync.py)."""
+        if not self.leading:
+            return
         now = self.clock()
         self._apply(self.evaluator.gateway_clock(gateway, offset_ms=offset_ms, ts_ms=now))
 
@@ -207,6 +221,8 @@ class AlertService:
     ) -> None:
         """The hub's backup schedule (hub/backup_schedule.py): since when it runs, its last
         good and last failed backup (the ``backup`` rule kind)."""
+        if not self.leading:
+            return
         self._apply(
             self.evaluator.backup(
                 configured_ms=configured_ms,

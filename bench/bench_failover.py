@@ -9,6 +9,10 @@
 (b) Store reads: two VictoriaMetrics, reads from the first; it is killed (-9): the duration
     of the first ``latest()`` after the kill (the store's retries on the dead server, then
     the other), and of the next (straight to the other), ``--rounds`` times.
+(c) The alert leader: two hub processes on one PostgreSQL state (a cluster of the benchmark's
+    own, ``tests/postgres.py``); the leader is killed (-9): seconds until the standby says on
+    ``/healthz`` that it leads (it then resumes the open alerts), ``--rounds`` times, the
+    killed one started again as the next standby.
 
     .venv/bin/python bench/bench_failover.py [--rounds 5]
 """
@@ -17,18 +21,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
+
+import yaml
 
 from coldchain.reading import Reading, SeriesId
 from coldchain.store.lineproto.store import InfluxStore
 from tests.agentkit import Recording, agents, county
 from tests.hubkit import running_hub_service
-from tests.services import MosquittoProcess, until
+from tests.postgres import PostgresCluster
+from tests.services import MosquittoProcess, free_port, until
+from tests.test_config_warnings import DOOR, site
 from tests.victoria import VictoriaMetrics
 
 GATEWAYS = ["gw-centre-cold", "gw-centre-hall"]
@@ -126,6 +138,69 @@ async def store_reads(rounds: int, tmp: Path) -> None:
     print(f"    the next read (from the other): {summary(next_)}")
 
 
+def _healthz(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
+            return str(json.loads(resp.read())["alerts"])
+    except OSError:
+        return None
+
+
+def alert_leader(rounds: int, tmp: Path) -> None:
+    cluster = PostgresCluster()
+    broker = MosquittoProcess(tmp / "mqtt")
+    broker.tmp.mkdir(parents=True)
+    url = broker.start().url
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    ports = {"a": free_port(), "b": free_port()}
+    try:
+        state = cluster.database()
+        doc = site([DOOR], defrost={"at": ["02:00"]})
+        doc["uplink"] = {"broker": url}
+        doc["hub"] = {"state": {"type": "postgres", "url": state.conninfo}}
+        config = tmp / "site.yaml"
+        config.write_text(yaml.safe_dump(doc), encoding="utf-8")
+
+        def start(name: str) -> None:
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "coldchain.cli", "hub", str(config), "--insecure",
+                 "--data-dir", str(tmp / name), "--listen", f"127.0.0.1:{ports[name]}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+
+        def wait(name: str, role: str) -> None:
+            deadline = time.monotonic() + 60
+            while _healthz(ports[name]) != role:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"hub {name} is not {role} after 60 s")
+                time.sleep(0.01)
+
+        start("a")
+        wait("a", "leader")
+        start("b")
+        wait("b", "standby")
+        leader, standby = "a", "b"
+        took: list[float] = []
+        for _ in range(rounds):
+            procs[leader].kill()
+            t0 = time.monotonic()
+            procs[leader].wait()
+            wait(standby, "leader")
+            took.append(time.monotonic() - t0)
+            start(leader)
+            wait(leader, "standby")
+            leader, standby = standby, leader
+        print(
+            f"(c) the standby hub leading the alerts after the leader was killed: {summary(took)}"
+        )
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
+        broker.stop()
+        cluster.close()
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--rounds", type=int, default=5)
@@ -135,6 +210,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         await brokers(args.rounds, Path(tmp) / "brokers")
         await store_reads(args.rounds, Path(tmp))
+        (Path(tmp) / "leader").mkdir()
+        alert_leader(args.rounds, Path(tmp) / "leader")
 
 
 if __name__ == "__main__":

@@ -421,8 +421,13 @@ def create_app(ctx: HubContext, guard: Guard) -> FastAPI:
     def metrics() -> str:
         return render_metrics(ctx)
 
-    @app.get("/healthz", summary="Liveness")
+    @app.get("/healthz", summary="Liveness, and whether this hub runs the alerts")
     def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__}
+        leading = ctx.alerts is None or ctx.alerts.leading
+        return {
+            "status": "ok",
+            "version": __version__,
+            "alerts": "leader" if leading else "standby",
+        }
 
     return app

@@ -48,6 +48,7 @@ class BrokerSessions:
             hub.ingest,
             host=host,
             port=port,
+            identifier=hub.client_id,
             username=hub.username,
             password=hub.password,
             share_group=hub.cfg.hub.share_group,

@@ -158,6 +158,7 @@ async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
     from coldchain.config.site import SiteConfig
     from coldchain.profiles.registry import ProfileRegistry
     from coldchain.store.base import StoreError
+    from hub.leader import LeadershipLost
     from hub.service import Hub
 
     assert isinstance(cfg, SiteConfig)
@@ -198,7 +199,8 @@ async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
         await hub.run()
     except asyncio.CancelledError:
         print("stopped", flush=True)
-    except StoreError as exc:  # e.g. a VictoriaMetrics that would drop readings on arrival
+    except (StoreError, LeadershipLost) as exc:  # e.g. a VictoriaMetrics that would drop
+        # readings on arrival; the alert leader's lock no longer shown held (hub/leader.py)
         print(f"coldchain hub: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -113,6 +113,11 @@ class RecordsService:
             configured_ms=state.configured_ms, last_good_ms=state.good_ms, failed_ms=state.failed_ms
         )
 
+    def resend_backup_state(self) -> None:
+        """The backup's state again, for alerts that started leading after it came."""
+        if self.backup_state is not None:
+            self.on_backup_state(self.backup_state)
+
     async def seal(self) -> None:
         """Every minute: the store seals the hours that are over and late readings in
         addenda (coldchain/store/sqlite/seal.py); its newest seal goes on the daily log."""

@@ -59,6 +59,7 @@ from hub.brokers import BrokerSessions
 from hub.clock_api import clock_router
 from hub.config_watch import ConfigWatch
 from hub.context import HubContext
+from hub.leader import AlertLeadership, LeadershipLost
 from hub.records_service import RecordsService
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,24 @@ class _Server(uvicorn.Server):
         yield
 
 
+def client_id(data_dir: Path) -> str:
+    """The hub's MQTT client id: ``coldchain-hub-`` and 8 hex digits kept in
+    ``DATA_DIR/hub-id``, made on the first start. Its own per hub, so a standby on the same
+    broker does not take the leader's session over (a broker keeps one session per id); the
+    same across restarts, so the broker keeps what came for it while it was down."""
+    path = data_dir / "hub-id"
+    try:
+        suffix = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        suffix = ""
+    if len(suffix) != 8 or any(ch not in "0123456789abcdef" for ch in suffix):
+        suffix = secrets.token_hex(4)
+        tmp = path.with_name("hub-id.new")
+        tmp.write_text(suffix + "\n", encoding="ascii")
+        tmp.replace(path)  # whole or not at all
+    return f"coldchain-hub-{suffix}"
+
+
 def listen_socket(listen: str) -> socket.socket:
     host, _, port = listen.rpartition(":")
     # IPPROTO_TCP named: asyncio turns TCP_NODELAY on only for sockets that say so, and
@@ -131,7 +150,8 @@ class Hub:
         # the clock: ingest's timestamp checks, gateway expiry, alerts, pruning
         self.clock, self.data_dir = clock, data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.broker = broker or cfg.uplink.broker
+        # the client id: its own per hub, so two on one broker do not take each other's session
+        self.broker, self.client_id = broker or cfg.uplink.broker, client_id(data_dir)
         broker_address(self.broker)  # a malformed --broker is refused here, not when run
         # with standby brokers: subscribed to each, acks back through the one a batch came by
         self.sessions = BrokerSessions(self, self.broker)
@@ -181,7 +201,8 @@ class Hub:
             clock=clock,
             writer_thread=True,  # a storm's commit must not hold the ingest's event loop
         )
-        self.ctx.alerts = self.alerts
+        # exactly one hub runs the alerts: the leader, by a lock on the state (hub/leader.py)
+        self.ctx.alerts, self.leader = self.alerts, AlertLeadership(state, data_dir)
         self.ctx.config_state = self.revisions.state
         # login for the web UI and every API route; ``guard`` is the one role check every
         # router is built with (hub/auth.py)
@@ -425,6 +446,8 @@ class Hub:
     def _edge_notices(self, gateway: str, payload: bytes) -> list[tuple[str, bytes]] | None:
         """An agent's edge-fallback notices: record them, acknowledge what was stored.
         Raises :class:`ProtocolError` (nothing stored, nothing acknowledged) when malformed."""
+        if not self.alerts.leading:  # the leader records and acknowledges them
+            return None
         stored = self.alerts.edge_notices(gateway, payload, key=self.keys.get(gateway))
         log.info("gateway %s: %d edge notices recorded", gateway, len(stored))
         return [(self.topics.topic(gateway, "alerts/ack"), encode_notice_ack(stored))]
@@ -435,6 +458,21 @@ class Hub:
                 log.warning("gateway %s silent for %.0fs: offline", gw, self.cfg.hub.health_timeout)
                 self._gateway_changed(gw)
             await self.clock.sleep(min(5.0, self.cfg.hub.health_timeout / 4))
+
+    async def _lead(self) -> None:
+        """The alert lifecycle, once this hub is the leader (hub/leader.py): resumed from the
+        state (open alerts, escalation steps, queued notifications) and the store's newest
+        readings, then run until the hub stops; :class:`~hub.leader.LeadershipLost` ends
+        the hub."""
+        await self.leader.acquire()
+        latest = await self._store_latest()
+        self.alerts.start(latest.values())
+        for g in self.cfg.gateways:
+            self._gateway_changed(g.id)
+        self.records.resend_backup_state()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.alerts.run(), name="alerts-run")
+            tg.create_task(self.leader.hold(), name="alerts-leader")
 
     async def _store_latest(self) -> dict[SeriesId, Reading]:
         """The newest reading of every series, for the alerts to start from. A store that
@@ -512,13 +550,11 @@ class Hub:
             " and ".join(self.brokers),
             type(self.store).__name__,
         )
-        latest = await self._store_latest()
-        self.alerts.start(latest.values())
-        for g in self.cfg.gateways:
-            self._gateway_changed(g.id)
+        await self._store_latest()  # the store answers (or the hub waits for it)
+        self.alerts.leading = False  # until this hub holds the leader's lock
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.alerts.run(), name="alerts")
+                tg.create_task(self._lead(), name="alerts")
                 tg.create_task(self.store.upkeep(), name="store-upkeep")
                 for name, coro in self.sessions.tasks():
                     tg.create_task(coro, name=name)
@@ -527,7 +563,15 @@ class Hub:
                 for name, coro in self.records.tasks():
                     tg.create_task(coro, name=name)
                 tg.create_task(self._serve_api(), name="api")
+        except BaseExceptionGroup as group:  # a lost leadership ends the hub in one line
+            lost: BaseException | None = group.subgroup(LeadershipLost)
+            if lost is None:
+                raise
+            while isinstance(lost, BaseExceptionGroup):
+                lost = lost.exceptions[0]
+            raise lost from None
         finally:
+            self.leader.release()
             await asyncio.shield(self.alerts.aclose())
             await asyncio.shield(self.store.close())
             self.registry.close()

@@ -115,12 +115,13 @@ def test_the_generated_broker_runs_secured_and_the_hub_and_tools_find_their_pass
         try:
             # its ingest connects as the hub's identity, once its start-up check found
             # the broker refusing an anonymous client
-            wait_for(
-                lambda: "as coldchain-hub (" in log.read_text()[before:], "the hub connected", 30
-            )
+            # (its client id: coldchain-hub- and the hex digits it keeps in its data dir)
+            wait_for((hub_dir / "hub-id").exists, "the hub's client id", 30)
+            client = f"as coldchain-hub-{(hub_dir / 'hub-id').read_text().strip()} ("
+            wait_for(lambda: client in log.read_text()[before:], "the hub connected", 30)
             seen = log.read_text()[before:]
-            assert "u'coldchain-hub')" in seen.split("as coldchain-hub (")[1].splitlines()[0]
-            assert "not authorised" in seen.split("as coldchain-hub (")[0]  # the probe
+            assert "u'coldchain-hub')" in seen.split(client)[1].splitlines()[0]
+            assert "not authorised" in seen.split(client)[0]  # the probe
             time.sleep(0.5)
             assert hub.poll() is None  # running
         finally:
