@@ -129,6 +129,7 @@ class StoreAudit:
 
 @dataclass
 class AlertStats:
+    readings: int = 0  # judged
     transitions: int = 0
     notifications: int = 0
     evaluations_s: float = 0.0

@@ -188,6 +188,7 @@ class AlertService:
         started = time.perf_counter()
         self._apply(self.evaluator.feed(readings))
         self.stats.evaluations_s += time.perf_counter() - started
+        self.stats.readings += len(readings)
 
     def on_gateway(self, gateway: str, *, online: bool) -> None:
         if not self.leading:

@@ -95,11 +95,13 @@ def gateway_acls(topics: Topics, gateway: str) -> list[dict[str, Any]]:
 
 def hub_acls(topics: Topics) -> list[dict[str, Any]]:
     """The hub: every gateway's uplink topics in (also as a shared subscription, for
-    several ingest workers: ``hub.share_group``), acks and config out."""
+    several ingest workers: ``hub.share_group``), acks and config out; the hubs' own topic
+    of readings stored, for the alert leader (:mod:`coldchain.protocol.stored`)."""
     return (
         [_acl("subscribePattern", topics.all(k)) for k in GATEWAY_SENDS]
         + [_acl("subscribePattern", topics.all(k, share="+")) for k in GATEWAY_SENDS]
         + [_acl("publishClientSend", topics.all(k)) for k in GATEWAY_HEARS]
+        + [_acl("publishClientSend", topics.stored()), _acl("subscribePattern", topics.stored())]
     )
 
 

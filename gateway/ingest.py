@@ -440,6 +440,7 @@ async def run_ingest(
     tls: ssl.SSLContext | None = None,
     session_tasks: Sequence[Callable[[SessionPublish], Coroutine[Any, Any, None]]] = (),
     writer: bool = True,
+    extra_subscriptions: Sequence[tuple[str, int, str]] = (),
 ) -> None:
     """The ingest's MQTT loop: subscribe, receive, write, ack; reconnect forever. Status,
     health, edge-fallback notices and clock replies go to ``on_message``, which may answer
@@ -448,7 +449,8 @@ async def run_ingest(
     the clock probes; QoS 1 retained for config revisions). ``writer``: run the ingest's
     writer in each session (one broker); with several brokers, one ``ingest.writer()`` runs
     beside a ``run_ingest(writer=False)`` per broker, and each batch's ack goes back through
-    the broker it came from."""
+    the broker it came from. ``extra_subscriptions``: (topic, QoS, what) more, to
+    ``on_message`` (one the broker refuses is logged once, and the session goes on)."""
     backoff, told = 0.5, set[str]()
     while True:
         # several brokers: the shared writer queues this session's acks, and the session
@@ -468,13 +470,14 @@ async def run_ingest(
                 await client.subscribe(ingest.subscription(share_group), qos=1)
                 for kind in ("status", "health", "alerts"):
                     await client.subscribe(ingest.topics.all(kind), qos=1)
-                for kind, qos, what in OPTIONAL_SUBSCRIPTIONS:
+                optional = [(ingest.topics.all(k), q, w) for k, q, w in OPTIONAL_SUBSCRIPTIONS]
+                for topic, qos, what in [*optional, *extra_subscriptions]:
                     try:  # a broker config from before these refuses them: carry on
-                        await client.subscribe(ingest.topics.all(kind), qos=qos)
+                        await client.subscribe(topic, qos=qos)
                     except aiomqtt.MqttError as exc:
-                        if kind not in told:  # once, not at every reconnect
+                        if topic not in told:  # once, not at every reconnect
                             log.warning("no %s: %s", what, exc)
-                        told.add(kind)
+                        told.add(topic)
                 ingest.stats.connected, backoff = True, 0.5
                 ingest.stats.sessions += 1
 

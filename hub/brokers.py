@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,10 @@ import aiomqtt
 
 from coldchain.config.site import broker_address
 from gateway.ingest import SessionPublish, run_ingest
+
+log = logging.getLogger(__name__)
+STORED_QUEUE = 1000
+"""Messages of stored readings (up to 2,000 readings each) kept while no session is up."""
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -29,6 +34,10 @@ class BrokerSessions:
         self.hub = hub
         self.brokers = hub.cfg.uplink.brokers_from(primary)
         self._up: set[SessionPublish] = set()  # one publish per broker session up
+        # with hub.share_group: readings this hub stored, for the alert leader; sent by
+        # whichever session is up (coldchain/protocol/stored.py)
+        self.stored: asyncio.Queue[bytes] = asyncio.Queue(maxsize=STORED_QUEUE)
+        self.stored_dropped = 0  # messages of stored readings dropped: no session for long
 
     def tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         """(name, coroutine) of everything the brokers need while the hub runs."""
@@ -40,10 +49,37 @@ class BrokerSessions:
         out.append(("config-watch", self.hub.config_watch.run(self.publish_all)))
         return out
 
+    def share(self, payload: bytes) -> None:
+        """Queue a message of stored readings for the leader; the oldest is dropped (and
+        counted) when no session has taken any for :data:`STORED_QUEUE` messages."""
+        if self.stored.full():
+            self.stored.get_nowait()
+            self.stored_dropped += 1
+            if self.stored_dropped in (1, 100) or self.stored_dropped % 1000 == 0:
+                log.warning(
+                    "no broker session for the alert leader's stored readings: %d messages "
+                    "dropped so far (the readings are stored; the leader does not judge them)",
+                    self.stored_dropped,
+                )
+        self.stored.put_nowait(payload)
+
+    async def _send_stored(self, publish: SessionPublish) -> None:
+        """For the life of one session: send the queued stored readings (QoS 1)."""
+        topic = self.hub.topics.stored()
+        while True:
+            payload = await self.stored.get()
+            try:
+                await publish(topic, payload, qos=1)
+            except BaseException:
+                if not self.stored.full():  # for the next session to send
+                    self.stored.put_nowait(payload)
+                raise
+
     async def _ingest(self, broker: str, *, writer: bool) -> None:
         """Telemetry and the gateways' other messages from one broker (``run_ingest``)."""
         hub = self.hub
         host, port, tls = broker_address(broker)
+        shared = hub.cfg.hub.share_group is not None
         await run_ingest(
             hub.ingest,
             host=host,
@@ -59,8 +95,14 @@ class BrokerSessions:
                     publish, hub.online, interval=hub.cfg.hub.clock_probe_interval
                 ),
                 self._session,
+                *([self._send_stored] if shared else []),
             ],
             writer=writer,
+            extra_subscriptions=(
+                [(hub.topics.stored(), 1, "the readings other hubs stored (the alert leader's)")]
+                if shared
+                else []
+            ),
         )
 
     async def _session(self, publish: SessionPublish) -> None:

@@ -108,7 +108,8 @@ def _gateway_metrics(ctx: HubContext) -> Iterator[Metric]:
 
 
 def _alert_metrics(alerts: AlertService) -> Iterator[Metric]:
-    """Open alerts by state and severity; notifications sent and failed."""
+    """Open alerts by state and severity; notifications sent and failed; whether this hub
+    leads the alerts, and the readings it judged."""
     open_ = GaugeMetricFamily("coldchain_alerts_open", "open alerts", labels=["state", "severity"])
     counts: dict[tuple[str, str], int] = {}
     for row in alerts.open.values():
@@ -122,6 +123,12 @@ def _alert_metrics(alerts: AlertService) -> Iterator[Metric]:
         "coldchain_notifications_failed", "messages every notifier refused", d.failed
     )
     yield GaugeMetricFamily("coldchain_notifications_pending", "queued or held", d.pending())
+    yield GaugeMetricFamily(
+        "coldchain_alerts_leader", "1 when this hub runs the alerts (hub/leader.py)", alerts.leading
+    )
+    yield CounterMetricFamily(
+        "coldchain_alerts_readings_judged", "readings the alert rules judged", alerts.stats.readings
+    )
 
 
 def render_metrics(ctx: HubContext) -> str:

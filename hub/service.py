@@ -35,6 +35,7 @@ from coldchain.config.site import (
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.edge import encode_notice_ack
 from coldchain.protocol.messages import ProtocolError
+from coldchain.protocol.stored import decode_stored, encode_stored
 from coldchain.protocol.topics import TopicError, Topics
 from coldchain.reading import Reading, SeriesId
 from coldchain.secrets import resolve
@@ -365,14 +366,32 @@ class Hub:
         for gw in {r.series.gateway for r in readings}:
             self.registry.on_telemetry(gw)
             self._gateway_changed(gw)
-        self.alerts.on_readings(readings)
+        if self.cfg.hub.share_group is None:
+            self.alerts.on_readings(readings)  # this hub received every batch
+        else:  # the hubs split the batches: the leader judges what each stored
+            for payload in encode_stored(readings, self.client_id):
+                self.sessions.share(payload)
         self.events.publish()
+
+    def _stored(self, payload: bytes) -> None:
+        """Readings a hub stored (this one included), for the alert leader to judge."""
+        if not self.alerts.leading:
+            return
+        try:
+            _, readings = decode_stored(payload)
+        except ProtocolError as exc:
+            self._refused("stored", "(hub)", exc.reason, str(exc))
+            return
+        self.alerts.on_readings(readings)
 
     def on_message(self, topic: str, payload: bytes) -> list[tuple[str, bytes]] | None:
         """A status, health or alerts message. Each is parsed with bounded size and depth
         and validated before anything else sees it (the registry, the alert service); a
         malformed one changes nothing and is counted by (kind, reason) in
         ``ingest.stats.rejected_messages`` and logged, rate-limited per gateway and reason."""
+        if topic == self.topics.stored():
+            self._stored(payload)
+            return None
         try:
             gateway, kind = self.topics.parse(topic)
         except TopicError:

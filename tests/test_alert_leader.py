@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ from coldchain.statedb import PostgresTarget, StateConn, StateTarget
 from hub.leader import AlertLeadership, LeadershipLost
 from tests import smsfakes
 from tests.agentkit import agents, county
+from tests.hubprocs import HubProcesses
 from tests.postgres import PostgresCluster
 from tests.services import Broker, free_port, until
 from tests.smsfakes import TwilioFake
@@ -125,19 +124,7 @@ async def test_the_standby_continues_an_escalation_when_the_leader_is_killed(
         ]
         config = tmp_path / "hub.yaml"
         config.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
-        ports = {"a": free_port(), "b": free_port()}
-        procs: dict[str, subprocess.Popen[bytes]] = {}
-
-        def start(name: str) -> None:
-            log = (tmp_path / f"hub-{name}.log").open("ab")
-            procs[name] = subprocess.Popen(
-                [
-                    sys.executable, "-m", "coldchain.cli", "hub", str(config),
-                    "--data-dir", str(tmp_path / f"hub-{name}"), "--broker", mosquitto.url,
-                    "--listen", f"127.0.0.1:{ports[name]}", "--insecure",
-                ],
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        hubs = HubProcesses(tmp_path, config, mosquitto.url)
 
         def sent() -> Counter[str]:
             return Counter(r["to"] for r in twilio_fake.records)
@@ -153,27 +140,24 @@ async def test_the_standby_continues_an_escalation_when_the_leader_is_killed(
             return int(n)
 
         try:
-            start("a")
-            await until(lambda: _healthz(ports["a"]) == "leader", "hub a leads", 30)
-            start("b")
-            await until(lambda: _healthz(ports["b"]) == "standby", "hub b stands by", 30)
+            hubs.start("a")
+            await until(lambda: hubs.alerts("a") == "leader", "hub a leads", 30)
+            hubs.start("b")
+            await until(lambda: hubs.alerts("b") == "standby", "hub b stands by", 30)
             async with agents(c, tmp_path, only=["gw-centre-cold"]):
                 await asyncio.sleep(3)
                 assert twilio_fake.records == [], "the rooms are fine before the fault"
                 c.sim.inject("door_stuck_open", "chengqu-centre/cold-room-2")
                 await until(lambda: accepted() >= 2, "level 1 paged and recorded as sent", 30)
                 assert sent() == {"+8613800000001": 1, "+8613700000006": 1}
-                os.kill(procs["a"].pid, signal.SIGKILL)  # between level 1 and level 2
+                hubs.kill("a")  # -9, between level 1 and level 2
                 killed = time.monotonic()
-                await until(lambda: _healthz(ports["b"]) == "leader", "hub b takes over", 15)
+                await until(lambda: hubs.alerts("b") == "leader", "hub b takes over", 15)
                 took_over = time.monotonic() - killed
                 await until(lambda: len(sent()) == 4, "levels 2 and 3 from hub b", 40)
                 await asyncio.sleep(2)  # nothing more comes
         finally:
-            for p in procs.values():
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-                    p.wait(timeout=30)
+            stopped = hubs.stop()
         assert sent() == {
             "+8613800000001": 1,  # wang-li, level 1, from hub a
             "+8613700000006": 1,  # li-na, level 1, from hub a
@@ -181,7 +165,7 @@ async def test_the_standby_continues_an_escalation_when_the_leader_is_killed(
             "+8613800000002": 1,  # zhao-min, level 3, from hub b
         }
         assert took_over < 10
-        assert procs["b"].returncode == 0
+        assert stopped["b"] == 0
 
 
 def test_a_hub_that_loses_the_leaders_lock_stops_in_one_line(

@@ -72,6 +72,11 @@ class Topics:
         base = f"{self.root}/+/{kind}"
         return f"$share/{share}/{base}" if share else base
 
+    def stored(self) -> str:
+        """The hubs' own topic of readings stored, for the alert leader
+        (:mod:`coldchain.protocol.stored`); no gateway may publish or read it."""
+        return f"{self.prefix}/v{VERSION}/hub/stored"
+
     def parse(self, topic: str) -> tuple[str, Kind]:
         """(gateway, kind) of a protocol topic; raise :class:`TopicError` otherwise."""
         head = self.root + "/"

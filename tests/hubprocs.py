@@ -1,0 +1,73 @@
+"""Several ``coldchain hub`` processes on one site config, for the tests that kill one with -9
+(the alert leader, ingest workers): each named, with its own data dir and listen port, its
+output in ``hub-NAME.log`` beside them; ``/healthz`` and ``/metrics`` read over HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.services import free_port
+
+
+class HubProcesses:
+    """Hub processes started from ``config`` on ``broker`` (``--insecure``: the tests'
+    anonymous Mosquitto)."""
+
+    def __init__(self, tmp_path: Path, config: Path, broker: str | None = None) -> None:
+        self.tmp, self.config, self.broker = tmp_path, config, broker
+        self.ports: dict[str, int] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> None:
+        """Start (or start again, on its data dir and port) hub ``name``."""
+        port = self.ports.setdefault(name, free_port())
+        argv = [sys.executable, "-m", "coldchain.cli", "hub", str(self.config), "--insecure"]
+        argv += ["--data-dir", str(self.tmp / f"hub-{name}"), "--listen", f"127.0.0.1:{port}"]
+        if self.broker is not None:
+            argv += ["--broker", self.broker]
+        with (self.tmp / f"hub-{name}.log").open("ab") as log:
+            self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, and reap it."""
+        self.procs[name].kill()
+        self.procs[name].wait()
+
+    def _get(self, name: str, path: str) -> bytes | None:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.ports[name]}{path}", timeout=2
+            ) as resp:
+                body: bytes = resp.read()
+                return body
+        except OSError:  # not up (yet, or any more)
+            return None
+
+    def alerts(self, name: str) -> str | None:
+        """What ``/healthz`` says of the alerts: ``leader`` or ``standby`` (None: not up)."""
+        body = self._get(name, "/healthz")
+        doc: dict[str, Any] = json.loads(body) if body else {}
+        return None if body is None else str(doc["alerts"])
+
+    def metric(self, name: str, metric: str) -> float | None:
+        """One unlabelled value of ``/metrics`` (None: not up)."""
+        body = self._get(name, "/metrics")
+        if body is None:
+            return None
+        m = re.search(rf"^{metric} (\S+)$", body.decode(), re.MULTILINE)
+        assert m is not None, metric
+        return float(m.group(1))
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM to each still running; their exit statuses."""
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        return {name: p.wait(timeout=30) for name, p in self.procs.items()}
