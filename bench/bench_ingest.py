@@ -18,9 +18,10 @@ timestamps fire both); the last round is a minute before now (live readings, not
   round: pending, firing and resolved transitions for every series. With fewer than 3 rounds
   per series (small ``--readings``) the excursion is the first round alone.
 
-Measured per shape: hub CPU from /proc for the hub process alone ("readings per hub
-CPU-second"; with ``--store victoriametrics`` also VictoriaMetrics' own CPU, started with
-the flags the store requires, and the readings per CPU-second of both); wall rate
+Measured per shape: hub CPU from /proc for the hub process alone, or the sum of the
+``--workers`` hub processes on a shared subscription ("readings per hub CPU-second"; with
+``--store victoriametrics`` also VictoriaMetrics' own CPU, started with the flags the store
+requires, and the readings per CPU-second of both); wall rate
 (acknowledged readings / wall time of the load); ack latency, from just before a batch's
 publish to its ack arriving here; with the live board open
 (``--board``, default in both shapes so the storm/quiet ratio compares like with like), a
@@ -35,6 +36,13 @@ quiet.
     .venv/bin/python bench/bench_ingest.py [--shape quiet|storm|both]
         [--store sqlite|victoriametrics] [--board both|storm|none] [--gateways 20]
         [--readings 400000] [--batch 500] [--window 8] [--repeat 3]
+        [--state sqlite|postgres] [--workers 1]
+
+``--state postgres``: the hub's state in a PostgreSQL cluster of the benchmark's own (its CPU
+is not counted). With ``--workers 2`` (and ``--store victoriametrics --state postgres``: the
+workers share one store and one state) two hub processes split the batches
+(``hub.share_group``); the first leads the alerts, judging what both
+stored (``coldchain/v1/hub/stored``), and serves the board and the alert counts.
 
 Each shape runs ``--repeat`` times, the shapes alternating (quiet, storm, quiet, ...), each
 run on a fresh broker, hub and data directory; the table is each shape's median run, and
@@ -60,6 +68,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import httpx
@@ -80,6 +89,7 @@ from coldchain.protocol.topics import Topics
 from coldchain.reading import Reading, SeriesId
 from firmware_configs import PROFILES_DIR
 from tests import sites
+from tests.postgres import PostgresCluster
 from tests.services import free_port
 from tests.sites import device, gateway, room, site_doc, tcp_bus
 
@@ -93,7 +103,13 @@ STORM_TARGET = 0.5  # storm / quiet
 
 
 def site(
-    gateways: int, broker: str, store: dict[str, object], data: Path, port: int
+    gateways: int,
+    broker: str,
+    store: dict[str, object],
+    data: Path,
+    port: int,
+    *,
+    hub: dict[str, object] | None = None,
 ) -> dict[str, object]:
     def devices() -> list[dict[str, object]]:  # fresh dicts per gateway: no YAML aliases
         return [
@@ -105,7 +121,7 @@ def site(
         [sites.site("bench", "Bench", [room("room", "Room")])],
         [gateway(f"gw{g:03d}", "bench", [tcp_bus()], devices()) for g in range(gateways)],
         uplink={"broker": broker},
-        hub={"data_dir": str(data), "listen": f"127.0.0.1:{port}", "store": store},
+        hub={"data_dir": str(data), "listen": f"127.0.0.1:{port}", "store": store, **(hub or {})},
     )
 
 
@@ -214,9 +230,10 @@ async def play(
 
 
 async def drive(
-    args: argparse.Namespace, shape: str, port: int, hub_pid: int, store_pid: int | None
+    args: argparse.Namespace, shape: str, port: int, hub_pids: list[int], store_pid: int | None
 ) -> tuple[float, float, float, Load]:
-    """Hub CPU, the store process's CPU (0 for the embedded SQLite), wall time, the load."""
+    """Hub CPU (every worker's), the store process's CPU (0 for the embedded SQLite), wall
+    time, the load."""
     per_gw = args.readings // args.gateways // args.batch
     tl = Timeline.of(math.ceil(per_gw * args.batch / SERIES), time.time_ns() // 1_000_000)
     payloads = {
@@ -225,7 +242,7 @@ async def drive(
     }
     load = Load()
     store0 = cpu_seconds(store_pid) if store_pid else 0.0
-    cpu0, w0 = cpu_seconds(hub_pid), time.monotonic()
+    cpu0, w0 = sum(cpu_seconds(p) for p in hub_pids), time.monotonic()
     tasks = [
         asyncio.create_task(play(gw, port, p, window=args.window, load=load, size=args.batch))
         for gw, p in payloads.items()
@@ -233,7 +250,7 @@ async def drive(
     done, pending = await asyncio.wait(
         tasks, timeout=args.timeout, return_when=asyncio.FIRST_EXCEPTION
     )
-    cpu, wall = cpu_seconds(hub_pid) - cpu0, time.monotonic() - w0
+    cpu, wall = sum(cpu_seconds(p) for p in hub_pids) - cpu0, time.monotonic() - w0
     store_cpu = cpu_seconds(store_pid) - store0 if store_pid else 0.0
     for task in pending:
         task.cancel()
@@ -351,11 +368,13 @@ class Result:
 
 
 def start(
-    args: argparse.Namespace, t: Path, procs: Procs
-) -> tuple[int, int, subprocess.Popen[bytes], str, int | None]:
+    args: argparse.Namespace, t: Path, procs: Procs, cleanup: list[Any]
+) -> tuple[int, int, list[subprocess.Popen[bytes]], str, int | None]:
     """Mosquitto (and VictoriaMetrics) and the hub on a fresh data dir under ``t``, each
-    appended to ``procs``; the broker's and the hub's ports, the hub, the admin's password
-    and VictoriaMetrics' pid."""
+    appended to ``procs``; the broker's and the first hub's ports, the hubs, the admin's
+    password and VictoriaMetrics' pid. With ``--workers`` N > 1: N hubs on a shared
+    subscription (``hub.share_group``), their state in a PostgreSQL cluster of the run's own
+    (appended to ``cleanup``), the first leading the alerts (it serves the board)."""
     mport = start_mosquitto(t, procs)
     store: dict[str, object] = {"type": "sqlite"}
     store_pid = None
@@ -364,18 +383,51 @@ def start(
         procs.append(vm.proc)
         store_pid = vm.proc.pid
         store = {"type": "influx", "url": vm.url}
-    hport = free_port()
-    cfg = site(args.gateways, f"mqtt://127.0.0.1:{mport}", store, t / "hub", hport)
+    shared: dict[str, object] = {}
+    if args.state == "postgres":
+        cluster = PostgresCluster()
+        cleanup.append(cluster)
+        state = cluster.database()
+        shared["state"] = {"type": "postgres", "url": state.conninfo}
+    if args.workers > 1:
+        shared["share_group"] = "ingest"
     profiles = ("--profiles", str(PROFILES_DIR), "--profiles", str(HERE / "profiles"))
-    hub = start_hub(t, cfg, hport, procs, *profiles)
-    return mport, hport, hub, admin_password(t / "hub"), store_pid
+    hubs, first_port = [], 0
+    for i in range(args.workers):
+        hport = free_port()
+        where = t / ("hub" if i == 0 else f"hub{i}")
+        where.mkdir(exist_ok=True)
+        cfg = site(args.gateways, f"mqtt://127.0.0.1:{mport}", store, where, hport, hub=shared)
+        hubs.append(start_hub(where if i else t, cfg, hport, procs, *profiles))
+        if i == 0:
+            first_port = hport
+            password = admin_password(t / "hub")
+            if args.workers > 1:
+                wait_leader(first_port)
+    return mport, first_port, hubs, password, store_pid
+
+
+def wait_leader(port: int, timeout: float = 60) -> None:
+    """Until the hub on ``port`` leads the alerts (so it is the one the board follows)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").json()["alerts"] == "leader":
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the first hub does not lead after {timeout:g} s")
+        time.sleep(0.1)
 
 
 def run_shape(args: argparse.Namespace, shape: str, t: Path) -> Result:
     procs: Procs = []
+    cleanup: list[Any] = []
     t.mkdir()
     try:
-        mport, hport, hub, password, store_pid = start(args, t, procs)
+        mport, hport, hubs, password, store_pid = start(args, t, procs, cleanup)
+        hub = hubs[0]
         base = f"http://127.0.0.1:{hport}"
         watcher: BoardWatcher | None = None
         if args.board in ("both", shape):
@@ -385,7 +437,8 @@ def run_shape(args: argparse.Namespace, shape: str, t: Path) -> Result:
             if watcher.error is not None:
                 raise RuntimeError(f"the board's event stream: {watcher.error}")
         time.sleep(1.0)  # the hub subscribes
-        cpu, store_cpu, wall, load = asyncio.run(drive(args, shape, mport, hub.pid, store_pid))
+        pids = [h.pid for h in hubs]
+        cpu, store_cpu, wall, load = asyncio.run(drive(args, shape, mport, pids, store_pid))
         result = Result(shape, cpu, store_cpu, peak_rss_mb(hub.pid), wall, load)
         time.sleep(1.0)  # the last transitions and board events
         if watcher is not None:
@@ -405,6 +458,8 @@ def run_shape(args: argparse.Namespace, shape: str, t: Path) -> Result:
         raise
     finally:
         stop(procs)
+        for thing in cleanup:
+            thing.close()
 
 
 def ms(xs: list[float] | None) -> str:
@@ -420,7 +475,8 @@ def report(args: argparse.Namespace, results: list[Result]) -> None:
         f"# ingest benchmark: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, store {args.store}, {args.gateways} gateways x "
         f"{SERIES} series (one chilled room, 0-4 °C, default rules on), batches of "
-        f"{args.batch}, window {args.window}; live board open: {args.board}"
+        f"{args.batch}, window {args.window}; live board open: {args.board}; "
+        f"state {args.state}, {args.workers} hub process(es)"
     )
     print(
         f"# {tl.rounds} readings per series, {tl.step_ms / 1000:g} s of reading time apart; "
@@ -508,6 +564,19 @@ def main() -> None:
         help="in which shapes a client keeps the live board's event stream open",
     )
     ap.add_argument("--gateways", type=int, default=20)
+    ap.add_argument(
+        "--state",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="the hub's state: hub.db, or a PostgreSQL cluster of the benchmark's own",
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="hub processes on a shared subscription (hub.share_group); more than 1 needs "
+        "--store victoriametrics and --state postgres",
+    )
     ap.add_argument("--readings", type=int, default=400_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--window", type=int, default=8)
@@ -522,6 +591,11 @@ def main() -> None:
         "median run (by readings per hub CPU-second)",
     )
     args = ap.parse_args()
+    if args.workers > 1 and (args.store, args.state) != ("victoriametrics", "postgres"):
+        ap.error(
+            "--workers above 1 needs --store victoriametrics and --state postgres: the workers "
+            "share one store and one state"
+        )
     shapes = ["quiet", "storm"] if args.shape == "both" else [args.shape]
     runs: dict[str, list[Result]] = {shape: [] for shape in shapes}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:

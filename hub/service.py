@@ -569,6 +569,14 @@ class Hub:
             " and ".join(self.brokers),
             type(self.store).__name__,
         )
+        if self.cfg.hub.share_group is not None:
+            log.warning(
+                "hub.share_group %r: the hubs split each gateway's batches, so the alert "
+                "leader may get a gateway's readings out of order, and it skips a reading older "
+                "than one it already judged for that series: an excursion that only such "
+                "readings show goes unjudged (docs/availability.md, several ingest workers)",
+                self.cfg.hub.share_group,
+            )
         await self._store_latest()  # the store answers (or the hub waits for it)
         self.alerts.leading = False  # until this hub holds the leader's lock
         try:
