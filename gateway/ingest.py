@@ -170,6 +170,7 @@ class Ingest:
         *,
         topics: Topics | None = None,
         on_readings: Callable[[list[Reading]], None] | None = None,
+        on_batches: Callable[[list[Batch]], None] | None = None,
         clock_ms: Callable[[], int] = wall_ms,
         key_of: Callable[[str], bytes | None] = lambda _gateway: None,
     ) -> None:
@@ -184,6 +185,7 @@ class Ingest:
         self.sites = {gw.id: gw.site for gw in cfg.gateways}
         self.stats = IngestStats()
         self.on_readings = on_readings
+        self.on_batches = on_batches  # the same, batch by batch (hub.share_group's leader)
         # each with where its ack goes: None for the writer's own session (one broker)
         self._queue: asyncio.Queue[tuple[Batch | Retable, Publish | None]] = asyncio.Queue(
             maxsize=1000
@@ -339,6 +341,11 @@ class Ingest:
                     self.on_readings(readings)
                 except Exception:  # the acks must go out whatever a consumer does
                     log.exception("a consumer of %d stored readings failed", len(readings))
+            if self.on_batches is not None:
+                try:
+                    self.on_batches(batches)
+                except Exception:
+                    log.exception("a consumer of %d stored batches failed", len(batches))
             for b, reply in queued:
                 ack = encode_ack(b.epoch, [b.seq], key=self.key_of(b.gateway), gateway=b.gateway)
                 await self._route(reply, publish)(self.topics.topic(b.gateway, "ack"), ack)

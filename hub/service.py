@@ -34,12 +34,12 @@ from coldchain.config.site import (
 )
 from coldchain.profiles.registry import ProfileRegistry
 from coldchain.protocol.edge import encode_notice_ack
-from coldchain.protocol.messages import ProtocolError
+from coldchain.protocol.messages import Batch, ProtocolError
 from coldchain.protocol.stored import decode_stored, encode_stored
 from coldchain.protocol.topics import TopicError, Topics
 from coldchain.reading import Reading, SeriesId
 from coldchain.secrets import resolve
-from coldchain.statedb import state_target
+from coldchain.statedb import StateTarget, state_target
 from coldchain.store.base import Store, StoreConfigError, StoreError
 from dashboards.fonts import WebFont, find_cjk_font, ui_text
 from dashboards.reports import pdfout
@@ -61,6 +61,7 @@ from hub.clock_api import clock_router
 from hub.config_watch import ConfigWatch
 from hub.context import HubContext
 from hub.leader import AlertLeadership, LeadershipLost
+from hub.ordering import GatewayOrder
 from hub.records_service import RecordsService
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ class Hub:
             self.store,
             topics=self.topics,
             on_readings=self._on_readings,
+            on_batches=self._on_batches if cfg.hub.share_group is not None else None,
             clock_ms=clock.now_ms,
             key_of=self.keys.get,
         )
@@ -202,9 +204,8 @@ class Hub:
             clock=clock,
             writer_thread=True,  # a storm's commit must not hold the ingest's event loop
         )
-        # exactly one hub runs the alerts: the leader, by a lock on the state (hub/leader.py)
-        self.ctx.alerts, self.leader = self.alerts, AlertLeadership(state, data_dir)
-        self.ctx.config_state = self.revisions.state
+        self.leader, self.order = self._leading(state, data_dir)
+        self.ctx.alerts, self.ctx.config_state = self.alerts, self.revisions.state
         # login for the web UI and every API route; ``guard`` is the one role check every
         # router is built with (hub/auth.py)
         self.auth = Auth(data_dir, state=state)
@@ -271,6 +272,12 @@ class Hub:
         self.url = f"http://{host}:{port}"
         if config_path is not None:
             self.config_watch.sha = self.audit_config(config_path)
+
+    def _leading(self, state: StateTarget, data_dir: Path) -> tuple[AlertLeadership, GatewayOrder]:
+        """Exactly one hub runs the alerts: the leader, by a lock on the state
+        (hub/leader.py); with hub.share_group it judges each gateway's batches in the
+        gateway's order, whichever hub stored them (hub/ordering.py)."""
+        return AlertLeadership(state, data_dir), GatewayOrder(self.alerts.on_readings)
 
     def _notifiers(self) -> list[Notifier]:
         base = self.cfg.alerts.public_url
@@ -368,21 +375,28 @@ class Hub:
             self._gateway_changed(gw)
         if self.cfg.hub.share_group is None:
             self.alerts.on_readings(readings)  # this hub received every batch
-        else:  # the hubs split the batches: the leader judges what each stored
-            for payload in encode_stored(readings, self.client_id):
-                self.sessions.share(payload)
         self.events.publish()
 
+    def _on_batches(self, batches: list[Batch]) -> None:
+        """With hub.share_group the hubs split the batches: what this one stored goes to the
+        leader (coldchain/protocol/stored.py), batch by batch, for it to judge in order."""
+        for b in batches:
+            for payload in encode_stored(
+                b.readings, self.client_id, gateway=b.gateway, epoch=b.epoch, seq=b.seq
+            ):
+                self.sessions.share(payload)
+
     def _stored(self, payload: bytes) -> None:
-        """Readings a hub stored (this one included), for the alert leader to judge."""
+        """A batch a hub stored (this one included), for the alert leader to judge in its
+        gateway's order (hub/ordering.py)."""
         if not self.alerts.leading:
             return
         try:
-            _, readings = decode_stored(payload)
+            batch = decode_stored(payload)
         except ProtocolError as exc:
             self._refused("stored", "(hub)", exc.reason, str(exc))
             return
-        self.alerts.on_readings(readings)
+        self.order.add(batch, self.clock.now_ms())
 
     def on_message(self, topic: str, payload: bytes) -> list[tuple[str, bytes]] | None:
         """A status, health or alerts message. Each is parsed with bounded size and depth
@@ -476,6 +490,7 @@ class Hub:
             for gw in self.registry.expire():
                 log.warning("gateway %s silent for %.0fs: offline", gw, self.cfg.hub.health_timeout)
                 self._gateway_changed(gw)
+            self.order.expire(self.clock.now_ms())  # batches that waited long enough for turn
             await self.clock.sleep(min(5.0, self.cfg.hub.health_timeout / 4))
 
     async def _lead(self) -> None:
@@ -569,14 +584,6 @@ class Hub:
             " and ".join(self.brokers),
             type(self.store).__name__,
         )
-        if self.cfg.hub.share_group is not None:
-            log.warning(
-                "hub.share_group %r: the hubs split each gateway's batches, so the alert "
-                "leader may get a gateway's readings out of order, and it skips a reading older "
-                "than one it already judged for that series: an excursion that only such "
-                "readings show goes unjudged (docs/availability.md, several ingest workers)",
-                self.cfg.hub.share_group,
-            )
         await self._store_latest()  # the store answers (or the hub waits for it)
         self.alerts.leading = False  # until this hub holds the leader's lock
         try:

@@ -24,33 +24,36 @@ from tests.services import Broker, until
 from tests.victoria import VictoriaMetrics
 
 GATEWAYS = ["gw-centre-cold", "gw-centre-hall"]
+HEAD = b'{"v": 1, "from": "h", "gw": "g", "epoch": "e", "seq": 1, '  # a message's start
 S = SeriesId("site", "gw-1", "probe", "temperature")
 
 
 def test_stored_readings_go_out_in_bounded_messages_and_come_back_as_they_were() -> None:
     readings = [Reading(S, 1_767_225_600_000 + i, 2.5 + i / 10) for i in range(MAX_READINGS + 5)]
     readings.append(Reading(S, 1_767_225_700_000, None, Quality.BAD, "no answer"))
-    messages = encode_stored(readings, "coldchain-hub-0123abcd")
+    messages = encode_stored(readings, "coldchain-hub-0123abcd", gateway="gw-1", epoch="e1", seq=7)
     assert len(messages) == 2
-    back = [r for m in messages for r in decode_stored(m)[1]]
-    assert back == readings
-    assert decode_stored(messages[0])[0] == "coldchain-hub-0123abcd"
+    decoded = [decode_stored(m) for m in messages]
+    assert [r for d in decoded for r in d.readings] == readings
+    for d in decoded:
+        assert (d.sender, d.gateway, d.epoch, d.seq) == ("coldchain-hub-0123abcd", "gw-1", "e1", 7)
+    (empty,) = encode_stored([], "h", gateway="gw-1", epoch="e1", seq=8)  # a resend, all dups
+    assert (decode_stored(empty).seq, decode_stored(empty).readings) == (8, [])
 
 
 @pytest.mark.parametrize(
     ("payload", "why"),
     [
         (b"[1, 2]", "not a version 1 message"),
-        (b'{"v": 1, "from": "h", "r": [[1]]}', "not a list of 8"),
-        (b'{"v": 1, "from": "h", "r": [["a/b", "g", "d", "p", 1, 1.0, "g", null]]}', "not an id"),
-        (b'{"v": 1, "from": "h", "r": [["s", "g", "d", "p", -1, 1.0, "g", null]]}', "UTC ms"),
-        (b'{"v": 1, "from": "h", "r": [["s", "g", "d", "p", 1, "hot", "g", null]]}', "finite"),
-        (
-            b'{"v": 1, "from": "h", "r": [["s", "g", "d", "p", 1, null, "g", null]]}',
-            "needs a value",
-        ),
-        (b'{"v": 1, "from": "h", "r": [["s", "g", "d", "p", 1, 1.0, "x", null]]}', "quality"),
-        (b'{"v": 1, "from": "h", "r": [], "x": 1}', "not a version 1 message"),
+        (HEAD + b'"r": [[1]]}', "not a list of 8"),
+        (HEAD + b'"r": [["a/b", "g", "d", "p", 1, 1.0, "g", null]]}', "not an id"),
+        (HEAD + b'"r": [["s", "g", "d", "p", -1, 1.0, "g", null]]}', "UTC ms"),
+        (HEAD + b'"r": [["s", "g", "d", "p", 1, "hot", "g", null]]}', "finite"),
+        (HEAD + b'"r": [["s", "g", "d", "p", 1, null, "g", null]]}', "needs a value"),
+        (HEAD + b'"r": [["s", "g", "d", "p", 1, 1.0, "x", null]]}', "quality"),
+        (HEAD + b'"r": [], "x": 1}', "not a version 1 message"),
+        (b'{"v": 1, "from": "h", "gw": "g", "epoch": "e", "seq": -1, "r": []}', "batch number"),
+        (b'{"v": 1, "from": "h", "gw": "", "epoch": "e", "seq": 1, "r": []}', "gw is not an id"),
         (b"{" * 100, "deep"),
         (b"\xff", "UTF-8"),
     ],

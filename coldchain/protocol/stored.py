@@ -5,10 +5,13 @@ receives, and only the leader runs the alert rules (hub/leader.py): after each c
 publishes what it stored on this topic (QoS 1), every hub subscribes to it, and the leader
 judges what comes, its own share included, so every reading is judged once, by the leader.
 
-One message: ``{"v": 1, "from": CLIENT_ID, "r": [[site, gateway, device, point, ts_ms,
-value, quality, reason], ...]}`` (quality ``g``, ``u`` or ``b``), at most
-:data:`MAX_READINGS` readings (a larger batch goes out as several), parsed with bounded size
-and depth and checked row by row before anything is judged: a malformed message raises
+One message is one telemetry batch as stored: ``{"v": 1, "from": CLIENT_ID, "gw": GATEWAY,
+"epoch": EPOCH, "seq": SEQ, "r": [[site, gateway, device, point, ts_ms, value, quality,
+reason], ...]}`` (quality ``g``, ``u`` or ``b``): the gateway's outbox epoch and the batch's
+sequence number let the leader judge a gateway's batches in the order the gateway took them,
+whichever worker stored each (hub/ordering.py). At most :data:`MAX_READINGS` readings
+(a larger batch goes out as several with the same number), parsed with bounded size and
+depth and checked row by row before anything is judged: a malformed message raises
 :class:`~coldchain.protocol.messages.ProtocolError` and nothing of it is used.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import to_json
@@ -34,15 +38,31 @@ _MAX_ID = 64
 _MAX_REASON = 200
 
 
-def encode_stored(readings: Sequence[Reading], sender: str) -> list[bytes]:
-    """``readings`` as messages of at most :data:`MAX_READINGS` each."""
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One message: who stored it, and the batch (gateway, epoch, seq) and its readings."""
+
+    sender: str
+    gateway: str
+    epoch: str
+    seq: int
+    readings: list[Reading]
+
+
+def encode_stored(
+    readings: Sequence[Reading], sender: str, *, gateway: str, epoch: str, seq: int
+) -> list[bytes]:
+    """The batch ``gateway``/``epoch``/``seq`` as stored, in messages of at most
+    :data:`MAX_READINGS` readings each (one message even when it stored none: the leader
+    learns the number was used)."""
+    head = {"v": VERSION, "from": sender, "gw": gateway, "epoch": epoch, "seq": seq}
     out = []
-    for i in range(0, len(readings), MAX_READINGS):
+    for i in range(0, max(len(readings), 1), MAX_READINGS):
         rows = [
             [*r.series, r.ts_ms, r.value, _QUALITY[r.quality], r.reason]
             for r in readings[i : i + MAX_READINGS]
         ]
-        out.append(to_json({"v": VERSION, "from": sender, "r": rows}))
+        out.append(to_json({**head, "r": rows}))
     return out
 
 
@@ -73,14 +93,20 @@ def _row(row: Any) -> Reading:
         raise _bad(str(exc)) from None
 
 
-def decode_stored(payload: bytes) -> tuple[str, list[Reading]]:
-    """(sender, readings) of one message; :class:`ProtocolError` if it is not one."""
+_FIELDS = {"v", "from", "gw", "epoch", "seq", "r"}
+
+
+def decode_stored(payload: bytes) -> Stored:
+    """One message; :class:`ProtocolError` if it is not one."""
     doc = loads_bounded(payload, max_bytes=MAX_BYTES, max_depth=4, what="stored readings")
-    if not isinstance(doc, dict) or doc.get("v") != VERSION or set(doc) != {"v", "from", "r"}:
-        raise _bad("not a version 1 message of v, from and r")
-    sender, rows = doc["from"], doc["r"]
-    if not isinstance(sender, str) or not 0 < len(sender) <= _MAX_ID:
-        raise _bad("from is not a client id")
+    if not isinstance(doc, dict) or doc.get("v") != VERSION or set(doc) != _FIELDS:
+        raise _bad("not a version 1 message of v, from, gw, epoch, seq and r")
+    sender, gateway, epoch, seq, rows = doc["from"], doc["gw"], doc["epoch"], doc["seq"], doc["r"]
+    for name, text in (("from", sender), ("gw", gateway), ("epoch", epoch)):
+        if not isinstance(text, str) or not 0 < len(text) <= _MAX_ID:
+            raise _bad(f"{name} is not an id")
+    if type(seq) is not int or not 0 <= seq < 2**63:
+        raise _bad("seq is not a batch number")
     if not isinstance(rows, list) or len(rows) > MAX_READINGS:
         raise _bad(f"r is not a list of at most {MAX_READINGS} readings")
-    return sender, [_row(row) for row in rows]
+    return Stored(sender, gateway, epoch, seq, [_row(row) for row in rows])
