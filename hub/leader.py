@@ -80,21 +80,26 @@ class AlertLeadership:
                 self._conn.close()
             self._conn = None
 
+    async def try_once(self) -> bool:
+        """One attempt to lead now (a database error: False, retried by :meth:`acquire`)."""
+        try:
+            got = await asyncio.to_thread(self._try)
+        except Exception as exc:  # the database's own errors: its driver's classes
+            database = self._conn is not None and isinstance(exc, self._conn.Error)
+            if not (database or isinstance(exc, StateError | OSError)):
+                raise
+            log.warning("alert leadership: %s; retrying", exc)
+            self._drop_connection()
+            return False
+        if got:
+            self.leading = True
+            log.info("alert leader: this hub runs the alerts (%s)", self.where)
+        return got
+
     async def acquire(self) -> None:
         """Wait until this hub leads (a database that does not answer is retried)."""
         said = False
-        while True:
-            try:
-                if await asyncio.to_thread(self._try):
-                    self.leading = True
-                    log.warning("alert leader: this hub runs the alerts (%s)", self.where)
-                    return
-            except Exception as exc:  # the database's own errors: its driver's classes
-                database = self._conn is not None and isinstance(exc, self._conn.Error)
-                if not (database or isinstance(exc, StateError | OSError)):
-                    raise
-                log.warning("alert leadership: %s; retrying", exc)
-                self._drop_connection()
+        while not await self.try_once():
             if not said:
                 log.warning(
                     "alert standby: another hub leads (%s); waiting to take over", self.where

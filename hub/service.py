@@ -493,17 +493,21 @@ class Hub:
             self.order.expire(self.clock.now_ms())  # batches that waited long enough for turn
             await self.clock.sleep(min(5.0, self.cfg.hub.health_timeout / 4))
 
-    async def _lead(self) -> None:
-        """The alert lifecycle, once this hub is the leader (hub/leader.py): resumed from the
-        state (open alerts, escalation steps, queued notifications) and the store's newest
-        readings, then run until the hub stops; :class:`~hub.leader.LeadershipLost` ends
-        the hub."""
-        await self.leader.acquire()
+    async def _take_over(self) -> None:
+        """Start the alert lifecycle, resumed from the state (open alerts, escalation steps,
+        queued notifications) and the store's newest readings."""
         latest = await self._store_latest()
         self.alerts.start(latest.values())
         for g in self.cfg.gateways:
             self._gateway_changed(g.id)
         self.records.resend_backup_state()
+
+    async def _lead(self) -> None:
+        """The alert lifecycle, once this hub is the leader (hub/leader.py), until the hub
+        stops; :class:`~hub.leader.LeadershipLost` ends the hub."""
+        if not self.leader.leading:  # a standby at start: until the leader goes
+            await self.leader.acquire()
+            await self._take_over()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.alerts.run(), name="alerts-run")
             tg.create_task(self.leader.hold(), name="alerts-leader")
@@ -585,7 +589,12 @@ class Hub:
             type(self.store).__name__,
         )
         await self._store_latest()  # the store answers (or the hub waits for it)
-        self.alerts.leading = False  # until this hub holds the leader's lock
+        # before any broker session: the usual case leads before the first batch comes; a
+        # standby ignores what comes until it takes the leader's lock
+        if await self.leader.try_once():
+            await self._take_over()
+        else:
+            self.alerts.leading = False
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._lead(), name="alerts")

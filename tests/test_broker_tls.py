@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import re
 import subprocess
 import sys
 import tarfile
@@ -145,7 +146,9 @@ def test_gateways_connect_over_tls_with_the_bundles_ca_and_nothing_else_gets_in(
             assert hub.stdout is not None
             assert "coldchain hub: API" in hub.stdout.readline()  # its start-up check passed
             log = out / "mosquitto.log"
-            wait_for(lambda: "as coldchain-hub (" in log.read_text(), "the hub's ingest", 30)
+            # as its client id: coldchain-hub- and the hex digits it keeps in its data dir
+            hub_ingest = re.compile(r"as coldchain-hub-[0-9a-f]{8} \(")
+            wait_for(lambda: hub_ingest.search(log.read_text()) is not None, "the hub's ingest", 30)
         finally:
             hub.terminate()
             hub.wait(timeout=30)
