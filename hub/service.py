@@ -493,10 +493,9 @@ class Hub:
             self.order.expire(self.clock.now_ms())  # batches that waited long enough for turn
             await self.clock.sleep(min(5.0, self.cfg.hub.health_timeout / 4))
 
-    async def _take_over(self) -> None:
+    def _take_over(self, latest: dict[SeriesId, Reading]) -> None:
         """Start the alert lifecycle, resumed from the state (open alerts, escalation steps,
-        queued notifications) and the store's newest readings."""
-        latest = await self._store_latest()
+        queued notifications) and the store's newest readings, ``latest``."""
         self.alerts.start(latest.values())
         for g in self.cfg.gateways:
             self._gateway_changed(g.id)
@@ -507,7 +506,7 @@ class Hub:
         stops; :class:`~hub.leader.LeadershipLost` ends the hub."""
         if not self.leader.leading:  # a standby at start: until the leader goes
             await self.leader.acquire()
-            await self._take_over()
+            self._take_over(await self._store_latest())
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.alerts.run(), name="alerts-run")
             tg.create_task(self.leader.hold(), name="alerts-leader")
@@ -588,11 +587,11 @@ class Hub:
             " and ".join(self.brokers),
             type(self.store).__name__,
         )
-        await self._store_latest()  # the store answers (or the hub waits for it)
+        latest = await self._store_latest()  # the store answers (or the hub waits for it)
         # before any broker session: the usual case leads before the first batch comes; a
         # standby ignores what comes until it takes the leader's lock
         if await self.leader.try_once():
-            await self._take_over()
+            self._take_over(latest)
         else:
             self.alerts.leading = False
         try:
