@@ -24,6 +24,7 @@ from gateway.ingest import IngestStats
 from gateway.registry import Registry
 from hub.audit import AuditLog
 from hub.model import PointOut
+from hub.ordering import GatewayOrder
 
 
 @dataclass
@@ -37,6 +38,7 @@ class HubContext:
     alerts: AlertService | None = None  # set by the hub once built
     clock: Clock = WALL  # "now" of default time ranges: the hub's clock (coldchain.clock)
     config_state: Callable[[str], ConfigState] | None = None  # revisions pushed (set by the hub)
+    order: GatewayOrder | None = None  # hub.share_group: batches judged in order (set by the hub)
 
     @cached_property
     def _points(self) -> dict[SeriesId, PointOut]:

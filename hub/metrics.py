@@ -80,6 +80,25 @@ class _HubCollector(Collector):
         yield from _gateway_metrics(self.ctx)
         if self.ctx.alerts is not None:
             yield from _alert_metrics(self.ctx.alerts)
+        if self.ctx.order is not None:  # hub.share_group: each gateway's batches in order
+            o = self.ctx.order
+            batches = CounterMetricFamily(
+                "coldchain_alerts_batches",
+                "batches the leader judged, by how: in_order, held (waited for an earlier one), "
+                "late (after their turn), gap (a turn given up after the hold)",
+                labels=["how"],
+            )
+            for how, n in (
+                ("in_order", o.stats.in_order),
+                ("held", o.stats.held),
+                ("late", o.stats.late),
+                ("gap", o.stats.gaps),
+            ):
+                batches.add_metric([how], n)
+            yield batches
+            yield GaugeMetricFamily(
+                "coldchain_alerts_batches_waiting", "batches held for an earlier one", o.waiting()
+            )
 
 
 def _gateway_metrics(ctx: HubContext) -> Iterator[Metric]:

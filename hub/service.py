@@ -276,8 +276,11 @@ class Hub:
     def _leading(self, state: StateTarget, data_dir: Path) -> tuple[AlertLeadership, GatewayOrder]:
         """Exactly one hub runs the alerts: the leader, by a lock on the state
         (hub/leader.py); with hub.share_group it judges each gateway's batches in the
-        gateway's order, whichever hub stored them (hub/ordering.py)."""
-        return AlertLeadership(state, data_dir), GatewayOrder(self.alerts.on_readings)
+        gateway's order, whichever hub stored them (hub/ordering.py; its figures on
+        /metrics)."""
+        order = GatewayOrder(self.alerts.on_readings)
+        self.ctx.order = order if self.cfg.hub.share_group is not None else None
+        return AlertLeadership(state, data_dir), order
 
     def _notifiers(self) -> list[Notifier]:
         base = self.cfg.alerts.public_url

@@ -57,11 +57,12 @@ class HubProcesses:
         return None if body is None else str(doc["alerts"])
 
     def metric(self, name: str, metric: str) -> float | None:
-        """One unlabelled value of ``/metrics`` (None: not up)."""
+        """One value of ``/metrics``, its labels written out as the exposition does
+        (``name{label="x"}``); None: not up."""
         body = self._get(name, "/metrics")
         if body is None:
             return None
-        m = re.search(rf"^{metric} (\S+)$", body.decode(), re.MULTILINE)
+        m = re.search(rf"^{re.escape(metric)} (\S+)$", body.decode(), re.MULTILINE)
         assert m is not None, metric
         return float(m.group(1))
 

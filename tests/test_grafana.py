@@ -295,7 +295,8 @@ def hub_metric_names(tmp_path: Path, county: SiteConfig) -> dict[str, set[tuple[
     warm = SeriesId("chengqu-centre", "gw-centre-cold", "cr1-probe-door", "temperature")
     alerts.on_readings([Reading(warm, 1_767_225_600_000, 9.0)])  # pending: an open alert
     ctx = cast(
-        "HubContext", SimpleNamespace(cfg=county, ingest=stats, registry=registry, alerts=alerts)
+        "HubContext",
+        SimpleNamespace(cfg=county, ingest=stats, registry=registry, alerts=alerts, order=None),
     )
     out: dict[str, set[tuple[str, str]]] = {}
     for line in render_metrics(ctx).splitlines():

@@ -115,6 +115,9 @@ async def test_two_ingest_workers_split_the_load_and_one_killed_loses_nothing(
             await asyncio.sleep(1)
             await until(lambda: judged("a") == stored("a") + stored("b"), "a judged all", 10)
             assert judged("b") == 0  # the standby judges nothing
+            # in each gateway's order (hub/ordering.py): most batches in turn, none waiting
+            assert (hubs.metric("a", 'coldchain_alerts_batches_total{how="in_order"}') or 0) > 0
+            assert hubs.metric("a", "coldchain_alerts_batches_waiting") == 0
 
             async with agents(c, tmp_path, only=GATEWAYS) as running:  # their outboxes kept
                 recs = [Recording(a) for a in running]
