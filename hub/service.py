@@ -568,7 +568,9 @@ class Hub:
                 "fonts and PDF reports on the viewer's (apt-get install fonts-wqy-microhei)"
             )
         pdfout.configure(self.cjk_font)
-        return Renderer(cfg, self._web_font(cfg), data_dir / "fonts")
+        renderer = Renderer(cfg, self._web_font(cfg), data_dir / "fonts")
+        renderer.standby = lambda: not self.alerts.leading  # every page says a standby is one
+        return renderer
 
     def _web_font(self, cfg: SiteConfig) -> WebFont | None:
         """The UI's font subset: its own text and every name in ``cfg``."""

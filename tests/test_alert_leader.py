@@ -20,13 +20,16 @@ from typing import Any
 import pytest
 import yaml
 
+from coldchain.config.loader import load_site_config
 from coldchain.statedb import PostgresTarget, StateConn, StateTarget
 from hub.leader import AlertLeadership, LeadershipLost
 from tests import smsfakes
 from tests.agentkit import agents, county
+from tests.hubkit import running_hub_service, session_header
 from tests.hubprocs import HubProcesses
 from tests.postgres import PostgresCluster
 from tests.services import Broker, free_port, until
+from tests.sites import shipped_profiles
 from tests.smsfakes import TwilioFake
 from tests.test_config_warnings import DOOR, site
 
@@ -225,3 +228,28 @@ def test_each_hub_has_its_own_client_id_kept_across_restarts(tmp_path: Path) -> 
     assert client_id(b) != first  # a standby beside it does not take its session
     (a / "hub-id").write_text("../../etc\n")  # not one: made anew
     assert re.fullmatch(r"coldchain-hub-[0-9a-f]{8}", client_id(a))
+
+
+async def test_every_page_of_a_standby_says_so(tmp_path: Path, mosquitto: Broker) -> None:
+    """A standby's alert pages are empty while another hub leads: each page says this hub is
+    the standby, so nobody takes the empty list for a calm site."""
+    doc = site([DOOR], defrost={"at": ["02:00"]})
+    doc["uplink"] = {"broker": mosquitto.url}
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    cfg = load_site_config(path, shipped_profiles())
+    async with running_hub_service(cfg, shipped_profiles(), tmp_path / "hub", mosquitto.url) as hub:
+
+        def page(url: str) -> str:
+            headers = session_header(hub.url)
+            headers["Cookie"] += "; coldchain_lang=en"
+            req = urllib.request.Request(hub.url + url, headers=headers)
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return str(resp.read().decode())
+
+        banner = "This hub is the standby: the alerts run on the leading hub"
+        for url in ("/", "/alerts", "/?wall=1"):
+            assert banner not in await asyncio.to_thread(page, url)
+        hub.alerts.leading = False  # as a hub that found another leading
+        for url in ("/", "/alerts", "/?wall=1"):
+            assert banner in await asyncio.to_thread(page, url), url
