@@ -73,10 +73,15 @@ remove_units() {
     if [ "$(live_systemd)" = 1 ]; then systemctl daemon-reload; fi
 }
 
-# sandbox: the systemd sandboxing every coldchain service gets (no capabilities, no kernel
-# or clock changes, IP and Unix sockets only), for a unit's [Service] section
+# sandbox: the systemd sandboxing every coldchain service gets (no privileges or
+# capabilities, a read-only system, no home dirs, a private /tmp, no kernel or clock changes,
+# IP and Unix sockets only), for a unit's [Service] section; each unit adds what it may write
 sandbox() {
     cat <<'EOF'
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
 ProtectKernelTunables=yes

@@ -130,10 +130,6 @@ StateDirectory=coldchain-vmagent
 Restart=always
 RestartSec=5
 TimeoutStopSec=60
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome=yes
-PrivateTmp=yes
 PrivateDevices=yes
 $(sandbox)
 
@@ -220,11 +216,7 @@ Group=coldchain-hub
 Restart=always
 RestartSec=5
 TimeoutStopSec=60
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome=yes
 ReadWritePaths=$DATA${CLIENT_CA:+ $CLIENT_CA}
-PrivateTmp=yes
 PrivateDevices=yes
 $(sandbox)
 

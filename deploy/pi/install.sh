@@ -137,11 +137,7 @@ RestartSec=5
 TimeoutStopSec=30
 # hardening: it reads /etc/coldchain, writes only its outbox, talks to the network and
 # the serial adapters (/dev/ttyUSB*, so no PrivateDevices), and has no privileges at all
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome=yes
 ReadWritePaths=/var/lib/coldchain
-PrivateTmp=yes
 $(sandbox)
 
 [Install]
