@@ -3,10 +3,10 @@
 Users live in the hub database (table ``users``); passwords are hashed with scrypt and a
 per-user salt. A session is a row of the table ``sessions`` (a random id, the user, when it
 was made, when it expires, when it was revoked); the cookie (HttpOnly, SameSite=Lax) carries
-the session id and its expiry, signed with HMAC-SHA256 under a key kept in the hub's data
-dir. Each request looks the session up with its user in one query, so logging out, a
-password change, a removed user and an admin's "log out everywhere" end sessions at once, and
-a changed role takes effect at once.
+the session id and its expiry, signed with HMAC-SHA256 under a key kept in the hub's state
+(:mod:`hub.hub_keys`: the same for every hub on it). Each request looks the session up with
+its user in one query, so logging out, a password change, a removed user and an admin's "log
+out everywhere" end sessions at once, and a changed role takes effect at once.
 
 Roles are ranked (:class:`coldchain.access.Role`): operator (view, acknowledge) <
 technician (+ gateways, maintenance) < manager (+ reports, rules, audit) < admin (+ users).
@@ -45,6 +45,7 @@ from starlette.requests import cookie_parser
 from coldchain.access import ROLES, Principal, Role
 from coldchain.statedb import Schema, StateTarget, open_state
 from hub import csrf
+from hub.hub_keys import shared_key
 from hub.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -272,15 +273,6 @@ class Sessions:
     def __init__(self, key: bytes, users: Users, *, ttl_s: int = SESSION_TTL_S) -> None:
         self.key, self.users, self.ttl_s = key, users, ttl_s
 
-    @staticmethod
-    def load_key(data_dir: Path) -> bytes:
-        """The key in ``data_dir/session.key``, made once (0600) and kept."""
-        path = data_dir / "session.key"
-        if not path.exists():
-            path.touch(mode=0o600)
-            path.write_bytes(secrets.token_bytes(32))
-        return path.read_bytes()
-
     def _mac(self, body: str) -> str:
         return _b64(hmac.new(self.key, body.encode(), hashlib.sha256).digest())
 
@@ -344,8 +336,10 @@ class Auth:
         state: StateTarget | None = None,
         throttle: LoginThrottle | None = None,
     ) -> None:
-        self.users = Users(data_dir / "hub.db" if state is None else state)
-        self.sessions = Sessions(Sessions.load_key(data_dir), self.users)
+        state = data_dir / "hub.db" if state is None else state
+        self.users = Users(state)
+        # the same key on every hub of this state: a login holds on each web worker
+        self.sessions = Sessions(shared_key(state, "session", data_dir / "session.key"), self.users)
         self.throttle = throttle or LoginThrottle()
         self.data_dir = data_dir
 
