@@ -20,7 +20,13 @@ from fastapi import APIRouter, Body, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from alerts.errors import AlertError, ConflictError, InvalidError, NotFoundError
+from alerts.errors import (
+    AlertError,
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    UnavailableError,
+)
 from alerts.notifiers.twilio import (
     TwilioCallbackError,
     parse_inbound,
@@ -53,6 +59,8 @@ def http_status(exc: AlertError) -> int:
         return 409
     if isinstance(exc, InvalidError):
         return 422
+    if isinstance(exc, UnavailableError):
+        return 503
     return 400
 
 

@@ -59,7 +59,7 @@ class RuleEdits:
             before=before.model_dump(mode="json") if before else None,
             after=rule.model_dump(mode="json"),
         )
-        self._rebuild()
+        self.rebuild()
         return rule
 
     def revert(self, rule_id: str, *, by: str) -> None:
@@ -69,7 +69,7 @@ class RuleEdits:
             raise NotFoundError(f"rule {rule_id} has no edit to revert")
         ctx.store.save_rule(rule_id, None, now_ms=ctx.clock(), by=by)
         ctx.audit(actor=by, action="rule.revert", obj=f"rule/{rule_id}", before=edits[rule_id])
-        self._rebuild()
+        self.rebuild()
 
     def reconfigure(self, cfg: SiteConfig, points: list[PointInfo]) -> None:
         """Judge by ``cfg`` from now on (its rooms, limits, rules, devices): the evaluator is
@@ -77,10 +77,11 @@ class RuleEdits:
         ctx = self.ctx
         ctx.cfg, ctx.points = cfg, points
         ctx.__post_init__()  # its contacts, policies, sites and rooms, by id
-        self._rebuild()
+        self.rebuild()
 
-    def _rebuild(self) -> None:
-        """New watches from the edited rules; keep what is known of the live state."""
+    def rebuild(self) -> None:
+        """New watches from the edited rules (by whichever hub led when they were edited);
+        keep what is known of the live state."""
         ctx = self.ctx
         old = ctx.evaluator
         ctx.evaluator = build_evaluator(ctx.cfg, ctx.points, self.rules(), ctx.clock())

@@ -44,6 +44,7 @@ from alerts.escalation import Escalator
 from alerts.lifecycle import Lifecycle
 from alerts.maintenance import Maintenance
 from alerts.notifiers.base import Notifier
+from alerts.requests import POLL_S, Forwarder, serve
 from alerts.rule_edits import RuleEdits, build_evaluator, current_rules
 from alerts.store import AlertRow, AlertStore
 from coldchain.alerting.evaluator import Evaluator, Transition
@@ -122,9 +123,13 @@ class AlertService:
         self._actions = Actions(ctx, self._escalator, self.link_key)
         self._maintenance = Maintenance(ctx, self._lifecycle)
         self._rule_edits = RuleEdits(ctx, self._lifecycle)
-        # False on a standby hub (hub/leader.py): inputs are ignored until start(), which the
-        # hub calls when it takes over; the state it then resumes from is in the database
+        # False on a hub that does not run the alerts (hub/leader.py: a standby, a web
+        # worker): it judges nothing; readings only update the live views, the open alerts
+        # are read from the database (follow()), and people's actions are handed to the
+        # leader (alerts/requests.py). start() makes it lead, resumed from the database.
         self.leading = True
+        self._forward = Forwarder(self.store, self.clock)
+        self._followed = 0.0  # time.monotonic() of the last follow()
 
     @property
     def evaluator(self) -> Evaluator:
@@ -138,7 +143,14 @@ class AlertService:
 
     def start(self, latest: Iterable[Reading] = ()) -> None:
         """Seed the evaluator with the last known readings and resume open alerts,
-        maintenance and unsent notifications; from now on this service leads."""
+        maintenance and unsent notifications; from now on this service leads. One that
+        followed another leader takes up what it did meanwhile: its rule edits, its open
+        alerts (read afresh)."""
+        ctx = self._ctx
+        if not self.leading:
+            for row in list(ctx.open.values()):
+                ctx.closed(row)
+            self._rule_edits.rebuild()
         self.leading = True
         for r in latest:
             self.evaluator.seed(r)
@@ -182,8 +194,11 @@ class AlertService:
 
     def on_readings(self, readings: list[Reading]) -> None:
         """New readings, stored: judge them now (called by the ingest after each commit).
-        The transitions they cause are written in one transaction."""
+        The transitions they cause are written in one transaction. A hub that does not lead
+        only shows them (the live board's values)."""
         if not self.leading:
+            for r in readings:
+                self.evaluator.seed(r)
             return
         started = time.perf_counter()
         self._apply(self.evaluator.feed(readings))
@@ -246,12 +261,19 @@ class AlertService:
                 self._lifecycle.apply(transitions)
 
     async def run(self) -> None:
-        """The clock and the dispatcher, until cancelled."""
+        """The clock, the dispatcher and people's actions taken on other hubs
+        (alerts/requests.py), until cancelled."""
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.dispatcher.run(), name="alerts-dispatch")
+            tg.create_task(self._serve_requests(), name="alerts-requests")
             while True:
                 self.tick()
                 await asyncio.sleep(TICK_S)
+
+    async def _serve_requests(self) -> None:
+        while True:
+            serve(self)
+            await asyncio.sleep(POLL_S)
 
     async def aclose(self) -> None:
         for n in self.notifiers:
@@ -265,7 +287,24 @@ class AlertService:
         Costs what changed since the previous snapshot (the alerts opened, closed or
         changed in state, the latest reading of each series updated), a copy of the open
         alerts' list and each room's state; no history."""
+        self.follow()
         return self._snapshots.build(self._open_alerts(), self.evaluator.views)
+
+    def follow(self, every_s: float = 1.0) -> None:
+        """On a hub that does not lead: the open alerts as the leader stored them, read at
+        most every ``every_s``; what changed is marked for the next snapshot."""
+        if self.leading or time.monotonic() - self._followed < every_s:
+            return
+        self._followed = time.monotonic()
+        ctx = self._ctx
+        rows = {r.id: r for r in self.store.open_alerts()}
+        for alert_id in ctx.open.keys() | rows.keys():
+            if ctx.open.get(alert_id) != rows.get(alert_id):
+                ctx.changed.add(alert_id)
+        ctx.open.clear()
+        ctx.open.update(rows)
+        ctx.open_keys.clear()
+        ctx.open_keys.update((r.key, r) for r in rows.values())
 
     def _open_alerts(self) -> tuple[OpenAlert, ...]:
         """The open alerts as the board lists them, in id order, updated from
@@ -316,21 +355,35 @@ class AlertService:
         self, alert_id: int, *, by: str, comment: str | None = None, via: str = "api"
     ) -> AlertRow:
         """Acknowledge: escalation stops; the alert stays open until its condition clears."""
+        if not self.leading:
+            got = self._forward.call("ack", alert_id=alert_id, by=by, comment=comment, via=via)
+            return self.get(got["alert"])
         with self.store.transaction():
             return self._actions.ack(alert_id, by=by, comment=comment, via=via)
 
     def snooze(self, alert_id: int, *, until_ms: int, by: str) -> AlertRow:
+        if not self.leading:
+            got = self._forward.call("snooze", alert_id=alert_id, until_ms=until_ms, by=by)
+            return self.get(got["alert"])
         with self.store.transaction():
             return self._actions.snooze(alert_id, until_ms=until_ms, by=by)
 
     def reply(self, phone: str, text: str, *, via: str) -> AlertRow | None:
         """An SMS reply: "1234" (the code in the message) acknowledges that alert; a
-        reply without a code acknowledges the sender's only open alert."""
+        reply without a code acknowledges the sender's only open alert. On a hub that does
+        not lead: handed to the leader, not waited for (None)."""
+        if not self.leading:
+            self._forward.call("reply", wait=False, phone=phone, text=text, via=via)
+            return None
         with self.store.transaction():
             return self._actions.reply(phone, text, via=via)
 
     def delivery(self, ref: str, status: str) -> None:
-        """A delivery report: ``ref`` is our notification ids ("12-13") or a provider's id."""
+        """A delivery report: ``ref`` is our notification ids ("12-13") or a provider's id.
+        On a hub that does not lead: handed to the leader, not waited for."""
+        if not self.leading:
+            self._forward.call("delivery", wait=False, ref=ref, status=status)
+            return
         with self.store.transaction():
             self._actions.delivery(ref, status)
 
@@ -339,10 +392,18 @@ class AlertService:
     def maintenance(
         self, site: str, room: str, *, until_ms: int | None, reason: str, by: str
     ) -> None:
+        if not self.leading:
+            self._forward.call(
+                "maintenance", site=site, room=room, until_ms=until_ms, reason=reason, by=by
+            )
+            return
         with self.store.transaction():
             self._maintenance.set(site, room, until_ms=until_ms, reason=reason, by=by)
 
     def put_rule(self, body: dict[str, Any], *, by: str) -> AnyRule:
+        if not self.leading:
+            rule_id = self._forward.call("put_rule", body=body, by=by)["rule"]
+            return next(r for r in self.rules() if r.id == rule_id)
         with self.store.transaction():
             return self._rule_edits.put(body, by=by)
 
@@ -360,5 +421,8 @@ class AlertService:
         self.sites, self.rooms = ctx.sites, ctx.rooms
 
     def revert_rule(self, rule_id: str, *, by: str) -> None:
+        if not self.leading:
+            self._forward.call("revert_rule", rule_id=rule_id, by=by)
+            return
         with self.store.transaction():
             self._rule_edits.revert(rule_id, by=by)

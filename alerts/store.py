@@ -75,6 +75,20 @@ CREATE TABLE IF NOT EXISTS rule_edits (
     ts INTEGER NOT NULL, by TEXT NOT NULL
 );
 """,
+        # 2: people's actions taken on a hub that does not lead, for the leader to apply
+        # (alerts/requests.py)
+        """
+CREATE TABLE IF NOT EXISTS alert_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    made_ms INTEGER NOT NULL,
+    action TEXT NOT NULL,          -- ack, snooze, reply, delivery, maintenance, put_rule, ...
+    args TEXT NOT NULL,            -- JSON
+    status TEXT NOT NULL,          -- queued, done, refused, failed, expired
+    result TEXT,                   -- JSON: what the leader answered
+    done_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS alert_requests_status ON alert_requests(status);
+""",
     ),
 )
 
@@ -381,3 +395,57 @@ class AlertStore(TransactionalDb):
         for rule, body in rows:
             out[rule] = None if body is None else json.loads(body)
         return out
+
+    # --- requests for the leader (alerts/requests.py) ----------------------------------------
+
+    def add_request(self, action: str, args: dict[str, Any], *, now_ms: int) -> int:
+        return self._insert(
+            "INSERT INTO alert_requests (made_ms, action, args, status) VALUES (?, ?, ?, ?)",
+            (now_ms, action, json.dumps(args), "queued"),
+        )
+
+    def queued_requests(self, limit: int = 100) -> list[tuple[int, str, dict[str, Any]]]:
+        """(id, action, args) of the requests no leader took yet, oldest first."""
+        rows = self._read(
+            "SELECT id, action, args FROM alert_requests WHERE status = 'queued' "
+            "ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [(int(i), str(a), json.loads(args)) for i, a, args in rows]
+
+    def claim_request(self, request_id: int) -> bool:
+        """Take a queued request, inside the transaction that applies it (its first write:
+        the hub that asked cannot withdraw it once taken); False when it was not queued."""
+        cur = self._write(
+            "UPDATE alert_requests SET status = 'taken' WHERE id = ? AND status = 'queued'",
+            (request_id,),
+        )
+        return cur.rowcount > 0
+
+    def finish_request(
+        self, request_id: int, status: str, result: dict[str, Any], *, now_ms: int
+    ) -> None:
+        """A taken request's end, in the transaction that claimed it: done, refused or
+        failed, with what the leader answered."""
+        self._write(
+            "UPDATE alert_requests SET status = ?, result = ?, done_ms = ? WHERE id = ?",
+            (status, json.dumps(result), now_ms, request_id),
+        )
+
+    def withdraw_request(self, request_id: int, *, now_ms: int) -> bool:
+        """The hub that asked stopped waiting: the request expires unless a leader took it
+        (False: its answer is there or on its way)."""
+        cur = self._write(
+            "UPDATE alert_requests SET status = 'expired', done_ms = ? "
+            "WHERE id = ? AND status = 'queued'",
+            (now_ms, request_id),
+        )
+        return cur.rowcount > 0
+
+    def request(self, request_id: int) -> tuple[str, dict[str, Any] | None] | None:
+        """(status, result) of a request."""
+        rows = self._read("SELECT status, result FROM alert_requests WHERE id = ?", (request_id,))
+        if not rows:
+            return None
+        status, result = rows[0]
+        return str(status), None if result is None else json.loads(result)

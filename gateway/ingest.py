@@ -443,6 +443,7 @@ async def run_ingest(
     username: str | None = None,
     password: str | None = None,
     share_group: str | None = None,
+    telemetry: bool = True,
     on_message: Callable[[str, bytes], Replies] | None = None,
     tls: ssl.SSLContext | None = None,
     session_tasks: Sequence[Callable[[SessionPublish], Coroutine[Any, Any, None]]] = (),
@@ -457,7 +458,8 @@ async def run_ingest(
     writer in each session (one broker); with several brokers, one ``ingest.writer()`` runs
     beside a ``run_ingest(writer=False)`` per broker, and each batch's ack goes back through
     the broker it came from. ``extra_subscriptions``: (topic, QoS, what) more, to
-    ``on_message`` (one the broker refuses is logged once, and the session goes on)."""
+    ``on_message`` (one the broker refuses is logged once, and the session goes on). Without
+    ``telemetry`` (a hub that does not ingest) it subscribes to the other messages only."""
     backoff, told = 0.5, set[str]()
     while True:
         # several brokers: the shared writer queues this session's acks, and the session
@@ -474,7 +476,8 @@ async def run_ingest(
                 clean_session=False,
                 keepalive=30,
             ) as client:
-                await client.subscribe(ingest.subscription(share_group), qos=1)
+                if telemetry:
+                    await client.subscribe(ingest.subscription(share_group), qos=1)
                 for kind in ("status", "health", "alerts"):
                     await client.subscribe(ingest.topics.all(kind), qos=1)
                 optional = [(ingest.topics.all(k), q, w) for k, q, w in OPTIONAL_SUBSCRIPTIONS]

@@ -406,28 +406,31 @@ def _audit_routes(router: APIRouter, ctx: HubContext, guard: Guard) -> None:
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-def create_app(ctx: HubContext, guard: Guard) -> FastAPI:
-    """The hub's app with its ``/api`` routes (behind ``guard``), ``/metrics`` and
-    ``/healthz``; the hub adds the other routers and the access middleware."""
+def create_app(ctx: HubContext, guard: Guard, *, api: bool = True) -> FastAPI:
+    """The hub's app with its ``/api`` routes (behind ``guard``; not without ``api``: a hub
+    without the web role), ``/metrics`` and ``/healthz``; the hub adds the other routers and
+    the access middleware."""
     app = FastAPI(
         title="coldchain hub",
         version=__version__,
         description="Cold-chain monitoring: sites, rooms, readings, gateways. Times are UTC "
         "epoch milliseconds unless given as ISO 8601.",
     )
-    app.include_router(api_router(ctx, guard))
+    if api:
+        app.include_router(api_router(ctx, guard))
 
     @app.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
     def metrics() -> str:
         return render_metrics(ctx)
 
-    @app.get("/healthz", summary="Liveness, and whether this hub runs the alerts")
-    def healthz() -> dict[str, str]:
+    @app.get("/healthz", summary="Liveness, the roles this hub runs, and whether it leads")
+    def healthz() -> dict[str, Any]:
         leading = ctx.alerts is None or ctx.alerts.leading
         return {
             "status": "ok",
             "version": __version__,
-            "alerts": "leader" if leading else "standby",
+            "roles": list(ctx.roles),
+            "alerts": "leader" if leading else "standby" if "alerts" in ctx.roles else "off",
         }
 
     return app

@@ -4,7 +4,9 @@
 One ``run_ingest`` per broker. With one broker its session runs the ingest's writer, as
 always; with several, one writer stores every broker's batches and each session sends the
 acks of the batches it brought. Every session gets the clock probes and, at its start, the
-latest config revisions; the config watch publishes a new revision on every session up."""
+latest config revisions; the config watch publishes a new revision on every session up.
+A hub without the ingest role (``coldchain hub --role``) subscribes to no telemetry and
+stores nothing: it hears the gateways' other messages and the batches other hubs stored."""
 
 from __future__ import annotations
 
@@ -41,11 +43,11 @@ class BrokerSessions:
 
     def tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
         """(name, coroutine) of everything the brokers need while the hub runs."""
-        one = len(self.brokers) == 1
+        one, ingest = len(self.brokers) == 1, "ingest" in self.hub.roles
         out: list[tuple[str, Coroutine[Any, Any, None]]] = []
-        if not one:  # one writer for all brokers' batches
+        if ingest and not one:  # one writer for all brokers' batches
             out.append(("ingest-writer", self.hub.ingest.writer()))
-        out += [(f"ingest {b}", self._ingest(b, writer=one)) for b in self.brokers]
+        out += [(f"ingest {b}", self._ingest(b, writer=ingest and one)) for b in self.brokers]
         out.append(("config-watch", self.hub.config_watch.run(self.publish_all)))
         return out
 
@@ -79,7 +81,9 @@ class BrokerSessions:
         """Telemetry and the gateways' other messages from one broker (``run_ingest``)."""
         hub = self.hub
         host, port, tls = broker_address(broker)
-        shared = hub.cfg.hub.share_group is not None
+        ingest = "ingest" in hub.roles
+        send = hub.split and ingest  # what it stores goes to the alert leader
+        hear = hub.split and bool(hub.roles & {"alerts", "web"})  # judged, or shown
         await run_ingest(
             hub.ingest,
             host=host,
@@ -88,6 +92,7 @@ class BrokerSessions:
             username=hub.username,
             password=hub.password,
             share_group=hub.cfg.hub.share_group,
+            telemetry=ingest,
             on_message=hub.on_message,
             tls=hub.tls_context() if tls else None,
             session_tasks=[
@@ -95,12 +100,12 @@ class BrokerSessions:
                     publish, hub.online, interval=hub.cfg.hub.clock_probe_interval
                 ),
                 self._session,
-                *([self._send_stored] if shared else []),
+                *([self._send_stored] if send else []),
             ],
             writer=writer,
             extra_subscriptions=(
                 [(hub.topics.stored(), 1, "the readings other hubs stored (the alert leader's)")]
-                if shared
+                if hear
                 else []
             ),
         )

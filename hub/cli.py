@@ -30,7 +30,19 @@ Run the centre until SIGTERM or Ctrl-C, in one process:
   web UI     live board, rooms, alerts, gateways, reports; login with roles
   API        REST API with OpenAPI docs at /docs; Prometheus metrics at /metrics
 
-The web UI, API and /metrics are served at --listen. DIR holds hub.db (users, alerts, the
+--role runs a part of this (repeat it for more: --role ingest --role web), so a site can run
+several ingest and web workers, on several machines, beside one alert leader and its standby
+(docs/availability.md):
+
+  ingest     telemetry (shared among the ingest workers with hub.share_group), the store,
+             acks; each stored batch handed to the alert leader through the broker
+  alerts     the alert lifecycle where this process leads (one leader at a time, the others
+             stand by), SMS, escalation; sealing, the daily backup, pruning
+  web        the web UI and API; people's actions on alerts go to the leader
+
+Every process serves /healthz and /metrics at --listen, the web role the UI and API too; a
+process without the web role needs a --listen of its own beside one that has it on the same
+machine. DIR holds hub.db (users, alerts, the
 gateway registry, the audit trail; or hub.state names a PostgreSQL database) and the SQLite
 store. The first start creates the user
 'admin' and writes its password to DIR/admin-password; 'coldchain users DIR ...' adds more."""
@@ -57,6 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the hub's broker password (default: hub.password_file, else "
         "DATA_DIR/broker-hub-password as `coldchain broker config` writes it, as "
         "coldchain-hub unless hub.username says otherwise)",
+    )
+    parser.add_argument(
+        "--role",
+        action="append",
+        choices=("ingest", "alerts", "web"),
+        dest="roles",
+        metavar="ROLE",
+        help="run only this part: ingest, alerts or web (repeatable; default: all three)",
     )
     parser.add_argument(
         "--insecure",
@@ -159,7 +179,7 @@ async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
     from coldchain.profiles.registry import ProfileRegistry
     from coldchain.store.base import StoreError
     from hub.leader import LeadershipLost
-    from hub.service import Hub
+    from hub.service import ROLES, Hub
 
     assert isinstance(cfg, SiteConfig)
     assert isinstance(profiles, ProfileRegistry)
@@ -180,6 +200,7 @@ async def _main(args: argparse.Namespace, cfg: object, profiles: object) -> int:
             listen=args.listen,
             username=username,
             password=pw_file.read_text().strip() if pw_file else None,
+            roles=args.roles or ROLES,
         )
     except (OSError, ValueError) as exc:
         print(f"coldchain hub: {exc}", file=sys.stderr)

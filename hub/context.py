@@ -39,6 +39,7 @@ class HubContext:
     clock: Clock = WALL  # "now" of default time ranges: the hub's clock (coldchain.clock)
     config_state: Callable[[str], ConfigState] | None = None  # revisions pushed (set by the hub)
     order: GatewayOrder | None = None  # hub.share_group: batches judged in order (set by the hub)
+    roles: tuple[str, ...] = ("ingest", "alerts", "web")  # what this hub process runs
 
     @cached_property
     def _points(self) -> dict[SeriesId, PointOut]:

@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ class AlertLeadership:
         self.leading = False
         self._conn: StateConn | None = None
         self._fd: int | None = None
+        self._probe: StateConn | None = None  # PostgreSQL: whether another hub leads
+        self._seen: tuple[float, bool] = (-1e9, True)  # (time.monotonic(), a leader runs)
 
     @property
     def where(self) -> str:
@@ -128,6 +131,44 @@ class AlertLeadership:
             await asyncio.to_thread(self._check)
             await asyncio.sleep(self.interval_s)
 
+    def leader_runs(self, *, every_s: float = 5.0) -> bool:
+        """Whether some hub (this one or another) holds the lock now, looked at most every
+        ``every_s``; a database that does not answer counts as no leader. The web UI warns
+        when none does: then no alarm is sent."""
+        at, runs = self._seen
+        if self.leading or time.monotonic() - at < every_s:
+            return self.leading or runs
+        try:
+            runs = self._held()
+        except Exception as exc:  # noqa: BLE001 - the driver's errors, OSError: no leader seen
+            log.warning("alert leadership: cannot tell whether a hub leads: %s", exc)
+            if self._probe is not None:
+                with contextlib.suppress(Exception):
+                    self._probe.close()
+                self._probe = None
+            runs = False
+        self._seen = (time.monotonic(), runs)
+        return runs
+
+    def _held(self) -> bool:
+        if not isinstance(self.state, PostgresTarget):  # a shared flock is refused while held
+            fd = os.open(self.data_dir / "alerts.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            finally:
+                os.close(fd)  # releases the shared lock, if it was given
+            return False
+        if self._probe is None:
+            self._probe = StateConn(self.state)
+        (n,) = self._probe.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = ? AND objid = ? AND objsubid = 1",
+            (ALERT_LEADER >> 32, ALERT_LEADER & 0xFFFFFFFF),
+        ).fetchone()
+        return bool(n)
+
     def release(self) -> None:
         """Let go (the standby takes over within its interval)."""
         self.leading = False
@@ -135,6 +176,10 @@ class AlertLeadership:
         if self._fd is not None:
             os.close(self._fd)  # and closing the descriptor the flock
             self._fd = None
+        if self._probe is not None:
+            with contextlib.suppress(Exception):
+                self._probe.close()
+            self._probe = None
 
     def __repr__(self) -> str:
         state: Any = "leader" if self.leading else "standby"

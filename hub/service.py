@@ -14,7 +14,7 @@ import logging
 import secrets
 import socket
 import ssl
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ from hub.brokers import BrokerSessions
 from hub.clock_api import clock_router
 from hub.config_watch import ConfigWatch
 from hub.context import HubContext
+from hub.hub_keys import shared_key
 from hub.leader import AlertLeadership, LeadershipLost
 from hub.ordering import GatewayOrder
 from hub.records_service import RecordsService
@@ -101,11 +102,17 @@ class _Server(uvicorn.Server):
         yield
 
 
-def client_id(data_dir: Path) -> str:
+ROLES = ("ingest", "alerts", "web")
+"""What a hub process can run (``coldchain hub --role``); all of them by default."""
+
+
+def client_id(data_dir: Path, roles: Iterable[str] = ROLES) -> str:
     """The hub's MQTT client id: ``coldchain-hub-`` and 8 hex digits kept in
-    ``DATA_DIR/hub-id``, made on the first start. Its own per hub, so a standby on the same
-    broker does not take the leader's session over (a broker keeps one session per id); the
-    same across restarts, so the broker keeps what came for it while it was down."""
+    ``DATA_DIR/hub-id``, made on the first start, and the roles it runs unless it runs all
+    (``-ingest``, ``-alerts-web``). Its own per hub, so a standby on the same broker does not
+    take the leader's session over (a broker keeps one session per id), nor a web worker the
+    session (and telemetry subscription) of an ingest worker on the same data dir; the same
+    across restarts, so the broker keeps what came for it while it was down."""
     path = data_dir / "hub-id"
     try:
         suffix = path.read_text(encoding="ascii").strip()
@@ -116,7 +123,9 @@ def client_id(data_dir: Path) -> str:
         tmp = path.with_name("hub-id.new")
         tmp.write_text(suffix + "\n", encoding="ascii")
         tmp.replace(path)  # whole or not at all
-    return f"coldchain-hub-{suffix}"
+    roles = sorted(set(roles))
+    tail = "" if roles == sorted(ROLES) else "-" + "-".join(roles)
+    return f"coldchain-hub-{suffix}{tail}"
 
 
 def listen_socket(listen: str) -> socket.socket:
@@ -147,13 +156,20 @@ class Hub:
         password: str | None = None,
         listen: str | None = None,
         clock: Clock = WALL,
+        roles: Iterable[str] = ROLES,
     ) -> None:
         self.cfg, self.profiles = cfg, profiles
+        self.roles = frozenset(roles)
+        if not self.roles or not self.roles <= set(ROLES):
+            raise ValueError(f"roles: one or more of {', '.join(ROLES)}, not {sorted(self.roles)}")
+        # the stored batches go to the alerts through the broker (hub/v1/hub/stored) when the
+        # hubs split the telemetry (hub.share_group) or this process does not run every role
+        self.split = cfg.hub.share_group is not None or self.roles != set(ROLES)
         # the clock: ingest's timestamp checks, gateway expiry, alerts, pruning
         self.clock, self.data_dir = clock, data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         # the client id: its own per hub, so two on one broker do not take each other's session
-        self.broker, self.client_id = broker or cfg.uplink.broker, client_id(data_dir)
+        self.broker, self.client_id = broker or cfg.uplink.broker, client_id(data_dir, self.roles)
         broker_address(self.broker)  # a malformed --broker is refused here, not when run
         # with standby brokers: subscribed to each, acks back through the one a batch came by
         self.sessions = BrokerSessions(self, self.broker)
@@ -180,7 +196,7 @@ class Hub:
             self.store,
             topics=self.topics,
             on_readings=self._on_readings,
-            on_batches=self._on_batches if cfg.hub.share_group is not None else None,
+            on_batches=self._on_batches if self.split else None,
             clock_ms=clock.now_ms,
             key_of=self.keys.get,
         )
@@ -206,18 +222,29 @@ class Hub:
         )
         self.leader, self.order = self._leading(state, data_dir)
         self.ctx.alerts, self.ctx.config_state = self.alerts, self.revisions.state
+        self._build_web(cfg, data_dir, state, clock)
+        self.socket = listen_socket(listen or cfg.hub.listen)
+        host, port = self.socket.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        if config_path is not None:
+            self.config_watch.sha = self.audit_config(config_path)
+
+    def _build_web(self, cfg: SiteConfig, data_dir: Path, state: StateTarget, clock: Clock) -> None:
+        """The web UI and API (served with the ``web`` role; ``/healthz`` and ``/metrics``
+        alone without), and the records service (reports, signatures, sealing, backups)."""
         # login for the web UI and every API route; ``guard`` is the one role check every
         # router is built with (hub/auth.py)
         self.auth = Auth(data_dir, state=state)
         self.auth.bootstrap()
         guard = self.auth.require
-        self.app = create_app(self.ctx, guard)
-        self.app.include_router(alerts_router(self.alerts, guard))
-        self.app.include_router(clock_router(self.ctx, guard))
-        self.app.include_router(
+        self.ctx.roles = tuple(r for r in ROLES if r in self.roles)
+        web_role = "web" in self.roles
+        self.app = create_app(self.ctx, guard, api=web_role)
+        routers = [alerts_router(self.alerts, guard), clock_router(self.ctx, guard)]
+        routers.append(
             identities_router(
                 cfg=cfg,
-                profiles=profiles,
+                profiles=self.profiles,
                 brokers=self.brokers,
                 tls=lambda: identity_tls(cfg.uplink.ca_file, data_dir, "admin"),
                 data_dir=data_dir,
@@ -229,7 +256,7 @@ class Hub:
                 guard=guard,
             )
         )
-        self.app.include_router(
+        routers.append(
             commands_router(
                 cfg=cfg,
                 broker=self.broker,
@@ -244,18 +271,17 @@ class Hub:
             )
         )
         self.events = LiveEvents()  # wakes the live board's streams on each ingest
-        board = Board(cfg, profiles, self.registry, self.alerts)
+        board = Board(cfg, self.profiles, self.registry, self.alerts)
         self.web = web = WebContext(
             cfg, self.store, self.registry, self.alerts, self.events, board, clock
         )
         web.config_state = lambda gw: self.revisions.state(gw).fields()
         self.ui = ui = self._renderer(cfg, data_dir)
-        self.app.include_router(accounts_router(self.auth, self.audit, ui))
-        mount_ui(self.app, web, guard, ui)
+        routers.append(accounts_router(self.auth, self.audit, ui))
         # reports, signatures, sealing, the daily backup (hub/records_service.py)
         self.records = RecordsService(
             cfg,
-            profiles,
+            self.profiles,
             data_dir=data_dir,
             store=self.store,
             audit=self.audit,
@@ -264,14 +290,11 @@ class Hub:
             web=web,
             clock=clock,
         )
-        for router in self.records.routers(guard):
-            self.app.include_router(router)
+        if web_role:  # else /healthz and /metrics alone
+            for router in [*routers, *self.records.routers(guard)]:
+                self.app.include_router(router)
+            mount_ui(self.app, web, guard, ui)
         self.app.add_middleware(AccessMiddleware, auth=self.auth)
-        self.socket = listen_socket(listen or cfg.hub.listen)
-        host, port = self.socket.getsockname()[:2]
-        self.url = f"http://{host}:{port}"
-        if config_path is not None:
-            self.config_watch.sha = self.audit_config(config_path)
 
     def _leading(self, state: StateTarget, data_dir: Path) -> tuple[AlertLeadership, GatewayOrder]:
         """Exactly one hub runs the alerts: the leader, by a lock on the state
@@ -279,7 +302,7 @@ class Hub:
         gateway's order, whichever hub stored them (hub/ordering.py; its figures on
         /metrics)."""
         order = GatewayOrder(self.alerts.on_readings)
-        self.ctx.order = order if self.cfg.hub.share_group is not None else None
+        self.ctx.order = order if self.split else None
         return AlertLeadership(state, data_dir), order
 
     def _notifiers(self) -> list[Notifier]:
@@ -298,14 +321,11 @@ class Hub:
         self.alerts.reply(sender, text, via="sms-reply")
 
     def _link_key(self) -> bytes:
-        """The key of signed acknowledge links: configured, or made once and kept."""
+        """The key of signed acknowledge links and SMS reply codes: configured, or made once
+        and kept in the state, the same for every hub on it (hub/hub_keys.py)."""
         if self.cfg.alerts.link_secret is not None:
             return resolve(self.cfg.alerts.link_secret).get_secret_value().encode()
-        path = self.data_dir / "link.key"
-        if not path.exists():
-            path.touch(mode=0o600)
-            path.write_bytes(secrets.token_bytes(32))
-        return path.read_bytes()
+        return shared_key(self.state, "link", self.data_dir / "link.key")
 
     def _twilio_token(self) -> str | None:
         for n in self.cfg.alerts.notifiers:
@@ -376,7 +396,7 @@ class Hub:
         for gw in {r.series.gateway for r in readings}:
             self.registry.on_telemetry(gw)
             self._gateway_changed(gw)
-        if self.cfg.hub.share_group is None:
+        if not self.split:
             self.alerts.on_readings(readings)  # this hub received every batch
         self.events.publish()
 
@@ -391,15 +411,21 @@ class Hub:
 
     def _stored(self, payload: bytes) -> None:
         """A batch a hub stored (this one included), for the alert leader to judge in its
-        gateway's order (hub/ordering.py)."""
-        if not self.alerts.leading:
-            return
+        gateway's order (hub/ordering.py); on a hub that does not lead, for its live board
+        (and, without the ingest role, its gateways page)."""
         try:
             batch = decode_stored(payload)
         except ProtocolError as exc:
             self._refused("stored", "(hub)", exc.reason, str(exc))
             return
-        self.order.add(batch, self.clock.now_ms())
+        if "ingest" not in self.roles:  # this process saw no telemetry: the batch says it came
+            self.registry.on_telemetry(batch.gateway)
+            self._gateway_changed(batch.gateway)
+        if self.alerts.leading:
+            self.order.add(batch, self.clock.now_ms())
+        else:
+            self.alerts.on_readings(batch.readings)  # shown, not judged
+        self.events.publish()
 
     def on_message(self, topic: str, payload: bytes) -> list[tuple[str, bytes]] | None:
         """A status, health or alerts message. Each is parsed with bounded size and depth
@@ -569,7 +595,8 @@ class Hub:
             )
         pdfout.configure(self.cjk_font)
         renderer = Renderer(cfg, self._web_font(cfg), data_dir / "fonts")
-        renderer.standby = lambda: not self.alerts.leading  # every page says a standby is one
+        # every page says when no hub runs the alerts (no alarm is sent)
+        renderer.no_leader = lambda: not self.alerts.leading and not self.leader.leader_runs()
         return renderer
 
     def _web_font(self, cfg: SiteConfig) -> WebFont | None:
@@ -587,28 +614,32 @@ class Hub:
 
     async def run(self) -> None:
         log.info(
-            "hub: API on %s, broker %s, store %s",
+            "hub: %s; API on %s, broker %s, store %s",
+            ", ".join(r for r in ROLES if r in self.roles),
             self.url,
             " and ".join(self.brokers),
             type(self.store).__name__,
         )
         latest = await self._store_latest()  # the store answers (or the hub waits for it)
         # before any broker session: the usual case leads before the first batch comes; a
-        # standby ignores what comes until it takes the leader's lock
-        if await self.leader.try_once():
+        # standby only shows what comes until it takes the leader's lock
+        alerts = "alerts" in self.roles
+        if alerts and await self.leader.try_once():
             self._take_over(latest)
         else:
             self.alerts.leading = False
+            self.alerts.on_readings(list(latest.values()))  # the live board's values
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._lead(), name="alerts")
+                if alerts:  # the alert lifecycle, sealing, backups, pruning: where it may lead
+                    tg.create_task(self._lead(), name="alerts")
+                    tg.create_task(self._prune(), name="store-prune")
+                    for name, coro in self.records.tasks():
+                        tg.create_task(coro, name=name)
                 tg.create_task(self.store.upkeep(), name="store-upkeep")
                 for name, coro in self.sessions.tasks():
                     tg.create_task(coro, name=name)
                 tg.create_task(self._expire(), name="registry-expiry")
-                tg.create_task(self._prune(), name="store-prune")
-                for name, coro in self.records.tasks():
-                    tg.create_task(coro, name=name)
                 tg.create_task(self._serve_api(), name="api")
         except BaseExceptionGroup as group:  # a lost leadership ends the hub in one line
             lost: BaseException | None = group.subgroup(LeadershipLost)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,12 @@ class HubProcesses:
         self.ports: dict[str, int] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str) -> None:
-        """Start (or start again, on its data dir and port) hub ``name``."""
+    def start(self, name: str, roles: Sequence[str] = ()) -> None:
+        """Start (or start again, on its data dir and port) hub ``name``, running ``roles``
+        (``--role``; all when none)."""
         port = self.ports.setdefault(name, free_port())
         argv = [sys.executable, "-m", "coldchain.cli", "hub", str(self.config), "--insecure"]
+        argv += [f"--role={r}" for r in roles]
         argv += ["--data-dir", str(self.tmp / f"hub-{name}"), "--listen", f"127.0.0.1:{port}"]
         if self.broker is not None:
             argv += ["--broker", self.broker]
@@ -40,7 +43,7 @@ class HubProcesses:
         self.procs[name].kill()
         self.procs[name].wait()
 
-    def _get(self, name: str, path: str) -> bytes | None:
+    def get(self, name: str, path: str) -> bytes | None:
         try:
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{self.ports[name]}{path}", timeout=2
@@ -51,15 +54,23 @@ class HubProcesses:
             return None
 
     def alerts(self, name: str) -> str | None:
-        """What ``/healthz`` says of the alerts: ``leader`` or ``standby`` (None: not up)."""
-        body = self._get(name, "/healthz")
-        doc: dict[str, Any] = json.loads(body) if body else {}
-        return None if body is None else str(doc["alerts"])
+        """What ``/healthz`` says of the alerts: ``leader``, ``standby`` or ``off`` (no
+        alerts role; None: not up)."""
+        health = self.health(name)
+        return None if health is None else str(health["alerts"])
+
+    def health(self, name: str) -> dict[str, Any] | None:
+        """``/healthz`` (None: not up)."""
+        body = self.get(name, "/healthz")
+        return None if body is None else dict(json.loads(body))
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
 
     def metric(self, name: str, metric: str) -> float | None:
         """One value of ``/metrics``, its labels written out as the exposition does
         (``name{label="x"}``); None: not up."""
-        body = self._get(name, "/metrics")
+        body = self.get(name, "/metrics")
         if body is None:
             return None
         m = re.search(rf"^{re.escape(metric)} (\S+)$", body.decode(), re.MULTILINE)
@@ -72,3 +83,20 @@ class HubProcesses:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         return {name: p.wait(timeout=30) for name, p in self.procs.items()}
+
+
+def door_paging(
+    doc: dict[str, Any], notifier: dict[str, Any], levels: Sequence[dict[str, Any]]
+) -> None:
+    """Set ``doc`` (a site config) to page ``levels`` through ``notifier`` when a door of
+    cold-room-2 stays open over 2 s, and for nothing else (the example county's rooms)."""
+    doc["alerts"] = {
+        "default_rules": False,
+        "linger": "100ms",
+        "default_policy": {"alarm": "doors", "warning": "doors"},
+        "policies": [{"id": "doors", "levels": list(levels)}],
+        "notifiers": [notifier],
+    }
+    doc["alert_rules"] = [
+        {"id": "door-open", "kind": "door_open", "longer_than": "2s", "rooms": ["cold-room-2"]}
+    ]

@@ -26,7 +26,7 @@ from hub.leader import AlertLeadership, LeadershipLost
 from tests import smsfakes
 from tests.agentkit import agents, county
 from tests.hubkit import running_hub_service, session_header
-from tests.hubprocs import HubProcesses
+from tests.hubprocs import HubProcesses, door_paging
 from tests.postgres import PostgresCluster
 from tests.services import Broker, free_port, until
 from tests.sites import shipped_profiles
@@ -104,27 +104,15 @@ async def test_the_standby_continues_an_escalation_when_the_leader_is_killed(
     async with county(tmp_path, mosquitto, poll="500ms") as c:
         doc = yaml.safe_load(c.path.read_text(encoding="utf-8"))
         doc["hub"] = {"state": {"type": "postgres", "url": postgres.conninfo}}
-        doc["alerts"] = {
-            "default_rules": False,
-            "linger": "100ms",
-            "default_policy": {"alarm": "doors", "warning": "doors"},
-            "policies": [
-                {
-                    "id": "doors",
-                    "levels": [
-                        {"contacts": ["wang-li", "li-na"]},
-                        {"after": "8s", "contacts": ["he-jian"]},
-                        {"after": "14s", "contacts": ["zhao-min"]},
-                    ],
-                }
+        door_paging(
+            doc,
+            twilio_fake.settings(tmp_path).model_dump(mode="json", exclude_none=True),
+            [
+                {"contacts": ["wang-li", "li-na"]},
+                {"after": "8s", "contacts": ["he-jian"]},
+                {"after": "14s", "contacts": ["zhao-min"]},
             ],
-            "notifiers": [
-                twilio_fake.settings(tmp_path).model_dump(mode="json", exclude_none=True)
-            ],
-        }
-        doc["alert_rules"] = [
-            {"id": "door-open", "kind": "door_open", "longer_than": "2s", "rooms": ["cold-room-2"]}
-        ]
+        )
         config = tmp_path / "hub.yaml"
         config.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
         hubs = HubProcesses(tmp_path, config, mosquitto.url)
@@ -226,13 +214,19 @@ def test_each_hub_has_its_own_client_id_kept_across_restarts(tmp_path: Path) -> 
     assert re.fullmatch(r"coldchain-hub-[0-9a-f]{8}", first)
     assert client_id(a) == first  # restarted: the broker's session for it is kept
     assert client_id(b) != first  # a standby beside it does not take its session
+    # a web worker on the same data dir as an ingest worker: a session of its own
+    assert client_id(a, ["web"]) == first + "-web"
+    assert client_id(a, ["web", "alerts"]) == first + "-alerts-web"
+    assert client_id(a, ["web", "alerts", "ingest"]) == first
     (a / "hub-id").write_text("../../etc\n")  # not one: made anew
     assert re.fullmatch(r"coldchain-hub-[0-9a-f]{8}", client_id(a))
 
 
-async def test_every_page_of_a_standby_says_so(tmp_path: Path, mosquitto: Broker) -> None:
-    """A standby's alert pages are empty while another hub leads: each page says this hub is
-    the standby, so nobody takes the empty list for a calm site."""
+async def test_every_page_says_when_no_hub_runs_the_alerts(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """A hub that does not lead shows the leader's alerts; when no hub leads at all (the
+    leader down, no standby) every page says no alarm is being sent."""
     doc = site([DOOR], defrost={"at": ["02:00"]})
     doc["uplink"] = {"broker": mosquitto.url}
     path = tmp_path / "site.yaml"
@@ -247,9 +241,13 @@ async def test_every_page_of_a_standby_says_so(tmp_path: Path, mosquitto: Broker
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return str(resp.read().decode())
 
-        banner = "This hub is the standby: the alerts run on the leading hub"
+        banner = "No hub runs the alerts now: no alarm is being sent."
         for url in ("/", "/alerts", "/?wall=1"):
             assert banner not in await asyncio.to_thread(page, url)
-        hub.alerts.leading = False  # as a hub that found another leading
+        hub.alerts.leading = False  # as a hub that found another leading (its lock, here)
+        for url in ("/", "/alerts", "/?wall=1"):
+            assert banner not in await asyncio.to_thread(page, url), url
+        hub.leader.release()  # and now that one is gone
+        hub.leader._seen = (-1e9, True)  # looked at again now, not after 5 s
         for url in ("/", "/alerts", "/?wall=1"):
             assert banner in await asyncio.to_thread(page, url), url

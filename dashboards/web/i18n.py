@@ -15,10 +15,10 @@ COOKIE: Final = "coldchain_lang"
 CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     # key: (zh-CN, en)
     "app": ("冷链监控", "Cold-chain monitor"),
-    "standby": (
-        "本中心为备用：告警由主中心处理，这里不显示当前告警。请使用主中心的页面。",  # noqa: RUF001
-        "This hub is the standby: the alerts run on the leading hub, and open alerts are not "
-        "shown here. Use the leading hub's pages.",
+    "no_leader": (
+        "没有中心在处理告警：现在不会发出任何告警短信。请检查告警主进程（coldchain hub）。",  # noqa: RUF001
+        "No hub runs the alerts now: no alarm is being sent. Check the alert leader "
+        "(coldchain hub).",
     ),
     "board": ("实时看板", "Live board"),
     "alerts": ("告警", "Alerts"),

@@ -51,9 +51,9 @@ class Renderer:
         self.tz = ZoneInfo(cfg.sites[0].timezone) if cfg.sites else None
         self.font = font
         self.font_cache = font_cache
-        # whether this hub stands by for the alerts (hub/leader.py): every page says so, as
-        # its alert pages are empty while another hub leads (set by the hub)
-        self.standby: Callable[[], bool] = lambda: False
+        # whether no hub runs the alerts now (hub/leader.py; set by the hub): every page
+        # says so, as no alarm is being sent
+        self.no_leader: Callable[[], bool] = lambda: False
 
     def when(self, ms: int | None) -> str:
         """A time in the site's zone, to the second; ``—`` for none."""
@@ -76,7 +76,7 @@ class Renderer:
             "csrf_token": getattr(request.state, "csrf_token", None),
             "wall": request.query_params.get("wall") == "1",
             "cjk_font": f"/fonts/{self.font.name}" if self.font else None,
-            "standby": self.standby(),
+            "no_leader": self.no_leader(),
             **values,
         }
         return templates.TemplateResponse(request, template, context, status_code=status)
