@@ -127,7 +127,11 @@ class BackupSchedule:
                 before=None if last is None else last.after,
                 after=wanted,
             )
-            last = self.audit.last("backup.schedule", "backup")
+        return self.read_state()
+
+    def read_state(self) -> BackupState:
+        """The state as the audit trail has it now (a hub that does not run the schedule
+        shows the leader's backups so)."""
         first = self.audit.about("backup.schedule", ["backup"])[0]  # since when it runs
         good = self.audit.last("backup.made", "backup")
         failed = self.audit.last("backup.failed", "backup")

@@ -10,6 +10,7 @@ audit trail's and the readings' heads and the signatures they show, the signatur
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
@@ -35,6 +36,8 @@ from hub.signatures import Signatures, daily_digester, signatures_router
 
 log = logging.getLogger(__name__)
 SEAL_EVERY_S = 60
+FOLLOW_S = 60.0
+"""How often a hub that does not lead reads the leader's backups from the audit trail."""
 
 
 class RecordsService:
@@ -100,11 +103,21 @@ class RecordsService:
         return [reports, signatures_router(self.signatures, self.alerts, digester, guard)]
 
     def tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
-        """The loops to run for the hub's life: sealing, and the daily backup if configured."""
+        """The loops the alert leader runs (one hub at a time): sealing, and the daily backup
+        if configured."""
         out: list[tuple[str, Coroutine[Any, Any, None]]] = [("store-seal", self.seal())]
         if self.backups is not None:
             out.append(("backup", self.backups.run()))
         return out
+
+    async def follow(self) -> None:
+        """On a hub that does not lead: the leader's backups as the audit trail has them, for
+        the records page (every :data:`FOLLOW_S`)."""
+        if self.backups is None:
+            return
+        while True:
+            self.backup_state = await asyncio.to_thread(self.backups.read_state)
+            await asyncio.sleep(FOLLOW_S)
 
     def on_backup_state(self, state: BackupState) -> None:
         """The daily backup's news: kept for the records page, judged by the alert rules."""

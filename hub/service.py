@@ -531,14 +531,21 @@ class Hub:
         self.records.resend_backup_state()
 
     async def _lead(self) -> None:
-        """The alert lifecycle, once this hub is the leader (hub/leader.py), until the hub
-        stops; :class:`~hub.leader.LeadershipLost` ends the hub."""
+        """The alert lifecycle, and the store's sealing and pruning and the daily backup
+        (in one place too), once this hub is the leader (hub/leader.py), until the hub stops;
+        :class:`~hub.leader.LeadershipLost` ends the hub."""
         if not self.leader.leading:  # a standby at start: until the leader goes
-            await self.leader.acquire()
+            async with asyncio.TaskGroup() as tg:
+                following = tg.create_task(self.records.follow(), name="records-follow")
+                await self.leader.acquire()
+                following.cancel()
             self._take_over(await self._store_latest())
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.alerts.run(), name="alerts-run")
             tg.create_task(self.leader.hold(), name="alerts-leader")
+            tg.create_task(self._prune(), name="store-prune")
+            for name, coro in self.records.tasks():
+                tg.create_task(coro, name=name)
 
     async def _store_latest(self) -> dict[SeriesId, Reading]:
         """The newest reading of every series, for the alerts to start from. A store that
@@ -631,11 +638,10 @@ class Hub:
             self.alerts.on_readings(list(latest.values()))  # the live board's values
         try:
             async with asyncio.TaskGroup() as tg:
-                if alerts:  # the alert lifecycle, sealing, backups, pruning: where it may lead
+                if alerts:  # the alert lifecycle, sealing, backups, pruning: where it leads
                     tg.create_task(self._lead(), name="alerts")
-                    tg.create_task(self._prune(), name="store-prune")
-                    for name, coro in self.records.tasks():
-                        tg.create_task(coro, name=name)
+                else:
+                    tg.create_task(self.records.follow(), name="records-follow")
                 tg.create_task(self.store.upkeep(), name="store-upkeep")
                 for name, coro in self.sessions.tasks():
                     tg.create_task(coro, name=name)

@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from coldchain.clock import WALL, ManualClock
-from coldchain.config.site import BackupSettings
+from coldchain.config.site import BackupSettings, PostgresStateSettings
 from coldchain.reading import Reading, SeriesId
 from coldchain.statedb import PostgresTarget
 from coldchain.store.sqlite.store import SqliteStore
-from hub import backup_pg
+from hub import backup_pg, records_service
 from hub.audit import AuditLog
 from hub.backup_schedule import PREFIX, STAMP, BackupSchedule, BackupState, gfs_keep, next_run
 from tests.alertkit import PROFILES, T0, changes, evaluator
@@ -197,6 +197,45 @@ async def test_the_hub_shows_its_backups_and_warns_of_a_failed_one(
         assert (await row()).startswith("Backup failed: ")
         [alert] = [a for a in hub.alerts.open.values() if a.rule == "backup-missing"]
         assert (alert.state, alert.severity) == ("firing", "warning")
+
+
+@pytest.mark.slow
+async def test_only_the_alert_leader_backs_up_and_the_standby_shows_its_backups(
+    tmp_path: Path, mosquitto: Broker, postgres: PostgresTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hubs on one PostgreSQL state: the daily backup (and the store's pruning and
+    sealing) runs on the one that leads the alerts, not twice; the other's records page
+    shows the leader's backups, read from the audit trail."""
+    monkeypatch.setattr(records_service, "FOLLOW_S", 0.05)
+    cfg = _config()
+    hub_settings = cfg.hub.model_copy(
+        update={
+            "backup": BackupSettings(to=str(tmp_path / "b")),
+            "state": PostgresStateSettings(type="postgres", url=postgres.conninfo),
+        }
+    )
+    cfg = cfg.model_copy(update={"hub": hub_settings})
+
+    def running(name: str) -> list[str]:
+        return [t.get_name() for t in asyncio.all_tasks() if t.get_name() == name]
+
+    async with (
+        running_hub_service(cfg, PROFILES, tmp_path / "a", mosquitto.url) as a,
+        running_hub_service(cfg, PROFILES, tmp_path / "b-hub", mosquitto.url) as b,
+    ):
+        await until(lambda: a.alerts.leading != b.alerts.leading, "one leads, one stands by")
+        leader, standby = (a, b) if a.alerts.leading else (b, a)
+        await until(lambda: len(running("backup")) == 1, "the leader's schedule up")
+        assert len(running("store-prune")) == len(running("store-seal")) == 1
+        assert leader.records.backups is not None
+        state = await asyncio.to_thread(leader.records.backups.run_once)
+        assert state.good_ms is not None
+
+        def shown() -> bool:
+            got = standby.records.backup_state
+            return got is not None and got.good_digest == state.good_digest
+
+        await until(shown, "the standby shows the leader's backup")
 
 
 async def test_the_schedule_runs_at_its_time_and_survives_its_own_bug(tmp_path: Path) -> None:
