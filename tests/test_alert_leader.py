@@ -58,6 +58,21 @@ async def test_one_leader_at_a_time_and_the_standby_takes_over(
     second.release()
 
 
+async def test_a_hub_that_does_not_lead_sees_whether_any_does(
+    state: StateTarget, tmp_path: Path
+) -> None:
+    data = _dir(state, tmp_path)
+    leader = AlertLeadership(state, data)
+    web = AlertLeadership(state, data)  # a web worker: never tries to lead
+    assert web.leader_runs(every_s=0) is False
+    assert await leader.try_once()  # looking took nothing
+    assert web.leader_runs(every_s=0) is True
+    leader.release()
+    assert web.leader_runs(every_s=0) is False
+    assert web.leader_runs() is False  # cached for every_s
+    web.release()
+
+
 async def test_a_leader_whose_connection_breaks_stops(
     postgres: PostgresTarget, tmp_path: Path
 ) -> None:
