@@ -118,6 +118,21 @@ def test_the_centre_install_makes_a_hub_service_that_runs(
         hub.wait(timeout=30)
     assert (data / "hub.db").exists()
 
+    # again, as a web worker (coldchain hub --role): the same unit, running that part only
+    again = install(root, str(site), "--role", "web", "--role", "ingest")
+    assert again.returncode == 0, again.stderr
+    hub_unit = (root / "etc/systemd/system/coldchain-hub.service").read_text().splitlines()
+    assert (
+        "ExecStart=/opt/coldchain/venv/bin/coldchain hub /etc/coldchain/site.yaml "
+        "--data-dir /var/lib/coldchain-hub --role web --role ingest"
+    ) in hub_unit
+    verify_unit(root, "coldchain-hub.service")
+    wrong = install(root, str(site), "--role", "everything")
+    assert (wrong.returncode, wrong.stderr.strip()) == (
+        1,
+        "install.sh: --role: ingest, alerts or web",
+    )
+
     gone = install(root, "--uninstall")
     assert gone.returncode == 0, gone.stderr
     assert "kept: /var/lib/coldchain-hub" in gone.stdout

@@ -15,6 +15,7 @@ from coldchain.config.site import HubSettings, PostgresStateSettings
 from coldchain.statedb import PostgresTarget, StateConn, StateError, state_target
 from hub.audit import AuditLog
 from hub.auth import Users
+from tests.services import free_port
 from tests.test_broker_config import coldchain
 
 
@@ -31,6 +32,27 @@ def test_the_state_url_is_checked_and_holds_no_password(tmp_path: Path) -> None:
         with pytest.raises(ValidationError, match="is not a postgresql://"):
             HubSettings.model_validate({"state": {"type": "postgres", "url": bad}})
     assert state_target(HubSettings().state, tmp_path) == tmp_path / "hub.db"
+    several = "postgresql://cc@centre-a:5432,centre-b/cc?target_session_attrs=read-write"
+    settings = HubSettings.model_validate({"state": {"type": "postgres", "url": several}})
+    assert isinstance(settings.state, PostgresStateSettings)
+    for bad in ("postgresql://a:99999/cc", "postgresql://a,,b/cc", "postgresql://a:/cc"):
+        with pytest.raises(ValidationError, match="is not a postgresql://"):
+            HubSettings.model_validate({"state": {"type": "postgres", "url": bad}})
+
+
+def test_with_several_hosts_the_state_is_wherever_one_answers(postgres: PostgresTarget) -> None:
+    """A primary and its standby as hosts of one URL: libpq tries each in turn (a hub's
+    state after the database's machine failed over)."""
+    user, _, rest = postgres.conninfo.removeprefix("postgresql://").partition("@")
+    dead = f"127.0.0.1:{free_port()}"  # the old primary, down
+    url = f"postgresql://{user}@{dead},{rest}"
+    if "?" not in url:
+        url += "?target_session_attrs=read-write"
+    db = StateConn(PostgresTarget(url, postgres.password))
+    try:
+        assert db.execute("SELECT 1").fetchone()[0] == 1
+    finally:
+        db.close()
 
 
 def test_the_password_comes_from_its_file(tmp_path: Path) -> None:

@@ -468,22 +468,36 @@ class SqliteStateSettings(StrictModel):
 
 
 def postgres_url(url: str) -> str:
-    """``url``, if it is postgresql://[user@]host[:port]/database without a password."""
+    """``url``, if it is postgresql://[user@]host[:port][,host[:port]...]/database without a
+    password. Several hosts (a primary and its streaming standbys, with
+    ``?target_session_attrs=read-write``): libpq tries each in turn."""
     try:
         parts = urlsplit(url)
-        ok = parts.scheme in ("postgresql", "postgres") and bool(parts.hostname)
+        hosts = parts.netloc.rpartition("@")[2].split(",")
+        ok = parts.scheme in ("postgresql", "postgres") and all(_host_port(h) for h in hosts)
         ok = ok and len(parts.path) > 1 and "/" not in parts.path[1:]
-        _ = parts.port
     except ValueError:
         ok = False
     if not ok:
-        raise ValueError(f"{url!r} is not a postgresql://[user@]host[:port]/database URL")
-    if parts.password is not None:
+        raise ValueError(
+            f"{url!r} is not a postgresql://[user@]host[:port][,host[:port]...]/database URL"
+        )
+    if ":" in parts.netloc.rpartition("@")[0]:
         raise ValueError(
             "the state URL holds a password: put it in password_file (or ~/.pgpass) instead, "
             "so the config can be shown and shared"
         )
     return url
+
+
+def _host_port(text: str) -> bool:
+    """Whether ``text`` is host[:port] (a name or an IPv4 address; [IPv6] in brackets)."""
+    host, colon, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
+    if not colon:
+        host = text
+    elif not (port.isdigit() and 0 < int(port) < 65536):
+        return False
+    return bool(host) and not any(c in host for c in "/?#@ ")
 
 
 class PostgresStateSettings(StrictModel):

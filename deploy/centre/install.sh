@@ -4,6 +4,9 @@
 # the whole sequence.
 #
 #   sudo deploy/centre/install.sh site.yaml            install, or upgrade in place
+#   sudo deploy/centre/install.sh site.yaml --role ingest --role web
+#                      the hub running only these parts (coldchain hub --role: ingest,
+#                      alerts, web; docs/availability.md, Roles as processes)
 #   sudo deploy/centre/install.sh --uninstall          remove; says what it keeps
 #   sudo deploy/centre/install.sh --standby [--vmagent URL --vmagent URL]
 #                      the second machine (docs/availability.md): the broker only, from the
@@ -39,6 +42,7 @@ UNINSTALL=0
 START=1
 STANDBY=0
 VMAGENT=()
+ROLES=()
 PYTHON="${PYTHON:-python3}"
 # shellcheck source=../common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
@@ -52,7 +56,10 @@ while [ $# -gt 0 ]; do
         --no-start) START=0; shift ;;
         --standby) STANDBY=1; shift ;;
         --vmagent) VMAGENT+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        --role)
+            case "${2:-}" in ingest|alerts|web) ;; *) die "--role: ingest, alerts or web" ;; esac
+            ROLES+=("$2"); shift 2 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         -*) die "unknown option $1 (see --help)" ;;
         *) [ -z "$CONFIG" ] || die "one site config"; CONFIG="$1"; shift ;;
     esac
@@ -202,6 +209,8 @@ fi
 
 # --- systemd ------------------------------------------------------------------------------
 mkdir -p "$UNITS"
+ROLE_ARGS=""
+for role in "${ROLES[@]}"; do ROLE_ARGS+=" --role $role"; done
 cat > "$UNITS/coldchain-hub.service" <<EOF
 # Written by coldchain's deploy/centre/install.sh; run it again to change.
 [Unit]
@@ -210,7 +219,7 @@ After=network-online.target coldchain-broker.service
 Wants=network-online.target
 
 [Service]
-ExecStart=$VENV_DIR/bin/coldchain hub /etc/coldchain/site.yaml --data-dir $DATA
+ExecStart=$VENV_DIR/bin/coldchain hub /etc/coldchain/site.yaml --data-dir $DATA$ROLE_ARGS
 User=coldchain-hub
 Group=coldchain-hub
 Restart=always
