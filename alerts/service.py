@@ -272,7 +272,8 @@ class AlertService:
 
     async def _serve_requests(self) -> None:
         while True:
-            serve(self)
+            if self.leading:
+                serve(self)
             await asyncio.sleep(POLL_S)
 
     async def aclose(self) -> None:

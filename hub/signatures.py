@@ -42,9 +42,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
-from alerts.errors import AlertError
+from alerts.errors import AlertError, UnavailableError
 from alerts.service import AlertService
-from alerts.store import AlertStore
+from alerts.store import AlertRow, AlertStore
 from coldchain.access import Guard, Principal, Role
 from coldchain.alerting.states import AlertState
 from coldchain.config.site import SiteConfig
@@ -303,10 +303,7 @@ async def _sign(
         alert_id = int(m["alert"])
         row = alerts.get(alert_id)
         if body.meaning == "acknowledged" and row.acked_ms is None:
-            try:
-                row = alerts.ack(alert_id, by=user.name, comment=body.comment, via="signature")
-            except AlertError as exc:
-                raise SignatureError(409, str(exc)) from None
+            row = await _ack(alerts, alert_id, user, body)
         record_digest = digest(alert_record(row.public()))
     elif kind == "rule":
         assert alerts is not None
@@ -318,6 +315,19 @@ async def _sign(
         assert day_digest is not None
         record_digest = day_digest
     return sig.record(user, body.object, body, record_digest)
+
+
+async def _ack(alerts: AlertService, alert_id: int, user: Principal, body: SignIn) -> AlertRow:
+    """The acknowledgement a signature makes; in a thread, as on a hub that does not lead
+    the leader's answer is waited for (alerts/requests.py)."""
+    try:
+        return await asyncio.to_thread(
+            alerts.ack, alert_id, by=user.name, comment=body.comment, via="signature"
+        )
+    except UnavailableError as exc:
+        raise SignatureError(503, str(exc)) from None
+    except AlertError as exc:
+        raise SignatureError(409, str(exc)) from None
 
 
 async def _can_sign(

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, time, timedelta
+import time
+from datetime import datetime, timedelta
+from datetime import time as daytime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from alerts.requests import Forwarder
 from coldchain.config.site import SiteConfig
 from coldchain.reading import Reading, SeriesId
 from hub.auth import COOKIE
@@ -143,7 +146,7 @@ async def test_signing_an_alert_its_close_and_a_daily_log(
             409,
             f"{day} is not over: its log can be approved from tomorrow",
         )
-        noon = int(datetime.combine(today - timedelta(days=1), time(12), tz).timestamp() * 1000)
+        noon = int(datetime.combine(today - timedelta(days=1), daytime(12), tz).timestamp() * 1000)
         await hub.store.write([Reading(TEMP, noon + i * 60_000, 2.0 + i / 10) for i in range(30)])
         approve["object"] = f"daily/s1/chill/{yesterday}"
         status, first = await call("POST", f"{u}/api/signatures", approve)
@@ -194,6 +197,40 @@ def _get_bytes(hub: Hub, url: str) -> bytes:
     with urllib.request.urlopen(req, timeout=30) as resp:
         data: bytes = resp.read()
     return data
+
+
+async def test_a_signature_on_a_hub_that_does_not_lead_waits_for_the_leader_off_the_loop(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """Signing an acknowledgement on a hub that does not run the alerts hands the ack to the
+    leader (alerts/requests.py) and waits in a thread: the hub keeps answering meanwhile, and
+    with no leader the signature is refused as unavailable, nothing signed."""
+    async with running_hub_service(_config(), PROFILES, tmp_path / "hub", mosquitto.url) as hub:
+        u = hub.url
+        now = hub.alerts.clock()
+        await hub.store.write([Reading(TEMP, now, 9.5)])
+        hub.alerts.on_readings([Reading(TEMP, now, 9.5)])
+        [alert] = [a for a in hub.alerts.open.values() if a.rule == "temperature-high"]
+        await until(lambda: hub.leader.leading, "the hub leads (its start is over)")
+        hub.alerts.leading = False  # another hub leads; here, none answers
+        hub.alerts._forward = Forwarder(hub.alerts.store, hub.alerts.clock, wait_s=1.0)
+        sign = {"object": f"alert/{alert.id}", "meaning": "acknowledged", "password": TEST_PASSWORD}
+        gaps: list[float] = []
+
+        async def beat() -> None:  # the event loop's pulse, every 20 ms
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.02)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        pulse = asyncio.create_task(beat())
+        status, body = await call("POST", f"{u}/api/signatures", sign)
+        pulse.cancel()
+        assert max(gaps) < 0.5  # the hub's loop went on during the wait (1 s)
+        assert (status, body["detail"][:28]) == (503, "no hub runs the alerts now (")
+        assert audited(hub, "signature", f"alert/{alert.id}") == []
+        assert hub.alerts.get(alert.id).acked_ms is None
 
 
 async def test_who_may_sign_what_and_what_is_refused_before_the_password(
