@@ -19,7 +19,7 @@ timestamps fire both); the last round is a minute before now (live readings, not
   per series (small ``--readings``) the excursion is the first round alone.
 
 Measured per shape: hub CPU from /proc for the hub process alone, or the sum of the
-``--workers`` hub processes on a shared subscription ("readings per hub CPU-second"; with
+hub processes (``--workers``, ``--split``) ("readings per hub CPU-second"; with
 ``--store victoriametrics`` also VictoriaMetrics' own CPU, started with the flags the store
 requires, and the readings per CPU-second of both); wall rate
 (acknowledged readings / wall time of the load); ack latency, from just before a batch's
@@ -36,13 +36,19 @@ quiet.
     .venv/bin/python bench/bench_ingest.py [--shape quiet|storm|both]
         [--store sqlite|victoriametrics] [--board both|storm|none] [--gateways 20]
         [--readings 400000] [--batch 500] [--window 8] [--repeat 3]
-        [--state sqlite|postgres] [--workers 1]
+        [--state sqlite|postgres] [--workers 1] [--split]
 
 ``--state postgres``: the hub's state in a PostgreSQL cluster of the benchmark's own (its CPU
 is not counted). With ``--workers 2`` (and ``--store victoriametrics --state postgres``: the
 workers share one store and one state) two hub processes split the batches
 (``hub.share_group``); the first leads the alerts, judging what both
-stored (``coldchain/v1/hub/stored``), and serves the board and the alert counts.
+stored (``coldchain/v1/hub/stored``), and serves the board and the alert counts. With
+``--split`` (roles as processes, ``coldchain hub --role``) one process runs the alerts and the
+web UI and ``--workers`` more only ingest (on a shared subscription when more than one); the
+CPU is every process's. With several hub processes the acks do not wait for the alert
+leader (it judges what the others stored after they acknowledged it), so the hub CPU is taken
+once the leader has judged every reading acknowledged, and the table says how long after the
+last ack that was ("leader judged all").
 
 Each shape runs ``--repeat`` times, the shapes alternating (quiet, storm, quiet, ...), each
 run on a fresh broker, hub and data directory; the table is each shape's median run, and
@@ -181,6 +187,7 @@ class Load:
     published: list[float] = field(default_factory=list)  # perf_counter before each publish
     first_of_round: dict[int, float] = field(default_factory=dict)  # reading ts -> publish
     stalled: str = ""  # why the load stopped before every ack came back
+    judge_lag_s: float | None = None  # several hub processes: last ack -> the leader judged all
 
 
 async def play(
@@ -229,11 +236,33 @@ async def play(
             sender.cancel()
 
 
+async def judged(leader: str, count: int, within: float) -> float | None:
+    """Seconds until the alert leader at ``leader`` (its base URL) has judged ``count``
+    readings (``/metrics``); None if it did not ``within`` seconds."""
+    t0 = time.monotonic()
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() - t0 < within:
+            text = (await client.get(f"{leader}/metrics")).text
+            m = re.search(r"^coldchain_alerts_readings_judged_total (\S+)$", text, re.M)
+            if m is not None and float(m.group(1)) >= count:
+                return time.monotonic() - t0
+            await asyncio.sleep(0.05)
+    return None
+
+
 async def drive(
-    args: argparse.Namespace, shape: str, port: int, hub_pids: list[int], store_pid: int | None
+    args: argparse.Namespace,
+    shape: str,
+    port: int,
+    hub_pids: list[int],
+    store_pid: int | None,
+    *,
+    leader: str | None = None,
 ) -> tuple[float, float, float, Load]:
     """Hub CPU (every worker's), the store process's CPU (0 for the embedded SQLite), wall
-    time, the load."""
+    time, the load. With ``leader`` (several hub processes: the leader judges what the
+    others stored, after they acknowledged it) the CPU is taken once the leader has judged
+    every reading acknowledged, and how long after the last ack that was is in the load."""
     per_gw = args.readings // args.gateways // args.batch
     tl = Timeline.of(math.ceil(per_gw * args.batch / SERIES), time.time_ns() // 1_000_000)
     payloads = {
@@ -250,7 +279,10 @@ async def drive(
     done, pending = await asyncio.wait(
         tasks, timeout=args.timeout, return_when=asyncio.FIRST_EXCEPTION
     )
-    cpu, wall = sum(cpu_seconds(p) for p in hub_pids) - cpu0, time.monotonic() - w0
+    wall = time.monotonic() - w0
+    if leader is not None and not pending:
+        load.judge_lag_s = await judged(leader, load.acked, args.timeout)
+    cpu = sum(cpu_seconds(p) for p in hub_pids) - cpu0
     store_cpu = cpu_seconds(store_pid) - store0 if store_pid else 0.0
     for task in pending:
         task.cancel()
@@ -393,16 +425,20 @@ def start(
         shared["share_group"] = "ingest"
     profiles = ("--profiles", str(PROFILES_DIR), "--profiles", str(HERE / "profiles"))
     hubs, first_port = [], 0
-    for i in range(args.workers):
+    count = args.workers + (1 if args.split else 0)
+    for i in range(count):
         hport = free_port()
         where = t / ("hub" if i == 0 else f"hub{i}")
         where.mkdir(exist_ok=True)
         cfg = site(args.gateways, f"mqtt://127.0.0.1:{mport}", store, where, hport, hub=shared)
-        hubs.append(start_hub(where if i else t, cfg, hport, procs, *profiles))
+        roles: tuple[str, ...] = ()
+        if args.split:  # the first the alerts and the web UI, the others ingest
+            roles = ("--role", "alerts", "--role", "web") if i == 0 else ("--role", "ingest")
+        hubs.append(start_hub(where if i else t, cfg, hport, procs, *profiles, *roles))
         if i == 0:
             first_port = hport
             password = admin_password(t / "hub")
-            if args.workers > 1:
+            if count > 1:
                 wait_leader(first_port)
     return mport, first_port, hubs, password, store_pid
 
@@ -438,7 +474,10 @@ def run_shape(args: argparse.Namespace, shape: str, t: Path) -> Result:
                 raise RuntimeError(f"the board's event stream: {watcher.error}")
         time.sleep(1.0)  # the hub subscribes
         pids = [h.pid for h in hubs]
-        cpu, store_cpu, wall, load = asyncio.run(drive(args, shape, mport, pids, store_pid))
+        leader = base if len(hubs) > 1 else None
+        cpu, store_cpu, wall, load = asyncio.run(
+            drive(args, shape, mport, pids, store_pid, leader=leader)
+        )
         result = Result(shape, cpu, store_cpu, peak_rss_mb(hub.pid), wall, load)
         time.sleep(1.0)  # the last transitions and board events
         if watcher is not None:
@@ -476,7 +515,12 @@ def report(args: argparse.Namespace, results: list[Result]) -> None:
         f"{platform.python_version()}, store {args.store}, {args.gateways} gateways x "
         f"{SERIES} series (one chilled room, 0-4 °C, default rules on), batches of "
         f"{args.batch}, window {args.window}; live board open: {args.board}; "
-        f"state {args.state}, {args.workers} hub process(es)"
+        f"state {args.state}, "
+        + (
+            f"roles split: 1 alerts+web process and {args.workers} ingest"
+            if args.split
+            else f"{args.workers} hub process(es)"
+        )
     )
     print(
         f"# {tl.rounds} readings per series, {tl.step_ms / 1000:g} s of reading time apart; "
@@ -501,6 +545,19 @@ def report(args: argparse.Namespace, results: list[Result]) -> None:
             else []
         ),
         ("ack latency p50 / p99 (ms)", [ms(r.load.ack_ms) for r in results]),
+        *(
+            [
+                (
+                    "leader judged all, after last ack (s)",
+                    [
+                        "-" if r.load.judge_lag_s is None else f"{r.load.judge_lag_s:.2f}"
+                        for r in results
+                    ],
+                )
+            ]
+            if any(r.load.judge_lag_s is not None for r in results)
+            else []
+        ),
         ("hub peak RSS (MB)", [f"{r.rss_mb:,.0f}" for r in results]),
         ("board events", [f"{r.board_events:,}" if r.board is not None else "-" for r in results]),
         ("board event latency p50 / p99 (ms)", [ms(r.board) for r in results]),
@@ -577,6 +634,13 @@ def main() -> None:
         help="hub processes on a shared subscription (hub.share_group); more than 1 needs "
         "--store victoriametrics and --state postgres",
     )
+    ap.add_argument(
+        "--split",
+        action="store_true",
+        help="roles as processes: one hub process with --role alerts --role web (the board's) "
+        "and --workers more with --role ingest; needs --store victoriametrics and --state "
+        "postgres",
+    )
     ap.add_argument("--readings", type=int, default=400_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--window", type=int, default=8)
@@ -591,10 +655,13 @@ def main() -> None:
         "median run (by readings per hub CPU-second)",
     )
     args = ap.parse_args()
-    if args.workers > 1 and (args.store, args.state) != ("victoriametrics", "postgres"):
+    if (args.workers > 1 or args.split) and (args.store, args.state) != (
+        "victoriametrics",
+        "postgres",
+    ):
         ap.error(
-            "--workers above 1 needs --store victoriametrics and --state postgres: the workers "
-            "share one store and one state"
+            "--workers above 1 and --split need --store victoriametrics and --state postgres: "
+            "the hub processes share one store and one state"
         )
     shapes = ["quiet", "storm"] if args.shape == "both" else [args.shape]
     runs: dict[str, list[Result]] = {shape: [] for shape in shapes}
