@@ -203,6 +203,14 @@ class TransactionalDb:
         else:
             rows.append(row)
 
+    def queued(self, write: Callable[[StateConn, list[Any]], object]) -> list[Any]:
+        """The rows queued with ``write`` in the calling thread's open transaction."""
+        return self._batches.get(write, []) if self.in_transaction else []
+
+    def _before_read(self) -> None:
+        """Inside a transaction, before one of its reads: write what a subclass holds back
+        (its reads must see its own writes)."""
+
     def write_with(self, fn: Callable[[StateConn], T]) -> T:
         """Run ``fn`` with the connection inside a write transaction (the open one, or one of
         its own): for another table of the hub database, such as the audit log."""
@@ -243,4 +251,6 @@ class TransactionalDb:
 
     def _read(self, sql: str, args: Any = ()) -> list[Any]:
         with self._guard():
+            if self.in_transaction:
+                self._before_read()
             return self._db.execute(sql, args).fetchall()
