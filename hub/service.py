@@ -162,7 +162,7 @@ class Hub:
         self.roles = frozenset(roles)
         if not self.roles or not self.roles <= set(ROLES):
             raise ValueError(f"roles: one or more of {', '.join(ROLES)}, not {sorted(self.roles)}")
-        # the stored batches go to the alerts through the broker (hub/v1/hub/stored) when the
+        # the stored batches go to the alerts through the broker ({prefix}/v1/hub/stored) when
         # hubs split the telemetry (hub.share_group) or this process does not run every role
         self.split = cfg.hub.share_group is not None or self.roles != set(ROLES)
         # the clock: ingest's timestamp checks, gateway expiry, alerts, pruning
