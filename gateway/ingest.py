@@ -49,6 +49,7 @@ from coldchain.supervise import Client, describe, network_error
 log = logging.getLogger(__name__)
 
 MAX_WRITE = 20_000  # readings per store transaction
+HAND_OVER_S = 10.0  # stored batches to the alert leader (QoS 1), before their acks
 MAX_QUEUED_READINGS = 200_000  # decoded, waiting for the writer; beyond: backpressure
 
 
@@ -76,6 +77,7 @@ class IngestStats:
     rejected_messages: Counter[tuple[str, str]] = field(default_factory=Counter)
     message_errors: int = 0  # messages whose handling raised (logged; the session stays up)
     acks_dropped: int = 0  # acks whose session ended first (several brokers; resent)
+    acks_withheld: int = 0  # acks of batches not handed on to the alert leader (resent)
 
 
 def known_series(cfg: SiteConfig, profiles: ProfileRegistry) -> dict[str, set[SeriesId]]:
@@ -170,7 +172,7 @@ class Ingest:
         *,
         topics: Topics | None = None,
         on_readings: Callable[[list[Reading]], None] | None = None,
-        on_batches: Callable[[list[Batch]], None] | None = None,
+        on_batches: Callable[[list[Batch]], Awaitable[object] | None] | None = None,
         clock_ms: Callable[[], int] = wall_ms,
         key_of: Callable[[str], bytes | None] = lambda _gateway: None,
     ) -> None:
@@ -185,7 +187,10 @@ class Ingest:
         self.sites = {gw.id: gw.site for gw in cfg.gateways}
         self.stats = IngestStats()
         self.on_readings = on_readings
-        self.on_batches = on_batches  # the same, batch by batch (hub.share_group's leader)
+        # the same, batch by batch, for the alert leader through the broker: what it returns
+        # is awaited before the batches are acknowledged (HAND_OVER_S at most)
+        self.on_batches = on_batches
+        self._handing: set[asyncio.Task[None]] = set()
         # each with where its ack goes: None for the writer's own session (one broker)
         self._queue: asyncio.Queue[tuple[Batch | Retable, Publish | None]] = asyncio.Queue(
             maxsize=1000
@@ -341,14 +346,54 @@ class Ingest:
                     self.on_readings(readings)
                 except Exception:  # the acks must go out whatever a consumer does
                     log.exception("a consumer of %d stored readings failed", len(readings))
+            handed: Awaitable[object] | None = None
             if self.on_batches is not None:
                 try:
-                    self.on_batches(batches)
+                    handed = self.on_batches(batches)
                 except Exception:
                     log.exception("a consumer of %d stored batches failed", len(batches))
-            for b, reply in queued:
-                ack = encode_ack(b.epoch, [b.seq], key=self.key_of(b.gateway), gateway=b.gateway)
-                await self._route(reply, publish)(self.topics.topic(b.gateway, "ack"), ack)
+                    self.stats.acks_withheld += len(queued)
+                    continue  # unacknowledged: the gateways send them again
+            if handed is not None:  # the acks wait for the hand-over; the writer goes on
+                task = asyncio.create_task(self._ack_when(handed, queued, publish))
+                self._handing.add(task)
+                task.add_done_callback(self._handing.discard)
+                continue
+            await self._ack(queued, publish)
+
+    async def _ack(
+        self, queued: list[tuple[Batch, Publish | None]], publish: Publish | None
+    ) -> None:
+        for b, reply in queued:
+            ack = encode_ack(b.epoch, [b.seq], key=self.key_of(b.gateway), gateway=b.gateway)
+            await self._route(reply, publish)(self.topics.topic(b.gateway, "ack"), ack)
+
+    async def _ack_when(
+        self,
+        handed: Awaitable[object],
+        queued: list[tuple[Batch, Publish | None]],
+        publish: Publish | None,
+    ) -> None:
+        """Acknowledge ``queued`` once ``handed`` (the stored batches' hand-over to the alert
+        leader, QoS 1 through the broker) is done: a worker that dies, or a broker that does
+        not take them within :data:`HAND_OVER_S`, leaves them unacknowledged, and the gateway
+        sends them again (stored once more, idempotently, and handed over then)."""
+        try:
+            await asyncio.wait_for(handed, HAND_OVER_S)
+        except Exception as exc:  # noqa: BLE001 - any failure: not acknowledged, resent
+            self.stats.acks_withheld += len(queued)
+            self.rejections.warning(
+                ("(hub)", "hand_over"),
+                "%d stored batches not handed to the alert leader (%s): not acknowledged, "
+                "the gateways send them again",
+                len(queued),
+                describe(exc) if str(exc) else type(exc).__name__,
+            )
+            return
+        try:
+            await self._ack(queued, publish)
+        except aiomqtt.MqttError:  # the session ended meanwhile: the gateways resend
+            self.stats.acks_dropped += len(queued)
 
     @staticmethod
     def _route(reply: Publish | None, publish: Publish | None) -> Publish:

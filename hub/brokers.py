@@ -38,7 +38,10 @@ class BrokerSessions:
         self._up: set[SessionPublish] = set()  # one publish per broker session up
         # with hub.share_group: readings this hub stored, for the alert leader; sent by
         # whichever session is up (coldchain/protocol/stored.py)
-        self.stored: asyncio.Queue[bytes] = asyncio.Queue(maxsize=STORED_QUEUE)
+        # each with the future its batch's acks wait for (gateway/ingest.py, HAND_OVER_S)
+        self.stored: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] = asyncio.Queue(
+            maxsize=STORED_QUEUE
+        )
         self.stored_dropped = 0  # messages of stored readings dropped: no session for long
 
     def tasks(self) -> list[tuple[str, Coroutine[Any, Any, None]]]:
@@ -51,31 +54,41 @@ class BrokerSessions:
         out.append(("config-watch", self.hub.config_watch.run(self.publish_all)))
         return out
 
-    def share(self, payload: bytes) -> None:
-        """Queue a message of stored readings for the leader; the oldest is dropped (and
-        counted) when no session has taken any for :data:`STORED_QUEUE` messages."""
+    def share(self, payload: bytes) -> asyncio.Future[None]:
+        """Queue a message of stored readings for the leader; done once a broker took it
+        (QoS 1). The oldest is dropped (and counted; its batches' acks withheld, so their
+        gateways send them again) when no session has taken any for :data:`STORED_QUEUE`
+        messages."""
         if self.stored.full():
-            self.stored.get_nowait()
+            _, dropped = self.stored.get_nowait()
+            if not dropped.done():
+                dropped.set_exception(ConnectionError("no broker session took it"))
             self.stored_dropped += 1
             if self.stored_dropped in (1, 100) or self.stored_dropped % 1000 == 0:
                 log.warning(
                     "no broker session for the alert leader's stored readings: %d messages "
-                    "dropped so far (the readings are stored; the leader does not judge them)",
+                    "dropped so far (stored, not acknowledged: their gateways send them again)",
                     self.stored_dropped,
                 )
-        self.stored.put_nowait(payload)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.stored.put_nowait((payload, done))
+        return done
 
     async def _send_stored(self, publish: SessionPublish) -> None:
         """For the life of one session: send the queued stored readings (QoS 1)."""
         topic = self.hub.topics.stored()
         while True:
-            payload = await self.stored.get()
+            payload, done = await self.stored.get()
             try:
                 await publish(topic, payload, qos=1)
             except BaseException:
                 if not self.stored.full():  # for the next session to send
-                    self.stored.put_nowait(payload)
+                    self.stored.put_nowait((payload, done))
+                elif not done.done():
+                    done.set_exception(ConnectionError("the broker session ended"))
                 raise
+            if not done.done():  # its acks may go now (unless they gave up waiting)
+                done.set_result(None)
 
     async def _ingest(self, broker: str, *, writer: bool) -> None:
         """Telemetry and the gateways' other messages from one broker (``run_ingest``)."""

@@ -61,6 +61,12 @@ class _HubCollector(Collector):
             s.acks_dropped,
         )
         yield CounterMetricFamily(
+            "coldchain_ingest_acks_withheld",
+            "stored batches not acknowledged because their hand-over to the alert leader "
+            "failed (several hub processes; the gateways resend them)",
+            s.acks_withheld,
+        )
+        yield CounterMetricFamily(
             "coldchain_store_write_seconds", "time spent in store writes", s.store_seconds
         )
         yield CounterMetricFamily("coldchain_store_writes", "store write calls", s.store_writes)

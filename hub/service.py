@@ -14,7 +14,7 @@ import logging
 import secrets
 import socket
 import ssl
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Awaitable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -400,14 +400,19 @@ class Hub:
             self.alerts.on_readings(readings)  # this hub received every batch
         self.events.publish()
 
-    def _on_batches(self, batches: list[Batch]) -> None:
-        """With hub.share_group the hubs split the batches: what this one stored goes to the
-        leader (coldchain/protocol/stored.py), batch by batch, for it to judge in order."""
-        for b in batches:
+    def _on_batches(self, batches: list[Batch]) -> Awaitable[object]:
+        """With hub.share_group or a role of its own, the ingest hands what it stored to the
+        leader (coldchain/protocol/stored.py), batch by batch, for it to judge in order; the
+        batches are acknowledged once every message is on the broker (the ingest awaits
+        this)."""
+        taken = [
+            self.sessions.share(payload)
+            for b in batches
             for payload in encode_stored(
                 b.readings, self.client_id, gateway=b.gateway, epoch=b.epoch, seq=b.seq
-            ):
-                self.sessions.share(payload)
+            )
+        ]
+        return asyncio.gather(*taken)
 
     def _stored(self, payload: bytes) -> None:
         """A batch a hub stored (this one included), for the alert leader to judge in its
