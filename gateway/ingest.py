@@ -316,7 +316,15 @@ class Ingest:
         the session each came in on (several brokers: one writer for all; an ack that cannot
         go out because its session ended is dropped, and the gateway resends the batch).
         Several brokers' sessions only queue their acks (:func:`run_ingest`): a broker gone
-        silent never holds up the writer."""
+        silent never holds up the writer. Acks still waiting for a hand-over when it ends
+        are not sent (their gateways send the batches again)."""
+        try:
+            await self._writes(publish)
+        finally:
+            for task in list(self._handing):
+                task.cancel()
+
+    async def _writes(self, publish: Publish | None) -> None:
         while True:
             queued: list[tuple[Batch, Publish | None]] = []
             n = 0

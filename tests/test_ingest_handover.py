@@ -78,6 +78,15 @@ async def test_a_batch_is_acknowledged_only_once_handed_to_the_leader(
         assert len(acks) == 2
         assert ingest.stats.acks_withheld == 1
         assert ingest.stats.readings == 3  # stored all the same; batch 2 comes again
+
+        # the writer ends (its session did) while batch 4 waits: its ack is not sent later
+        assert ingest.receive(t.topic("gw-centre-cold", "telemetry"), telemetry(4))
+        await until(lambda: len(handovers) == 4, "batch 4 stored and handed over")
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        assert handovers[3][1].cancelled()  # nothing waits for it any more
+        await asyncio.sleep(0.1)
+        assert len(acks) == 2
     finally:
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
