@@ -79,6 +79,12 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions ("user");
 """,
+        # 2: a second factor for signatures (hub/second_factor.py): the TOTP secret, and the
+        # time step of the last code used (a code signs once)
+        """
+ALTER TABLE users ADD COLUMN totp_secret TEXT;
+ALTER TABLE users ADD COLUMN totp_step INTEGER;
+""",
     ),
 )
 
@@ -180,6 +186,35 @@ class Users:
         if row is None or not hmac.compare_digest(got, want):
             return None
         return Principal(row[0], Role(row[1]))
+
+    # --- the second factor (hub/second_factor.py) ---
+
+    def set_totp(self, name: str, secret: str | None) -> None:
+        """Enrol ``name`` with ``secret`` (None: remove their second factor)."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE users SET totp_secret = ?, totp_step = NULL WHERE name = ?", (secret, name)
+            )
+            if cur.rowcount == 0:
+                raise AuthError(f"no user {name!r}")
+
+    def totp(self, name: str) -> str | None:
+        """The user's TOTP secret, or None when they have no second factor."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT totp_secret FROM users WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def use_totp_step(self, name: str, step: int) -> bool:
+        """Spend the code of time ``step``: False when it (or a later one) was used."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE users SET totp_step = ? WHERE name = ? AND totp_secret IS NOT NULL "
+                "AND (totp_step IS NULL OR totp_step < ?)",
+                (step, name, step),
+            )
+            return cur.rowcount > 0
 
     # --- sessions ---
 

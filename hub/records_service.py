@@ -78,7 +78,9 @@ class RecordsService:
                 victoria=victoria,
                 hub_state=hub_state if isinstance(hub_state, PostgresTarget) else None,
             )
-        self.signatures = Signatures(auth, audit)
+        self.signatures = Signatures(
+            auth, audit, require_second_factor=cfg.hub.require_second_factor
+        )
         web.audit_head = audit.head
         web.seal_head = lambda: self.seal_head
         web.backup_state = lambda: self.backup_state

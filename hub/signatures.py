@@ -33,6 +33,7 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import date
@@ -55,6 +56,7 @@ from dashboards.reports.build import day_window
 from dashboards.reports.model import SignatureRow
 from hub.audit import AuditLog
 from hub.auth import Auth
+from hub.second_factor import matching_step
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,11 @@ class SignIn(BaseModel):
     )
     meaning: Literal["acknowledged", "reviewed", "closed", "approved"]
     password: Annotated[SecretStr, Field(max_length=1024)]
+    code: str | None = Field(
+        None,
+        pattern=r"^[0-9]{6}$",
+        description="the authenticator app's current code, for a signer with a second factor",
+    )
     comment: Text | None = Field(None, description="what the signer adds, in their words")
     cause: Text | None = Field(None, description="closing an alert: the excursion's cause")
     corrective_action: Text | None = Field(
@@ -130,8 +137,53 @@ class Signed:
 class Signatures:
     """Checks the signer's password and records signatures in the audit trail."""
 
-    def __init__(self, auth: Auth, audit: AuditLog) -> None:
+    def __init__(self, auth: Auth, audit: AuditLog, *, require_second_factor: bool = False) -> None:
         self.auth, self.audit = auth, audit
+        self.require_second_factor = require_second_factor  # hub.require_second_factor
+        self.now_s: Callable[[], float] = time.time  # the codes' clock (a test moves it)
+
+    async def check_second_factor(
+        self, user: Principal, code: str | None, obj: str, address: str
+    ) -> str:
+        """The signer's authenticator code, when they have a second factor (or the site
+        requires one): the method the signature records (``password`` or
+        ``password+totp``). A wrong or reused code is refused, audited and counted like a
+        wrong password (hub/second_factor.py)."""
+        secret = await asyncio.to_thread(self.auth.users.totp, user.name)
+        if secret is None:
+            if self.require_second_factor:
+                raise SignatureError(
+                    403,
+                    f"{user.name} has no second factor, and this site signs with one: an "
+                    f"admin enrols them (coldchain users DATA_DIR totp {user.name})",
+                )
+            return "password"
+        if code is None:
+            raise SignatureError(
+                403, "sign with the code from your authenticator app too: nothing was signed"
+            )
+        refused, _ = self.auth.throttle.begin(user.name, address)
+        if refused is not None:
+            raise SignatureError(
+                429, f"{user.name}: too many wrong codes; try again later", refused.seconds
+            )
+        step = matching_step(secret, code, self.now_s())
+        spent = step is not None and await asyncio.to_thread(
+            self.auth.users.use_totp_step, user.name, step
+        )
+        if not spent:
+            why = "wrong code" if step is None else "code used already"
+            self.audit.record(
+                actor=user.name,
+                action="signature.refused",
+                obj=obj,
+                after={"address": address},
+                comment=why,
+            )
+            log.warning("signature of %s by %s refused: %s", obj, user.name, why)
+            raise SignatureError(403, f"the code is not right ({why}): nothing was signed")
+        self.auth.throttle.succeeded(user.name, address)
+        return "password+totp"
 
     async def check_password(self, user: Principal, password: str, obj: str, address: str) -> None:
         """The signer's password, throttled like a login; a refusal is audited."""
@@ -156,12 +208,20 @@ class Signatures:
             raise SignatureError(403, "the password is not this user's: nothing was signed")
         self.auth.throttle.succeeded(user.name, address)
 
-    def record(self, user: Principal, obj: str, body: SignIn, record_digest: str) -> Signed:
+    def record(
+        self,
+        user: Principal,
+        obj: str,
+        body: SignIn,
+        record_digest: str,
+        *,
+        method: str = "password",
+    ) -> Signed:
         after = {
             "meaning": body.meaning,
             "digest": record_digest,
             "role": str(user.role),
-            "method": "password",
+            "method": method,
             "cause": body.cause,
             "corrective_action": body.corrective_action,
         }
@@ -298,6 +358,7 @@ async def _sign(
         raise SignatureError(409, "this hub runs without alerts")
     day_digest = await _can_sign(alerts, daily_digest, m, body)  # before the password
     await sig.check_password(user, body.password.get_secret_value(), body.object, address)
+    method = await sig.check_second_factor(user, body.code, body.object, address)
     if kind == "alert":
         assert alerts is not None
         alert_id = int(m["alert"])
@@ -314,7 +375,7 @@ async def _sign(
     else:
         assert day_digest is not None
         record_digest = day_digest
-    return sig.record(user, body.object, body, record_digest)
+    return sig.record(user, body.object, body, record_digest, method=method)
 
 
 async def _ack(alerts: AlertService, alert_id: int, user: Principal, body: SignIn) -> AlertRow:

@@ -38,6 +38,7 @@ examples:
   coldchain users /var/lib/coldchain list
   coldchain users /var/lib/coldchain password wang-li
   coldchain users /var/lib/coldchain logout wang-li
+  coldchain users /var/lib/coldchain totp zhao        (a second factor for signing)
   coldchain users /var/lib/coldchain remove wang-li"""
 
 FROM_FILE_HELP = (
@@ -91,6 +92,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="End every session of a user (as the web UI's 'log out everywhere').",
     )
     out.add_argument("name", metavar="NAME", help="whose sessions to end")
+    totp = sub.add_parser(
+        "totp",
+        help="give a user a second factor for signing (an authenticator app's codes)",
+        description="Enrol a user with a new TOTP secret (RFC 6238; any authenticator app): "
+        "prints the otpauth:// URI to add to the app (as text, or as a QR code of it), once. "
+        "From then on the user signs with the password and the app's current code. Again: "
+        "a new secret (the old app entry stops working). --off: no second factor.",
+    )
+    totp.add_argument("name", metavar="NAME", help="whose second factor")
+    totp.add_argument("--off", action="store_true", help="remove the user's second factor")
     parser.set_defaults(handler=run)
 
 
@@ -172,6 +183,8 @@ def _do(args: argparse.Namespace, users: Users, db: str) -> str:
             raise AuthError(f"no user {args.name!r} in {db}")
         ended = users.revoke_sessions(args.name)
         return f"logged {args.name} out everywhere ({_sessions(ended)} ended)"
+    if cmd == "totp":
+        return _totp(args.name, users, db, off=args.off)
     _check_user(cmd, args.name, users, db)
     password, written = _password(args)
     try:
@@ -188,6 +201,21 @@ def _do(args: argparse.Namespace, users: Users, db: str) -> str:
     if written is not None:
         done += f"; the password is in {written} (0600): hand it over, then delete the file"
     return done
+
+
+def _totp(name: str, users: Users, db: str, *, off: bool) -> str:
+    from hub.second_factor import enrolment_uri, new_secret
+
+    if off:
+        users.set_totp(name, None)
+        return f"{name} has no second factor now ({db})"
+    secret = new_secret()
+    users.set_totp(name, secret)
+    return (
+        f"{name} signs with a second factor from now on ({db}). Add this to their "
+        f"authenticator app (shown once):\n{enrolment_uri(secret, name)}\n"
+        f"or type the key: {secret}"
+    )
 
 
 def _check_user(cmd: str, name: str, users: Users, db: str) -> None:

@@ -60,6 +60,7 @@ COMMANDS = [
     "users remove",
     "users password",
     "users logout",
+    "users totp",
     "demo",
     "simulate",
 ]

@@ -564,6 +564,12 @@ class HubSettings(StrictModel):
     share_group: str | None = Field(
         None, description="MQTT shared-subscription group, for several ingest workers"
     )
+    require_second_factor: bool = Field(
+        default=False,
+        description="signatures (acknowledging, closing, approving, rule edits signed) need "
+        "the signer's authenticator code as well as the password; a user without a second "
+        "factor (coldchain users ... totp NAME) cannot sign",
+    )
     clock_probe_interval: Duration = Field(
         60.0,
         description="how often the hub measures each online gateway's clock offset (a "

@@ -112,6 +112,7 @@ CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "cause": ("原因", "Cause"),
     "corrective_action": ("纠正措施", "Corrective action"),
     "password_again": ("再次输入密码", "Your password again"),
+    "second_factor_code": ("验证码（如已设置）", "Authenticator code, if you have one"),  # noqa: RUF001
     "resolved": ("恢复", "Resolved"),
     "history": ("历史曲线", "History"),
     "custom": ("自定义", "Custom"),

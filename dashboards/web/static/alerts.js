@@ -20,13 +20,14 @@
       }
     });
   }
-  // Sign (hub/signatures.py): the password again, the meaning, and for closing the cause
-  // and the corrective action; a refusal (wrong password, locked) is shown by the form.
+  // Sign (hub/signatures.py): the password again (and the authenticator's code, for a signer
+  // with a second factor), the meaning, and for closing the cause and the corrective action;
+  // a refusal (wrong password or code, locked) is shown by the form.
   for (const form of document.querySelectorAll("form.sign")) {
     form.addEventListener("submit", async function (ev) {
       ev.preventDefault();
       const body = { object: form.dataset.object, meaning: form.dataset.meaning };
-      for (const name of ["password", "comment", "cause", "corrective_action"]) {
+      for (const name of ["password", "code", "comment", "cause", "corrective_action"]) {
         const field = form.elements[name];
         const value = field ? field.value.trim() : "";
         if (value) body[name] = name === "password" ? field.value : value;
@@ -37,6 +38,7 @@
         body: JSON.stringify(body),
       });
       form.elements.password.value = "";
+      form.elements.code.value = "";
       if (resp.ok) {
         window.location.reload();
       } else {
