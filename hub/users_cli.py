@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coldchain.access import ROLES
-from coldchain.statedb import STATE_HELP, StateError, cli_target, describe
+from coldchain.statedb import STATE_HELP, StateError, StateTarget, cli_target, describe
 
 if TYPE_CHECKING:
     from hub.auth import Users
@@ -29,7 +29,8 @@ Manage the hub's users: who may log in to the web UI and the API, and with which
 Roles, each with what the one before may do: operator (live board, rooms, acknowledge
 alerts), technician (+ gateways, room maintenance), manager (+ reports, rule edits, audit
 trail), admin (+ users). Works on DATA_DIR/hub.db whether the hub runs or not; a removed
-user, a changed password and `logout` end the user's sessions at once."""
+user, a changed password and `logout` end the user's sessions at once. Every change is in
+the audit trail (user.add, user.remove, ...), by cli:<the machine's user who ran it>."""
 
 EPILOG = """\
 examples:
@@ -157,12 +158,39 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         print(_do(args, users, describe(db)))  # noqa: T201 - a CLI
+        _audit(args, db)
     except (AuthError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - a CLI
         return 1
     finally:
         users.close()
     return 0
+
+
+def _audit(args: argparse.Namespace, db: StateTarget) -> None:
+    """A change made here goes to the audit trail as the web's users page's do, by the
+    machine's user who ran it (``cli:NAME``)."""
+    import getpass
+
+    from hub.audit import AuditLog
+
+    cmd: str = args.users_command
+    if cmd == "list":
+        return
+    after: dict[str, object] = {"via": "coldchain users"}
+    if cmd == "add":
+        after["role"] = args.role
+    if cmd == "totp":
+        after["second_factor"] = not args.off
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        who = str(os.getuid())
+    log = AuditLog(db)
+    try:
+        log.record(actor=f"cli:{who}", action=f"user.{cmd}", obj=f"user/{args.name}", after=after)
+    finally:
+        log.close()
 
 
 def _do(args: argparse.Namespace, users: Users, db: str) -> str:

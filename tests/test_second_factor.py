@@ -13,6 +13,7 @@ import pytest
 from coldchain.reading import Reading
 from coldchain.statedb import Schema, StateTarget, open_state
 from hub import auth as auth_module
+from hub.audit import AuditLog
 from hub.auth import Users
 from hub.second_factor import STEP_S, code_at, enrolment_uri, matching_step, new_secret
 from tests.alertkit import PROFILES
@@ -143,3 +144,15 @@ def test_coldchain_users_totp_enrols_and_removes(tmp_path: Path) -> None:
         users.close()
     nobody = coldchain("users", str(tmp_path), "totp", "nobody")
     assert (nobody.returncode, nobody.stderr.strip()) == (1, "error: no user 'nobody'")
+    log = AuditLog(tmp_path / "hub.db")  # each change by the machine's user who made it
+    try:
+        records, _ = log.page(100, 0)
+    finally:
+        log.close()
+    done = [(r.action, r.object, r.after) for r in reversed(records)]
+    assert done == [
+        ("user.add", "user/zhao", {"via": "coldchain users", "role": "manager"}),
+        ("user.totp", "user/zhao", {"via": "coldchain users", "second_factor": True}),
+        ("user.totp", "user/zhao", {"via": "coldchain users", "second_factor": False}),
+    ]
+    assert all(r.actor.startswith("cli:") for r in records)
