@@ -304,8 +304,6 @@ class AlertService:
                 ctx.changed.add(alert_id)
         ctx.open.clear()
         ctx.open.update(rows)
-        ctx.open_keys.clear()
-        ctx.open_keys.update((r.key, r) for r in rows.values())
 
     def _open_alerts(self) -> tuple[OpenAlert, ...]:
         """The open alerts as the board lists them, in id order, updated from

@@ -9,8 +9,9 @@ once, and in the hub on a writer thread (:mod:`alerts.transactions`).
 
 On PostgreSQL each statement is a round trip to the server, and a storm is thousands of
 them (a new alert, its changes, a notification per person told): inside a transaction the
-alert and notification rows are held back (:class:`_Deferred`: the changes to one row merged
-into one, a new row's changes into its insert) and written just before the commit, with one
+alert and notification rows are held back (:class:`alerts.held.HeldRows`: the changes to
+one row merged into one, a new row's changes into its insert) and written just before the
+commit, with one
 ``executemany`` per statement shape, which psycopg sends as one pipeline. New rows take their
 ids from the table's sequence, :data:`ID_BLOCK` at a time, so the id is known at once (a
 notification's goes to the dispatcher). A read inside the transaction writes what is held
@@ -20,13 +21,14 @@ first. On SQLite, where a statement costs no round trip, every write goes straig
 from __future__ import annotations
 
 import json
-from collections import defaultdict, deque
+from collections import deque
 from dataclasses import dataclass, fields
 from typing import Any
 
+from alerts.held import TABLES, HeldRows, write_held
 from alerts.transactions import TransactionalDb
 from coldchain.alerting.states import OPEN_STATES, AlertState
-from coldchain.statedb import Schema, StateConn, StateTarget
+from coldchain.statedb import Schema, StateTarget
 
 SCHEMA = Schema(
     "alerts",
@@ -187,51 +189,6 @@ _ALERT_COLS = [f.name for f in fields(AlertRow)]
 _NOTE_COLS = [f.name for f in fields(NotificationRow)]
 ID_BLOCK = 64
 """New ids taken from a table's sequence at a time (PostgreSQL)."""
-_TABLES = ("alerts", "notifications")
-
-
-class _Deferred:
-    """PostgreSQL: the alert and notification rows one transaction writes, held back until
-    its commit (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self.inserts: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in _TABLES}
-        self.updates: dict[str, dict[int, dict[str, Any]]] = {t: {} for t in _TABLES}
-
-    def insert(self, table: str, row_id: int, values: dict[str, Any]) -> None:
-        self.inserts[table][row_id] = dict(values)
-
-    def update(self, table: str, row_id: int, values: dict[str, Any]) -> None:
-        new = self.inserts[table].get(row_id)
-        if new is not None:  # made in this transaction: written once, as it ends
-            new.update(values)
-        else:
-            self.updates[table].setdefault(row_id, {}).update(values)
-
-    def write(self, db: StateConn) -> None:
-        """Every held row, changes to rows already there first (an alert resolved frees
-        its watch's key for a new one: the open key is unique), then the new rows; one
-        ``executemany`` per table and set of columns."""
-        for table in _TABLES:
-            shapes: defaultdict[tuple[str, ...], list[list[Any]]] = defaultdict(list)
-            for row_id, values in self.updates[table].items():
-                shapes[tuple(values)].append([*values.values(), row_id])
-            for cols, rows in shapes.items():
-                sets = ", ".join(f"{c} = ?" for c in cols)
-                db.executemany(f"UPDATE {table} SET {sets} WHERE id = ?", rows)  # noqa: S608
-        for table in _TABLES:
-            shapes = defaultdict(list)
-            for row_id, values in self.inserts[table].items():
-                shapes[tuple(values)].append([row_id, *values.values()])
-            for cols, rows in shapes.items():
-                names, marks = ", ".join(("id", *cols)), ", ".join("?" * (len(cols) + 1))
-                db.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)  # noqa: S608
-        self.inserts, self.updates = {t: {} for t in _TABLES}, {t: {} for t in _TABLES}
-
-
-def _write_deferred(db: StateConn, held: list[_Deferred]) -> None:
-    for d in held:
-        d.write(db)
 
 
 class AlertStore(TransactionalDb):
@@ -240,21 +197,21 @@ class AlertStore(TransactionalDb):
 
     def __init__(self, path: StateTarget, *, writer_thread: bool = False) -> None:
         super().__init__(path, SCHEMA, writer_thread=writer_thread)
-        self._ids: dict[str, deque[int]] = {t: deque() for t in _TABLES}
+        self._ids: dict[str, deque[int]] = {t: deque() for t in TABLES}
 
-    def _deferred(self) -> _Deferred | None:
+    def _deferred(self) -> HeldRows | None:
         """On PostgreSQL inside a transaction: where its alert and notification rows wait."""
         if self.kind != "postgres" or not self.in_transaction:
             return None
-        held = self.queued(_write_deferred)
+        held = self.queued(write_held)
         if held:
             return held[0]  # type: ignore[no-any-return]
-        d = _Deferred()
-        self.append(_write_deferred, d)
+        d = HeldRows()
+        self.append(write_held, d)
         return d
 
     def _before_read(self) -> None:
-        for d in self.queued(_write_deferred):
+        for d in self.queued(write_held):
             d.write(self._db)
 
     def _next_id(self, table: str) -> int:

@@ -36,9 +36,9 @@ class BrokerSessions:
         self.hub = hub
         self.brokers = hub.cfg.uplink.brokers_from(primary)
         self._up: set[SessionPublish] = set()  # one publish per broker session up
-        # with hub.share_group: readings this hub stored, for the alert leader; sent by
-        # whichever session is up (coldchain/protocol/stored.py)
-        # each with the future its batch's acks wait for (gateway/ingest.py, HAND_OVER_S)
+        # several hub processes: the readings this hub stored, for the alert leader, sent by
+        # whichever session is up (coldchain/protocol/stored.py), each with the future its
+        # batches' acks wait for (gateway/ingest.py, HAND_OVER_S)
         self.stored: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] = asyncio.Queue(
             maxsize=STORED_QUEUE
         )

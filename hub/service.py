@@ -430,7 +430,7 @@ class Hub:
             self.order.add(batch, self.clock.now_ms())
         else:
             self.alerts.on_readings(batch.readings)  # shown, not judged
-        self.events.publish()
+        self.events.publish()  # after the readings: the board shows them
 
     def on_message(self, topic: str, payload: bytes) -> list[tuple[str, bytes]] | None:
         """A status, health or alerts message. Each is parsed with bounded size and depth
