@@ -3,6 +3,7 @@ samples: the bug was a single +8 °C spike texting "rising fast" 1 s later, then
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -11,7 +12,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from coldchain.alerting.rules.base import CLEAR, Watch
-from coldchain.alerting.rules.rate import RateOfRiseRule, check_by_definition, theil_sen, thin
+from coldchain.alerting.rules.rate import (
+    MAX_POINTS,
+    RateOfRiseRule,
+    check_by_definition,
+    theil_sen,
+    thin,
+)
 from coldchain.alerting.views import RATE_WINDOW_MAX, SeriesView, Views
 from coldchain.reading import Quality
 from tests.alertkit import MIN, T0, Run, evaluator, r
@@ -186,3 +193,56 @@ def test_a_dense_long_series_thins_and_caps_as_the_definition() -> None:
         value += rnd.uniform(-0.05, 0.08) if (k // 300) % 2 else rnd.uniform(-0.08, 0.05)
         steps.append((dt, None if rnd.random() < 0.02 else round(value, 2)))
     _same_as_definition(RateOfRiseRule(id="rise", rise=3.0, window="15min"), steps)
+
+
+@settings(max_examples=300)
+@given(
+    x=st.sampled_from([0.0, 1e-6, -1e-6, 2e-5]),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([0, 1_000, 5_000, 60_000, 400_000]),
+            st.sampled_from([1.0, 1.5, 2.0, 2.005, 3.0]),  # few values: many equal ones
+        ),
+        max_size=60,
+    ),
+)
+def test_the_window_tells_a_slope_below_a_limit_as_the_definition(
+    x: float, steps: list[tuple[int, float]]
+) -> None:
+    """``RiseWindow.below(x)`` is True only when the (thinned) window's Theil-Sen slope is
+    below ``x``, its count of pairs at ``x`` or more is the brute-force count while kept
+    (values repeat and times tie, so pairs of equal ``v - x t`` are common), and it is True
+    whenever fewer than half of the pairs reach ``x`` and no two samples share a time."""
+    view = SeriesView(room="chill", kind="temperature")
+    win = view.track(300_000)
+    t = T0
+    for dt, value in steps:
+        t += dt
+        assert view.update(r("probe/temperature", t, value))
+        below = win.below(x)
+        pts = thin(list(win.samples), MAX_POINTS)
+        pairs = [
+            (vj - vi) / (tj - ti)
+            for i, (ti, vi) in enumerate(pts)
+            for tj, vj in pts[i + 1 :]
+            if tj != ti
+        ]
+        if len(win) <= MAX_POINTS and (kept := win._at_least.get(x)) is not None:
+            # by u = v - x (t - t0), the same order as the slopes but for rounding
+            t0 = kept.t0 or 0
+            want = len(
+                [
+                    (i, tj)
+                    for i, (ti, vi) in enumerate(pts)
+                    for tj, vj in pts[i + 1 :]
+                    if vj - x * (tj - t0) >= vi - x * (ti - t0)
+                ]
+            )
+            assert kept.count == want, (len(win), kept.count, want)
+        fuzz = 1e-12  # a pair's slope at x to within rounding may count either way
+        if below:
+            assert theil_sen(pts) < x + fuzz
+        ties = any(a[0] == b[0] for a, b in itertools.pairwise(pts))
+        reach = sum(p >= x - fuzz for p in pairs)
+        if len(pts) >= 2 and not ties and reach < (len(pairs) + 1) // 2:
+            assert below, (len(win), x)

@@ -9,9 +9,11 @@ raises it; a real rise moves every pair. It needs ``min_samples`` samples coveri
 :data:`MAX_POINTS` samples is thinned evenly, which bounds the cost of a check.
 
 The evaluator keeps each watched series' window as a queue
-(:class:`~coldchain.alerting.trend.RiseWindow`): a sample enters and leaves it once, and a
-check reads the kept slope (recomputed over at most :data:`MAX_POINTS` thinned samples when
-the window holds more) instead of scanning the series' history. :func:`check_by_definition`
+(:class:`~coldchain.alerting.trend.RiseWindow`): a sample enters and leaves it once. A check
+of an idle watch first asks the window whether its slope is certainly below the limit (less
+0.01 °C, so the rounded rise is too), which the window answers from a count it keeps, and
+computes the slope (over at most :data:`MAX_POINTS` thinned samples) only when it may not be,
+or when the alert is open (its verdict carries the rise). :func:`check_by_definition`
 is the plain definition the tests and ``bench/bench_evaluator.py`` hold it to.
 """
 
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from coldchain.alerting.views import Views
     from coldchain.config.site import Room, Site
     from coldchain.config.topology import PointInfo
+
+_MARGIN = 0.01  # °C: a rise below the limit by this much rounds (to 0.01) below it
 
 __all__ = ["MAX_POINTS", "RateOfRiseRule", "check_by_definition", "theil_sen", "thin"]
 
@@ -106,7 +110,10 @@ class RateOfRiseRule(RuleBase, Graded):
         if win is None or len(win) < self.min_samples or win.span_ms() < self.span_ms():
             # too little to tell a trend: neither raise nor resolve on it
             return Verdict(bad=True, limit=self.rise, past=False) if active else CLEAR
-        return self.judge_rise(round(win.slope() * self.window_ms(), 2), active)
+        window_ms = self.window_ms()
+        if not active and self.rise > _MARGIN and win.below((self.rise - _MARGIN) / window_ms):
+            return CLEAR  # the rise, rounded to 0.01, is below the limit: no slope needed
+        return self.judge_rise(round(win.slope() * window_ms, 2), active)
 
     def judge_rise(self, rise: float, active: bool) -> Verdict:
         """The verdict on a window's rise (°C over the window)."""
