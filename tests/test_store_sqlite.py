@@ -297,3 +297,147 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StoreError, match="schema version 99 is newer than this coldchain's"):
         SqliteStore(tmp_path / "s.db")
+
+
+# -- the 1-h rollup, made an hour late ----------------------------------------------------
+def _hour_rows(path: Path) -> list[tuple[object, ...]]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT * FROM rollup_1h ORDER BY series, bucket").fetchall()
+    finally:
+        db.close()
+
+
+async def test_the_hour_rollup_made_late_is_the_one_folded_at_once(tmp_path: Path) -> None:
+    """A live site's stream (in time order, batches of several series, bad and uncertain
+    readings, resends, a backlog into hours already rolled and into hours not yet): the 1-h
+    rows the writer adds up from the 1-min rows are those a store folding every reading at
+    once has, and the answers are the oracle's, whichever side of the horizon a window is."""
+    rng = random.Random(20261208)
+    series = [SeriesId("city", "gw1", f"cr{i}-probe", "temperature") for i in range(3)]
+    stream: list[Reading] = []
+    for k in range(12 * 60 * 2):  # 12 h, a reading every 30 s per series
+        for s in series:
+            ts = T0 + k * 30 * SEC + rng.randrange(0, 1000)
+            kind, value = rng.random(), round(rng.uniform(-25, 8), 2)
+            if kind < 0.05:
+                stream.append(bad(s, ts))
+            elif kind < 0.08:
+                stream.append(uncertain(s, ts, value))
+            elif kind < 0.09:
+                continue  # a gap: buckets with one good reading, or none
+            else:
+                stream.append(good(s, ts, value))
+    sparse = SeriesId("city", "gw1", "cr9-door", "temperature")
+    series.append(sparse)  # hours of one good reading, or of a bad one only
+    stream += [good(sparse, T0 + k * 50 * MIN, float(k)) for k in range(14)]
+    stream += [bad(sparse, T0 + 5 * HOUR + 55 * MIN)]
+    stream.sort(key=lambda r: r.ts_ms)
+    held = [r for r in stream if T0 + 2 * HOUR <= r.ts_ms < T0 + 3 * HOUR and r.ts_ms % 3 == 0]
+    held += [r for r in stream if r.ts_ms >= T0 + 11 * HOUR and r.ts_ms % 5 == 0]
+    live = [r for r in stream if r not in held]
+    batches = [live[i : i + 90] for i in range(0, len(live), 90)]
+    batches.insert(len(batches) * 3 // 4, held[: len(held) // 2])  # backlog: hours rolled
+    batches.append(held[len(held) // 2 :] + live[:50])  # the rest, and resends
+    late = SqliteStore(tmp_path / "late.db")
+    at_once = SqliteStore(tmp_path / "at-once.db")
+    at_once._writer.roll_through(T0 + 100 * DAY)  # every hour held from the start
+    for batch in batches:
+        await late.write(batch)
+        await at_once.write(batch)
+    horizon = late._writer.horizon
+    assert horizon is not None
+    assert T0 + 8 * HOUR <= horizon <= T0 + 11 * HOUR, "rolled as it went"
+    first: dict[tuple[SeriesId, int], Reading] = {}
+    for b in batches:
+        for r in b:
+            first.setdefault((r.series, r.ts_ms), r)
+    for s in series:
+        stored = [first[k] for k in sorted(first) if k[0] == s]
+        for a, z in ((T0, T0 + DAY), (T0 + HOUR + 7 * SEC, T0 + 12 * HOUR - 3 * MIN)):
+            for step in (HOUR, 3 * HOUR):
+                for agg in Agg:
+                    what = f"{s} step {step} [{a}, {z}) {agg}"
+                    want = _oracle(stored, a, z, step, agg)
+                    got = await late.range(s, a, z, step, agg)
+                    assert_buckets(got, want, what)
+                    assert_buckets(await at_once.range(s, a, z, step, agg), want, what)
+    late._writer.roll_through(T0 + DAY)  # the last hours too
+    await late.close()
+    await at_once.close()
+    made, folded = _hour_rows(tmp_path / "late.db"), _hour_rows(tmp_path / "at-once.db")
+    assert len(made) == len(folded) == 3 * 12 + 11  # the sparse one: 10 h 50 min
+    for m, f in zip(made, folded, strict=True):
+        assert m[:4] == f[:4], (m, f)  # all but the sum exactly
+        assert m[5:] == f[5:], (m, f)
+        assert m[4] == pytest.approx(f[4], rel=1e-12), (m, f)
+
+
+def test_the_hour_roll_reads_series_by_series(tmp_path: Path) -> None:
+    """Adding up an hour seeks each series' 1-min rows of that hour; it never scans the
+    1-min rollup (a year of a site)."""
+    from coldchain.store.sqlite.rollup import ROLL_SQL
+    from coldchain.store.sqlite.schema import connect_writer
+
+    db = connect_writer(tmp_path / "s.db")
+    plan = " / ".join(
+        row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {ROLL_SQL}", {"a": 0, "z": 1})
+    )
+    db.close()
+    assert "SEARCH r USING PRIMARY KEY (series=? AND bucket>? AND bucket<?)" in plan, plan
+    assert "SCAN r" not in plan, plan
+
+
+async def test_a_store_from_before_keeps_its_hours_and_rolls_on(tmp_path: Path) -> None:
+    """A version-2 store (one trigger folding into both rollups): opened, its 1-h rows are
+    kept, the horizon starts after the last, and readings go on into the right hours."""
+    from coldchain.store.sqlite.rollup import HOUR_MS, MINUTE_MS, _fold
+
+    path = tmp_path / "s.db"
+    s = SeriesId("city", "gw1", "p1", "temperature")
+    store = SqliteStore(path)
+    await store.close()
+    db = sqlite3.connect(path)  # as version 2 made it
+    db.executescript(
+        "DROP TRIGGER reading_rollup_1m; DROP TRIGGER reading_rollup_1h; "
+        "DELETE FROM meta WHERE key = 'rollup_1h_horizon'; "
+        "CREATE TRIGGER reading_rollup AFTER INSERT ON reading BEGIN "
+        f"{_fold('rollup_1m', MINUTE_MS)} {_fold('rollup_1h', HOUR_MS)} END; "
+        "PRAGMA user_version = 2;"
+    )
+    db.executemany(
+        "INSERT INTO reading VALUES (1, ?, ?, 0, NULL, NULL, NULL)",
+        [(T0 + k * 10 * MIN, float(k)) for k in range(30)],  # 5 h
+    )
+    db.execute("INSERT INTO series VALUES (1, 'city', 'gw1', 'p1', 'temperature')")
+    db.commit()
+    db.close()
+    store = SqliteStore(path)
+    assert store._writer.horizon == T0 + 5 * HOUR
+    await store.write([good(s, T0 + 4 * HOUR + 55 * MIN, 100.0)])  # into a rolled hour
+    await store.write([good(s, T0 + 5 * HOUR + k * 10 * MIN, 1.0) for k in range(24)])  # 4 h on
+    assert store._writer.horizon == T0 + 7 * HOUR
+    hours = await store.range(s, T0, T0 + 9 * HOUR, HOUR, Agg.MEAN)
+    want = [(sum(range(6 * h, 6 * h + 6)) / 6, 6) for h in range(4)]
+    want.append(((sum(range(24, 30)) + 100) / 7, 7))
+    assert [(b.value, b.count) for b in hours] == want + [(1.0, 6)] * 4
+    await store.close()
+    db = sqlite3.connect(path)
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    db.close()
+    assert "reading_rollup" not in names
+    assert {"reading_rollup_1m", "reading_rollup_1h"} <= names
+
+
+async def test_pruning_the_1min_rollup_makes_its_hours_first(tmp_path: Path) -> None:
+    """The 1-min rows of hours the horizon has not passed are added up before they go."""
+    store = SqliteStore(tmp_path / "s.db", raw_retention_days=1, rollup_1m_retention_days=1)
+    s = SeriesId("city", "gw1", "p1", "temperature")
+    await store.write([good(s, T0 + k * MIN, float(k % 10)) for k in range(3 * 60)])
+    assert store._writer.horizon == T0 + HOUR  # the last two hours not rolled yet
+    await store.prune_detail(T0 + DAY + 3 * HOUR)
+    hours = await store.range(s, T0, T0 + 3 * HOUR, HOUR, Agg.MEAN)
+    assert [(b.ts_ms, b.value, b.count) for b in hours] == [
+        (T0 + h * HOUR, 4.5, 60) for h in range(3)
+    ]
+    await store.close()

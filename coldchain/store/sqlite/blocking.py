@@ -23,7 +23,7 @@ from coldchain.reading import (
 )
 from coldchain.store.base import Agg, Bucket, DoorInterval, StoreError
 from coldchain.store.sqlite.meta import read_meta, write_meta
-from coldchain.store.sqlite.rollup import HOUR_MS, MINUTE_MS, range_query
+from coldchain.store.sqlite.rollup import HORIZON, HOUR_MS, MINUTE_MS, ROLL_SQL, range_query
 from coldchain.store.sqlite.schema import Q_BACK, Q_CODE, connect_reader, connect_writer
 from coldchain.store.sqlite.seal import Sealing, hour_parts
 
@@ -66,6 +66,7 @@ class Writer:
         rows = self.db.execute("SELECT id, site, gateway, device, point FROM series")
         self._ids = {SeriesId(*names): sid for sid, *names in rows}
         self.floor_ms = read_meta(self.db, "floor_ms")
+        self.horizon = read_meta(self.db, HORIZON)  # rollup_1h holds every hour before it
         self.sealing = Sealing(self.db)  # SqliteStore.seal drives it on this thread
         # clock corrections by gateway: (start_ms, end_ms, shift_ms)
         self._retimes: dict[str, list[tuple[int, int, int]]] = {}
@@ -97,6 +98,9 @@ class Writer:
                     raise StoreError(f"{r.series} at {r.ts_ms}: value {value} is not finite")
                 cal, extra = _split_meta(r.meta) if r.meta else (None, None)
                 rows.append((sid, r.ts_ms, value, Q_CODE[r.quality], r.reason, cal, extra))
+            horizon = (
+                self._roll(max(r[1] for r in rows) // HOUR_MS * HOUR_MS - HOUR_MS) if rows else None
+            )
             # trigger rows are not counted; a late one is noted by the sealing's trigger
             stored = db.executemany(_INSERT, rows).rowcount
             db.execute("COMMIT")
@@ -104,6 +108,8 @@ class Writer:
             if db.in_transaction:  # some errors (disk full, I/O) have rolled back already
                 db.execute("ROLLBACK")
             raise
+        if horizon is not None:
+            self.horizon = horizon
         ids.update(new)
         if (expired := len(readings) - len(rows)) > 0:
             log.warning(
@@ -113,6 +119,31 @@ class Writer:
                 floor,
             )
         return stored, len(readings) - stored
+
+    def _roll(self, due: int) -> int | None:
+        """Inside a write transaction: move the 1-h rollup's horizon on to ``due`` (an
+        hour), adding up the 1-min rows of the hours it passes into their 1-h rows; the new
+        horizon, or None when it stays (see :mod:`coldchain.store.sqlite.rollup`)."""
+        if self.horizon is not None:
+            if due <= self.horizon:
+                return None
+            self.db.execute(ROLL_SQL, {"a": self.horizon, "z": due})
+        write_meta(self.db, HORIZON, due)  # the first write: no hour before it held yet
+        return due
+
+    def roll_through(self, ts_ms: int) -> None:
+        """Move the horizon on past ``ts_ms`` (to the next whole hour) at least, in a
+        transaction of its own: before the 1-min rows older than ``ts_ms`` are pruned."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            horizon = self._roll(-(-ts_ms // HOUR_MS) * HOUR_MS)
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        if horizon is not None:
+            self.horizon = horizon
 
     def _corrected(self, r: Reading) -> Reading:
         for a, b, shift in self._retimes.get(r.series.gateway, ()):

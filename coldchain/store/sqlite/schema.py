@@ -5,7 +5,8 @@
   key *is* the clustered index, so a series' readings lie together in time order and a range
   read, a latest read and the duplicate check are one B-tree seek each.
 * ``rollup_1m`` / ``rollup_1h`` (see :mod:`coldchain.store.sqlite.rollup`) are kept up to date
-  by a trigger on ``reading``, so they change exactly when a row is newly inserted.
+  by triggers on ``reading``, so they change exactly when a row is newly inserted (the 1-h
+  rollup's recent hours are added up by the writer an hour late).
 * ``meta`` holds the prune floor: readings older than it are not stored any more.
 * ``retime`` holds the clock corrections made at the centre (:meth:`Writer.retime`).
 * ``seal``, ``seal_series``, ``seal_late``, ``seal_moved`` seal the readings hour by hour
@@ -22,10 +23,10 @@ from pathlib import Path
 
 from coldchain.reading import Quality
 from coldchain.store.base import StoreError
-from coldchain.store.sqlite.rollup import ROLLUP_DDL
+from coldchain.store.sqlite.rollup import HORIZON, HOUR_MS, ROLLUP_DDL
 from coldchain.store.sqlite.seal import SEAL_DDL, TRIGGER_DDL
 
-SCHEMA_VERSION = 2  # 2: the seal tables
+SCHEMA_VERSION = 3  # 2: the seal tables; 3: rollup_1h made an hour late (two triggers)
 
 Q_CODE = {Quality.GOOD: 0, Quality.BAD: 1, Quality.UNCERTAIN: 2}
 Q_BACK = {v: k for k, v in Q_CODE.items()}
@@ -49,6 +50,15 @@ CREATE TABLE IF NOT EXISTS retime (
     id INTEGER PRIMARY KEY, gateway TEXT NOT NULL,
     start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, shift_ms INTEGER NOT NULL);
 """
+
+# A store from before version 3 folded every reading into rollup_1h at once: its hours are all
+# there, so the horizon is the hour after its last 1-h row (none: not set, the first write
+# sets it), and its single trigger gives way to the two of ROLLUP_DDL.
+_UPGRADE_TO_3 = f"""
+DROP TRIGGER IF EXISTS reading_rollup;
+INSERT OR REPLACE INTO meta (key, value)
+    SELECT '{HORIZON}', max(bucket) + {HOUR_MS} FROM rollup_1h HAVING count(*) > 0;
+"""  # noqa: S608 - ours
 
 # 64 MiB of page cache per connection: the pages a write touches (the newest page of every
 # live series in three tables) stay in memory instead of being re-read each commit.
@@ -81,8 +91,9 @@ def connect_writer(path: Path) -> sqlite3.Connection:
                 f"sqlite store {path}: schema version {version} is newer than this "
                 f"coldchain's ({SCHEMA_VERSION}); upgrade coldchain"
             )
+        upgrade = _UPGRADE_TO_3 if 0 < version < 3 else ""
         db.executescript(
-            f"BEGIN IMMEDIATE; {TABLES} {ROLLUP_DDL} {SEAL_DDL} {TRIGGER_DDL} "
+            f"BEGIN IMMEDIATE; {TABLES} {upgrade} {ROLLUP_DDL} {SEAL_DDL} {TRIGGER_DDL} "
             f"PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
         )
     except sqlite3.Error as exc:

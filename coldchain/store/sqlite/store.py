@@ -167,6 +167,8 @@ class SqliteStore(Store):
             total = 0
             if days is not None:
                 cut = (now_ms - days * DAY_MS) // grain * grain  # keep a partly kept bucket
+                if table == "rollup_1m":  # the 1-h rows its hours make, made first
+                    await self._run(self._write_pool, "prune", self._writer.roll_through, cut)
                 pos = 0
                 while pos < len(sids):
                     step = functools.partial(
