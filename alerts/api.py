@@ -147,10 +147,20 @@ def _alert_routes(router: APIRouter, svc: AlertService, guard: Guard) -> None:
             for r in svc.rules()
         ]
 
+    def unsigned_edits(rule_id: str) -> None:
+        if svc.cfg.hub.sign_rule_edits:
+            raise HTTPException(
+                409,
+                f"rule edits are signed here (hub.sign_rule_edits): POST /api/signatures with "
+                f"object rule/{rule_id}, meaning changed (and the rule) or reverted, and your "
+                "password; nothing was changed",
+            )
+
     @router.put("/api/alerts/rules/{rule_id}", summary="Add or replace a rule (audited)")
     def put_rule(
         rule_id: str, body: Annotated[dict[str, Any], Body()], by: Principal = manager
     ) -> dict[str, Any]:
+        unsigned_edits(rule_id)
         if body.get("id", rule_id) != rule_id:
             raise HTTPException(422, f"the body's id {body.get('id')!r} differs from {rule_id!r}")
         try:
@@ -163,6 +173,7 @@ def _alert_routes(router: APIRouter, svc: AlertService, guard: Guard) -> None:
 
     @router.delete("/api/alerts/rules/{rule_id}", summary="Undo the edits of a rule (audited)")
     def revert_rule(rule_id: str, by: Principal = manager) -> dict[str, str]:
+        unsigned_edits(rule_id)
         _call(svc.revert_rule, rule_id, by=by.name)
         return {"rule": rule_id, "status": "reverted"}
 

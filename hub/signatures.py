@@ -14,7 +14,11 @@ What can be signed, and by whom:
   ``approved``; the digest is of the log's content (the records, summaries, excursions and
   alerts as its CSV shows them, without the time it was made and the heads), so computing it
   again later shows whether the day changed since it was approved;
-* an alert rule in force (``rule/ID``), by a manager: ``approved``.
+* an alert rule (``rule/ID``), by a manager: ``approved`` (a rule in force); ``changed``,
+  with the rule as it is to be (``rule``): the edit takes effect with the signature, and only
+  so while ``hub.sign_rule_edits`` is on (the default: ``PUT /api/alerts/rules/ID`` is then
+  refused); ``reverted``: the rule's edits undone, back to the site config's; the digest is
+  of the rule in force after the signature (of ``null`` when none is left).
 
 A signature is an audit record (``action`` = ``signature``; the trail is chained,
 :mod:`hub.audit`), so it cannot be edited or removed without ``coldchain records verify``
@@ -41,9 +45,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 
+from alerts.api import http_status
 from alerts.errors import AlertError, UnavailableError
+from alerts.rule_edits import RULE
 from alerts.service import AlertService
 from alerts.store import AlertRow, AlertStore
 from coldchain.access import Guard, Principal, Role
@@ -70,7 +76,7 @@ OBJECT = re.compile(
 MEANINGS = {
     "alert": ("acknowledged", "reviewed", "closed"),
     "daily": ("approved",),
-    "rule": ("approved",),
+    "rule": ("approved", "changed", "reverted"),
 }
 WHO = {"alert": Role.OPERATOR, "daily": Role.MANAGER, "rule": Role.MANAGER}
 NAMES = {"alert": "an alert", "daily": "a daily log", "rule": "a rule"}
@@ -84,7 +90,7 @@ class SignIn(BaseModel):
     object: Annotated[str, StringConstraints(max_length=200)] = Field(
         description="alert/ID, daily/SITE/ROOM/YYYY-MM-DD or rule/ID"
     )
-    meaning: Literal["acknowledged", "reviewed", "closed", "approved"]
+    meaning: Literal["acknowledged", "reviewed", "closed", "approved", "changed", "reverted"]
     password: Annotated[SecretStr, Field(max_length=1024)]
     code: str | None = Field(
         None,
@@ -95,6 +101,9 @@ class SignIn(BaseModel):
     cause: Text | None = Field(None, description="closing an alert: the excursion's cause")
     corrective_action: Text | None = Field(
         None, description="closing an alert: what was done about it"
+    )
+    rule: dict[str, Any] | None = Field(
+        None, description="meaning changed: the rule as it is to be (as PUT /api/alerts/rules)"
     )
 
 
@@ -349,11 +358,7 @@ async def _sign(
         )
     if not user.allows(WHO[kind]):
         raise SignatureError(403, f"signing {NAMES[kind]} needs a {WHO[kind]} or above")
-    closing = body.meaning == "closed"
-    if closing and (body.cause is None or body.corrective_action is None):
-        raise SignatureError(422, "closing an alert needs its cause and the corrective action")
-    if not closing and (body.cause is not None or body.corrective_action is not None):
-        raise SignatureError(422, "cause and corrective_action belong to closing an alert")
+    _check_fields(body)
     if kind != "daily" and alerts is None:
         raise SignatureError(409, "this hub runs without alerts")
     day_digest = await _can_sign(alerts, daily_digest, m, body)  # before the password
@@ -368,10 +373,12 @@ async def _sign(
         record_digest = digest(alert_record(row.public()))
     elif kind == "rule":
         assert alerts is not None
+        if body.meaning != "approved":
+            await _edit_rule(alerts, m["rule"], user, body)
         rule = next((r for r in alerts.rules() if r.id == m["rule"]), None)
-        if rule is None:  # the config changed since it was looked up
+        if rule is None and body.meaning == "approved":  # the config changed meanwhile
             raise SignatureError(404, f"no rule {m['rule']} in force")
-        record_digest = digest(rule.model_dump(mode="json"))
+        record_digest = digest(None if rule is None else rule.model_dump(mode="json"))
     else:
         assert day_digest is not None
         record_digest = day_digest
@@ -389,6 +396,39 @@ async def _ack(alerts: AlertService, alert_id: int, user: Principal, body: SignI
         raise SignatureError(503, str(exc)) from None
     except AlertError as exc:
         raise SignatureError(409, str(exc)) from None
+
+
+def _check_fields(body: SignIn) -> None:
+    """The fields a meaning takes, and only those."""
+    closing = body.meaning == "closed"
+    if closing and (body.cause is None or body.corrective_action is None):
+        raise SignatureError(422, "closing an alert needs its cause and the corrective action")
+    if not closing and (body.cause is not None or body.corrective_action is not None):
+        raise SignatureError(422, "cause and corrective_action belong to closing an alert")
+    if (body.meaning == "changed") != (body.rule is not None):
+        raise SignatureError(422, "a rule is changed with the rule as it is to be, in rule")
+
+
+async def _edit_rule(alerts: AlertService, rule_id: str, user: Principal, body: SignIn) -> None:
+    """The edit a ``changed`` or ``reverted`` signature makes; in a thread (a hub that does
+    not lead waits for the leader's answer)."""
+    try:
+        if body.meaning == "changed":
+            assert body.rule is not None
+            rule = {**body.rule, "id": rule_id}
+            await asyncio.to_thread(alerts.put_rule, rule, by=user.name)
+        else:
+            await asyncio.to_thread(alerts.revert_rule, rule_id, by=user.name)
+    except UnavailableError as exc:
+        raise SignatureError(503, str(exc)) from None
+    except AlertError as exc:
+        raise SignatureError(http_status(exc), str(exc)) from None
+    except ValidationError as exc:  # checked before the password; the config moved since
+        raise SignatureError(422, f"rule {rule_id}: {_errors(exc)}") from None
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
 async def _can_sign(
@@ -410,11 +450,27 @@ async def _can_sign(
             )
     elif m["rule"] is not None:
         assert alerts is not None
-        if not any(r.id == m["rule"] for r in alerts.rules()):
-            raise SignatureError(404, f"no rule {m['rule']} in force")
+        _can_sign_rule(alerts, m["rule"], body)
     else:
         try:
             return await daily_digest(m["site"], m["room"], m["day"])
         except LookupError as exc:
             raise SignatureError(404, str(exc)) from None
     return None
+
+
+def _can_sign_rule(alerts: AlertService, rule_id: str, body: SignIn) -> None:
+    """A rule to change checks (422), a rule to revert has edits, one to approve is in
+    force (404)."""
+    if body.rule is not None:
+        if body.rule.get("id", rule_id) != rule_id:
+            raise SignatureError(422, f"the rule's id {body.rule.get('id')!r} is not {rule_id}")
+        try:
+            RULE.validate_python({**body.rule, "id": rule_id})
+        except ValidationError as exc:
+            raise SignatureError(422, f"rule {rule_id}: {_errors(exc)}") from None
+    elif body.meaning == "reverted":
+        if alerts.store.rule_edits().get(rule_id) is None:
+            raise SignatureError(404, f"rule {rule_id} has no edit to revert")
+    elif not any(r.id == rule_id for r in alerts.rules()):
+        raise SignatureError(404, f"no rule {rule_id} in force")

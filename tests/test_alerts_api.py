@@ -51,6 +51,7 @@ def _config(tmp_path: Path) -> SiteConfig:
             "alarm": {"delay": "0s"},
         },
     ]
+    doc.setdefault("hub", {})["sign_rule_edits"] = False  # unsigned edits (signed: test_signatures)
     return SiteConfig.model_validate(doc)
 
 

@@ -280,3 +280,74 @@ async def test_who_may_sign_what_and_what_is_refused_before_the_password(
         assert [a[0] for a in answers] == [403] * 5 + [429]
         assert answers[5][1]["detail"] == f"{TEST_USER}: too many wrong passwords; try again later"
         assert len(audited(hub, "signature.refused", "rule/temperature-high")) == 5
+
+
+async def test_a_rule_is_changed_and_reverted_only_as_a_signature(
+    tmp_path: Path, mosquitto: Broker
+) -> None:
+    """With hub.sign_rule_edits (the default) the API edits a rule only as a signature: the
+    manager's password again, the rule as it is to be; the edit and the signature are made
+    together, and a refused signature changes nothing. Reverting is signed too."""
+    async with running_hub_service(_config(), PROFILES, tmp_path / "hub", mosquitto.url) as hub:
+        u = hub.url
+
+        def delay() -> Any:
+            [rule] = [r for r in hub.alerts.rules() if r.id == "temperature-high"]
+            return rule.model_dump(mode="json")["alarm"]["delay"]
+
+        before = delay()
+        wanted = {"kind": "threshold", "direction": "above", "alarm": {"delay": "5min"}}
+        status, body = await call("PUT", f"{u}/api/alerts/rules/temperature-high", wanted)
+        assert status == 409
+        assert "POST /api/signatures" in body["detail"]
+        status, body = await call("DELETE", f"{u}/api/alerts/rules/temperature-high")
+        assert status == 409
+        change = {
+            "object": "rule/temperature-high",
+            "meaning": "changed",
+            "rule": wanted,
+            "comment": "new stock needs five minutes to settle",
+        }
+        cases: list[tuple[dict[str, Any], int]] = [
+            ({"rule": None}, 422),  # changed: the rule is needed
+            ({"meaning": "approved"}, 422),  # approved: no rule
+            ({"rule": {**wanted, "id": "other"}}, 422),
+            ({"rule": {**wanted, "alarm": {"delay": 300}}}, 422),  # a bare number
+            ({"meaning": "reverted", "rule": None}, 404),  # no edit to revert yet
+        ]
+        for bad, want in cases:
+            status, answer = await call(
+                "POST", f"{u}/api/signatures", {**change, "password": TEST_PASSWORD, **bad}
+            )
+            assert status == want, (bad, answer)
+        assert hub.audit.page(100, 0, action="signature")[1] == 0  # before the password
+        status, _ = await call(
+            "POST", f"{u}/api/signatures", {**change, "password": "wrong-password"}
+        )
+        assert status == 403
+        assert delay() == before
+        assert audited(hub, "rule.edit", "rule/temperature-high") == []
+
+        status, signed = await call(
+            "POST", f"{u}/api/signatures", {**change, "password": TEST_PASSWORD}
+        )
+        assert status == 201, signed
+        assert delay() == "5min"
+        [in_force] = [r for r in hub.alerts.rules() if r.id == "temperature-high"]
+        assert signed["digest"] == digest(in_force.model_dump(mode="json"))
+        assert (signed["meaning"], signed["signer"]) == ("changed", TEST_USER)
+        [edit] = audited(hub, "rule.edit", "rule/temperature-high")
+        assert (edit.actor, edit.after["alarm"]["delay"]) == (TEST_USER, "5min")
+
+        revert = {"object": "rule/temperature-high", "meaning": "reverted"}
+        status, undone = await call(
+            "POST", f"{u}/api/signatures", {**revert, "password": TEST_PASSWORD}
+        )
+        assert status == 201, undone
+        assert delay() == before
+        [in_force] = [r for r in hub.alerts.rules() if r.id == "temperature-high"]
+        assert undone["digest"] == digest(in_force.model_dump(mode="json"))
+        status, listed = await call("GET", f"{u}/api/signatures?object=rule/temperature-high")
+        assert [s["meaning"] for s in listed] == ["changed", "reverted"]
+        status, _ = await call("POST", f"{u}/api/signatures", {**revert, "password": TEST_PASSWORD})
+        assert status == 404  # nothing left to revert

@@ -570,6 +570,13 @@ class HubSettings(StrictModel):
         "the signer's authenticator code as well as the password; a user without a second "
         "factor (coldchain users ... totp NAME) cannot sign",
     )
+    sign_rule_edits: bool = Field(
+        default=True,
+        description="an alert rule is edited or reverted through the API only as a "
+        "signature (POST /api/signatures, object rule/ID, meaning changed or reverted, the "
+        "manager's password again): the edit and who answers for it are one act (21 CFR "
+        "11.10(e), 11.50); false lets PUT and DELETE /api/alerts/rules/ID edit unsigned",
+    )
     clock_probe_interval: Duration = Field(
         60.0,
         description="how often the hub measures each online gateway's clock offset (a "
