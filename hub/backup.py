@@ -39,6 +39,7 @@ from coldchain import __version__
 from coldchain.statedb import PostgresTarget
 from hub import backup_pg, backup_vm
 
+PREFIX = "coldchain-backup-"  # a backup's directory: PREFIX + YYYYMMDDTHHMMSSZ (UTC)
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest.sha256"
 SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal")
@@ -135,7 +136,7 @@ def make(
     if to.resolve().is_relative_to(data_dir.resolve()):
         raise BackupError(f"{to}: inside the data dir: each backup would hold the ones before")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = to / f"coldchain-backup-{stamp}"
+    target = to / f"{PREFIX}{stamp}"
     try:
         target.mkdir(parents=True, mode=0o700)  # passwords and keys are in it
     except FileExistsError:

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coldchain.statedb import PostgresTarget, cli_target
+
+if TYPE_CHECKING:
+    from hub.backup_s3 import S3Target
 
 BACKUP_DESCRIPTION = """\
 Back up the hub's data dir (DATA_DIR: hub.db, the SQLite store, passwords and keys) into a
@@ -24,7 +28,9 @@ lies), every file of the copy in the manifest, and the restore test restores it 
 vmrestore. With --state, the hub's state on PostgreSQL is dumped too (pg_dump) and the restore
 test restores it into a scratch database on that server and verifies its audit trail.
 Prints the manifest's SHA-256: keep it somewhere else, 'coldchain restore --expect' checks
-it."""
+it. With --s3 s3://BUCKET/PREFIX the backup is then copied to that S3-compatible bucket
+(--s3-endpoint for Aliyun OSS, Tencent COS, MinIO and the like), and the copy there is
+downloaded again and restore-tested the same way."""
 
 RESTORE_DESCRIPTION = """\
 Restore a backup made by 'coldchain backup' into DATA_DIR, which must be empty or absent:
@@ -34,7 +40,9 @@ restored and the command names the file. A VictoriaMetrics copy in the backup is
 with vmrestore into --victoria-metrics-data (a stopped server's empty data path), and a dump
 of the hub's state with pg_restore into --state (an empty PostgreSQL database), or left
 out. With --test, restore into a scratch dir, check, and throw it away (the restore
-test)."""
+test). BACKUP may be a copy in an S3-compatible bucket, s3://BUCKET/PREFIX/coldchain-backup-...
+(keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials): it is downloaded
+into a scratch dir first."""
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +65,14 @@ def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="that VictoriaMetrics' -storageDataPath",
     )
+    _s3_arguments(parser)
+    parser.add_argument(
+        "--s3",
+        metavar="s3://BUCKET/PREFIX",
+        help="then copy the backup to this S3-compatible bucket (AWS S3, Aliyun OSS, MinIO, "
+        "...; keys from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials) and "
+        "restore-test the copy there",
+    )
     parser.add_argument(
         "--state",
         metavar="URL",
@@ -66,8 +82,23 @@ def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _s3_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="the S3-compatible service's endpoint (e.g. https://oss-cn-hangzhou.aliyuncs.com); "
+        "absent: AWS",
+    )
+    parser.add_argument("--s3-region", metavar="REGION", help="the bucket's region")
+
+
 def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("backup", type=Path, metavar="BACKUP", help="a backup's directory")
+    parser.add_argument(
+        "backup",
+        metavar="BACKUP",
+        help="a backup's directory, or its copy s3://BUCKET/PREFIX/coldchain-backup-...",
+    )
+    _s3_arguments(parser)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "--into", type=Path, metavar="DATA_DIR", help="the empty data dir to restore into"
@@ -137,6 +168,15 @@ def run_backup(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--state: {exc}", file=sys.stderr)
         return 2
+    s3 = None
+    if args.s3 is not None:
+        from hub import backup_s3
+
+        try:
+            s3 = backup_s3.S3Target.parse(args.s3, endpoint=args.s3_endpoint, region=args.s3_region)
+        except ValueError as exc:
+            print(f"--s3: {exc}", file=sys.stderr)
+            return 2
     total = sum(p.stat().st_size * (2 if p.suffix == ".db" else 1) for p in backup.files(data_dir))
     bar, step = _bar(total, "backup")
     try:
@@ -150,28 +190,65 @@ def run_backup(args: argparse.Namespace) -> int:
         bar.close()
     print(f"backup: {target}")
     print(f"manifest SHA-256: {digest} (keep it elsewhere)")
-    if args.no_test:
+    if not args.no_test:
+        checked = backup.check(target, expect=digest, state=state)
+        for problem in checked.problems:
+            print(f"differs: {problem}")
+        if not checked.good:
+            print(f"restore test: FAILED, {len(checked.problems)} problems")
+            return 1  # a backup that fails its test is not copied anywhere
+        print(
+            f"restore test: ok, {checked.files} files, {checked.bytes:,} bytes restored and checked"
+        )
+    if s3 is None:
         return 0
-    checked = backup.check(target, expect=digest, state=state)
+    return _copy_to_s3(s3, target, digest, state, test=not args.no_test)
+
+
+def _copy_to_s3(
+    s3: S3Target, made: Path, digest: str, state: PostgresTarget | None, *, test: bool
+) -> int:
+    """``--s3``: the backup just made copied to the bucket, and that copy restore-tested."""
+    from hub import backup_s3
+
+    total = sum(p.stat().st_size for p in made.rglob("*") if p.is_file())
+    bar, step = _bar(total, "copy to S3")
+    try:
+        url = backup_s3.upload(made, s3, progress=step)
+    except backup_s3.S3Error as exc:
+        print(f"copy to S3 failed: {exc} (the backup is kept in {made})", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    print(f"copied to {url}")
+    if not test:
+        return 0
+    checked = backup_s3.prove(s3, made.name, expect=digest, state=state)
     for problem in checked.problems:
         print(f"differs: {problem}")
     if not checked.good:
-        print(f"restore test: FAILED, {len(checked.problems)} problems")
+        print(f"restore test of the copy in S3: FAILED, {len(checked.problems)} problems")
         return 1
-    print(f"restore test: ok, {checked.files} files, {checked.bytes:,} bytes restored and checked")
+    print(f"restore test of the copy in S3: ok, {checked.files} files checked")
     return 0
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    from hub import backup
+    from hub import backup, backup_s3
 
+    scratch: Path | None = None
     try:
         state = _state(args.state)
+        source = Path(args.backup)
+        if args.backup.startswith("s3://"):  # fetched into a scratch dir first
+            source, scratch = backup_s3.scratch_copy(
+                args.backup, endpoint=args.s3_endpoint, region=args.s3_region
+            )
         if args.test:
-            checked = backup.check(args.backup, expect=args.expect, state=state)
+            checked = backup.check(source, expect=args.expect, state=state)
         else:
             checked = backup.restore(
-                args.backup,
+                source,
                 args.into,
                 expect=args.expect,
                 victoria_data=args.victoria_metrics_data,
@@ -180,6 +257,9 @@ def run_restore(args: argparse.Namespace) -> int:
     except (backup.BackupError, OSError, ValueError) as exc:
         print(f"restore refused: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     for problem in checked.problems:
         print(f"differs: {problem}")
     for skipped in checked.skipped:

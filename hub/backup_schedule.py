@@ -7,6 +7,11 @@ it thins the backups out, grandfather-father-son: the newest backup of each of t
 the five years GSP asks), the others are deleted. A failed backup is deleted at once (it is
 not a backup) and its problems audited.
 
+With ``hub.backup.s3``, each good backup is then copied to an S3-compatible bucket and the
+copy there restore-tested (:mod:`hub.backup_s3`); ``backup.made`` names the copy. A copy that
+fails is a failed day (``backup.failed``, the alert) although the backup on disk is kept and
+good. The copies in the bucket are thinned out by the same rule.
+
 Everything it does is audited (``backup.schedule`` when the schedule is first seen or changes,
 ``backup.made``, ``backup.failed``, ``backup.pruned``), and its state (since when it runs, the
 last good and the last failed backup) is restored from the audit trail at start: the
@@ -28,12 +33,12 @@ from zoneinfo import ZoneInfo
 
 from coldchain.clock import Clock
 from coldchain.config.site import BackupSettings
+from coldchain.secrets import SecretError, resolve
 from coldchain.statedb import PostgresTarget
-from hub import backup, backup_vm
+from hub import backup, backup_s3, backup_vm
 from hub.audit import AuditLog
 
 log = logging.getLogger(__name__)
-PREFIX = "coldchain-backup-"
 STAMP = "%Y%m%dT%H%M%SZ"
 
 
@@ -52,10 +57,10 @@ class BackupState:
 
 def made_at(path: Path) -> datetime | None:
     """When a backup directory was made (UTC, from its name); None: not a backup's name."""
-    if not path.name.startswith(PREFIX):
+    if not path.name.startswith(backup.PREFIX):
         return None
     try:
-        return datetime.strptime(path.name[len(PREFIX) :], STAMP).replace(tzinfo=UTC)
+        return datetime.strptime(path.name[len(backup.PREFIX) :], STAMP).replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -157,17 +162,16 @@ class BackupSchedule:
         if not checked.good:
             shutil.rmtree(made, ignore_errors=True)
             return self._failed("restore test: " + "; ".join(checked.problems[:5]))
-        rid = self.audit.record(
-            actor="hub",
-            action="backup.made",
-            obj="backup",
-            after={
-                "path": str(made),
-                "manifest_sha256": digest,
-                "files": checked.files,
-                "bytes": checked.bytes,
-            },
-        )
+        copy, copy_failed = self._copy(made, digest)
+        after = {
+            "path": str(made),
+            "manifest_sha256": digest,
+            "files": checked.files,
+            "bytes": checked.bytes,
+        }
+        if copy is not None:
+            after["copy"] = copy
+        rid = self.audit.record(actor="hub", action="backup.made", obj="backup", after=after)
         record = self.audit.last("backup.made", "backup")
         assert record is not None  # just written
         log.info("backup %s made and restore-tested (audit #%d)", made, rid)
@@ -180,7 +184,50 @@ class BackupSchedule:
             failed_why=self.state.failed_why,
         )
         self.prune()
+        if copy_failed is not None:
+            return self._failed(copy_failed)
         return self.state
+
+    def s3_target(self) -> backup_s3.S3Target | None:
+        """Where copies go (the keys read now: a rotated file is taken up), or None."""
+        c = self.settings.s3
+        if c is None:
+            return None
+        base = self.data_dir.resolve().parent
+        keys = (
+            (None, None)
+            if c.access_key_id is None or c.secret_access_key is None
+            else (
+                resolve(c.access_key_id, base_dir=base).get_secret_value(),
+                resolve(c.secret_access_key, base_dir=base).get_secret_value(),
+            )
+        )
+        return backup_s3.S3Target.parse(
+            c.url,
+            endpoint=c.endpoint,
+            region=c.region,
+            access_key_id=keys[0],
+            secret_access_key=keys[1],
+        )
+
+    def _copy(self, made: Path, digest: str) -> tuple[str | None, str | None]:
+        """With ``hub.backup.s3``: ``made`` copied to the bucket and the copy restore-tested;
+        (the copy's URL, None) or (None, why it failed); (None, None) without."""
+        try:
+            target = self.s3_target()
+            if target is None:
+                return None, None
+            url = backup_s3.upload(made, target)
+            checked = backup_s3.prove(target, made.name, expect=digest, state=self.hub_state)
+        except (backup_s3.S3Error, SecretError) as exc:
+            return None, f"copy to S3: {exc} (the backup on disk is good: {made})"
+        if not checked.good:
+            return None, (
+                f"restore test of the copy in S3: {'; '.join(checked.problems[:5])} "
+                f"(the backup on disk is good: {made})"
+            )
+        log.info("backup %s copied to %s and restore-tested there", made.name, url)
+        return url, None
 
     def _failed(self, why: str) -> BackupState:
         log.error("the daily backup failed: %s", why)
@@ -209,7 +256,32 @@ class BackupSchedule:
             shutil.rmtree(self.to / name, ignore_errors=True)
         if gone:
             self.audit.record(actor="hub", action="backup.pruned", obj="backup", after=gone)
+        self._prune_copies()
         return gone
+
+    def _prune_copies(self) -> None:
+        """The copies in the bucket GFS does not keep, deleted (audited); a bucket that
+        cannot be reached is logged and tried again tomorrow."""
+        try:
+            target = self.s3_target()
+            if target is None:
+                return
+            names = backup_s3.names(target)
+            found = {t: n for n in names if (t := made_at(Path(n))) is not None}
+            s = self.settings
+            keep = gfs_keep(
+                found, daily=s.keep_daily, weekly=s.keep_weekly, monthly=s.keep_monthly, tz=self.tz
+            )
+            gone = sorted(n for t, n in found.items() if t not in keep)
+            for name in gone:
+                backup_s3.delete(target, name)
+        except (backup_s3.S3Error, SecretError) as exc:
+            log.warning("thinning out the copies in S3: %s", exc)
+            return
+        if gone:
+            self.audit.record(
+                actor="hub", action="backup.pruned", obj="backup", after=gone, comment=target.url()
+            )
 
     async def run(self) -> None:
         """Forever: wait for the next ``at``, back up in a thread, report the state."""

@@ -22,7 +22,8 @@ from coldchain.statedb import PostgresTarget
 from coldchain.store.sqlite.store import SqliteStore
 from hub import backup_pg, records_service
 from hub.audit import AuditLog
-from hub.backup_schedule import PREFIX, STAMP, BackupSchedule, BackupState, gfs_keep, next_run
+from hub.backup import PREFIX
+from hub.backup_schedule import STAMP, BackupSchedule, BackupState, gfs_keep, next_run
 from tests.alertkit import PROFILES, T0, changes, evaluator
 from tests.hubkit import running_hub_service, session_header
 from tests.services import Broker, until

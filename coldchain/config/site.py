@@ -20,6 +20,7 @@ from coldchain.config.base import StrictModel
 from coldchain.config.limits import DEFAULT_LIMITS, Limits, RoomClass
 from coldchain.durations import Duration
 from coldchain.protocol.limits import AGENT_MAX_BATCH_SIZE, MAX_ID_CHARS
+from coldchain.secrets import SecretRef
 
 ID = r"^[a-z0-9][a-z0-9_-]*$"
 """Ids of sites, rooms, gateways, buses, devices and contacts; at most ``MAX_ID_CHARS``
@@ -518,6 +519,32 @@ class PostgresStateSettings(StrictModel):
 StateSettings = Annotated[SqliteStateSettings | PostgresStateSettings, Field(discriminator="type")]
 
 
+class S3CopySettings(StrictModel):
+    """A copy of every daily backup in an S3-compatible bucket (hub/backup_s3.py)."""
+
+    url: str = Field(
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^?#]*)?$",
+        description="s3://BUCKET/PREFIX where the copies go",
+    )
+    endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="the service's endpoint, e.g. https://oss-cn-hangzhou.aliyuncs.com; "
+        "absent: AWS",
+    )
+    region: str | None = Field(None, max_length=64, description="the bucket's region")
+    access_key_id: SecretRef | None = Field(
+        None, description="absent (with the secret): boto3's chain (environment, ~/.aws)"
+    )
+    secret_access_key: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _keys_together(self) -> S3CopySettings:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("give access_key_id and secret_access_key together, or neither")
+        return self
+
+
 class BackupSettings(StrictModel):
     """The hub's daily backup (hub/backup_schedule.py): where, when, and which to keep
     (grandfather-father-son: the newest of each day, ISO week and month)."""
@@ -540,6 +567,11 @@ class BackupSettings(StrictModel):
         None,
         description="with a VictoriaMetrics store on this machine: its -storageDataPath, so "
         "each backup takes a copy of it too (vmbackup); absent: the data dir only",
+    )
+    s3: S3CopySettings | None = Field(
+        None,
+        description="also copy each backup to an S3-compatible bucket and restore-test the "
+        "copy there; the same keep_* thin out the copies",
     )
 
 
