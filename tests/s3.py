@@ -5,8 +5,9 @@ make the IAM user, its access key and its policy, every request must carry a val
 signature from a key it issued (a wrong secret is ``SignatureDoesNotMatch``, an unknown key
 ``InvalidAccessKeyId``) and be allowed by that user's policy.
 
-``s3_service`` yields an :class:`S3Service`: ``.endpoint``, ``.bucket`` (made), ``.keys``
-(access key id, secret), ``.env()`` (the AWS_* environment for a command) and ``.client()``.
+``s3_service`` (or :func:`running_s3`, for a benchmark) yields an :class:`S3Service`:
+``.endpoint``, ``.bucket`` (made), ``.keys`` (access key id, secret), ``.env()`` (the AWS_*
+environment for a command) and ``.client()``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,13 +67,15 @@ class S3Service:
         }
 
 
-@pytest.fixture
-def s3_service(tmp_path: Path) -> Iterator[S3Service]:
+@contextmanager
+def running_s3(where: Path) -> Iterator[S3Service]:
+    """moto's S3 server on a free port (its log in ``where/moto.log``), its IAM user, key
+    and policy made, the bucket made; stopped on the way out."""
     if not SERVER.exists():
-        pytest.fail(f"{SERVER} is missing: install the dev extra (moto[server])")
+        raise RuntimeError(f"{SERVER} is missing: install the dev extra (moto[server])")
     port = free_port()
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}  # the IAM set-up below
-    with (tmp_path / "moto.log").open("wb") as log:
+    with (where / "moto.log").open("wb") as log:
         proc = subprocess.Popen(
             [str(SERVER), "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=log, stderr=log
         )
@@ -79,7 +83,7 @@ def s3_service(tmp_path: Path) -> Iterator[S3Service]:
         deadline = time.monotonic() + 30
         while not port_open("127.0.0.1", port):
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"moto_server did not start: {(tmp_path / 'moto.log').read_text()}")
+                raise RuntimeError(f"moto_server did not start: {(where / 'moto.log').read_text()}")
             time.sleep(0.1)
         endpoint = f"http://127.0.0.1:{port}"
         iam = boto3.client(
@@ -104,3 +108,12 @@ def s3_service(tmp_path: Path) -> Iterator[S3Service]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def s3_service(tmp_path: Path) -> Iterator[S3Service]:
+    try:
+        with running_s3(tmp_path) as service:
+            yield service
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
