@@ -50,14 +50,15 @@ def rollup_others(path: Path) -> dict[tuple[str, int, int], int]:
     (the 1-h rollup holds the hours before its horizon only: the others are made later)."""
     db = sqlite3.connect(path)
     out = {}
-    (horizon,) = db.execute("SELECT value FROM meta WHERE key = 'rollup_1h_horizon'").fetchone()
-    for table, grain, until in (("rollup_1m", MIN, None), ("rollup_1h", 60 * MIN, horizon)):
+    horizons = dict(db.execute("SELECT series, horizon FROM rollup_1h_horizon"))
+    for table, grain in (("rollup_1m", MIN), ("rollup_1h", 60 * MIN)):
+        until = horizons if table == "rollup_1h" else {}
         kept = {(s, b): o for s, b, o in db.execute(f"SELECT series, bucket, other FROM {table}")}
         raw = db.execute(
             f"SELECT series, ts - ts % {grain}, count(*) FROM reading WHERE q <> 0 GROUP BY 1, 2"
         ).fetchall()
-        want = {(s, b): n for s, b, n in raw if until is None or b < until}
-        assert until is None or all(b < until for _, b in kept), table
+        want = {(s, b): n for s, b, n in raw if b < until.get(s, b + 1)}
+        assert all(b < until.get(s, b + 1) for s, b in kept), table
         assert {k: v for k, v in kept.items() if v} == want, table
         out.update({(table, *k): v for k, v in kept.items()})
     db.close()

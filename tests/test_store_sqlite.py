@@ -14,6 +14,7 @@ import pytest
 
 from coldchain.reading import Reading, SeriesId
 from coldchain.store.base import Agg, Bucket, DoorInterval, StoreError
+from coldchain.store.sqlite import blocking
 from coldchain.store.sqlite.store import SqliteStore
 from tests.store_contract import (
     CHECKS,
@@ -308,9 +309,13 @@ def _hour_rows(path: Path) -> list[tuple[object, ...]]:
         db.close()
 
 
-async def test_the_hour_rollup_made_late_is_the_one_folded_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [1000, 1], ids=["all-series-a-write", "one-series-a-write"])
+async def test_the_hour_rollup_made_late_is_the_one_folded_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
     """A live site's stream (in time order, batches of several series, bad and uncertain
-    readings, resends, a backlog into hours already rolled and into hours not yet): the 1-h
+    readings, resends, a backlog into hours already rolled and into hours not yet), the
+    hours made for every series behind at once or for one series a write: the 1-h
     rows the writer adds up from the 1-min rows are those a store folding every reading at
     once has, and the answers are the oracle's, whichever side of the horizon a window is."""
     rng = random.Random(20261208)
@@ -341,13 +346,23 @@ async def test_the_hour_rollup_made_late_is_the_one_folded_at_once(tmp_path: Pat
     batches.append(held[len(held) // 2 :] + live[:50])  # the rest, and resends
     late = SqliteStore(tmp_path / "late.db")
     at_once = SqliteStore(tmp_path / "at-once.db")
-    at_once._writer.roll_through(T0 + 100 * DAY)  # every hour held from the start
+    forever = dict.fromkeys(range(1, len(series) + 1), 2**62)  # the series' ids, in order
+    at_once._writer.db.executemany("INSERT INTO rollup_1h_horizon VALUES (?, ?)", forever.items())
+    at_once._writer.horizons.update(forever)  # every reading folded at once
+    monkeypatch.setattr(blocking, "ROLL_SERIES", chunk)
+    spread = set()
     for batch in batches:
+        before = dict(late._writer.horizons)
         await late.write(batch)
         await at_once.write(batch)
-    horizon = late._writer.horizon
-    assert horizon is not None
-    assert T0 + 8 * HOUR <= horizon <= T0 + 11 * HOUR, "rolled as it went"
+        moved = {s for s, h in late._writer.horizons.items() if s in before and h != before[s]}
+        spread.add(len(moved))
+    assert max(spread) == min(chunk, len(series)), "at most the chunk's series a write"
+    horizons = late._writer.horizons
+    kept = late._writer.db.execute("SELECT series, horizon FROM rollup_1h_horizon")
+    assert dict(kept) == horizons, "the triggers and the queries go by the same horizons"
+    assert len(horizons) == len(series)
+    assert all(T0 + 8 * HOUR <= h <= T0 + 11 * HOUR for h in horizons.values()), horizons
     first: dict[tuple[SeriesId, int], Reading] = {}
     for b in batches:
         for r in b:
@@ -381,9 +396,10 @@ def test_the_hour_roll_reads_series_by_series(tmp_path: Path) -> None:
 
     db = connect_writer(tmp_path / "s.db")
     plan = " / ".join(
-        row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {ROLL_SQL}", {"a": 0, "z": 1})
+        row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {ROLL_SQL}", {"lo": 1, "hi": 9, "z": 1})
     )
     db.close()
+    assert "SEARCH d USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)" in plan, plan
     assert "SEARCH r USING PRIMARY KEY (series=? AND bucket>? AND bucket<?)" in plan, plan
     assert "SCAN r" not in plan, plan
 
@@ -400,7 +416,7 @@ async def test_a_store_from_before_keeps_its_hours_and_rolls_on(tmp_path: Path) 
     db = sqlite3.connect(path)  # as version 2 made it
     db.executescript(
         "DROP TRIGGER reading_rollup_1m; DROP TRIGGER reading_rollup_1h; "
-        "DELETE FROM meta WHERE key = 'rollup_1h_horizon'; "
+        "DROP TABLE rollup_1h_horizon; "
         "CREATE TRIGGER reading_rollup AFTER INSERT ON reading BEGIN "
         f"{_fold('rollup_1m', MINUTE_MS)} {_fold('rollup_1h', HOUR_MS)} END; "
         "PRAGMA user_version = 2;"
@@ -413,10 +429,11 @@ async def test_a_store_from_before_keeps_its_hours_and_rolls_on(tmp_path: Path) 
     db.commit()
     db.close()
     store = SqliteStore(path)
-    assert store._writer.horizon == T0 + 5 * HOUR
+    assert store._writer.horizons == {}  # every reading folds until its series has one
     await store.write([good(s, T0 + 4 * HOUR + 55 * MIN, 100.0)])  # into a rolled hour
+    assert store._writer.horizons == {1: T0 + 5 * HOUR}  # past its last 1-h row
     await store.write([good(s, T0 + 5 * HOUR + k * 10 * MIN, 1.0) for k in range(24)])  # 4 h on
-    assert store._writer.horizon == T0 + 7 * HOUR
+    assert store._writer.horizons == {1: T0 + 7 * HOUR}
     hours = await store.range(s, T0, T0 + 9 * HOUR, HOUR, Agg.MEAN)
     want = [(sum(range(6 * h, 6 * h + 6)) / 6, 6) for h in range(4)]
     want.append(((sum(range(24, 30)) + 100) / 7, 7))
@@ -434,7 +451,7 @@ async def test_pruning_the_1min_rollup_makes_its_hours_first(tmp_path: Path) -> 
     store = SqliteStore(tmp_path / "s.db", raw_retention_days=1, rollup_1m_retention_days=1)
     s = SeriesId("city", "gw1", "p1", "temperature")
     await store.write([good(s, T0 + k * MIN, float(k % 10)) for k in range(3 * 60)])
-    assert store._writer.horizon == T0 + HOUR  # the last two hours not rolled yet
+    assert store._writer.horizons == {1: T0 + HOUR}  # the last two hours not rolled yet
     await store.prune_detail(T0 + DAY + 3 * HOUR)
     hours = await store.range(s, T0, T0 + 3 * HOUR, HOUR, Agg.MEAN)
     assert [(b.ts_ms, b.value, b.count) for b in hours] == [

@@ -23,7 +23,14 @@ from coldchain.reading import (
 )
 from coldchain.store.base import Agg, Bucket, DoorInterval, StoreError
 from coldchain.store.sqlite.meta import read_meta, write_meta
-from coldchain.store.sqlite.rollup import HORIZON, HOUR_MS, MINUTE_MS, ROLL_SQL, range_query
+from coldchain.store.sqlite.rollup import (
+    HOUR_MS,
+    MINUTE_MS,
+    ROLL_SERIES,
+    ROLL_SQL,
+    ROLLED_SQL,
+    range_query,
+)
 from coldchain.store.sqlite.schema import Q_BACK, Q_CODE, connect_reader, connect_writer
 from coldchain.store.sqlite.seal import Sealing, hour_parts
 
@@ -47,6 +54,9 @@ _DOOR_OPENED = """SELECT ts FROM reading WHERE series = :sid AND q = 0 AND ts < 
 _DOOR_WINDOW = """SELECT ts, value FROM reading WHERE series = :sid AND q = 0
                   AND ts >= :a AND ts < :z ORDER BY ts"""
 _Row = tuple[int, float | None, int, str | None, float | None, str | None]
+_Row7 = tuple[int, int, float | None, int, str | None, float | None, str | None]
+_Moved = tuple[dict[int, int], list[int], int, list[int]]
+"""Horizons given, series rolled, the hour they were rolled to, the series still behind it."""
 
 
 def _split_meta(meta: dict[str, float]) -> tuple[float | None, str | None]:
@@ -66,7 +76,12 @@ class Writer:
         rows = self.db.execute("SELECT id, site, gateway, device, point FROM series")
         self._ids = {SeriesId(*names): sid for sid, *names in rows}
         self.floor_ms = read_meta(self.db, "floor_ms")
-        self.horizon = read_meta(self.db, HORIZON)  # rollup_1h holds every hour before it
+        # per series, the hour before which rollup_1h holds all its hours (rollup.py)
+        self.horizons: dict[int, int] = dict(
+            self.db.execute("SELECT series, horizon FROM rollup_1h_horizon")
+        )
+        self._due = min(self.horizons.values(), default=0)  # every horizon is at least this
+        self._lagging: list[int] = []  # the series whose horizon is before _due, sorted
         self.sealing = Sealing(self.db)  # SqliteStore.seal drives it on this thread
         # clock corrections by gateway: (start_ms, end_ms, shift_ms)
         self._retimes: dict[str, list[tuple[int, int, int]]] = {}
@@ -98,9 +113,7 @@ class Writer:
                     raise StoreError(f"{r.series} at {r.ts_ms}: value {value} is not finite")
                 cal, extra = _split_meta(r.meta) if r.meta else (None, None)
                 rows.append((sid, r.ts_ms, value, Q_CODE[r.quality], r.reason, cal, extra))
-            horizon = (
-                self._roll(max(r[1] for r in rows) // HOUR_MS * HOUR_MS - HOUR_MS) if rows else None
-            )
+            moved = self._horizons(rows)
             # trigger rows are not counted; a late one is noted by the sealing's trigger
             stored = db.executemany(_INSERT, rows).rowcount
             db.execute("COMMIT")
@@ -108,8 +121,7 @@ class Writer:
             if db.in_transaction:  # some errors (disk full, I/O) have rolled back already
                 db.execute("ROLLBACK")
             raise
-        if horizon is not None:
-            self.horizon = horizon
+        self._moved(*moved)
         ids.update(new)
         if (expired := len(readings) - len(rows)) > 0:
             log.warning(
@@ -120,30 +132,70 @@ class Writer:
             )
         return stored, len(readings) - stored
 
-    def _roll(self, due: int) -> int | None:
-        """Inside a write transaction: move the 1-h rollup's horizon on to ``due`` (an
-        hour), adding up the 1-min rows of the hours it passes into their 1-h rows; the new
-        horizon, or None when it stays (see :mod:`coldchain.store.sqlite.rollup`)."""
-        if self.horizon is not None:
-            if due <= self.horizon:
-                return None
-            self.db.execute(ROLL_SQL, {"a": self.horizon, "z": due})
-        write_meta(self.db, HORIZON, due)  # the first write: no hour before it held yet
-        return due
+    def _horizons(self, rows: list[_Row7]) -> _Moved:
+        """Inside a write transaction, before ``rows`` are inserted: a horizon for each of
+        their series that has none yet (past its last 1-h row, else its first hour in
+        ``rows``), then the 1-h rows of up to :data:`ROLL_SERIES` of the series whose horizon
+        is two hours or more behind the newest reading (:mod:`coldchain.store.sqlite.rollup`).
+        What changed, for :meth:`_moved` to take up once committed."""
+        if not rows:
+            return {}, [], self._due, self._lagging
+        horizons, db = self.horizons, self.db
+        first: dict[int, int] = {}
+        for sid, ts, *_ in rows:
+            if sid not in horizons and ts < first.get(sid, ts + 1):
+                first[sid] = ts
+        new: dict[int, int] = {}
+        for sid, ts in first.items():
+            (last,) = db.execute(
+                "SELECT max(bucket) FROM rollup_1h WHERE series = ?", (sid,)
+            ).fetchone()
+            new[sid] = last + HOUR_MS if last is not None else ts // HOUR_MS * HOUR_MS
+        if new:
+            db.executemany("INSERT INTO rollup_1h_horizon VALUES (?, ?)", new.items())
+        due = max(self._due, max(r[1] for r in rows) // HOUR_MS * HOUR_MS - HOUR_MS)
+        if due > self._due:  # an hour more is over: every series behind it, a chunk a write
+            lagging = sorted(sid for sid, h in horizons.items() if h < due)
+        else:
+            lagging = self._lagging
+        behind = [sid for sid, h in new.items() if h < due]
+        if behind:
+            lagging = sorted({*lagging, *behind})
+        part, rest = lagging[:ROLL_SERIES], lagging[ROLL_SERIES:]
+        if part:  # every series in part[0]..part[-1] behind due is in part (lagging is sorted)
+            args = {"lo": part[0], "hi": part[-1], "z": due}
+            db.execute(ROLL_SQL, args)
+            db.execute(ROLLED_SQL, args)
+        return new, part, due, rest
+
+    def _moved(self, new: dict[int, int], rolled: list[int], due: int, rest: list[int]) -> None:
+        """The horizons as committed: the new ones, and those of the series rolled."""
+        self.horizons.update(new)
+        for sid in rolled:
+            self.horizons[sid] = due
+        self._due, self._lagging = due, rest
 
     def roll_through(self, ts_ms: int) -> None:
-        """Move the horizon on past ``ts_ms`` (to the next whole hour) at least, in a
-        transaction of its own: before the 1-min rows older than ``ts_ms`` are pruned."""
+        """Make the 1-h rows of every series up to ``ts_ms`` (the next whole hour) at
+        least, in a transaction of its own: before the 1-min rows older than ``ts_ms`` are
+        pruned."""
+        due = -(-ts_ms // HOUR_MS) * HOUR_MS
+        behind = sorted(sid for sid, h in self.horizons.items() if h < due)
+        if not behind:
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            horizon = self._roll(-(-ts_ms // HOUR_MS) * HOUR_MS)
+            args = {"lo": behind[0], "hi": behind[-1], "z": due}
+            self.db.execute(ROLL_SQL, args)
+            self.db.execute(ROLLED_SQL, args)
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
-        if horizon is not None:
-            self.horizon = horizon
+        for sid in behind:
+            self.horizons[sid] = due
+        self._lagging = [sid for sid in self._lagging if self.horizons[sid] < self._due]
 
     def _corrected(self, r: Reading) -> Reading:
         for a, b, shift in self._retimes.get(r.series.gateway, ()):

@@ -10,13 +10,16 @@ Compact rows: a bucket with at most one good reading leaves ``min``, ``max`` and
 NULL — they equal ``sum`` (so ``coalesce(min, sum)`` is the minimum). At one reading per
 minute, most 1-min buckets hold one reading; this halves the 1-min rollup on disk.
 
-The 1-h rollup is made an hour late: a reading stamped before the **horizon** (``meta``
-key :data:`HORIZON`) folds into ``rollup_1h`` by the trigger; the hours from the horizon on
-have no 1-h row yet. When the newest reading written is two hours past the horizon, the writer
-moves it on, in the same transaction: each series' 1-min rows of the hours passed are added up
-into their 1-h rows (:data:`ROLL_SQL`). At one reading a minute that is one row written per
-series and hour instead of sixty updates of the same row, which were a third of a write's
-cost. Queries read the hours from the horizon on from ``rollup_1m`` (the whole hours in
+The 1-h rollup is made an hour late. Each series has a **horizon** (``rollup_1h_horizon``,
+an hour): a reading stamped before it folds into ``rollup_1h`` by the trigger; the series'
+hours from it on have no 1-h row yet. When the newest reading written is two hours past a
+series' horizon, the writer moves it on, in a write's transaction: the series' 1-min rows of
+the hours passed are added up into their 1-h rows (:data:`ROLL_SQL`), at most
+:data:`ROLL_SERIES` series a write, so the work of an hour spreads over the next writes
+instead of stalling one. At one reading a minute that is one row written per series and hour
+instead of sixty updates of the same row, which were a third of a write's cost. A series
+without a horizon row folds every reading (a store from before, until its first write). Queries
+read a series' hours from its horizon on from ``rollup_1m`` (the whole hours before it from
 ``rollup_1h``), in the same read transaction as the horizon, so they never see an hour twice
 or not at all.
 
@@ -36,9 +39,8 @@ from coldchain.store.base import Agg, Bucket
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
-HORIZON = "rollup_1h_horizon"
-"""The ``meta`` key of the hour before which ``rollup_1h`` holds every hour (see the module
-doc); not set: none yet."""
+ROLL_SERIES = 1000
+"""Series whose 1-h rows one write adds up, at most (~60,000 1-min rows, some 70 ms)."""
 
 _COLUMNS = """
     series INTEGER NOT NULL, bucket INTEGER NOT NULL,
@@ -77,15 +79,20 @@ CREATE TABLE IF NOT EXISTS rollup_1h ({_COLUMNS}) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS reading_rollup_1m AFTER INSERT ON reading BEGIN
 {_fold("rollup_1m", MINUTE_MS)}
 END;
+-- per series, the hour before which rollup_1h holds all its hours (none: it folds them all)
+CREATE TABLE IF NOT EXISTS rollup_1h_horizon (
+    series INTEGER PRIMARY KEY, horizon INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS reading_rollup_1h AFTER INSERT ON reading
-WHEN NEW.ts < (SELECT value FROM meta WHERE key = '{HORIZON}') BEGIN
+WHEN NEW.ts < coalesce(
+    (SELECT horizon FROM rollup_1h_horizon WHERE series = NEW.series), 9223372036854775807)
+BEGIN
 {_fold("rollup_1h", HOUR_MS)}
 END;
 """  # noqa: S608 - ours
 
-# An hour's row of rollup_1h from its 1-min rows, for every series with any in [:a, :z):
-# the same counts, sum, min, max and last as folding its readings one by one (the sum up to
-# float rounding: added in another order).
+# The 1-h rows of the series :lo..:hi whose horizon is before :z, from their 1-min rows from
+# their horizon to :z: the same counts, sum, min, max and last as folding their readings one by
+# one (the sum up to float rounding: added in another order). Their horizons move on after.
 _HOUR_OF = f"bucket - (((bucket % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})"
 ROLL_SQL = f"""
 INSERT OR REPLACE INTO rollup_1h (series, bucket, count, other, sum, min, max, last, last_off)
@@ -102,9 +109,13 @@ FROM (SELECT r.series AS series, {_HOUR_OF} AS h, sum(count) AS c, sum(other) AS
              min(CASE WHEN count > 0 THEN coalesce(min, sum) END) AS mn,
              max(CASE WHEN count > 0 THEN coalesce(max, sum) END) AS mx,
              max(CASE WHEN count > 0 THEN bucket + last_off END) AS lt
-      FROM series CROSS JOIN rollup_1m r ON r.series = series.id  -- series by series
-      WHERE r.bucket >= :a AND r.bucket < :z
+      FROM rollup_1h_horizon d CROSS JOIN rollup_1m r ON r.series = d.series  -- series by series
+      WHERE d.series BETWEEN :lo AND :hi AND d.horizon < :z
+        AND r.bucket >= d.horizon AND r.bucket < :z
       GROUP BY r.series, h) g"""  # noqa: S608 - ours
+ROLLED_SQL = (
+    "UPDATE rollup_1h_horizon SET horizon = :z WHERE series BETWEEN :lo AND :hi AND horizon < :z"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,8 +245,11 @@ def range_query(
         return _final(db, _raw_sql(agg), agg, args)
     rolled_z = inner_z  # whole buckets of the rollup chosen; those after from rollup_1m
     if rollup is ROLLUP_1H:
-        horizon = db.execute("SELECT value FROM meta WHERE key = ?", (HORIZON,)).fetchone()
-        rolled_z = max(inner_a, min(inner_z, horizon[0] if horizon is not None else inner_a))
+        row = db.execute(
+            "SELECT horizon FROM rollup_1h_horizon WHERE series = ?", (sid,)
+        ).fetchone()
+        if row is not None:
+            rolled_z = max(inner_a, min(inner_z, row[0]))
     if inner_a == start and inner_z == end and rolled_z == inner_z:
         if step == g:
             return _rows(db, rollup, agg, args)

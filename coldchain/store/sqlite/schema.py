@@ -23,7 +23,7 @@ from pathlib import Path
 
 from coldchain.reading import Quality
 from coldchain.store.base import StoreError
-from coldchain.store.sqlite.rollup import HORIZON, HOUR_MS, ROLLUP_DDL
+from coldchain.store.sqlite.rollup import ROLLUP_DDL
 from coldchain.store.sqlite.seal import SEAL_DDL, TRIGGER_DDL
 
 SCHEMA_VERSION = 3  # 2: the seal tables; 3: rollup_1h made an hour late (two triggers)
@@ -51,14 +51,10 @@ CREATE TABLE IF NOT EXISTS retime (
     start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL, shift_ms INTEGER NOT NULL);
 """
 
-# A store from before version 3 folded every reading into rollup_1h at once: its hours are all
-# there, so the horizon is the hour after its last 1-h row (none: not set, the first write
-# sets it), and its single trigger gives way to the two of ROLLUP_DDL.
-_UPGRADE_TO_3 = f"""
-DROP TRIGGER IF EXISTS reading_rollup;
-INSERT OR REPLACE INTO meta (key, value)
-    SELECT '{HORIZON}', max(bucket) + {HOUR_MS} FROM rollup_1h HAVING count(*) > 0;
-"""  # noqa: S608 - ours
+# A store from before version 3 folded every reading into rollup_1h at once: its single
+# trigger gives way to the two of ROLLUP_DDL; its series have no horizon (every reading folds)
+# until the writer gives each one past its last 1-h row.
+_UPGRADE_TO_3 = "DROP TRIGGER IF EXISTS reading_rollup;"
 
 # 64 MiB of page cache per connection: the pages a write touches (the newest page of every
 # live series in three tables) stay in memory instead of being re-read each commit.
