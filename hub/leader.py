@@ -170,9 +170,14 @@ class AlertLeadership:
         return bool(n)
 
     def release(self) -> None:
-        """Let go (the standby takes over within its interval)."""
-        self.leading = False
-        self._drop_connection()  # ending the session releases the advisory lock
+        """Let go (the standby takes over within its interval). On PostgreSQL the lock is
+        given back before the session ends: a closed session's backend lets go of its locks
+        a moment after the client has gone, while others may already be looking."""
+        was_leading, self.leading = self.leading, False
+        if was_leading and self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.execute("SELECT pg_advisory_unlock(?)", (ALERT_LEADER,))
+        self._drop_connection()  # ending the session releases the advisory lock anyway
         if self._fd is not None:
             os.close(self._fd)  # and closing the descriptor the flock
             self._fd = None
