@@ -64,6 +64,11 @@ def http_status(exc: AlertError) -> int:
     return 400
 
 
+def validation_errors(exc: ValidationError) -> str:
+    """A rule's validation errors on one line: ``where: what; ...``."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
@@ -166,8 +171,7 @@ def _alert_routes(router: APIRouter, svc: AlertService, guard: Guard) -> None:
         try:
             rule = _call(svc.put_rule, {**body, "id": rule_id}, by=by.name)
         except ValidationError as exc:
-            errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise HTTPException(422, f"rule {rule_id}: {errors}") from None
+            raise HTTPException(422, f"rule {rule_id}: {validation_errors(exc)}") from None
         out: dict[str, Any] = rule.model_dump(mode="json")
         return out
 

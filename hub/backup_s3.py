@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +110,14 @@ def upload(backup: Path, target: S3Target, *, progress: Progress | None = None) 
         for path, rel in _files(backup):
             key = target.key(name, rel)
             client.upload_file(str(path), target.bucket, key)
-            size = client.head_object(Bucket=target.bucket, Key=key)["ContentLength"]
-            if size != path.stat().st_size:
-                raise S3Error(
-                    f"{target.url(name)}/{rel}: {size} bytes there, not {path.stat().st_size}"
-                )
+            size, sent = (
+                client.head_object(Bucket=target.bucket, Key=key)["ContentLength"],
+                path.stat().st_size,
+            )
+            if size != sent:
+                raise S3Error(f"{target.url(name)}/{rel}: {size} bytes there, not {sent}")
             if progress is not None:
-                progress(path.stat().st_size, rel)
+                progress(sent, rel)
     except _errors() as exc:
         raise _failed(target, f"copying {name}", exc) from exc
     return target.url(name)
@@ -215,15 +216,7 @@ def fetch(url: str, into: Path, **kwargs: Any) -> Path:
     prefix, _, name = target.prefix.rpartition("/")
     if not name.startswith(PREFIX):
         raise S3Error(f"{url}: name a backup: s3://BUCKET/PREFIX/{PREFIX}YYYYMMDDTHHMMSSZ")
-    parent = S3Target(
-        target.bucket,
-        prefix,
-        target.endpoint,
-        target.region,
-        target.access_key_id,
-        target.secret_access_key,
-    )
-    return download(parent, name, into)
+    return download(replace(target, prefix=prefix), name, into)
 
 
 def scratch_copy(url: str, **kwargs: Any) -> tuple[Path, Path]:

@@ -47,7 +47,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, ValidationError
 
-from alerts.api import http_status
+from alerts.api import http_status, validation_errors
 from alerts.errors import AlertError, UnavailableError
 from alerts.rule_edits import RULE
 from alerts.service import AlertService
@@ -424,11 +424,7 @@ async def _edit_rule(alerts: AlertService, rule_id: str, user: Principal, body: 
     except AlertError as exc:
         raise SignatureError(http_status(exc), str(exc)) from None
     except ValidationError as exc:  # checked before the password; the config moved since
-        raise SignatureError(422, f"rule {rule_id}: {_errors(exc)}") from None
-
-
-def _errors(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SignatureError(422, f"rule {rule_id}: {validation_errors(exc)}") from None
 
 
 async def _can_sign(
@@ -468,7 +464,7 @@ def _can_sign_rule(alerts: AlertService, rule_id: str, body: SignIn) -> None:
         try:
             RULE.validate_python({**body.rule, "id": rule_id})
         except ValidationError as exc:
-            raise SignatureError(422, f"rule {rule_id}: {_errors(exc)}") from None
+            raise SignatureError(422, f"rule {rule_id}: {validation_errors(exc)}") from None
     elif body.meaning == "reverted":
         if alerts.store.rule_edits().get(rule_id) is None:
             raise SignatureError(404, f"rule {rule_id} has no edit to revert")

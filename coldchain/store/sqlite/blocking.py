@@ -141,10 +141,10 @@ class Writer:
         if not rows:
             return {}, [], self._due, self._lagging
         horizons, db = self.horizons, self.db
-        first: dict[int, int] = {}
-        for sid, ts, *_ in rows:
-            if sid not in horizons and ts < first.get(sid, ts + 1):
-                first[sid] = ts
+        first: dict[int, int] = {}  # series without a horizon: their first reading here
+        for r in rows:
+            if r[0] not in horizons and r[1] < first.get(r[0], r[1] + 1):
+                first[r[0]] = r[1]
         new: dict[int, int] = {}
         for sid, ts in first.items():
             (last,) = db.execute(
